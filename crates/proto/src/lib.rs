@@ -1,0 +1,16 @@
+//! Wire types shared by every tdfs process: ids, paths, errors, requests and
+//! responses, and the frame codec. No I/O lives here; `tdfs-rpc` moves these
+//! values over sockets.
+
+pub mod codec;
+pub mod error;
+pub mod ids;
+pub mod meta;
+pub mod path;
+pub mod perm;
+
+pub use error::FsError;
+pub use ids::{BlockId, DatanodeId, MetaId};
+
+/// Version carried by the handshake; a peer with another version is refused.
+pub const PROTOCOL_VERSION: u32 = 1;

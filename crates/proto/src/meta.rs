@@ -1,0 +1,432 @@
+//! Requests and responses of the metadata service (clients, admins, peers
+//! and datanodes all speak to a metadata node through these).
+
+use crate::ids::{BlockId, CallId, DatanodeId, MetaId};
+use serde::{Deserialize, Serialize};
+
+/// Everything a metadata node answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Liveness probe; answered by every node.
+    Ping,
+    /// A namespace operation on behalf of `user`. Mutations carry a `call`
+    /// id so that a retry is answered from the retry cache.
+    Meta {
+        user: String,
+        call: Option<CallId>,
+        op: MetaRequest,
+    },
+    /// Cluster administration (`haadmin`, `dfsadmin`).
+    Admin(AdminRequest),
+    /// A Raft message between metadata nodes, encoded by the Raft layer.
+    /// Only accepted from authenticated peers.
+    Raft { kind: RaftKind, payload: Vec<u8> },
+    /// A follower asks the leader for a read index (the commit index at a
+    /// moment the leader confirmed its leadership with a quorum).
+    ReadIndex,
+    /// A follower forwards a batch of mutations to the leader.
+    Forward { ops: Vec<ForwardedOp> },
+    /// Datanode to metadata node.
+    Datanode(DatanodeRequest),
+}
+
+/// Which Raft RPC a `Request::Raft` payload holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RaftKind {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+/// A mutation forwarded by a follower, with its originating user and call id.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ForwardedOp {
+    pub user: String,
+    pub call: Option<CallId>,
+    pub op: MetaRequest,
+}
+
+/// Answers to [`Request`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Pong { id: MetaId },
+    Meta(MetaResponse),
+    Admin(AdminResponse),
+    Raft(Vec<u8>),
+    ReadIndex(u64),
+    Forwarded(Vec<Result<MetaResponse, crate::FsError>>),
+    Datanode(DatanodeResponse),
+}
+
+/// Namespace operations. Reads are served linearizably by any metadata node;
+/// mutations go through Raft on the leader.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MetaRequest {
+    // ---- mutations ----
+    Mkdirs {
+        path: String,
+        /// Permission bits before the umask; `None` means 0777 & !umask.
+        mode: Option<u16>,
+        /// Create missing parents (`mkdir -p`); without it the parent must exist.
+        parents: bool,
+    },
+    Create {
+        path: String,
+        overwrite: bool,
+        replication: Option<u16>,
+        block_size: Option<u64>,
+        mode: Option<u16>,
+        create_parents: bool,
+    },
+    /// Reopens a complete file for appending, under a lease.
+    Append { path: String },
+    /// Allocates the next block of a file under construction. `previous` is
+    /// the last block as the client wrote it (length and digest), committed
+    /// with this call. `excluded` datanodes are not chosen.
+    AddBlock {
+        path: String,
+        previous: Option<BlockInfo>,
+        excluded: Vec<DatanodeId>,
+    },
+    /// Replaces a block's pipeline after a datanode failed: new generation
+    /// stamp, the surviving nodes kept, new targets added when too few remain.
+    UpdatePipeline {
+        path: String,
+        block: BlockId,
+        keep: Vec<DatanodeId>,
+        excluded: Vec<DatanodeId>,
+    },
+    /// Gives up a block the client could not write to any datanode.
+    AbandonBlock { path: String, block: BlockId },
+    /// Closes a file: commits the last block and releases the lease.
+    Complete {
+        path: String,
+        last: Option<BlockInfo>,
+    },
+    /// Keeps the caller's leases alive while it writes.
+    RenewLease,
+    Delete { path: String, recursive: bool },
+    /// Renames `src` to `dst`. With `into_dir`, an existing directory `dst`
+    /// receives `src` under its own name (the `mv`/WebHDFS semantics).
+    Rename { src: String, dst: String, into_dir: bool },
+    SetReplication { path: String, replication: u16 },
+    SetPermission { path: String, mode: u16 },
+    SetOwner {
+        path: String,
+        owner: Option<String>,
+        group: Option<String>,
+    },
+    SetTimes {
+        path: String,
+        mtime: Option<u64>,
+        atime: Option<u64>,
+    },
+    // ---- reads ----
+    GetFileInfo { path: String },
+    /// Lists a directory (or a file, which lists as itself) in name order,
+    /// starting after `start_after`, at most `limit` entries.
+    ListStatus {
+        path: String,
+        start_after: Option<String>,
+        limit: u32,
+    },
+    ContentSummary { path: String },
+    GetBlockLocations { path: String, offset: u64, len: u64 },
+    /// Namespace and block health under `path`.
+    Fsck { path: String },
+}
+
+impl MetaRequest {
+    /// Whether the operation changes state (and so goes through Raft).
+    pub fn is_mutation(&self) -> bool {
+        !matches!(
+            self,
+            MetaRequest::GetFileInfo { .. }
+                | MetaRequest::ListStatus { .. }
+                | MetaRequest::ContentSummary { .. }
+                | MetaRequest::GetBlockLocations { .. }
+                | MetaRequest::Fsck { .. }
+        )
+    }
+
+    /// A short name for metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            MetaRequest::Mkdirs { .. } => "mkdirs",
+            MetaRequest::Create { .. } => "create",
+            MetaRequest::Append { .. } => "append",
+            MetaRequest::AddBlock { .. } => "add_block",
+            MetaRequest::UpdatePipeline { .. } => "update_pipeline",
+            MetaRequest::AbandonBlock { .. } => "abandon_block",
+            MetaRequest::Complete { .. } => "complete",
+            MetaRequest::RenewLease => "renew_lease",
+            MetaRequest::Delete { .. } => "delete",
+            MetaRequest::Rename { .. } => "rename",
+            MetaRequest::SetReplication { .. } => "set_replication",
+            MetaRequest::SetPermission { .. } => "set_permission",
+            MetaRequest::SetOwner { .. } => "set_owner",
+            MetaRequest::SetTimes { .. } => "set_times",
+            MetaRequest::GetFileInfo { .. } => "get_file_info",
+            MetaRequest::ListStatus { .. } => "list_status",
+            MetaRequest::ContentSummary { .. } => "content_summary",
+            MetaRequest::GetBlockLocations { .. } => "get_block_locations",
+            MetaRequest::Fsck { .. } => "fsck",
+        }
+    }
+}
+
+/// Answers to [`MetaRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum MetaResponse {
+    Done,
+    Bool(bool),
+    Status(FileStatus),
+    Listing {
+        entries: Vec<FileStatus>,
+        /// Entries left after this page.
+        remaining: u64,
+    },
+    Summary(ContentSummary),
+    Blocks(LocatedBlocks),
+    Block(LocatedBlock),
+    /// Answer to `Append`: the file, and its last block when that block is
+    /// partial and the client must continue writing it.
+    Appended {
+        status: FileStatus,
+        last: Option<LocatedBlock>,
+    },
+    Fsck(FsckReport),
+}
+
+/// Whether an inode is a file or a directory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileKind {
+    File,
+    Dir,
+}
+
+/// What `stat`/`ls` show about one inode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStatus {
+    /// The last path component ("" for the root).
+    pub name: String,
+    pub inode: u64,
+    pub kind: FileKind,
+    pub length: u64,
+    pub replication: u16,
+    pub block_size: u64,
+    /// Milliseconds since the Unix epoch.
+    pub mtime: u64,
+    pub atime: u64,
+    pub owner: String,
+    pub group: String,
+    pub mode: u16,
+    /// Number of entries of a directory.
+    pub children: u64,
+    /// A file open for writing.
+    pub under_construction: bool,
+}
+
+impl FileStatus {
+    pub fn is_dir(&self) -> bool {
+        self.kind == FileKind::Dir
+    }
+}
+
+/// `du`/`count`/GETCONTENTSUMMARY.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentSummary {
+    pub length: u64,
+    pub file_count: u64,
+    pub directory_count: u64,
+    /// Bytes times replication.
+    pub space_consumed: u64,
+}
+
+/// A block as the namespace records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockInfo {
+    pub id: BlockId,
+    /// Bumped when a pipeline is rebuilt, so stale replicas can be told apart.
+    pub gen: u64,
+    pub len: u64,
+    /// SHA-256 of the block's bytes, once the block is committed.
+    pub sha256: Option<[u8; 32]>,
+}
+
+/// Where a datanode can be reached.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatanodeAddr {
+    pub id: DatanodeId,
+    pub addr: String,
+    pub http: Option<String>,
+}
+
+/// A block with its place in the file and its replicas.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocatedBlock {
+    pub block: BlockInfo,
+    /// Offset of the block's first byte in the file.
+    pub offset: u64,
+    /// Replicas, best first (for reads) or the pipeline in order (for writes).
+    pub locations: Vec<DatanodeAddr>,
+}
+
+/// Answer to `GetBlockLocations`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocatedBlocks {
+    pub file_length: u64,
+    pub blocks: Vec<LocatedBlock>,
+    pub under_construction: bool,
+}
+
+/// Namespace and block health, as `fsck` reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FsckReport {
+    pub files: u64,
+    pub directories: u64,
+    pub blocks: u64,
+    pub total_size: u64,
+    pub under_replicated: u64,
+    pub over_replicated: u64,
+    pub missing: u64,
+    pub corrupt: u64,
+    /// Files with a missing or corrupt block (paths, bounded).
+    pub bad_files: Vec<String>,
+}
+
+/// Cluster administration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AdminRequest {
+    /// This node's view of itself: role, term, log and leader.
+    NodeState,
+    /// Adds a metadata node: as a learner first, then as a voter.
+    AddMeta { id: MetaId, addr: String },
+    RemoveMeta { id: MetaId },
+    TransferLeader { id: MetaId },
+    /// Sent by the leader to the transfer target: start an election now.
+    StartElection,
+    /// Datanodes, capacity and usage (`dfsadmin -report`).
+    Report,
+    Decommission { id: DatanodeId },
+    Recommission { id: DatanodeId },
+}
+
+/// Answers to [`AdminRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum AdminResponse {
+    Done,
+    NodeState(NodeState),
+    Report(ClusterReport),
+}
+
+/// A metadata node's own state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeState {
+    pub id: MetaId,
+    pub addr: String,
+    pub http: Option<String>,
+    /// `leader`, `follower`, `candidate` or `learner`.
+    pub role: String,
+    pub term: u64,
+    pub leader: Option<MetaId>,
+    pub last_log_index: u64,
+    pub applied_index: u64,
+    /// Voters and learners of the current membership, with addresses.
+    pub voters: Vec<(MetaId, String)>,
+    pub learners: Vec<(MetaId, String)>,
+}
+
+/// `dfsadmin -report`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterReport {
+    pub leader: Option<MetaId>,
+    pub datanodes: Vec<DatanodeReport>,
+}
+
+/// One datanode in a [`ClusterReport`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatanodeReport {
+    pub id: DatanodeId,
+    pub addr: String,
+    pub http: Option<String>,
+    /// `live`, `stale` or `dead`.
+    pub state: String,
+    /// `normal`, `decommissioning` or `decommissioned`.
+    pub admin_state: String,
+    pub capacity: u64,
+    pub used: u64,
+    pub remaining: u64,
+    pub blocks: u64,
+    /// Milliseconds since the last report or heartbeat.
+    pub last_contact_ms: u64,
+}
+
+/// Datanode to metadata node.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DatanodeRequest {
+    /// Announces (or re-announces) a datanode; recorded through Raft.
+    Register {
+        id: DatanodeId,
+        addr: String,
+        http: Option<String>,
+    },
+    /// Usage and liveness, also carried by gossip.
+    Heartbeat { id: DatanodeId, usage: DatanodeUsage },
+    /// Every finalized replica the datanode holds.
+    FullReport {
+        id: DatanodeId,
+        usage: DatanodeUsage,
+        blocks: Vec<ReplicaReport>,
+    },
+    /// Replicas finalized or deleted since the last report.
+    IncrementalReport {
+        id: DatanodeId,
+        added: Vec<ReplicaReport>,
+        removed: Vec<BlockId>,
+        /// Replicas found corrupt by the scanner or a reader (and deleted).
+        corrupt: Vec<BlockId>,
+    },
+}
+
+/// Capacity figures of one datanode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatanodeUsage {
+    pub capacity: u64,
+    pub used: u64,
+    /// Bytes promised to blocks being received.
+    pub pending: u64,
+    pub blocks: u64,
+}
+
+/// One finalized replica.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaReport {
+    pub id: BlockId,
+    pub gen: u64,
+    pub len: u64,
+    pub sha256: [u8; 32],
+}
+
+/// Metadata node to datanode, in answer to a report or heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DatanodeResponse {
+    Ok { commands: Vec<DatanodeCommand> },
+    /// The metadata node does not know this datanode: register and send a
+    /// full report.
+    Reregister,
+}
+
+/// Work the leader hands a datanode.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DatanodeCommand {
+    /// Copy a replica to other datanodes.
+    Replicate {
+        block: BlockInfo,
+        targets: Vec<DatanodeAddr>,
+    },
+    /// Delete replicas.
+    Delete { blocks: Vec<BlockId> },
+    /// Finalize a replica at a length (lease recovery).
+    Recover { block: BlockInfo },
+}

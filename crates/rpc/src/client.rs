@@ -1,0 +1,216 @@
+//! A multiplexed connection: many calls in flight on one socket. A writer
+//! task batches outgoing frames into few syscalls; a reader task routes
+//! replies to their callers by id.
+
+use crate::auth::ClusterKey;
+use crate::frame::read_frame;
+use crate::{handshake, Channel, Envelope, Reply};
+use serde::{de::DeserializeOwned, Serialize};
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tdfs_proto::codec::{decode, encode_frame, MAX_FRAME_LEN};
+use tdfs_proto::FsError;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+/// Why a call failed. Callers back off differently: `Unreachable` means the
+/// call never left, `Network` means it may or may not have been applied.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError {
+    #[error("{addr} is unreachable: {reason}")]
+    Unreachable { addr: String, reason: String },
+    #[error("connection to {addr} failed: {reason}")]
+    Network { addr: String, reason: String },
+    #[error("no reply from {addr} within {ms} ms")]
+    Timeout { addr: String, ms: u64 },
+    #[error("{0}")]
+    Remote(FsError),
+}
+
+impl RpcError {
+    /// Converts to the wire error type, for callers that report it.
+    pub fn into_fs(self) -> FsError {
+        match self {
+            RpcError::Remote(e) => e,
+            RpcError::Timeout { ms, .. } => FsError::Timeout(ms),
+            other => FsError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+type Pending<Resp> = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Resp, FsError>>>>>;
+
+/// A connected, handshaken RPC client; cheap to clone.
+pub struct RpcClient<Req, Resp> {
+    addr: String,
+    tx: mpsc::Sender<Vec<u8>>,
+    pending: Pending<Resp>,
+    next_id: Arc<AtomicU64>,
+    closed: Arc<AtomicBool>,
+    peer: bool,
+    _req: PhantomData<fn(Req)>,
+}
+
+impl<Req, Resp> Clone for RpcClient<Req, Resp> {
+    fn clone(&self) -> Self {
+        RpcClient {
+            addr: self.addr.clone(),
+            tx: self.tx.clone(),
+            pending: self.pending.clone(),
+            next_id: self.next_id.clone(),
+            closed: self.closed.clone(),
+            peer: self.peer,
+            _req: PhantomData,
+        }
+    }
+}
+
+impl<Req, Resp> RpcClient<Req, Resp>
+where
+    Req: Serialize + Send + 'static,
+    Resp: DeserializeOwned + Send + 'static,
+{
+    /// Connects and handshakes within `timeout`.
+    pub async fn connect(
+        addr: &str,
+        key: Option<&ClusterKey>,
+        timeout: Duration,
+    ) -> Result<Self, RpcError> {
+        let unreachable = |reason: String| RpcError::Unreachable {
+            addr: addr.to_string(),
+            reason,
+        };
+        let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| unreachable("connect timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        stream.set_nodelay(true).ok();
+        let peer = handshake::client(&mut stream, Channel::Rpc, key)
+            .await
+            .map_err(|e| match e {
+                FsError::Unauthenticated(_) => RpcError::Remote(e),
+                other => unreachable(format!("handshake: {other}")),
+            })?;
+        let (rd, wr) = stream.into_split();
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
+        let pending: Pending<Resp> = Arc::new(Mutex::new(HashMap::new()));
+        let closed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(write_loop(wr, rx, closed.clone()));
+        tokio::spawn(read_loop(rd, pending.clone(), closed.clone()));
+        Ok(RpcClient {
+            addr: addr.to_string(),
+            tx,
+            pending,
+            next_id: Arc::new(AtomicU64::new(1)),
+            closed,
+            peer,
+            _req: PhantomData,
+        })
+    }
+
+    /// Whether the server accepted us as a trusted peer.
+    pub fn is_peer(&self) -> bool {
+        self.peer
+    }
+
+    /// Whether the connection has failed; a closed client must be replaced.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends `req` and waits for its reply for at most `timeout`.
+    pub async fn call(&self, req: Req, timeout: Duration) -> Result<Resp, RpcError> {
+        let net = |reason: &str| RpcError::Network {
+            addr: self.addr.clone(),
+            reason: reason.to_string(),
+        };
+        if self.is_closed() {
+            return Err(net("connection closed"));
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let env = Envelope {
+            id,
+            deadline_ms: timeout.as_millis().min(u32::MAX as u128) as u32,
+            body: req,
+        };
+        let frame = encode_frame(&env).map_err(RpcError::Remote)?;
+        let (otx, orx) = oneshot::channel();
+        self.pending.lock().unwrap().insert(id, otx);
+        if self.tx.send(frame).await.is_err() {
+            self.pending.lock().unwrap().remove(&id);
+            return Err(net("connection closed"));
+        }
+        match tokio::time::timeout(timeout, orx).await {
+            Ok(Ok(Ok(resp))) => Ok(resp),
+            Ok(Ok(Err(e))) => Err(RpcError::Remote(e)),
+            Ok(Err(_)) => Err(net("connection lost before the reply")),
+            Err(_) => {
+                self.pending.lock().unwrap().remove(&id);
+                Err(RpcError::Timeout {
+                    addr: self.addr.clone(),
+                    ms: timeout.as_millis() as u64,
+                })
+            }
+        }
+    }
+}
+
+async fn write_loop(
+    wr: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    closed: Arc<AtomicBool>,
+) {
+    let mut w = BufWriter::with_capacity(64 << 10, wr);
+    while let Some(frame) = rx.recv().await {
+        if w.write_all(&frame).await.is_err() {
+            break;
+        }
+        // Batch whatever else is already queued into the same flush.
+        let mut ok = true;
+        while let Ok(more) = rx.try_recv() {
+            if w.write_all(&more).await.is_err() {
+                ok = false;
+                break;
+            }
+        }
+        if !ok || w.flush().await.is_err() {
+            break;
+        }
+    }
+    closed.store(true, Ordering::Relaxed);
+}
+
+async fn read_loop<Resp: DeserializeOwned>(
+    rd: tokio::net::tcp::OwnedReadHalf,
+    pending: Pending<Resp>,
+    closed: Arc<AtomicBool>,
+) {
+    let mut r = BufReader::with_capacity(64 << 10, rd);
+    loop {
+        let body = match read_frame(&mut r, MAX_FRAME_LEN).await {
+            Ok(Some(b)) => b,
+            _ => break,
+        };
+        let reply: Reply<Resp> = match decode(&body) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("undecodable reply, closing connection: {e}");
+                break;
+            }
+        };
+        if let Some(tx) = pending.lock().unwrap().remove(&reply.id) {
+            let _ = tx.send(reply.result);
+        }
+    }
+    closed.store(true, Ordering::Relaxed);
+    // Dropping the senders fails every call still waiting.
+    pending.lock().unwrap().clear();
+}

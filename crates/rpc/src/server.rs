@@ -1,0 +1,233 @@
+//! The server side: accept, handshake, then serve calls concurrently on each
+//! connection, with bounded frames, bounded in-flight calls and bounded
+//! connection counts. The caller binds the listener (tests bind port 0).
+
+use crate::auth::ClusterKey;
+use crate::frame::read_frame;
+use crate::{handshake, Channel, Envelope, Reply};
+use serde::{de::DeserializeOwned, Serialize};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tdfs_proto::codec::{decode, encode_frame, MAX_FRAME_LEN};
+use tdfs_proto::FsError;
+use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+/// Who is calling.
+#[derive(Clone, Debug)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    /// Proved knowledge of the cluster key (or the cluster has none).
+    pub authenticated: bool,
+}
+
+/// Serves requests of type `Req` with replies of type `Resp`.
+pub trait Handler<Req, Resp>: Send + Sync + 'static {
+    /// Answers one call. Runs concurrently with other calls.
+    fn handle(&self, peer: &Peer, req: Req)
+        -> impl Future<Output = Result<Resp, FsError>> + Send;
+
+    /// Takes over a connection that asked for [`Channel::Stream`].
+    fn stream(&self, peer: Peer, stream: TcpStream) -> impl Future<Output = ()> + Send {
+        let _ = (peer, stream);
+        async {}
+    }
+}
+
+/// Limits of one server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub key: Option<ClusterKey>,
+    /// Largest request frame accepted.
+    pub max_frame: usize,
+    /// Open connections at once; more are refused.
+    pub max_connections: usize,
+    /// Calls in flight per connection; the reader waits past it.
+    pub max_in_flight: usize,
+    /// A connection with no call for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            key: None,
+            max_frame: MAX_FRAME_LEN,
+            max_connections: 4096,
+            max_in_flight: 1024,
+            idle_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// A shutdown signal shared by every task of a node.
+#[derive(Clone)]
+pub struct Shutdown(watch::Receiver<bool>);
+
+impl Shutdown {
+    /// A signal and the sender that trips it.
+    pub fn new() -> (watch::Sender<bool>, Shutdown) {
+        let (tx, rx) = watch::channel(false);
+        (tx, Shutdown(rx))
+    }
+
+    pub fn is_shutdown(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves once shutdown is requested (or the sender is gone).
+    pub async fn wait(&mut self) {
+        while !*self.0.borrow_and_update() {
+            if self.0.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Accepts connections on `listener` until `shutdown` trips.
+pub async fn serve<Req, Resp, H>(
+    listener: TcpListener,
+    handler: Arc<H>,
+    config: ServerConfig,
+    mut shutdown: Shutdown,
+) where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+    H: Handler<Req, Resp>,
+{
+    let config = Arc::new(config);
+    let conns = Arc::new(Semaphore::new(config.max_connections));
+    loop {
+        let (stream, addr) = tokio::select! {
+            _ = shutdown.wait() => return,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = conns.clone().try_acquire_owned() else {
+            tracing::warn!(%addr, "too many connections, refusing");
+            drop(stream);
+            continue;
+        };
+        let handler = handler.clone();
+        let config = config.clone();
+        let sd = shutdown.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = connection(stream, addr, handler, config, sd).await {
+                tracing::debug!(%addr, "connection closed: {e}");
+            }
+        });
+    }
+}
+
+async fn connection<Req, Resp, H>(
+    mut stream: TcpStream,
+    addr: SocketAddr,
+    handler: Arc<H>,
+    config: Arc<ServerConfig>,
+    mut shutdown: Shutdown,
+) -> Result<(), FsError>
+where
+    Req: DeserializeOwned + Send + 'static,
+    Resp: Serialize + Send + 'static,
+    H: Handler<Req, Resp>,
+{
+    stream.set_nodelay(true).ok();
+    let (channel, authenticated) = handshake::server(&mut stream, config.key.as_ref()).await?;
+    let peer = Peer {
+        addr,
+        authenticated,
+    };
+    if channel == Channel::Stream {
+        handler.stream(peer, stream).await;
+        return Ok(());
+    }
+    let (rd, wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
+    let writer = tokio::spawn(async move {
+        let mut w = BufWriter::with_capacity(64 << 10, wr);
+        while let Some(f) = rx.recv().await {
+            if w.write_all(&f).await.is_err() {
+                return;
+            }
+            while let Ok(more) = rx.try_recv() {
+                if w.write_all(&more).await.is_err() {
+                    return;
+                }
+            }
+            if w.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut r = BufReader::with_capacity(64 << 10, rd);
+    let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
+    let result = loop {
+        let next = tokio::select! {
+            _ = shutdown.wait() => break Ok(()),
+            r = tokio::time::timeout(config.idle_timeout, read_frame(&mut r, config.max_frame)) => r,
+        };
+        let body = match next {
+            Err(_) => break Ok(()),
+            Ok(Ok(Some(b))) => b,
+            Ok(Ok(None)) => break Ok(()),
+            Ok(Err(e)) => {
+                send_error(&tx, 0, e.clone()).await;
+                break Err(e);
+            }
+        };
+        let env: Envelope<Req> = match decode(&body) {
+            Ok(env) => env,
+            Err(e) => {
+                send_error(&tx, 0, e.clone()).await;
+                break Err(e);
+            }
+        };
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break Ok(());
+        };
+        let handler = handler.clone();
+        let tx = tx.clone();
+        let peer = peer.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let deadline = Duration::from_millis(env.deadline_ms.max(1) as u64);
+            let result = match tokio::time::timeout(deadline, handler.handle(&peer, env.body)).await
+            {
+                Ok(r) => r,
+                Err(_) => Err(FsError::Timeout(env.deadline_ms as u64)),
+            };
+            let frame = match encode_frame(&Reply { id: env.id, result }) {
+                Ok(f) => f,
+                Err(e) => match encode_frame(&Reply::<Resp> {
+                    id: env.id,
+                    result: Err(e),
+                }) {
+                    Ok(f) => f,
+                    Err(_) => return,
+                },
+            };
+            let _ = tx.send(frame).await;
+        });
+    };
+    drop(tx);
+    let _ = writer.await;
+    result
+}
+
+async fn send_error(tx: &mpsc::Sender<Vec<u8>>, id: u64, e: FsError) {
+    if let Ok(f) = encode_frame(&Reply::<()> { id, result: Err(e) }) {
+        let _ = tx.send(f).await;
+    }
+}
