@@ -1,1 +1,115 @@
-fn main() {}
+//! The `tdfs` binary: daemons (`meta`, `local`), user commands (`dfs`),
+//! admin commands (`dfsadmin`, `fsck`, `haadmin`) and benchmarks.
+
+mod admin;
+mod bench;
+mod conf;
+mod daemon;
+mod dfs;
+mod fmt;
+mod local;
+mod opts;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "tdfs",
+    version,
+    about = "An HDFS-class distributed file system"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a metadata node.
+    Meta(daemon::MetaArgs),
+    /// Run metadata nodes (and datanodes) in one process on loopback.
+    Local(local::LocalArgs),
+    /// File system commands, as `hdfs dfs` (-ls, -mkdir, -put, ...).
+    #[command(disable_help_flag = true)]
+    Dfs {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Cluster administration, as `hdfs dfsadmin` (-report, -decommission, ...).
+    #[command(disable_help_flag = true)]
+    Dfsadmin {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// File system health, as `hdfs fsck`.
+    #[command(disable_help_flag = true)]
+    Fsck {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Metadata node administration, as `hdfs haadmin`.
+    #[command(disable_help_flag = true)]
+    Haadmin {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Benchmarks against a live cluster.
+    #[command(subcommand)]
+    Bench(bench::BenchCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let daemon = matches!(cli.cmd, Cmd::Meta(_) | Cmd::Local(_));
+    init_tracing(daemon);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tdfs: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<u8> = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Meta(a) => daemon::run_meta(a).await.map(|_| 0),
+            Cmd::Local(a) => local::run(a).await.map(|_| 0),
+            Cmd::Dfs { args } => dfs::run(args).await,
+            Cmd::Dfsadmin { args } => admin::dfsadmin(args).await,
+            Cmd::Fsck { args } => admin::fsck(args).await,
+            Cmd::Haadmin { args } => admin::haadmin(args).await,
+            Cmd::Bench(b) => bench::run(b).await.map(|_| 0),
+        }
+    });
+    // Daemons leave background tasks; do not wait for them.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("tdfs: {}", one_line(&format!("{e:#}")));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.lines().collect::<Vec<_>>().join(" ")
+}
+
+fn init_tracing(daemon: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if daemon {
+        "info,openraft=warn"
+    } else {
+        "warn,openraft=error"
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -1,1 +1,7 @@
-//! placeholder
+//! The tdfs client library: finds the metadata leader, retries across
+//! failovers with backoff and jitter, tags every mutation with a call id so a
+//! retry is applied once, and offers the namespace operations.
+
+pub mod meta;
+
+pub use meta::{ClientConfig, MetaClient};

@@ -2,8 +2,15 @@
 //! namespace state machine, Raft network, RPC server and leader duties.
 
 pub mod command;
+pub mod config;
 pub mod log_store;
 pub mod namespace;
+pub mod network;
+pub mod node;
 pub mod retry;
+pub mod service;
 pub mod state_machine;
 pub mod types;
+
+pub use config::MetaConfig;
+pub use node::{start, MetaHandle, MetaNode};

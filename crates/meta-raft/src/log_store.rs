@@ -155,7 +155,10 @@ impl LogStore {
 }
 
 /// Parses records; returns the live entries and the length of the valid prefix.
-fn scan(raw: &[u8], purged: Option<u64>) -> Result<(BTreeMap<u64, (u64, Entry)>, u64), StorageError> {
+fn scan(
+    raw: &[u8],
+    purged: Option<u64>,
+) -> Result<(BTreeMap<u64, (u64, Entry)>, u64), StorageError> {
     let mut entries = BTreeMap::new();
     let mut pos = 0usize;
     let mut prev: Option<u64> = None;
@@ -232,7 +235,8 @@ fn read_state(dir: &Path) -> Result<PersistedState, StorageError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PersistedState::default()),
         Err(e) => return Err(read_err(e)),
     };
-    if raw.len() < 4 || crc32c::crc32c(&raw[4..]) != u32::from_be_bytes(raw[..4].try_into().unwrap())
+    if raw.len() < 4
+        || crc32c::crc32c(&raw[4..]) != u32::from_be_bytes(raw[..4].try_into().unwrap())
     {
         return Err(read_err(format!("{} is corrupt", path.display())));
     }
@@ -318,7 +322,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.shared.data.lock().unwrap().state.vote)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -415,4 +423,3 @@ fn compact(shared: &Shared, d: &mut Data) -> Result<(), StorageError> {
 pub fn log_file_path(dir: &Path) -> PathBuf {
     dir.join(LOG_FILE)
 }
-

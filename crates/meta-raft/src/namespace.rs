@@ -289,14 +289,10 @@ impl Namespace {
                 self.update_pipeline(path, *block, holder, targets)
             }
             MetaRequest::AbandonBlock { path, block } => self.abandon_block(path, *block, holder),
-            MetaRequest::Complete { path, last } => {
-                self.complete(path, last.as_ref(), holder, now)
-            }
+            MetaRequest::Complete { path, last } => self.complete(path, last.as_ref(), holder, now),
             MetaRequest::RenewLease => Ok(MetaResponse::Done),
             MetaRequest::Delete { path, recursive } => self.delete(&a, path, *recursive, now),
-            MetaRequest::Rename { src, dst, into_dir } => {
-                self.rename(&a, src, dst, *into_dir, now)
-            }
+            MetaRequest::Rename { src, dst, into_dir } => self.rename(&a, src, dst, *into_dir, now),
             MetaRequest::SetReplication { path, replication } => {
                 self.set_replication(&a, path, *replication)
             }
@@ -304,7 +300,9 @@ impl Namespace {
                 let id = self.resolve(&a, path)?;
                 self.check_owner(&a, id, path)?;
                 if *mode > 0o1777 {
-                    return Err(FsError::InvalidArgument(format!("mode {mode:o} out of range")));
+                    return Err(FsError::InvalidArgument(format!(
+                        "mode {mode:o} out of range"
+                    )));
                 }
                 let ino = self.inode_mut(id);
                 ino.mode = *mode;
@@ -390,12 +388,10 @@ impl Namespace {
                             .map_err(|_| denied(&a, "READ_EXECUTE", path))?;
                         let limit = (*limit).clamp(1, 10_000) as usize;
                         let iter: Box<dyn Iterator<Item = (&String, &u64)>> = match start_after {
-                            Some(s) => Box::new(
-                                children.range::<String, _>((
-                                    std::ops::Bound::Excluded(s.clone()),
-                                    std::ops::Bound::Unbounded,
-                                )),
-                            ),
+                            Some(s) => Box::new(children.range::<String, _>((
+                                std::ops::Bound::Excluded(s.clone()),
+                                std::ops::Bound::Unbounded,
+                            ))),
                             None => Box::new(children.iter()),
                         };
                         let mut entries = Vec::new();
@@ -558,7 +554,11 @@ impl Namespace {
     pub fn block_file(&self, block: BlockId) -> Option<(u64, usize)> {
         let ino = *self.block_owner.get(&block)?;
         match &self.inodes.get(&ino)?.body {
-            Body::File(f) => f.blocks.iter().position(|b| b.id == block).map(|i| (ino, i)),
+            Body::File(f) => f
+                .blocks
+                .iter()
+                .position(|b| b.id == block)
+                .map(|i| (ino, i)),
             Body::Dir { .. } => None,
         }
     }

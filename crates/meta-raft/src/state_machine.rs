@@ -146,11 +146,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         .await
         .map_err(sm_err)??;
         *self.shared.snapshot_meta.lock().unwrap() = Some(meta.clone());
-        tracing::info!(
-            "snapshot {} built ({} bytes)",
-            meta.snapshot_id,
-            data.len()
-        );
+        tracing::info!("snapshot {} built ({} bytes)", meta.snapshot_id, data.len());
         Ok(Snapshot {
             meta,
             snapshot: Box::new(Cursor::new(data)),

@@ -31,7 +31,9 @@ pub fn encode_frame<T: Serialize>(value: &T) -> Result<Vec<u8>, FsError> {
         .map_err(|e| FsError::Internal(format!("encode: {e}")))?;
     let len = buf.len() - HEADER_LEN;
     if len > u32::MAX as usize {
-        return Err(FsError::Internal(format!("frame of {len} bytes is too large")));
+        return Err(FsError::Internal(format!(
+            "frame of {len} bytes is too large"
+        )));
     }
     buf[..HEADER_LEN].copy_from_slice(&(len as u32).to_be_bytes());
     Ok(buf)
@@ -54,20 +56,23 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
             body.len()
         )));
     }
-    finish(bincode::serde::decode_from_slice::<T, _>(body, cfg), body.len())
+    finish(
+        bincode::serde::decode_from_slice::<T, _>(body, cfg),
+        body.len(),
+    )
 }
 
 /// Decodes a large trusted-format value (a snapshot read from disk or from a
 /// peer), bounded at 64 GiB of claimed allocations.
 pub fn decode_large<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
     let cfg = bincode::config::standard().with_limit::<{ 1 << 36 }>();
-    finish(bincode::serde::decode_from_slice::<T, _>(body, cfg), body.len())
+    finish(
+        bincode::serde::decode_from_slice::<T, _>(body, cfg),
+        body.len(),
+    )
 }
 
-fn finish<T>(
-    r: Result<(T, usize), bincode::error::DecodeError>,
-    len: usize,
-) -> Result<T, FsError> {
+fn finish<T>(r: Result<(T, usize), bincode::error::DecodeError>, len: usize) -> Result<T, FsError> {
     let (value, used) = r.map_err(|e| FsError::Protocol(format!("malformed message: {e}")))?;
     let body_len = len;
     if used != body_len {

@@ -24,8 +24,6 @@ pub enum Request {
     /// A follower asks the leader for a read index (the commit index at a
     /// moment the leader confirmed its leadership with a quorum).
     ReadIndex,
-    /// A follower forwards a batch of mutations to the leader.
-    Forward { ops: Vec<ForwardedOp> },
     /// Datanode to metadata node.
     Datanode(DatanodeRequest),
 }
@@ -38,14 +36,6 @@ pub enum RaftKind {
     InstallSnapshot,
 }
 
-/// A mutation forwarded by a follower, with its originating user and call id.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ForwardedOp {
-    pub user: String,
-    pub call: Option<CallId>,
-    pub op: MetaRequest,
-}
-
 /// Answers to [`Request`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Response {
@@ -54,7 +44,6 @@ pub enum Response {
     Admin(AdminResponse),
     Raft(Vec<u8>),
     ReadIndex(u64),
-    Forwarded(Vec<Result<MetaResponse, crate::FsError>>),
     Datanode(DatanodeResponse),
 }
 
@@ -79,7 +68,9 @@ pub enum MetaRequest {
         create_parents: bool,
     },
     /// Reopens a complete file for appending, under a lease.
-    Append { path: String },
+    Append {
+        path: String,
+    },
     /// Allocates the next block of a file under construction. `previous` is
     /// the last block as the client wrote it (length and digest), committed
     /// with this call. `excluded` datanodes are not chosen.
@@ -97,7 +88,10 @@ pub enum MetaRequest {
         excluded: Vec<DatanodeId>,
     },
     /// Gives up a block the client could not write to any datanode.
-    AbandonBlock { path: String, block: BlockId },
+    AbandonBlock {
+        path: String,
+        block: BlockId,
+    },
     /// Closes a file: commits the last block and releases the lease.
     Complete {
         path: String,
@@ -105,12 +99,25 @@ pub enum MetaRequest {
     },
     /// Keeps the caller's leases alive while it writes.
     RenewLease,
-    Delete { path: String, recursive: bool },
+    Delete {
+        path: String,
+        recursive: bool,
+    },
     /// Renames `src` to `dst`. With `into_dir`, an existing directory `dst`
     /// receives `src` under its own name (the `mv`/WebHDFS semantics).
-    Rename { src: String, dst: String, into_dir: bool },
-    SetReplication { path: String, replication: u16 },
-    SetPermission { path: String, mode: u16 },
+    Rename {
+        src: String,
+        dst: String,
+        into_dir: bool,
+    },
+    SetReplication {
+        path: String,
+        replication: u16,
+    },
+    SetPermission {
+        path: String,
+        mode: u16,
+    },
     SetOwner {
         path: String,
         owner: Option<String>,
@@ -122,7 +129,9 @@ pub enum MetaRequest {
         atime: Option<u64>,
     },
     // ---- reads ----
-    GetFileInfo { path: String },
+    GetFileInfo {
+        path: String,
+    },
     /// Lists a directory (or a file, which lists as itself) in name order,
     /// starting after `start_after`, at most `limit` entries.
     ListStatus {
@@ -130,10 +139,18 @@ pub enum MetaRequest {
         start_after: Option<String>,
         limit: u32,
     },
-    ContentSummary { path: String },
-    GetBlockLocations { path: String, offset: u64, len: u64 },
+    ContentSummary {
+        path: String,
+    },
+    GetBlockLocations {
+        path: String,
+        offset: u64,
+        len: u64,
+    },
     /// Namespace and block health under `path`.
-    Fsck { path: String },
+    Fsck {
+        path: String,
+    },
 }
 
 impl MetaRequest {
@@ -301,15 +318,26 @@ pub enum AdminRequest {
     /// This node's view of itself: role, term, log and leader.
     NodeState,
     /// Adds a metadata node: as a learner first, then as a voter.
-    AddMeta { id: MetaId, addr: String },
-    RemoveMeta { id: MetaId },
-    TransferLeader { id: MetaId },
+    AddMeta {
+        id: MetaId,
+        addr: String,
+    },
+    RemoveMeta {
+        id: MetaId,
+    },
+    TransferLeader {
+        id: MetaId,
+    },
     /// Sent by the leader to the transfer target: start an election now.
     StartElection,
     /// Datanodes, capacity and usage (`dfsadmin -report`).
     Report,
-    Decommission { id: DatanodeId },
-    Recommission { id: DatanodeId },
+    Decommission {
+        id: DatanodeId,
+    },
+    Recommission {
+        id: DatanodeId,
+    },
 }
 
 /// Answers to [`AdminRequest`].
@@ -372,7 +400,10 @@ pub enum DatanodeRequest {
         http: Option<String>,
     },
     /// Usage and liveness, also carried by gossip.
-    Heartbeat { id: DatanodeId, usage: DatanodeUsage },
+    Heartbeat {
+        id: DatanodeId,
+        usage: DatanodeUsage,
+    },
     /// Every finalized replica the datanode holds.
     FullReport {
         id: DatanodeId,
@@ -411,7 +442,9 @@ pub struct ReplicaReport {
 /// Metadata node to datanode, in answer to a report or heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DatanodeResponse {
-    Ok { commands: Vec<DatanodeCommand> },
+    Ok {
+        commands: Vec<DatanodeCommand>,
+    },
     /// The metadata node does not know this datanode: register and send a
     /// full report.
     Reregister,

@@ -30,7 +30,9 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     };
     match tokio::time::timeout(FRAME_BODY_TIMEOUT, body).await {
         Ok(r) => r.map(Some),
-        Err(_) => Err(FsError::Protocol("peer stalled in the middle of a frame".into())),
+        Err(_) => Err(FsError::Protocol(
+            "peer stalled in the middle of a frame".into(),
+        )),
     }
 }
 

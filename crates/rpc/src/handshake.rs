@@ -60,7 +60,9 @@ async fn recv<R: AsyncRead + Unpin, T: serde::de::DeserializeOwned>(
 ) -> Result<T, FsError> {
     match read_frame(r, MAX_HANDSHAKE_FRAME).await? {
         Some(b) => decode(&b),
-        None => Err(FsError::Protocol("connection closed during handshake".into())),
+        None => Err(FsError::Protocol(
+            "connection closed during handshake".into(),
+        )),
     }
 }
 

@@ -27,8 +27,7 @@ pub struct Peer {
 /// Serves requests of type `Req` with replies of type `Resp`.
 pub trait Handler<Req, Resp>: Send + Sync + 'static {
     /// Answers one call. Runs concurrently with other calls.
-    fn handle(&self, peer: &Peer, req: Req)
-        -> impl Future<Output = Result<Resp, FsError>> + Send;
+    fn handle(&self, peer: &Peer, req: Req) -> impl Future<Output = Result<Resp, FsError>> + Send;
 
     /// Takes over a connection that asked for [`Channel::Stream`].
     fn stream(&self, peer: Peer, stream: TcpStream) -> impl Future<Output = ()> + Send {

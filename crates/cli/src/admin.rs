@@ -1,0 +1,213 @@
+//! `tdfs dfsadmin`, `tdfs fsck` and `tdfs haadmin`.
+
+use crate::opts::ClientOpts;
+use anyhow::{anyhow, bail, Context};
+use serde_json::json;
+use std::collections::BTreeMap;
+use tdfs_client::MetaClient;
+use tdfs_proto::meta::{AdminRequest, AdminResponse, ClusterReport};
+use tdfs_proto::DatanodeId;
+
+async fn report(c: &MetaClient) -> anyhow::Result<ClusterReport> {
+    match c.admin(AdminRequest::Report).await? {
+        AdminResponse::Report(r) => Ok(r),
+        other => bail!("unexpected reply {other:?}"),
+    }
+}
+
+/// `tdfs dfsadmin -report [--json] | -decommission ID | -recommission ID`.
+pub async fn dfsadmin(args: Vec<String>) -> anyhow::Result<u8> {
+    let o = ClientOpts::parse(args)?;
+    let c = o.client()?;
+    let rest = &o.rest;
+    match rest.first().map(|s| s.trim_start_matches('-')) {
+        Some("report") => {
+            let r = report(&c).await?;
+            let capacity: u64 = r.datanodes.iter().map(|d| d.capacity).sum();
+            let used: u64 = r.datanodes.iter().map(|d| d.used).sum();
+            let remaining: u64 = r.datanodes.iter().map(|d| d.remaining).sum();
+            if o.json {
+                let dns: Vec<_> = r
+                    .datanodes
+                    .iter()
+                    .map(|d| {
+                        json!({"id": d.id.0, "addr": d.addr, "http": d.http, "state": d.state,
+                               "admin_state": d.admin_state, "capacity": d.capacity, "used": d.used,
+                               "remaining": d.remaining, "blocks": d.blocks,
+                               "last_contact_ms": d.last_contact_ms})
+                    })
+                    .collect();
+                let doc = json!({"leader": r.leader, "capacity": capacity, "used": used,
+                                 "remaining": remaining, "datanodes": dns});
+                println!("{doc}");
+            } else {
+                println!("Configured Capacity: {capacity}");
+                println!("DFS Used: {used}");
+                println!("DFS Remaining: {remaining}");
+                println!(
+                    "Leader: {}",
+                    r.leader
+                        .map(|l| l.to_string())
+                        .unwrap_or_else(|| "none".into())
+                );
+                let live = r.datanodes.iter().filter(|d| d.state == "live").count();
+                println!("\nDatanodes ({} total, {live} live):", r.datanodes.len());
+                for d in &r.datanodes {
+                    println!(
+                        "\nName: {} ({})\nState: {}\nAdmin state: {}\nCapacity: {}\nDFS Used: {}\nDFS Remaining: {}\nBlocks: {}\nLast contact: {} ms ago",
+                        d.addr, d.id, d.state, d.admin_state, d.capacity, d.used, d.remaining, d.blocks, d.last_contact_ms
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Some(cmd @ ("decommission" | "recommission")) => {
+            let id = rest
+                .get(1)
+                .with_context(|| format!("usage: tdfs dfsadmin -{cmd} DATANODE_ID"))?;
+            let id = DatanodeId(id.clone());
+            let req = if cmd == "decommission" {
+                AdminRequest::Decommission { id: id.clone() }
+            } else {
+                AdminRequest::Recommission { id: id.clone() }
+            };
+            c.admin(req).await?;
+            println!("{cmd} of {id} requested");
+            Ok(0)
+        }
+        _ => bail!("usage: tdfs dfsadmin -report [--json] | -decommission ID | -recommission ID"),
+    }
+}
+
+/// `tdfs fsck [PATH] [--json]`: exit 0 when HEALTHY, 1 otherwise.
+pub async fn fsck(args: Vec<String>) -> anyhow::Result<u8> {
+    let o = ClientOpts::parse(args)?;
+    let c = o.client()?;
+    let path = o
+        .rest
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .cloned()
+        .unwrap_or_else(|| "/".into());
+    let r = c.fsck(&path).await?;
+    let healthy = r.missing == 0 && r.corrupt == 0;
+    let status = if healthy { "HEALTHY" } else { "CORRUPT" };
+    if o.json {
+        let doc = json!({"status": status, "path": path, "files": r.files,
+            "directories": r.directories, "blocks": r.blocks, "total_size": r.total_size,
+            "under_replicated": r.under_replicated, "over_replicated": r.over_replicated,
+            "missing": r.missing, "corrupt": r.corrupt, "bad_files": r.bad_files});
+        println!("{doc}");
+    } else {
+        for f in &r.bad_files {
+            println!("{f}: MISSING OR CORRUPT BLOCKS");
+        }
+        println!("Status: {status}");
+        println!(" Total size:\t{} B", r.total_size);
+        println!(" Total dirs:\t{}", r.directories);
+        println!(" Total files:\t{}", r.files);
+        println!(" Total blocks:\t{}", r.blocks);
+        println!(" Under-replicated blocks:\t{}", r.under_replicated);
+        println!(" Over-replicated blocks:\t{}", r.over_replicated);
+        println!(" Missing blocks:\t{}", r.missing);
+        println!(" Corrupt blocks:\t{}", r.corrupt);
+        println!("\nThe filesystem under path '{path}' is {status}");
+    }
+    Ok(if healthy { 0 } else { 1 })
+}
+
+/// Collects every metadata node's state, marking the unreachable ones.
+async fn all_states(c: &MetaClient) -> anyhow::Result<Vec<serde_json::Value>> {
+    // Learn the membership from any node that answers.
+    let mut members: BTreeMap<u64, String> = BTreeMap::new();
+    for addr in &c.config().meta {
+        if let Ok(s) = c.node_state(addr).await {
+            for (id, a) in s.voters.iter().chain(s.learners.iter()) {
+                members.insert(*id, a.clone());
+            }
+            if !members.is_empty() {
+                break;
+            }
+        }
+    }
+    if members.is_empty() {
+        bail!("no metadata node answered");
+    }
+    let mut out = Vec::new();
+    for (id, addr) in members {
+        let v = match c.node_state(&addr).await {
+            Ok(s) => json!({"id": id, "addr": addr, "http": s.http, "role": s.role, "term": s.term,
+                            "leader": s.leader, "last_log_index": s.last_log_index,
+                            "applied_index": s.applied_index}),
+            Err(_) => json!({"id": id, "addr": addr, "role": "unreachable", "term": 0}),
+        };
+        out.push(v);
+    }
+    Ok(out)
+}
+
+/// `tdfs haadmin ...`.
+pub async fn haadmin(args: Vec<String>) -> anyhow::Result<u8> {
+    let o = ClientOpts::parse(args)?;
+    let c = o.client()?;
+    let rest = &o.rest;
+    let usage = "usage: tdfs haadmin -getAllServiceState [--json] | -addMeta ID HOST:PORT | -removeMeta ID | -transferLeader ID";
+    let id_arg = |i: usize| -> anyhow::Result<u64> {
+        rest.get(i)
+            .ok_or_else(|| anyhow!("{usage}"))?
+            .parse()
+            .map_err(|_| anyhow!("metadata node id must be a number"))
+    };
+    match rest.first().map(|s| s.trim_start_matches('-')) {
+        Some("getAllServiceState") => {
+            let states = all_states(&c).await?;
+            if o.json {
+                println!("{}", serde_json::Value::Array(states));
+            } else {
+                for s in states {
+                    println!(
+                        "{:<24} {:<12} term {}",
+                        s["addr"].as_str().unwrap_or(""),
+                        s["role"].as_str().unwrap_or(""),
+                        s["term"]
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Some("getServiceState") => {
+            let id = id_arg(1)?;
+            let states = all_states(&c).await?;
+            let s = states
+                .iter()
+                .find(|s| s["id"] == id)
+                .with_context(|| format!("no metadata node {id}"))?;
+            println!("{}", s["role"].as_str().unwrap_or(""));
+            Ok(0)
+        }
+        Some("addMeta") => {
+            let id = id_arg(1)?;
+            let addr = rest.get(2).with_context(|| usage.to_string())?.clone();
+            c.admin(AdminRequest::AddMeta {
+                id,
+                addr: addr.clone(),
+            })
+            .await?;
+            println!("metadata node {id} at {addr} added");
+            Ok(0)
+        }
+        Some("removeMeta") => {
+            let id = id_arg(1)?;
+            c.admin(AdminRequest::RemoveMeta { id }).await?;
+            println!("metadata node {id} removed");
+            Ok(0)
+        }
+        Some("transferLeader") => {
+            let id = id_arg(1)?;
+            c.admin(AdminRequest::TransferLeader { id }).await?;
+            println!("leadership transferred to {id}");
+            Ok(0)
+        }
+        _ => bail!("{usage}"),
+    }
+}

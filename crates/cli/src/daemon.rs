@@ -1,0 +1,145 @@
+//! `tdfs meta`: one metadata node as a daemon.
+
+use crate::conf::FileConf;
+use anyhow::{bail, Context};
+use clap::Args;
+use std::path::PathBuf;
+
+use tdfs_meta_raft::config::{parse_peers, MetaConfig};
+use tdfs_meta_raft::network::Faults;
+use tdfs_rpc::ClusterKey;
+
+#[derive(Args, Debug)]
+pub struct MetaArgs {
+    /// This node's Raft id.
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// Directory for the Raft log and snapshots.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// TCP address for RPC and Raft (UDP on the same port for gossip).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// The Raft group: ID=HOST:PORT,... (naming only this node: a one-node cluster).
+    #[arg(long)]
+    pub peers: Option<String>,
+    /// HTTP address for the status page, metrics and WebHDFS.
+    #[arg(long)]
+    pub http: Option<String>,
+    /// File holding the cluster key shared by every node.
+    #[arg(long)]
+    pub cluster_key_file: Option<PathBuf>,
+    /// TOML file with any of these settings (flags win).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Default replication of new files.
+    #[arg(long)]
+    pub replication: Option<u64>,
+    /// Default block size of new files (bytes; k/m/g suffixes accepted).
+    #[arg(long)]
+    pub block_size: Option<String>,
+    /// The superuser (owner of `/`); defaults to the user running the daemon.
+    #[arg(long)]
+    pub superuser: Option<String>,
+    /// Raft heartbeat interval in milliseconds.
+    #[arg(long)]
+    pub heartbeat_ms: Option<u64>,
+    /// Minimum Raft election timeout in milliseconds.
+    #[arg(long)]
+    pub election_min_ms: Option<u64>,
+    /// Maximum Raft election timeout in milliseconds.
+    #[arg(long)]
+    pub election_max_ms: Option<u64>,
+    /// Acknowledge writes before fsync (unsafe; for experiments only).
+    #[arg(long)]
+    pub no_fsync: bool,
+}
+
+/// Builds a node config from flags, the config file and defaults.
+pub fn meta_config(a: MetaArgs) -> anyhow::Result<MetaConfig> {
+    let f = FileConf::load(a.config.as_deref())?;
+    let id = f.u64(a.id, "id")?.context("--id is required")?;
+    let data_dir: PathBuf = f
+        .string(a.data_dir.map(|p| p.display().to_string()), "data-dir")?
+        .context("--data-dir is required")?
+        .into();
+    let addr = f.string(a.addr, "addr")?.context("--addr is required")?;
+    let peers = match f.string(a.peers, "peers")? {
+        Some(p) => parse_peers(&p).map_err(anyhow::Error::msg)?,
+        None => bail!("--peers is required (ID=HOST:PORT,...)"),
+    };
+    let mut c = MetaConfig::new(id, addr, data_dir, peers);
+    c.http = f.string(a.http, "http")?;
+    if let Some(k) = f.string(
+        a.cluster_key_file.map(|p| p.display().to_string()),
+        "cluster-key-file",
+    )? {
+        c.key = Some(ClusterKey::from_file(k.as_ref()).map_err(anyhow::Error::msg)?);
+    }
+    if let Some(r) = f.u64(a.replication, "replication")? {
+        c.defaults.replication = u16::try_from(r).context("--replication is too large")?;
+    }
+    if let Some(b) = f.string(a.block_size, "block-size")? {
+        c.defaults.block_size = crate::conf::parse_size(&b)?;
+    }
+    if let Some(s) = f.string(a.superuser, "superuser")? {
+        c.superuser = s;
+    }
+    c.heartbeat_ms = f
+        .u64(a.heartbeat_ms, "heartbeat-ms")?
+        .unwrap_or(c.heartbeat_ms);
+    c.election_min_ms = f
+        .u64(a.election_min_ms, "election-min-ms")?
+        .unwrap_or(c.election_min_ms);
+    c.election_max_ms = f
+        .u64(a.election_max_ms, "election-max-ms")?
+        .unwrap_or(c.election_max_ms);
+    let no_fsync = f
+        .bool(a.no_fsync.then_some(true), "no-fsync")?
+        .unwrap_or(false);
+    c.fsync = !no_fsync;
+    c.validate().map_err(anyhow::Error::msg)?;
+    Ok(c)
+}
+
+/// Checks that a data directory is usable: creatable and writable.
+pub fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let probe = dir.join(".write-probe");
+    std::fs::write(&probe, b"ok")
+        .with_context(|| format!("data directory {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
+    let c = meta_config(a)?;
+    check_data_dir(&c.data_dir)?;
+    let listener = tokio::net::TcpListener::bind(&c.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", c.addr))?;
+    let id = c.id;
+    let addr = c.addr.clone();
+    let handle = tdfs_meta_raft::start(c, listener, Faults::new())
+        .await
+        .context("cannot start the metadata node")?;
+    tracing::info!("metadata node {id} serving on {addr}");
+    wait_for_signal().await;
+    tracing::info!("stopping");
+    handle.shutdown().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut term) = signal(SignalKind::terminate()) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

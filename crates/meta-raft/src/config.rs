@@ -1,0 +1,152 @@
+//! Configuration of a metadata node, with defaults in one place.
+
+use crate::namespace::Defaults;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use tdfs_rpc::ClusterKey;
+
+/// Named defaults shared by the daemon's flags, its config file and tests.
+pub mod defaults {
+    /// Raft heartbeat interval.
+    pub const HEARTBEAT_MS: u64 = 50;
+    /// Election timeout range: a killed leader is replaced in about this long.
+    pub const ELECTION_MIN_MS: u64 = 300;
+    pub const ELECTION_MAX_MS: u64 = 600;
+    /// Take a snapshot (and compact the log) after this many entries.
+    pub const SNAPSHOT_LOGS: u64 = 5000;
+    /// Operations per Raft entry at most (group commit).
+    pub const MAX_BATCH: usize = 512;
+    /// Raft entries being committed at once.
+    pub const MAX_INFLIGHT_BATCHES: usize = 8;
+    pub const REPLICATION: u16 = 3;
+    pub const BLOCK_SIZE: u64 = 64 << 20;
+}
+
+/// Everything a metadata node needs to start.
+#[derive(Clone, Debug)]
+pub struct MetaConfig {
+    /// This node's Raft id.
+    pub id: u64,
+    /// Address other nodes and clients use to reach this node.
+    pub addr: String,
+    /// HTTP address (status page, metrics, WebHDFS), if served.
+    pub http: Option<String>,
+    /// Holds the Raft log, vote and snapshots.
+    pub data_dir: PathBuf,
+    /// The initial Raft group (id → address). A fresh node that is in this
+    /// map initializes the group with it; a fresh node that is not waits to
+    /// be added with `haadmin -addMeta`.
+    pub peers: BTreeMap<u64, String>,
+    /// Proves cluster membership to peers; `None` trusts every connection.
+    pub key: Option<ClusterKey>,
+    /// fsync the Raft log before acknowledging (off only for tests).
+    pub fsync: bool,
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    pub snapshot_logs: u64,
+    /// Defaults for new files.
+    pub defaults: Defaults,
+    /// The user who owns `/` and bypasses permission checks.
+    pub superuser: String,
+}
+
+impl MetaConfig {
+    /// A config with defaults for everything but identity and location.
+    pub fn new(id: u64, addr: String, data_dir: PathBuf, peers: BTreeMap<u64, String>) -> Self {
+        MetaConfig {
+            id,
+            addr,
+            http: None,
+            data_dir,
+            peers,
+            key: None,
+            fsync: true,
+            heartbeat_ms: defaults::HEARTBEAT_MS,
+            election_min_ms: defaults::ELECTION_MIN_MS,
+            election_max_ms: defaults::ELECTION_MAX_MS,
+            snapshot_logs: defaults::SNAPSHOT_LOGS,
+            defaults: Defaults {
+                replication: defaults::REPLICATION,
+                block_size: defaults::BLOCK_SIZE,
+            },
+            superuser: current_user(),
+        }
+    }
+
+    /// Checks the values, naming the bad one.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.heartbeat_ms == 0 || self.heartbeat_ms >= self.election_min_ms {
+            return Err(format!(
+                "heartbeat ({}) must be > 0 and < election timeout min ({})",
+                self.heartbeat_ms, self.election_min_ms
+            ));
+        }
+        if self.election_min_ms >= self.election_max_ms {
+            return Err(format!(
+                "election timeout: min({}) must be < max({})",
+                self.election_min_ms, self.election_max_ms
+            ));
+        }
+        if let Some(a) = self.peers.get(&self.id) {
+            if *a != self.addr {
+                return Err(format!(
+                    "--peers gives node {} the address {a}, but --addr is {}",
+                    self.id, self.addr
+                ));
+            }
+        }
+        if self.defaults.replication == 0 {
+            return Err("replication must be at least 1".into());
+        }
+        if self.defaults.block_size < crate::namespace::MIN_BLOCK_SIZE {
+            return Err(format!(
+                "block size {} is below the minimum {}",
+                self.defaults.block_size,
+                crate::namespace::MIN_BLOCK_SIZE
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The OS user running this process.
+pub fn current_user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| {
+            // Without the environment, ask the system (uid 0 is root).
+            use std::os::unix::fs::MetadataExt;
+            if std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0) {
+                "root".to_string()
+            } else {
+                "tdfs".to_string()
+            }
+        })
+}
+
+/// Parses `1=host:port,2=host:port`.
+pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>, String> {
+    let mut out = BTreeMap::new();
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (id, addr) = part
+            .split_once('=')
+            .ok_or_else(|| format!("bad peer {part:?}: expected ID=HOST:PORT"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad peer id {id:?} in {part:?}"))?;
+        if addr.trim().is_empty() {
+            return Err(format!("peer {id} has no address"));
+        }
+        if out.insert(id, addr.trim().to_string()).is_some() {
+            return Err(format!("peer {id} is listed twice"));
+        }
+    }
+    if out.is_empty() {
+        return Err("--peers names no node".into());
+    }
+    Ok(out)
+}

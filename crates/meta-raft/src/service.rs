@@ -1,0 +1,310 @@
+//! The RPC handler of a metadata node: namespace operations for clients,
+//! administration, Raft traffic between peers and read-index requests.
+
+use crate::command::{AdminState, Op, OpKind};
+use crate::network::serve_raft;
+use crate::node::{now_ms, MetaNode};
+use openraft::{BasicNode, ServerState};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tdfs_proto::ids::CallId;
+use tdfs_proto::meta::{
+    AdminRequest, AdminResponse, ClusterReport, DatanodeReport, MetaRequest, MetaResponse,
+    NodeState, Request, Response,
+};
+use tdfs_proto::FsError;
+use tdfs_rpc::{Handler, Peer};
+
+/// Serves one metadata node's RPC port.
+pub struct MetaService {
+    node: Arc<MetaNode>,
+}
+
+impl MetaService {
+    pub fn new(node: Arc<MetaNode>) -> Self {
+        MetaService { node }
+    }
+}
+
+fn require_peer(peer: &Peer) -> Result<(), FsError> {
+    if peer.authenticated {
+        Ok(())
+    } else {
+        Err(FsError::Unauthenticated(
+            "this call needs the cluster key".into(),
+        ))
+    }
+}
+
+impl Handler<Request, Response> for MetaService {
+    async fn handle(&self, peer: &Peer, req: Request) -> Result<Response, FsError> {
+        match req {
+            Request::Ping => Ok(Response::Pong {
+                id: self.node.config.id,
+            }),
+            Request::Meta { user, call, op } => self.meta(user, call, op).await.map(Response::Meta),
+            Request::Admin(a) => {
+                if !matches!(a, AdminRequest::NodeState | AdminRequest::Report) {
+                    require_peer(peer)?;
+                }
+                self.admin(a).await.map(Response::Admin)
+            }
+            Request::Raft { kind, payload } => {
+                require_peer(peer)?;
+                serve_raft(&self.node.raft, kind, &payload)
+                    .await
+                    .map(Response::Raft)
+            }
+            Request::ReadIndex => {
+                require_peer(peer)?;
+                if !self.node.is_leader() {
+                    return Err(FsError::NotLeader {
+                        leader: self.node.leader_hint(),
+                    });
+                }
+                self.node
+                    .batched_read_index()
+                    .await
+                    .map(Response::ReadIndex)
+            }
+            Request::Datanode(_) => Err(FsError::Unsupported(
+                "datanode protocol is not served yet".into(),
+            )),
+        }
+    }
+}
+
+impl MetaService {
+    async fn meta(
+        &self,
+        user: String,
+        call: Option<CallId>,
+        op: MetaRequest,
+    ) -> Result<MetaResponse, FsError> {
+        if user.is_empty() || user.len() > 255 {
+            return Err(FsError::InvalidArgument(
+                "user name must be 1..255 bytes".into(),
+            ));
+        }
+        if op.is_mutation() {
+            if !self.node.is_leader() {
+                return Err(FsError::NotLeader {
+                    leader: self.node.leader_hint(),
+                });
+            }
+            let op = Op {
+                user,
+                call,
+                now: now_ms(),
+                kind: OpKind::Meta {
+                    req: op,
+                    targets: Vec::new(),
+                },
+            };
+            self.node.propose(op).await
+        } else {
+            self.node.read_barrier().await?;
+            let st = self.node.sm.state.read().unwrap();
+            st.ns.read(&user, &op)
+        }
+    }
+
+    async fn admin(&self, req: AdminRequest) -> Result<AdminResponse, FsError> {
+        let node = &self.node;
+        let decommission = matches!(req, AdminRequest::Decommission { .. });
+        match req {
+            AdminRequest::NodeState => Ok(AdminResponse::NodeState(self.node_state())),
+            AdminRequest::AddMeta { id, addr } => {
+                self.require_leader()?;
+                node.raft
+                    .add_learner(id, BasicNode::new(addr), true)
+                    .await
+                    .map_err(|e| FsError::Unavailable(format!("add learner {id}: {e}")))?;
+                let mut voters = self.voters();
+                voters.insert(id);
+                node.raft
+                    .change_membership(voters, false)
+                    .await
+                    .map_err(|e| FsError::Unavailable(format!("change membership: {e}")))?;
+                Ok(AdminResponse::Done)
+            }
+            AdminRequest::RemoveMeta { id } => {
+                self.require_leader()?;
+                let mut voters = self.voters();
+                if !voters.remove(&id) {
+                    return Err(FsError::InvalidArgument(format!(
+                        "metadata node {id} is not a voter"
+                    )));
+                }
+                if voters.is_empty() {
+                    return Err(FsError::InvalidArgument(
+                        "cannot remove the last metadata node".into(),
+                    ));
+                }
+                node.raft
+                    .change_membership(voters, false)
+                    .await
+                    .map_err(|e| FsError::Unavailable(format!("change membership: {e}")))?;
+                Ok(AdminResponse::Done)
+            }
+            AdminRequest::TransferLeader { id } => self.transfer_leader(id).await,
+            AdminRequest::StartElection => {
+                node.raft
+                    .trigger()
+                    .elect()
+                    .await
+                    .map_err(|e| FsError::Unavailable(e.to_string()))?;
+                Ok(AdminResponse::Done)
+            }
+            AdminRequest::Report => {
+                node.read_barrier().await?;
+                let st = node.sm.state.read().unwrap();
+                let datanodes = st
+                    .ns
+                    .datanodes
+                    .iter()
+                    .map(|(id, r)| DatanodeReport {
+                        id: id.clone(),
+                        addr: r.addr.clone(),
+                        http: r.http.clone(),
+                        state: "dead".into(),
+                        admin_state: r.admin.as_str().into(),
+                        capacity: 0,
+                        used: 0,
+                        remaining: 0,
+                        blocks: 0,
+                        last_contact_ms: 0,
+                    })
+                    .collect();
+                Ok(AdminResponse::Report(ClusterReport {
+                    leader: node.raft.metrics().borrow().current_leader,
+                    datanodes,
+                }))
+            }
+            AdminRequest::Decommission { id } | AdminRequest::Recommission { id } => {
+                self.require_leader()?;
+                let state = if decommission {
+                    AdminState::Decommissioning
+                } else {
+                    AdminState::Normal
+                };
+                let op = node.system_op(OpKind::SetAdminState { id, state });
+                node.propose(op).await?;
+                Ok(AdminResponse::Done)
+            }
+        }
+    }
+
+    fn require_leader(&self) -> Result<(), FsError> {
+        if self.node.is_leader() {
+            Ok(())
+        } else {
+            Err(FsError::NotLeader {
+                leader: self.node.leader_hint(),
+            })
+        }
+    }
+
+    fn voters(&self) -> BTreeSet<u64> {
+        self.node
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect()
+    }
+
+    fn node_state(&self) -> NodeState {
+        let m = self.node.raft.metrics().borrow().clone();
+        let mem = m.membership_config.membership();
+        let addr_of = |id: &u64| mem.get_node(id).map(|n| n.addr.clone()).unwrap_or_default();
+        let voters: Vec<(u64, String)> = mem.voter_ids().map(|id| (id, addr_of(&id))).collect();
+        let learners: Vec<(u64, String)> = mem.learner_ids().map(|id| (id, addr_of(&id))).collect();
+        let role = match m.state {
+            ServerState::Leader => "leader",
+            ServerState::Candidate => "candidate",
+            ServerState::Learner => "learner",
+            ServerState::Follower => "follower",
+            ServerState::Shutdown => "shutdown",
+        };
+        NodeState {
+            id: self.node.config.id,
+            addr: self.node.config.addr.clone(),
+            http: self.node.config.http.clone(),
+            role: role.into(),
+            term: m.current_term,
+            leader: m.current_leader,
+            last_log_index: m.last_log_index.unwrap_or(0),
+            applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
+            voters,
+            learners,
+        }
+    }
+
+    /// Hands leadership to `target`: stop heartbeats so the followers' leader
+    /// lease runs out, then have the target start an election. Retried a few
+    /// times, since another follower may time out first.
+    async fn transfer_leader(&self, target: u64) -> Result<AdminResponse, FsError> {
+        let node = &self.node;
+        self.require_leader()?;
+        if target == node.config.id {
+            return Ok(AdminResponse::Done);
+        }
+        if !self.voters().contains(&target) {
+            return Err(FsError::InvalidArgument(format!(
+                "metadata node {target} is not a voter"
+            )));
+        }
+        let addr = node
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&target)
+            .map(|n| n.addr.clone())
+            .ok_or_else(|| FsError::InvalidArgument(format!("no address for {target}")))?;
+        let lease = Duration::from_millis(node.config.election_max_ms + 50);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        node.raft.runtime_config().heartbeat(false);
+        let result = async {
+            while Instant::now() < deadline {
+                tokio::time::sleep(lease).await;
+                let conn = crate::network::pooled(
+                    &node.pool,
+                    &addr,
+                    node.config.key.as_ref(),
+                    Duration::from_secs(1),
+                )
+                .await
+                .map_err(|e| e.into_fs())?;
+                let _ = conn
+                    .call(
+                        Request::Admin(AdminRequest::StartElection),
+                        Duration::from_secs(2),
+                    )
+                    .await;
+                let wait_until = Instant::now() + Duration::from_millis(1500);
+                while Instant::now() < wait_until {
+                    let leader = node.raft.metrics().borrow().current_leader;
+                    if leader == Some(target) {
+                        return Ok(AdminResponse::Done);
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                if node.raft.metrics().borrow().current_leader == Some(node.config.id) {
+                    continue;
+                }
+            }
+            Err(FsError::Unavailable(format!(
+                "leadership did not move to {target} in time"
+            )))
+        }
+        .await;
+        node.raft.runtime_config().heartbeat(true);
+        result
+    }
+}
