@@ -82,6 +82,14 @@ impl ClientOpts {
 
     pub fn client(&self) -> anyhow::Result<Arc<MetaClient>> {
         let mut cfg = ClientConfig::new(self.meta_addrs()?, self.user());
+        // How long a command keeps retrying while no leader answers.
+        if let Some(ms) = std::env::var("TDFS_CLIENT_DEADLINE_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
+            cfg.deadline = std::time::Duration::from_millis(ms);
+            cfg.attempt_timeout = cfg.attempt_timeout.min(cfg.deadline);
+        }
         if let Some(k) = &self.key_file {
             cfg.key = Some(ClusterKey::from_file(k).map_err(anyhow::Error::msg)?);
         } else if let Some(k) = self.cluster_key_path() {

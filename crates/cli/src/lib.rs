@@ -1,4 +1,4 @@
-//! The `tdfs` binary: daemons (`meta`, `local`), user commands (`dfs`),
+//! The `tdfs` command line: daemons (`meta`, `local`), user commands (`dfs`),
 //! admin commands (`dfsadmin`, `fsck`, `haadmin`) and benchmarks.
 
 mod admin;
@@ -59,7 +59,8 @@ enum Cmd {
     Bench(bench::BenchCmd),
 }
 
-fn main() -> ExitCode {
+/// Runs the `tdfs` command line; the binary's `main` calls this.
+pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let daemon = matches!(cli.cmd, Cmd::Meta(_) | Cmd::Local(_));
     init_tracing(daemon);

@@ -1,0 +1,205 @@
+//! Test kit for end-to-end tests over real processes: start `tdfs meta`
+//! daemons, kill -9 and restart them, and wait on conditions with deadlines.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use tdfs_client::{ClientConfig, MetaClient};
+use tdfs_proto::meta::NodeState;
+
+/// The `tdfs` binary under test.
+pub fn tdfs_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_tdfs")
+}
+
+/// Polls `f` until it returns `Some` or the deadline passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Reserves `n` distinct free loopback ports.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let ls: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
+}
+
+/// Three (or more) `tdfs meta` processes.
+pub struct MetaProcs {
+    pub dir: tempfile::TempDir,
+    pub addrs: BTreeMap<u64, String>,
+    pub procs: BTreeMap<u64, Child>,
+    pub peers: String,
+}
+
+impl MetaProcs {
+    pub fn start(n: u64) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = free_ports(n as usize);
+        let addrs: BTreeMap<u64, String> = (1..=n)
+            .map(|i| (i, format!("127.0.0.1:{}", ports[i as usize - 1])))
+            .collect();
+        let peers = addrs
+            .iter()
+            .map(|(i, a)| format!("{i}={a}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut m = MetaProcs {
+            dir,
+            addrs,
+            procs: BTreeMap::new(),
+            peers,
+        };
+        for i in 1..=n {
+            m.spawn(i);
+        }
+        m
+    }
+
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("meta-{id}"))
+    }
+
+    pub fn log_path(&self, id: u64) -> PathBuf {
+        self.dir.path().join(format!("meta-{id}.log"))
+    }
+
+    /// Starts (or restarts) node `id` on its address and data directory.
+    pub fn spawn(&mut self, id: u64) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path(id))
+            .unwrap();
+        let child = Command::new(tdfs_bin())
+            .args(["meta", "--id", &id.to_string(), "--addr", &self.addrs[&id]])
+            .arg("--data-dir")
+            .arg(self.data_dir(id))
+            .args(["--peers", &self.peers, "--superuser", "root"])
+            .args([
+                "--heartbeat-ms",
+                "50",
+                "--election-min-ms",
+                "150",
+                "--election-max-ms",
+                "300",
+            ])
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn tdfs meta");
+        self.procs.insert(id, child);
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut c) = self.procs.remove(&id) {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    pub fn addr_list(&self) -> Vec<String> {
+        self.addrs.values().cloned().collect()
+    }
+
+    pub fn client(&self, user: &str) -> MetaClient {
+        let mut cfg = ClientConfig::new(self.addr_list(), user);
+        cfg.deadline = Duration::from_secs(20);
+        cfg.attempt_timeout = Duration::from_secs(2);
+        MetaClient::new(cfg).unwrap()
+    }
+
+    /// The node states of every live process.
+    pub async fn states(&self, c: &MetaClient) -> BTreeMap<u64, NodeState> {
+        let mut out = BTreeMap::new();
+        for id in self.procs.keys() {
+            if let Ok(s) = c.node_state(&self.addrs[id]).await {
+                out.insert(*id, s);
+            }
+        }
+        out
+    }
+
+    /// Waits for a leader that every live node agrees on; returns its id.
+    pub async fn wait_leader(&self, c: &MetaClient, timeout: Duration) -> u64 {
+        wait_for("an agreed leader", timeout, || async {
+            let states = self.states(c).await;
+            if states.len() < self.procs.len() {
+                return None;
+            }
+            let leader = states.values().find(|s| s.role == "leader")?.id;
+            states
+                .values()
+                .all(|s| s.leader == Some(leader))
+                .then_some(leader)
+        })
+        .await
+    }
+
+    /// Prints each node's log (for a failing test).
+    pub fn dump_logs(&self) {
+        for id in self.addrs.keys() {
+            if let Ok(s) = std::fs::read_to_string(self.log_path(id)) {
+                eprintln!("---- meta-{id} log ----\n{s}");
+            }
+        }
+    }
+
+    /// Whether any node logged a panic.
+    pub fn panicked(&self) -> bool {
+        self.addrs.keys().any(|id| {
+            std::fs::read_to_string(self.log_path(*id))
+                .map(|s| s.contains("panicked"))
+                .unwrap_or(false)
+        })
+    }
+}
+
+impl Drop for MetaProcs {
+    fn drop(&mut self) {
+        for (_, mut c) in std::mem::take(&mut self.procs) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Runs `tdfs` with arguments; returns (exit code, stdout, stderr).
+pub fn run_tdfs(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
+    let out = Command::new(tdfs_bin())
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run tdfs");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Whether a path exists below `dir` (for data-dir checks).
+pub fn exists(p: &Path) -> bool {
+    p.exists()
+}

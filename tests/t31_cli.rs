@@ -1,0 +1,263 @@
+//! The `tdfs dfs`, `haadmin` and `fsck` commands against `tdfs local`, as a
+//! user types them: outputs, exit codes, HDFS semantics and permissions.
+
+mod common;
+
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Local {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Local {
+    fn start(extra: &[&str]) -> Local {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, extra)
+    }
+
+    fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Local {
+        let mut child = Command::new(tdfs_bin())
+            .arg("local")
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(extra)
+            .env("USER", "root")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line == "ready" {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("tdfs local did not print ready");
+        Local { child, dir }
+    }
+
+    fn cluster(&self) -> String {
+        self.dir.path().join("cluster.json").display().to_string()
+    }
+
+    /// Runs `tdfs dfs ARGS` as `user`.
+    fn dfs(&self, user: &str, args: &[&str]) -> (i32, String, String) {
+        let cluster = self.cluster();
+        let mut all = vec!["dfs", "--cluster", &cluster, "--user", user];
+        all.extend_from_slice(args);
+        run_tdfs(&all, &[])
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.dfs("root", args);
+        assert_eq!(code, 0, "tdfs dfs {args:?} failed: {err}");
+        out
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    fn stop(mut self) -> tempfile::TempDir {
+        unsafe_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                assert!(st.success(), "tdfs local exited with {st}");
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "tdfs local did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
+    }
+}
+
+impl Drop for Local {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: &str) {
+    Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()
+        .unwrap();
+}
+
+#[test]
+fn namespace_commands_follow_hdfs() {
+    let l = Local::start(&["--datanodes", "0"]);
+    l.ok(&["-mkdir", "-p", "/a/b/c"]);
+    l.ok(&["mkdir", "/a/x"]);
+    // mkdir without -p needs the parent, and fails on an existing directory.
+    assert_eq!(l.dfs("root", &["-mkdir", "/no/such"]).0, 1);
+    let (code, _, err) = l.dfs("root", &["-mkdir", "/a/x"]);
+    assert_eq!(code, 1);
+    assert!(err.starts_with("tdfs: "), "{err}");
+
+    let ls = l.ok(&["-ls", "/a"]);
+    assert!(ls.starts_with("Found 2 items\n"), "{ls}");
+    let line = ls.lines().nth(1).unwrap();
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(cols[0], "drwxr-xr-x");
+    assert_eq!(cols[1], "-");
+    assert_eq!(cols[2], "root");
+    assert_eq!(cols[3], "supergroup");
+    assert_eq!(cols[4], "0");
+    assert_eq!(cols[7], "/a/b");
+    let rls = l.ok(&["-ls", "-R", "/a"]);
+    let paths: Vec<&str> = rls.lines().map(|l| l.rsplit(' ').next().unwrap()).collect();
+    assert_eq!(paths, vec!["/a/b", "/a/b/c", "/a/x"]);
+
+    l.ok(&["-touchz", "/a/f"]);
+    assert_eq!(
+        l.ok(&["-stat", "%F %b %r %u %g %n", "/a/f"]).trim(),
+        "regular file 0 3 root supergroup f"
+    );
+    assert_eq!(l.dfs("root", &["-test", "-e", "/a/f"]).0, 0);
+    assert_eq!(l.dfs("root", &["-test", "-d", "/a/f"]).0, 1);
+    assert_eq!(l.dfs("root", &["-test", "-f", "/a/f"]).0, 0);
+    assert_eq!(l.dfs("root", &["-test", "-e", "/a/nope"]).0, 1);
+
+    // -rm of a directory needs -r; -rm -f of a missing path succeeds quietly.
+    let (code, _, err) = l.dfs("root", &["-rm", "/a/b"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(l.ok(&["-rm", "-f", "/a/nope"]).is_empty());
+    assert_eq!(l.dfs("root", &["-rm", "/a/nope"]).0, 1);
+
+    // A directory rename moves the subtree.
+    l.ok(&["-mv", "/a/b", "/moved"]);
+    assert_eq!(l.dfs("root", &["-test", "-d", "/moved/c"]).0, 0);
+    assert_eq!(l.dfs("root", &["-test", "-e", "/a/b"]).0, 1);
+    // Moving into an existing directory keeps the name.
+    l.ok(&["-mv", "/moved", "/a/x"]);
+    assert_eq!(l.dfs("root", &["-test", "-d", "/a/x/moved/c"]).0, 0);
+
+    let count = l.ok(&["-count", "/a"]);
+    let cols: Vec<&str> = count.split_whitespace().collect();
+    assert_eq!(cols, vec!["4", "1", "0", "/a"]);
+    let du = l.ok(&["-du", "-s", "/a"]);
+    assert_eq!(
+        du.split_whitespace().collect::<Vec<_>>(),
+        vec!["0", "0", "/a"]
+    );
+    assert!(l
+        .ok(&["-setrep", "2", "/a/f"])
+        .contains("Replication 2 set: /a/f"));
+    assert_eq!(l.ok(&["-stat", "%r", "/a/f"]).trim(), "2");
+
+    l.ok(&["-rm", "-r", "/a/x"]);
+    assert_eq!(l.dfs("root", &["-test", "-e", "/a/x"]).0, 1);
+
+    // Invalid paths get a clear error.
+    let (code, _, err) = l.dfs("root", &["-mkdir", "/bad/../path"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("invalid path"), "{err}");
+}
+
+#[test]
+fn permissions_are_enforced() {
+    let l = Local::start(&["--datanodes", "0"]);
+    l.ok(&["-mkdir", "-p", "/user/alice"]);
+    l.ok(&["-chown", "alice:alice", "/user/alice"]);
+    l.ok(&["-mkdir", "/private"]);
+    l.ok(&["-chmod", "700", "/private"]);
+
+    // Alice writes in her home, not in /.
+    assert_eq!(l.dfs("alice", &["-mkdir", "/user/alice/work"]).0, 0);
+    let (code, _, err) = l.dfs("alice", &["-mkdir", "/top"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Permission denied"), "{err}");
+    // Bob cannot write in alice's home (755) nor list /private (700).
+    assert_eq!(l.dfs("bob", &["-mkdir", "/user/alice/x"]).0, 1);
+    let (code, _, err) = l.dfs("bob", &["-ls", "/private"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("Permission denied"), "{err}");
+    // Only the owner or the superuser changes modes; only the superuser gives files away.
+    assert_eq!(l.dfs("bob", &["-chmod", "777", "/user/alice"]).0, 1);
+    assert_eq!(l.dfs("alice", &["-chmod", "777", "/user/alice/work"]).0, 0);
+    assert_eq!(l.dfs("alice", &["-chown", "bob", "/user/alice/work"]).0, 1);
+    // With the directory opened to all, bob may create but not delete alice's
+    // entries once the sticky bit is set.
+    l.ok(&["-mkdir", "/tmp"]);
+    l.ok(&["-chmod", "1777", "/tmp"]);
+    assert_eq!(l.dfs("alice", &["-mkdir", "/tmp/a"]).0, 0);
+    assert_eq!(l.dfs("bob", &["-mkdir", "/tmp/b"]).0, 0);
+    assert_eq!(l.dfs("bob", &["-rm", "-r", "/tmp/a"]).0, 1);
+    assert_eq!(l.dfs("alice", &["-rm", "-r", "/tmp/a"]).0, 0);
+    let st = l.ok(&["-stat", "%u %a", "/tmp/b"]);
+    assert_eq!(st.trim(), "bob 755");
+}
+
+#[test]
+fn restart_keeps_the_namespace_and_admin_commands_answer() {
+    let l = Local::start(&["--datanodes", "0"]);
+    for i in 0..20 {
+        l.ok(&["-mkdir", "-p", &format!("/r/d{i}")]);
+    }
+    let cluster = l.cluster();
+    let (code, out, err) = run_tdfs(
+        &[
+            "haadmin",
+            "--cluster",
+            &cluster,
+            "-getAllServiceState",
+            "--json",
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let roles: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles.iter().filter(|r| **r == "leader").count(), 1, "{out}");
+    assert_eq!(roles.len(), 3);
+    for n in v.as_array().unwrap() {
+        assert!(
+            n["id"].is_u64() && n["addr"].is_string() && n["term"].is_u64(),
+            "{n}"
+        );
+    }
+    let (code, out, _) = run_tdfs(&["fsck", "/", "--cluster", &cluster, "--json"], &[]);
+    assert_eq!(code, 0);
+    let f: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(f["status"], "HEALTHY");
+    assert_eq!(f["directories"], 22);
+
+    let dir = l.stop();
+    let l = Local::start_in(dir, &["--datanodes", "0"]);
+    let ls = l.ok(&["-ls", "/r"]);
+    assert!(ls.starts_with("Found 20 items"), "{ls}");
+}
+
+#[test]
+fn client_errors_are_one_line() {
+    // No cluster anywhere: a clear error, exit 1.
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(tdfs_bin())
+        .args(["dfs", "--meta", "127.0.0.1:1", "-ls", "/"])
+        .current_dir(dir.path())
+        .env("TDFS_CLIENT_DEADLINE_MS", "1500")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.starts_with("tdfs: "), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}
