@@ -41,6 +41,10 @@ impl ClientConfig {
 
 type Conn = RpcClient<Request, Response>;
 
+/// Longest pause between two attempts: short enough that a client notices a
+/// new leader within a fraction of an election timeout.
+const MAX_BACKOFF: Duration = Duration::from_millis(100);
+
 /// A client of the metadata service; share it (it is `Sync`) across tasks.
 pub struct MetaClient {
     cfg: ClientConfig,
@@ -141,7 +145,7 @@ impl MetaClient {
             }
             let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64 / 2);
             tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            backoff = (backoff * 2).min(MAX_BACKOFF);
             target = self.cfg.meta[next_rr % self.cfg.meta.len()].clone();
             next_rr += 1;
         }

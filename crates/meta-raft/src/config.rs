@@ -9,9 +9,11 @@ use tdfs_rpc::ClusterKey;
 pub mod defaults {
     /// Raft heartbeat interval.
     pub const HEARTBEAT_MS: u64 = 50;
-    /// Election timeout range: a killed leader is replaced in about this long.
-    pub const ELECTION_MIN_MS: u64 = 300;
-    pub const ELECTION_MAX_MS: u64 = 600;
+    /// Election timeout range. A follower refuses to vote while its leader
+    /// lease (the max timeout) runs, so a killed leader is replaced after
+    /// the lease plus one timeout: 300-400 ms with these values.
+    pub const ELECTION_MIN_MS: u64 = 100;
+    pub const ELECTION_MAX_MS: u64 = 200;
     /// Take a snapshot (and compact the log) after this many entries.
     pub const SNAPSHOT_LOGS: u64 = 5000;
     /// Operations per Raft entry at most (group commit).

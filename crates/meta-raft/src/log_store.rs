@@ -177,7 +177,11 @@ fn scan(
         };
         let idx = entry.get_log_id().index;
         if let Some(p) = prev {
-            if idx != p + 1 {
+            // Records up to the purge point are dead; after an installed
+            // snapshot purged past the end of the log, appends resume right
+            // after the purge point, leaving a gap behind dead records.
+            let resumes_after_purge = purged.is_some_and(|pg| p <= pg && idx <= pg + 1);
+            if idx != p + 1 && !resumes_after_purge {
                 // A record that does not continue the log is a torn rewrite.
                 break;
             }

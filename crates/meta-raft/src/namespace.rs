@@ -167,7 +167,12 @@ impl Namespace {
         }
         let r = self.apply_uncached(op);
         if let Some(call) = op.call {
-            self.retry.insert(call, op.now, r.clone());
+            // A retriable failure (namespace not yet initialized) changed
+            // nothing and tells the client to retry with the same call id;
+            // remembering it would answer every such retry with the failure.
+            if !matches!(&r, Err(e) if e.is_retriable()) {
+                self.retry.insert(call, op.now, r.clone());
+            }
         }
         r
     }
