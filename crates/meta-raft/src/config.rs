@@ -21,6 +21,16 @@ pub mod defaults {
     /// Raft entries being committed at once.
     pub const MAX_INFLIGHT_BATCHES: usize = 8;
     pub const REPLICATION: u16 = 3;
+    /// A writer that has not renewed its lease for this long loses the file
+    /// to lease recovery.
+    pub const LEASE_TIMEOUT_MS: u64 = 60_000;
+    /// A datanode silent for this long is stale (no new blocks go to it).
+    pub const STALE_AFTER_MS: u64 = 3_000;
+    /// A datanode silent for this long is dead (grace period before its
+    /// replicas stop counting and are re-replicated).
+    pub const DEAD_AFTER_MS: u64 = 30_000;
+    /// How often the leader runs its block policies.
+    pub const POLICY_INTERVAL_MS: u64 = 500;
     pub const BLOCK_SIZE: u64 = 64 << 20;
 }
 
@@ -51,6 +61,9 @@ pub struct MetaConfig {
     pub defaults: Defaults,
     /// The user who owns `/` and bypasses permission checks.
     pub superuser: String,
+    pub lease_timeout_ms: u64,
+    pub stale_after_ms: u64,
+    pub dead_after_ms: u64,
 }
 
 impl MetaConfig {
@@ -73,6 +86,9 @@ impl MetaConfig {
                 block_size: defaults::BLOCK_SIZE,
             },
             superuser: current_user(),
+            lease_timeout_ms: defaults::LEASE_TIMEOUT_MS,
+            stale_after_ms: defaults::STALE_AFTER_MS,
+            dead_after_ms: defaults::DEAD_AFTER_MS,
         }
     }
 
@@ -97,6 +113,12 @@ impl MetaConfig {
                     self.id, self.addr
                 ));
             }
+        }
+        if self.stale_after_ms == 0 || self.stale_after_ms > self.dead_after_ms {
+            return Err(format!(
+                "stale after ({} ms) must be > 0 and <= dead after ({} ms)",
+                self.stale_after_ms, self.dead_after_ms
+            ));
         }
         if self.defaults.replication == 0 {
             return Err("replication must be at least 1".into());

@@ -1,12 +1,16 @@
 //! The metadata service: openraft type configuration, durable log store,
 //! namespace state machine, Raft network, RPC server and leader duties.
 
+pub mod cluster;
 pub mod command;
 pub mod config;
+pub mod data_ops;
 pub mod log_store;
 pub mod namespace;
 pub mod network;
 pub mod node;
+pub mod placement;
+pub mod policy;
 pub mod retry;
 pub mod service;
 pub mod state_machine;

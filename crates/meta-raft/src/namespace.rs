@@ -572,6 +572,15 @@ impl Namespace {
     // Resolution and permissions
     // ------------------------------------------------------------------
 
+    /// Resolves a path for `user` (traverse checks included).
+    pub fn lookup(&self, user: &str, p: &str) -> Result<u64, FsError> {
+        let a = Access {
+            user,
+            superuser: user == self.superuser,
+        };
+        self.resolve(&a, p)
+    }
+
     /// Resolves a path to an inode, checking EXECUTE on every ancestor.
     fn resolve(&self, a: &Access, p: &str) -> Result<u64, FsError> {
         let comps = path::components(p)?;
@@ -886,21 +895,11 @@ impl Namespace {
             user: a.user.to_string(),
         });
         ino.mtime = now;
-        // A partial last block is continued by the client; a full one is left alone.
-        let last = match &f.blocks.last() {
-            Some(b) if b.len < f.block_size => {
-                let offset = file_len(f) - b.len;
-                Some(LocatedBlock {
-                    block: b.info(),
-                    offset,
-                    locations: Vec::new(),
-                })
-            }
-            _ => None,
-        };
+        // Appended data goes into new blocks (HDFS's NEW_BLOCK append): a
+        // finalized replica is never reopened, so its digest stays valid.
         Ok(MetaResponse::Appended {
             status: self.status(id),
-            last,
+            last: None,
         })
     }
 

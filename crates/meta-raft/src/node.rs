@@ -1,6 +1,7 @@
 //! A metadata node: Raft, the state machine, the group-commit proposer, the
 //! batched read-index gate, leader duties and the RPC server, wired together.
 
+use crate::cluster::{ClusterView, LivenessConfig};
 use crate::command::{Command, Op, OpKind};
 use crate::config::{defaults, MetaConfig};
 use crate::log_store::LogStore;
@@ -32,6 +33,9 @@ pub struct MetaNode {
     pub faults: Arc<Faults>,
     /// Connections to the other metadata nodes.
     pub pool: Pool,
+    /// Replica locations, datanode liveness, intents and leases (soft state).
+    pub view: Mutex<ClusterView>,
+    pub liveness: LivenessConfig,
     proposals: mpsc::Sender<(Op, Reply)>,
     reads: mpsc::Sender<oneshot::Sender<Result<u64, FsError>>>,
 }
@@ -103,6 +107,11 @@ pub async fn start(
         sm: shared,
         faults,
         pool,
+        view: Mutex::new(ClusterView::default()),
+        liveness: LivenessConfig {
+            stale_after: Duration::from_millis(config.stale_after_ms),
+            dead_after: Duration::from_millis(config.dead_after_ms),
+        },
         proposals: ptx,
         reads: rtx,
     });
@@ -110,6 +119,10 @@ pub async fn start(
     tasks.push(tokio::spawn(proposer(raft.clone(), prx, shutdown.clone())));
     tasks.push(tokio::spawn(read_gate(node.clone(), rrx, shutdown.clone())));
     tasks.push(tokio::spawn(leader_duties(node.clone(), shutdown.clone())));
+    tasks.push(tokio::spawn(crate::policy::run(
+        node.clone(),
+        shutdown.clone(),
+    )));
     let server_config = ServerConfig {
         key: config.key.clone(),
         ..Default::default()
@@ -342,6 +355,10 @@ async fn leader_duties(node: Arc<MetaNode>, mut shutdown: Shutdown) {
         };
         if state == ServerState::Leader && led_term != Some(term) {
             led_term = Some(term);
+            node.view
+                .lock()
+                .unwrap()
+                .new_term(std::time::Instant::now());
             let initialized = node.sm.state.read().unwrap().ns.is_initialized();
             if !initialized {
                 let op = node.system_op(OpKind::Init {

@@ -2,6 +2,7 @@
 //! administration, Raft traffic between peers and read-index requests.
 
 use crate::command::{AdminState, Op, OpKind};
+use crate::data_ops::file_params;
 use crate::network::serve_raft;
 use crate::node::{now_ms, MetaNode};
 use openraft::{BasicNode, ServerState};
@@ -10,8 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{
-    AdminRequest, AdminResponse, ClusterReport, DatanodeReport, MetaRequest, MetaResponse,
-    NodeState, Request, Response,
+    AdminRequest, AdminResponse, MetaRequest, MetaResponse, NodeState, Request, Response,
 };
 use tdfs_proto::FsError;
 use tdfs_rpc::{Handler, Peer};
@@ -68,9 +68,10 @@ impl Handler<Request, Response> for MetaService {
                     .await
                     .map(Response::ReadIndex)
             }
-            Request::Datanode(_) => Err(FsError::Unsupported(
-                "datanode protocol is not served yet".into(),
-            )),
+            Request::Datanode(d) => {
+                require_peer(peer)?;
+                self.node.datanode_request(d).await.map(Response::Datanode)
+            }
         }
     }
 }
@@ -93,20 +94,114 @@ impl MetaService {
                     leader: self.node.leader_hint(),
                 });
             }
-            let op = Op {
-                user,
-                call,
-                now: now_ms(),
-                kind: OpKind::Meta {
-                    req: op,
-                    targets: Vec::new(),
-                },
-            };
-            self.node.propose(op).await
+            self.mutate(user, call, op).await
         } else {
             self.node.read_barrier().await?;
-            let st = self.node.sm.state.read().unwrap();
-            st.ns.read(&user, &op)
+            let mut r = {
+                let st = self.node.sm.state.read().unwrap();
+                st.ns.read(&user, &op)?
+            };
+            match (&op, &mut r) {
+                (MetaRequest::GetBlockLocations { .. }, MetaResponse::Blocks(b)) => {
+                    self.node.fill_locations(b)
+                }
+                (MetaRequest::Fsck { path }, MetaResponse::Fsck(f)) => {
+                    self.node.fill_fsck(&user, path, f)?
+                }
+                _ => {}
+            }
+            Ok(r)
+        }
+    }
+
+    /// A mutation on the leader: leases renewed, targets placed for new
+    /// blocks, the last block known to be stored before a file closes.
+    async fn mutate(
+        &self,
+        user: String,
+        call: Option<CallId>,
+        op: MetaRequest,
+    ) -> Result<MetaResponse, FsError> {
+        let node = &self.node;
+        if let Some(c) = call {
+            node.renew_lease(c.client);
+        }
+        let mut targets = Vec::new();
+        let mut block_size = 0;
+        match &op {
+            MetaRequest::RenewLease => return Ok(MetaResponse::Done),
+            MetaRequest::ReportBadReplica { block, node: dn } => {
+                node.queue_verify(dn, *block);
+                return Ok(MetaResponse::Done);
+            }
+            MetaRequest::AddBlock {
+                path,
+                previous,
+                excluded,
+            } => {
+                let (repl, bs) = file_params(node, &user, path)?;
+                if let Some(p) = previous {
+                    self.require_reported(p.id, p.gen).await?;
+                }
+                targets = node.place(repl as usize, bs, excluded);
+                if targets.is_empty() {
+                    return Err(FsError::NoDatanodes(format!(
+                        "no live datanode can take a block of {bs} bytes"
+                    )));
+                }
+                block_size = bs;
+            }
+            MetaRequest::UpdatePipeline {
+                path,
+                keep,
+                excluded,
+                ..
+            } => {
+                let (repl, bs) = file_params(node, &user, path)?;
+                targets = node.addrs_of(keep);
+                let mut exclude = excluded.clone();
+                exclude.extend(keep.iter().cloned());
+                let more = (repl as usize).saturating_sub(targets.len());
+                targets.extend(node.place(more, bs, &exclude));
+                if targets.is_empty() {
+                    return Err(FsError::NoDatanodes(format!(
+                        "no live datanode can take a block of {bs} bytes"
+                    )));
+                }
+                block_size = bs;
+            }
+            MetaRequest::Complete { last: Some(b), .. } => {
+                self.require_reported(b.id, b.gen).await?;
+            }
+            _ => {}
+        }
+        let op = Op {
+            user,
+            call,
+            now: now_ms(),
+            kind: OpKind::Meta {
+                req: op,
+                targets: targets.clone(),
+            },
+        };
+        let r = node.propose(op).await?;
+        if let MetaResponse::Block(lb) = &r {
+            node.note_intent(lb.block.id, &lb.locations, block_size);
+        }
+        Ok(r)
+    }
+
+    async fn require_reported(&self, block: u64, gen: u64) -> Result<(), FsError> {
+        if self
+            .node
+            .wait_reported(block, gen, Duration::from_secs(5))
+            .await
+        {
+            Ok(())
+        } else {
+            Err(FsError::Unavailable(format!(
+                "no datanode has reported block {block} yet"
+            )))
         }
     }
 
@@ -159,28 +254,7 @@ impl MetaService {
             }
             AdminRequest::Report => {
                 node.read_barrier().await?;
-                let st = node.sm.state.read().unwrap();
-                let datanodes = st
-                    .ns
-                    .datanodes
-                    .iter()
-                    .map(|(id, r)| DatanodeReport {
-                        id: id.clone(),
-                        addr: r.addr.clone(),
-                        http: r.http.clone(),
-                        state: "dead".into(),
-                        admin_state: r.admin.as_str().into(),
-                        capacity: 0,
-                        used: 0,
-                        remaining: 0,
-                        blocks: 0,
-                        last_contact_ms: 0,
-                    })
-                    .collect();
-                Ok(AdminResponse::Report(ClusterReport {
-                    leader: node.raft.metrics().borrow().current_leader,
-                    datanodes,
-                }))
+                Ok(AdminResponse::Report(node.report()))
             }
             AdminRequest::Decommission { id } | AdminRequest::Recommission { id } => {
                 self.require_leader()?;

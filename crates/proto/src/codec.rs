@@ -45,9 +45,11 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, FsError> {
         .map_err(|e| FsError::Internal(format!("encode: {e}")))
 }
 
-/// Decodes a frame body. bincode counts every length it reads against a
-/// limit of [`MAX_FRAME_LEN`] before allocating, so a few hostile bytes cannot
-/// claim gigabytes; trailing bytes are an error.
+/// Decodes a frame body (at most [`MAX_FRAME_LEN`] bytes); trailing bytes are
+/// an error. A hostile length inside cannot make us allocate much: decoding
+/// reads from the body itself, so a claimed length beyond the bytes present
+/// fails with "unexpected end", serde caps up-front reservations, and
+/// bincode's configured limit bounds what is claimed.
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
     let cfg = bincode::config::standard().with_limit::<MAX_FRAME_LEN>();
     if body.len() > MAX_FRAME_LEN {

@@ -99,6 +99,12 @@ pub enum MetaRequest {
     },
     /// Keeps the caller's leases alive while it writes.
     RenewLease,
+    /// A reader found a replica whose checksum does not match; the leader
+    /// has the datanode verify it (and drop it if corrupt).
+    ReportBadReplica {
+        block: BlockId,
+        node: DatanodeId,
+    },
     Delete {
         path: String,
         recursive: bool,
@@ -177,6 +183,7 @@ impl MetaRequest {
             MetaRequest::AbandonBlock { .. } => "abandon_block",
             MetaRequest::Complete { .. } => "complete",
             MetaRequest::RenewLease => "renew_lease",
+            MetaRequest::ReportBadReplica { .. } => "report_bad_replica",
             MetaRequest::Delete { .. } => "delete",
             MetaRequest::Rename { .. } => "rename",
             MetaRequest::SetReplication { .. } => "set_replication",
@@ -460,6 +467,8 @@ pub enum DatanodeCommand {
     },
     /// Delete replicas.
     Delete { blocks: Vec<BlockId> },
+    /// Re-verify replicas (SHA-256 and chunk CRCs); delete and report the corrupt ones.
+    Verify { blocks: Vec<BlockId> },
     /// Finalize a replica at a length (lease recovery).
     Recover { block: BlockInfo },
 }

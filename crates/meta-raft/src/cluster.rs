@@ -1,0 +1,234 @@
+//! Soft state every metadata node keeps warm: where replicas are (from block
+//! reports), which datanodes are alive and how full (from heartbeats), and,
+//! on the leader, placement intents, leases and queued datanode commands.
+//! None of it is replicated; it is rebuilt from reports after a restart.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, Instant};
+use tdfs_proto::meta::{DatanodeCommand, DatanodeUsage, ReplicaReport};
+use tdfs_proto::{BlockId, DatanodeId};
+
+/// Liveness of a datanode as the metadata node sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Liveness {
+    Live,
+    /// Not heard from recently: no new blocks go to it.
+    Stale,
+    /// Gone for longer than the grace period: its replicas do not count.
+    Dead,
+}
+
+impl Liveness {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Liveness::Live => "live",
+            Liveness::Stale => "stale",
+            Liveness::Dead => "dead",
+        }
+    }
+}
+
+/// Timing of liveness decisions.
+#[derive(Clone, Copy, Debug)]
+pub struct LivenessConfig {
+    /// Silence after which a datanode is stale.
+    pub stale_after: Duration,
+    /// Silence after which a datanode is dead (the grace period).
+    pub dead_after: Duration,
+}
+
+/// What the metadata node knows about one datanode.
+#[derive(Clone, Debug)]
+pub struct DnSoft {
+    pub addr: String,
+    pub http: Option<String>,
+    pub usage: DatanodeUsage,
+    pub last_contact: Instant,
+    /// Whether a full block report arrived since this node last became leader.
+    pub reported_this_term: bool,
+}
+
+/// One replica's identity.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReplicaState {
+    pub gen: u64,
+    pub len: u64,
+    pub sha256: [u8; 32],
+}
+
+/// The soft state of a metadata node.
+#[derive(Debug, Default)]
+pub struct ClusterView {
+    pub datanodes: BTreeMap<DatanodeId, DnSoft>,
+    /// Block → datanode → replica.
+    pub replicas: HashMap<BlockId, BTreeMap<DatanodeId, ReplicaState>>,
+    /// Bytes promised to each datanode by placements not yet reported:
+    /// block → (node, bytes, when).
+    pub intents: HashMap<BlockId, Vec<(DatanodeId, u64, Instant)>>,
+    /// Writers' last lease renewal, by client id (leader only).
+    pub leases: HashMap<u64, Instant>,
+    /// Commands waiting for each datanode's next heartbeat (leader only).
+    pub commands: HashMap<DatanodeId, Vec<DatanodeCommand>>,
+    /// Deletions already sent, so they are not queued twice: (node, block).
+    pub deleting: HashSet<(DatanodeId, BlockId)>,
+}
+
+/// How long a placement intent is counted if the replica never shows up.
+pub const INTENT_TTL: Duration = Duration::from_secs(600);
+
+impl ClusterView {
+    pub fn liveness(&self, id: &DatanodeId, cfg: &LivenessConfig, now: Instant) -> Liveness {
+        match self.datanodes.get(id) {
+            None => Liveness::Dead,
+            Some(d) => {
+                let quiet = now.saturating_duration_since(d.last_contact);
+                if quiet >= cfg.dead_after {
+                    Liveness::Dead
+                } else if quiet >= cfg.stale_after {
+                    Liveness::Stale
+                } else {
+                    Liveness::Live
+                }
+            }
+        }
+    }
+
+    /// Records a heartbeat; returns false if the datanode is unknown here.
+    pub fn heartbeat(&mut self, id: &DatanodeId, usage: DatanodeUsage, now: Instant) -> bool {
+        match self.datanodes.get_mut(id) {
+            Some(d) => {
+                d.usage = usage;
+                d.last_contact = now;
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn register(&mut self, id: DatanodeId, addr: String, http: Option<String>, now: Instant) {
+        let d = self.datanodes.entry(id).or_insert_with(|| DnSoft {
+            addr: addr.clone(),
+            http: http.clone(),
+            usage: DatanodeUsage::default(),
+            last_contact: now,
+            reported_this_term: false,
+        });
+        d.addr = addr;
+        d.http = http;
+        d.last_contact = now;
+    }
+
+    /// Replaces everything known about a datanode's replicas.
+    pub fn full_report(&mut self, id: &DatanodeId, blocks: &[ReplicaReport], now: Instant) {
+        for reps in self.replicas.values_mut() {
+            reps.remove(id);
+        }
+        self.replicas.retain(|_, r| !r.is_empty());
+        for b in blocks {
+            self.add_replica(id, b);
+        }
+        if let Some(d) = self.datanodes.get_mut(id) {
+            d.reported_this_term = true;
+            d.last_contact = now;
+        }
+        self.deleting.retain(|(n, _)| n != id);
+    }
+
+    pub fn add_replica(&mut self, id: &DatanodeId, b: &ReplicaReport) {
+        self.replicas.entry(b.id).or_default().insert(
+            id.clone(),
+            ReplicaState {
+                gen: b.gen,
+                len: b.len,
+                sha256: b.sha256,
+            },
+        );
+        if let Some(v) = self.intents.get_mut(&b.id) {
+            v.retain(|(n, _, _)| n != id);
+            if v.is_empty() {
+                self.intents.remove(&b.id);
+            }
+        }
+    }
+
+    pub fn remove_replica(&mut self, id: &DatanodeId, block: BlockId) {
+        if let Some(r) = self.replicas.get_mut(&block) {
+            r.remove(id);
+            if r.is_empty() {
+                self.replicas.remove(&block);
+            }
+        }
+        self.deleting.remove(&(id.clone(), block));
+    }
+
+    /// Bytes promised to `id` and not yet reported.
+    pub fn promised(&self, id: &DatanodeId, now: Instant) -> u64 {
+        self.intents
+            .values()
+            .flatten()
+            .filter(|(n, _, t)| n == id && now.saturating_duration_since(*t) < INTENT_TTL)
+            .map(|(_, b, _)| *b)
+            .sum()
+    }
+
+    pub fn add_intent(&mut self, block: BlockId, nodes: &[DatanodeId], bytes: u64, now: Instant) {
+        let v = self.intents.entry(block).or_default();
+        for n in nodes {
+            v.push((n.clone(), bytes, now));
+        }
+    }
+
+    /// Drops expired intents.
+    pub fn expire_intents(&mut self, now: Instant) {
+        for v in self.intents.values_mut() {
+            v.retain(|(_, _, t)| now.saturating_duration_since(*t) < INTENT_TTL);
+        }
+        self.intents.retain(|_, v| !v.is_empty());
+    }
+
+    /// Replicas of `block` at generation `gen` on nodes that are not dead.
+    pub fn good_replicas(
+        &self,
+        block: BlockId,
+        gen: u64,
+        cfg: &LivenessConfig,
+        now: Instant,
+    ) -> Vec<(DatanodeId, &ReplicaState)> {
+        self.replicas
+            .get(&block)
+            .map(|r| {
+                r.iter()
+                    .filter(|(n, s)| s.gen == gen && self.liveness(n, cfg, now) != Liveness::Dead)
+                    .map(|(n, s)| (n.clone(), s))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Queues a deletion for a datanode unless one is already on its way.
+    pub fn queue_delete(&mut self, node: &DatanodeId, block: BlockId) {
+        if self.deleting.insert((node.clone(), block)) {
+            let cmds = self.commands.entry(node.clone()).or_default();
+            match cmds.iter_mut().find_map(|c| match c {
+                DatanodeCommand::Delete { blocks } => Some(blocks),
+                _ => None,
+            }) {
+                Some(blocks) => blocks.push(block),
+                None => cmds.push(DatanodeCommand::Delete {
+                    blocks: vec![block],
+                }),
+            }
+        }
+    }
+
+    /// Forgets per-term leader state when this node becomes leader.
+    pub fn new_term(&mut self, now: Instant) {
+        for d in self.datanodes.values_mut() {
+            d.reported_this_term = false;
+        }
+        self.commands.clear();
+        self.deleting.clear();
+        self.leases.clear();
+        let _ = now;
+    }
+}

@@ -1,0 +1,354 @@
+//! Helpers shared by the metadata-service integration tests: in-process
+//! clusters on loopback ports, clients, and deadline-bounded waits.
+//!
+//! Every wait polls a condition with short sleeps until a deadline and fails
+//! the test with a description of what never happened; nothing sleeps and
+//! hopes.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tdfs_meta_raft::network::Faults;
+use tdfs_meta_raft::{MetaConfig, MetaHandle, MetaNode};
+use tdfs_proto::ids::CallId;
+use tdfs_proto::meta::{MetaRequest, MetaResponse, Request, Response};
+use tdfs_proto::FsError;
+use tdfs_rpc::{RpcClient, RpcError};
+use tokio::net::TcpListener;
+
+/// The superuser every test cluster is configured with.
+pub const SUPERUSER: &str = "root";
+
+pub type Client = RpcClient<Request, Response>;
+
+/// How often waits poll.
+const POLL: Duration = Duration::from_millis(10);
+
+/// Waits until `cond` holds, failing the test after `within`.
+pub async fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    loop {
+        if cond() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Waits until `f` returns a value, failing the test after `within`.
+pub async fn wait_for<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// A test configuration: fast timers, fsync on, superuser `root`.
+pub fn test_config(id: u64, addr: &str, dir: &Path, peers: &BTreeMap<u64, String>) -> MetaConfig {
+    let mut c = MetaConfig::new(id, addr.to_string(), dir.to_path_buf(), peers.clone());
+    c.heartbeat_ms = 50;
+    c.election_min_ms = 150;
+    c.election_max_ms = 300;
+    c.fsync = true;
+    c.superuser = SUPERUSER.into();
+    c
+}
+
+/// Binds `addr` again after its previous owner shut down (the port may take
+/// a moment to be released).
+pub async fn bind_again(addr: &str) -> TcpListener {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpListener::bind(addr).await {
+            Ok(l) => return l,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("cannot bind {addr} again: {e}"),
+        }
+    }
+}
+
+/// An in-process metadata cluster on loopback. Node ids are 1..=n; each node
+/// has its own data directory, kept across restarts.
+pub struct Cluster {
+    pub root: tempfile::TempDir,
+    pub addrs: BTreeMap<u64, String>,
+    pub handles: BTreeMap<u64, MetaHandle>,
+    pub faults: Arc<Faults>,
+    tweak: fn(&mut MetaConfig),
+}
+
+impl Cluster {
+    /// Starts `n` founding nodes with the test configuration.
+    pub async fn start(n: u64) -> Cluster {
+        Cluster::start_with(n, |_| {}).await
+    }
+
+    /// Starts `n` founding nodes; `tweak` adjusts every node's configuration
+    /// (also on restarts).
+    pub async fn start_with(n: u64, tweak: fn(&mut MetaConfig)) -> Cluster {
+        let root = tempfile::tempdir().unwrap();
+        let mut listeners = BTreeMap::new();
+        let mut addrs = BTreeMap::new();
+        for id in 1..=n {
+            let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addrs.insert(id, l.local_addr().unwrap().to_string());
+            listeners.insert(id, l);
+        }
+        let mut cluster = Cluster {
+            root,
+            addrs,
+            handles: BTreeMap::new(),
+            faults: Faults::new(),
+            tweak,
+        };
+        for (id, l) in listeners {
+            let h = tdfs_meta_raft::start(cluster.config(id), l, cluster.faults.clone())
+                .await
+                .unwrap();
+            cluster.handles.insert(id, h);
+        }
+        cluster
+    }
+
+    pub fn data_dir(&self, id: u64) -> PathBuf {
+        self.root.path().join(format!("meta{id}"))
+    }
+
+    pub fn config(&self, id: u64) -> MetaConfig {
+        let mut c = test_config(id, &self.addrs[&id], &self.data_dir(id), &self.addrs);
+        (self.tweak)(&mut c);
+        c
+    }
+
+    pub fn node(&self, id: u64) -> &Arc<MetaNode> {
+        &self.handles[&id].node
+    }
+
+    /// Ids of the running nodes.
+    pub fn live(&self) -> Vec<u64> {
+        self.handles.keys().copied().collect()
+    }
+
+    /// Shuts one node down (its data directory stays).
+    pub async fn stop(&mut self, id: u64) {
+        let h = self.handles.remove(&id).expect("node is running");
+        h.shutdown().await;
+    }
+
+    /// Restarts a stopped node on its old address and data directory.
+    pub async fn restart(&mut self, id: u64) {
+        assert!(!self.handles.contains_key(&id), "node {id} is running");
+        let l = bind_again(&self.addrs[&id]).await;
+        let h = tdfs_meta_raft::start(self.config(id), l, self.faults.clone())
+            .await
+            .unwrap();
+        self.handles.insert(id, h);
+    }
+
+    pub async fn stop_all(&mut self) {
+        for id in self.live() {
+            self.stop(id).await;
+        }
+    }
+
+    /// The leader of the nodes `among`: a node in state leader that every
+    /// node of `among` follows, with an initialized namespace.
+    pub fn agreed_leader(&self, among: &[u64]) -> Option<u64> {
+        let first = self.node(among[0]).raft.metrics().borrow().current_leader?;
+        if !among.contains(&first) {
+            return None;
+        }
+        for id in among {
+            let m = self.node(*id).raft.metrics().borrow().clone();
+            if m.current_leader != Some(first) {
+                return None;
+            }
+        }
+        let l = self.node(first);
+        let m = l.raft.metrics().borrow().clone();
+        let ready = m.state == openraft::ServerState::Leader
+            && l.sm.state.read().unwrap().ns.is_initialized();
+        ready.then_some(first)
+    }
+
+    /// Waits for a leader that all of `among` agree on.
+    pub async fn wait_leader(&self, among: &[u64], within: Duration) -> u64 {
+        wait_for(within, &format!("a leader agreed on by {among:?}"), || {
+            self.agreed_leader(among)
+        })
+        .await
+    }
+
+    pub async fn client(&self, id: u64) -> Client {
+        connect(&self.addrs[&id]).await
+    }
+
+    /// Sends a mutation to whichever node of `among` leads, retrying with the
+    /// same call id (so at most once) on NotLeader, Unavailable and transport
+    /// errors until `within` runs out. Returns the first definitive answer.
+    pub async fn write(
+        &self,
+        among: &[u64],
+        call: CallId,
+        op: MetaRequest,
+        within: Duration,
+    ) -> Result<MetaResponse, FsError> {
+        let deadline = Instant::now() + within;
+        let mut last = String::from("no leader");
+        while Instant::now() < deadline {
+            let leader = among
+                .iter()
+                .copied()
+                .find(|id| self.handles.contains_key(id) && self.node(*id).is_leader());
+            if let Some(id) = leader {
+                match Client::connect(&self.addrs[&id], None, Duration::from_secs(1)).await {
+                    Ok(c) => match meta(&c, Some(call), op.clone(), Duration::from_secs(3)).await {
+                        Ok(r) => return Ok(r),
+                        Err(RpcError::Remote(e)) if !e.is_retriable() => return Err(e),
+                        Err(e) => last = e.to_string(),
+                    },
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("write {op:?} ({call:?}) got no definitive answer within {within:?}: {last}");
+    }
+
+    /// `mkdir -p` through the leader of `among`; panics unless it succeeds.
+    pub async fn mkdir(&self, among: &[u64], call: CallId, path: &str) {
+        let r = self
+            .write(among, call, mkdirs(path, true), Duration::from_secs(10))
+            .await;
+        assert!(
+            matches!(r, Ok(MetaResponse::Bool(true))),
+            "mkdir {path}: {r:?}"
+        );
+    }
+
+    pub async fn shutdown(mut self) {
+        self.stop_all().await;
+    }
+}
+
+/// Connects a plain (keyless) client.
+pub async fn connect(addr: &str) -> Client {
+    Client::connect(addr, None, Duration::from_secs(2))
+        .await
+        .unwrap_or_else(|e| panic!("connect {addr}: {e}"))
+}
+
+/// One namespace call as the superuser.
+pub async fn meta(
+    c: &Client,
+    call: Option<CallId>,
+    op: MetaRequest,
+    timeout: Duration,
+) -> Result<MetaResponse, RpcError> {
+    let req = Request::Meta {
+        user: SUPERUSER.into(),
+        call,
+        op,
+    };
+    match c.call(req, timeout).await? {
+        Response::Meta(r) => Ok(r),
+        other => panic!("unexpected reply {other:?}"),
+    }
+}
+
+pub fn mkdirs(path: &str, parents: bool) -> MetaRequest {
+    MetaRequest::Mkdirs {
+        path: path.into(),
+        mode: None,
+        parents,
+    }
+}
+
+/// Whether `node`'s applied state has a directory at `path`.
+pub fn has_dir(node: &MetaNode, path: &str) -> bool {
+    let st = node.sm.state.read().unwrap();
+    matches!(
+        st.ns.read(SUPERUSER, &MetaRequest::GetFileInfo { path: path.into() }),
+        Ok(MetaResponse::Status(s)) if s.is_dir()
+    )
+}
+
+/// Whether `node`'s applied state has anything at `path`.
+pub fn exists(node: &MetaNode, path: &str) -> bool {
+    let st = node.sm.state.read().unwrap();
+    st.ns
+        .read(SUPERUSER, &MetaRequest::GetFileInfo { path: path.into() })
+        .is_ok()
+}
+
+/// The paths of `paths` missing from `node`'s applied state.
+pub fn missing<'a>(node: &MetaNode, paths: &'a [String]) -> Vec<&'a str> {
+    paths
+        .iter()
+        .filter(|p| !has_dir(node, p))
+        .map(|p| p.as_str())
+        .collect()
+}
+
+/// A client id unlikely to collide with any other test's.
+pub fn client_id() -> u64 {
+    rand::random()
+}
+
+/// Writes `paths` as `mkdir -p` through the leader of `among`, `parallel` at
+/// a time, each with its own call id of `client`.
+pub async fn mkdir_all(
+    cluster: &Cluster,
+    among: &[u64],
+    client: u64,
+    first_seq: u64,
+    paths: &[String],
+    parallel: usize,
+) {
+    for (chunk_no, chunk) in paths.chunks(parallel).enumerate() {
+        let futs = chunk.iter().enumerate().map(|(i, p)| {
+            let seq = first_seq + (chunk_no * parallel + i) as u64;
+            cluster.mkdir(among, CallId { client, seq }, p)
+        });
+        join_all(futs).await;
+    }
+}
+
+/// Runs futures concurrently on the current task.
+pub async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut futs: Vec<_> = futs.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in futs.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|o| o.unwrap()).collect()
+}

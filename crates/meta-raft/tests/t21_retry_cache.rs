@@ -1,0 +1,227 @@
+//! The replicated retry cache: a mutation resent with the same call id is
+//! answered with the first attempt's result instead of being applied again,
+//! also by a new leader after the old one died.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+use tdfs_proto::ids::CallId;
+use tdfs_proto::meta::{MetaRequest, MetaResponse};
+use tdfs_proto::FsError;
+use tdfs_rpc::RpcError;
+
+const T: Duration = Duration::from_secs(5);
+
+fn rename(src: &str, dst: &str) -> MetaRequest {
+    MetaRequest::Rename {
+        src: src.into(),
+        dst: dst.into(),
+        into_dir: false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_call_id_gets_the_first_answer() {
+    let cluster = Cluster::start(1).await;
+    let leader = cluster.wait_leader(&[1], Duration::from_secs(10)).await;
+    let c = cluster.client(leader).await;
+    let x = client_id();
+    let id = |seq| Some(CallId { client: x, seq });
+
+    let r = meta(&c, id(1), mkdirs("/r", true), T).await;
+    assert_eq!(r.unwrap(), MetaResponse::Bool(true));
+
+    // mkdir without parents: the retry is answered from the cache, not
+    // re-applied (which would be AlreadyExists).
+    let first = meta(&c, id(2), mkdirs("/r/a", false), T).await.unwrap();
+    assert_eq!(first, MetaResponse::Bool(true));
+    for _ in 0..3 {
+        let again = meta(&c, id(2), mkdirs("/r/a", false), T).await.unwrap();
+        assert_eq!(again, first);
+    }
+    // The same operation under a fresh call id is applied, and fails.
+    let fresh = meta(&c, id(3), mkdirs("/r/a", false), T).await;
+    assert!(
+        matches!(fresh, Err(RpcError::Remote(FsError::AlreadyExists(_)))),
+        "{fresh:?}"
+    );
+    // Another client's call with the same sequence number is its own call.
+    let other = CallId {
+        client: x.wrapping_add(1),
+        seq: 2,
+    };
+    let r = meta(&c, Some(other), mkdirs("/r/a", false), T).await;
+    assert!(
+        matches!(r, Err(RpcError::Remote(FsError::AlreadyExists(_)))),
+        "{r:?}"
+    );
+
+    // Rename: re-applying would fail with FileNotFound (the source is gone).
+    let first = meta(&c, id(4), rename("/r/a", "/r/b"), T).await.unwrap();
+    assert_eq!(first, MetaResponse::Bool(true));
+    let again = meta(&c, id(4), rename("/r/a", "/r/b"), T).await.unwrap();
+    assert_eq!(again, first);
+    let fresh = meta(&c, id(5), rename("/r/a", "/r/b"), T).await;
+    assert!(
+        matches!(fresh, Err(RpcError::Remote(FsError::FileNotFound(_)))),
+        "{fresh:?}"
+    );
+    let node = cluster.node(leader);
+    assert!(!exists(node, "/r/a"));
+    assert!(has_dir(node, "/r/b"));
+
+    // Errors are cached too: the retry of a failed call gets the same
+    // failure even after the state changed so that it would now succeed.
+    let failed = meta(&c, id(6), mkdirs("/r/b", false), T).await;
+    assert!(
+        matches!(failed, Err(RpcError::Remote(FsError::AlreadyExists(_)))),
+        "{failed:?}"
+    );
+    let del = MetaRequest::Delete {
+        path: "/r/b".into(),
+        recursive: false,
+    };
+    assert_eq!(
+        meta(&c, id(7), del, T).await.unwrap(),
+        MetaResponse::Bool(true)
+    );
+    let again = meta(&c, id(6), mkdirs("/r/b", false), T).await;
+    assert_eq!(
+        again.map_err(RpcError::into_fs),
+        failed.map_err(RpcError::into_fs)
+    );
+    assert!(!exists(node, "/r/b"), "a cached failure was re-applied");
+
+    cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_failover_is_answered_by_the_new_leader() {
+    let mut cluster = Cluster::start(3).await;
+    let all = cluster.live();
+    let old = cluster.wait_leader(&all, Duration::from_secs(10)).await;
+    let x = client_id();
+    let id = |seq| Some(CallId { client: x, seq });
+
+    let c = cluster.client(old).await;
+    assert_eq!(
+        meta(&c, id(1), mkdirs("/f", true), T).await.unwrap(),
+        MetaResponse::Bool(true)
+    );
+    let mkdir_reply = meta(&c, id(2), mkdirs("/f/a", false), T).await.unwrap();
+    assert_eq!(mkdir_reply, MetaResponse::Bool(true));
+    let rename_reply = meta(&c, id(3), rename("/f/a", "/f/b"), T).await.unwrap();
+    assert_eq!(rename_reply, MetaResponse::Bool(true));
+    drop(c);
+
+    // The leader dies right after answering.
+    cluster.stop(old).await;
+    let rest = cluster.live();
+    let new = cluster.wait_leader(&rest, Duration::from_secs(10)).await;
+    assert_ne!(new, old);
+
+    // The client, not having seen the replies, retries with the same call
+    // ids on the new leader: same answers, nothing applied twice.
+    let again = cluster
+        .write(&rest, id(2).unwrap(), mkdirs("/f/a", false), T)
+        .await;
+    assert_eq!(again, Ok(mkdir_reply));
+    let again = cluster
+        .write(&rest, id(3).unwrap(), rename("/f/a", "/f/b"), T)
+        .await;
+    assert_eq!(again, Ok(rename_reply));
+    let node = cluster.node(new);
+    assert!(!exists(node, "/f/a"), "the mkdir was applied a second time");
+    assert!(has_dir(node, "/f/b"));
+
+    // Fresh call ids are applied and fail as they should.
+    let fresh = cluster
+        .write(
+            &rest,
+            CallId { client: x, seq: 4 },
+            mkdirs("/f/b", false),
+            T,
+        )
+        .await;
+    assert!(matches!(fresh, Err(FsError::AlreadyExists(_))), "{fresh:?}");
+    let fresh = cluster
+        .write(
+            &rest,
+            CallId { client: x, seq: 5 },
+            rename("/f/a", "/f/b"),
+            T,
+        )
+        .await;
+    assert!(matches!(fresh, Err(FsError::FileNotFound(_))), "{fresh:?}");
+
+    // The old leader comes back with the same cache and the same answers.
+    cluster.restart(old).await;
+    let all = cluster.live();
+    let leader = cluster.wait_leader(&all, Duration::from_secs(10)).await;
+    let r = cluster
+        .write(&all, CallId { client: x, seq: 6 }, mkdirs("/f/c", false), T)
+        .await;
+    assert_eq!(r, Ok(MetaResponse::Bool(true)));
+    wait_until(T, "the restarted node to catch up", || {
+        has_dir(cluster.node(old), "/f/c")
+    })
+    .await;
+    let cached = |id: u64, seq: u64| {
+        let st = cluster.node(id).sm.state.read().unwrap();
+        st.ns.retry.get(CallId { client: x, seq })
+    };
+    for seq in 1..=6 {
+        let on_leader = cached(leader, seq);
+        assert!(
+            on_leader.is_some(),
+            "call {seq} is not cached on the leader"
+        );
+        assert_eq!(
+            cached(old, seq),
+            on_leader,
+            "retry cache entry {seq} differs"
+        );
+    }
+
+    cluster.shutdown().await;
+}
+
+/// A call that failed with a retriable error (here: it reached a leader
+/// before the namespace was initialized) had no effect, and the client is
+/// told to retry it with the same call id; the retry must be applied, not
+/// answered with the remembered failure.
+#[test]
+fn a_retriable_failure_is_not_remembered() {
+    use tdfs_meta_raft::command::{Op, OpKind};
+    use tdfs_meta_raft::namespace::{Defaults, Namespace};
+
+    let mut ns = Namespace::new(Defaults::default());
+    let call = CallId { client: 7, seq: 1 };
+    let op = Op {
+        user: SUPERUSER.into(),
+        call: Some(call),
+        now: 1,
+        kind: OpKind::Meta {
+            req: mkdirs("/early", true),
+            targets: Vec::new(),
+        },
+    };
+    let r = ns.apply(&op);
+    assert!(matches!(&r, Err(e) if e.is_retriable()), "{r:?}");
+    ns.apply(&Op {
+        user: SUPERUSER.into(),
+        call: None,
+        now: 2,
+        kind: OpKind::Init {
+            superuser: SUPERUSER.into(),
+            supergroup: "supergroup".into(),
+        },
+    })
+    .unwrap();
+    // The client's retry, same call id.
+    assert_eq!(ns.apply(&op), Ok(MetaResponse::Bool(true)));
+    // And that success is what further retries get.
+    assert_eq!(ns.apply(&op), Ok(MetaResponse::Bool(true)));
+    assert_eq!(ns.retry.get(call), Some(Ok(MetaResponse::Bool(true))));
+}
