@@ -143,3 +143,76 @@ pub async fn wait_for_signal() {
         _ = term.recv() => {}
     }
 }
+
+#[derive(Args, Debug)]
+pub struct DatanodeArgs {
+    /// Directory for blocks; holds the datanode's stable id.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// TCP address for block transfer (UDP on the same port for gossip).
+    #[arg(long)]
+    pub addr: Option<String>,
+    /// Metadata nodes: HOST:PORT[,HOST:PORT...].
+    #[arg(long)]
+    pub meta: Option<String>,
+    /// HTTP address for metrics and WebHDFS data.
+    #[arg(long)]
+    pub http: Option<String>,
+    /// Bytes this datanode may store (k/m/g suffixes); default: the disk's free space.
+    #[arg(long)]
+    pub capacity: Option<String>,
+    /// File holding the cluster key shared by every node.
+    #[arg(long)]
+    pub cluster_key_file: Option<PathBuf>,
+    /// TOML file with any of these settings (flags win).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Acknowledge blocks before fsync (unsafe; for experiments only).
+    #[arg(long)]
+    pub no_fsync: bool,
+}
+
+pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
+    use tdfs_datanode::block_store::{BlockStore, StoreConfig};
+    use tdfs_datanode::node::DatanodeConfig;
+    let f = FileConf::load(a.config.as_deref())?;
+    let data_dir: PathBuf = f
+        .string(a.data_dir.map(|p| p.display().to_string()), "data-dir")?
+        .context("--data-dir is required")?
+        .into();
+    let addr = f.string(a.addr, "addr")?.context("--addr is required")?;
+    let meta: Vec<String> = f
+        .string(a.meta, "meta")?
+        .context("--meta is required")?
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let mut sc = StoreConfig::new(data_dir.clone());
+    if let Some(c) = f.string(a.capacity, "capacity")? {
+        sc.capacity = Some(crate::conf::parse_size(&c)?);
+    }
+    sc.fsync = !f
+        .bool(a.no_fsync.then_some(true), "no-fsync")?
+        .unwrap_or(false);
+    let mut dc = DatanodeConfig::new(addr.clone(), meta);
+    dc.http = f.string(a.http, "http")?;
+    if let Some(k) = f.string(
+        a.cluster_key_file.map(|p| p.display().to_string()),
+        "cluster-key-file",
+    )? {
+        dc.key = Some(ClusterKey::from_file(k.as_ref()).map_err(anyhow::Error::msg)?);
+    }
+    check_data_dir(&data_dir)?;
+    // Lock and load the directory, then bind, then register and serve.
+    let store = BlockStore::open(sc).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let handle = tdfs_datanode::node::start(dc, store, listener).await?;
+    tracing::info!("datanode {} serving on {addr}", handle.id);
+    wait_for_signal().await;
+    tracing::info!("stopping");
+    handle.shutdown().await;
+    Ok(())
+}

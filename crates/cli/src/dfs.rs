@@ -9,7 +9,9 @@ use tdfs_proto::perm::{format_mode, parse_mode};
 use tdfs_proto::{path, FsError};
 
 const USAGE: &str = "usage: tdfs dfs [--meta HOST:PORT,...] [--user NAME] COMMAND ARGS
-commands: -ls [-R] PATH...  -mkdir [-p] PATH...  -rm [-r] [-f] PATH...  -rmdir PATH...
+commands: -put [-f] [-p] [-replication N] [-blocksize BYTES] LOCAL... REMOTE ('-' reads stdin)
+          -get REMOTE LOCAL  -cat REMOTE...  -appendToFile LOCAL... REMOTE  -checksum PATH  -df
+          -ls [-R] PATH...  -mkdir [-p] PATH...  -rm [-r] [-f] PATH...  -rmdir PATH...
           -mv SRC... DST  -stat [FORMAT] PATH...  -touchz PATH...  -test -e|-d|-f|-z PATH
           -chmod [-R] MODE PATH...  -chown [-R] OWNER[:GROUP] PATH...  -setrep [-w] N PATH...
           -du [-s] PATH...  -count PATH...";
@@ -55,9 +57,58 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<u8> {
         println!("{USAGE}");
         return Ok(0);
     }
-    let c = opts.client()?;
-    let c = c.as_ref();
+    let arc = opts.client()?;
+    let c = arc.as_ref();
     match cmd.as_str() {
+        "put" | "copyFromLocal" => {
+            let p = split_flags(&rest, &["f", "p", "d", "l"]);
+            let (p, replication, block_size) = take_valued(p)?;
+            need_args(
+                &p,
+                2,
+                "-put [-f] [-p] [-replication N] [-blocksize BYTES] LOCAL... REMOTE",
+            )?;
+            let (remote, locals) = p.args.split_last().unwrap();
+            let o = crate::transfer::PutOpts {
+                overwrite: p.has("f"),
+                preserve: p.has("p"),
+                replication,
+                block_size,
+            };
+            crate::transfer::put(&arc, locals, remote, o).await?;
+            Ok(0)
+        }
+        "get" | "copyToLocal" => {
+            let p = split_flags(&rest, &["p", "ignoreCrc", "crc", "f"]);
+            need_args(&p, 2, "-get REMOTE LOCAL")?;
+            crate::transfer::get(c, &p.args[0], &p.args[1]).await?;
+            Ok(0)
+        }
+        "cat" => {
+            let p = split_flags(&rest, &["ignoreCrc"]);
+            need_args(&p, 1, "-cat REMOTE...")?;
+            crate::transfer::cat(c, &p.args).await?;
+            Ok(0)
+        }
+        "appendToFile" => {
+            let p = split_flags(&rest, &[]);
+            need_args(&p, 2, "-appendToFile LOCAL... REMOTE")?;
+            let (remote, locals) = p.args.split_last().unwrap();
+            crate::transfer::append(&arc, locals, remote).await?;
+            Ok(0)
+        }
+        "checksum" => {
+            let p = split_flags(&rest, &[]);
+            need_args(&p, 1, "-checksum PATH...")?;
+            for a in &p.args {
+                println!("{}", crate::transfer::checksum(c, a).await?);
+            }
+            Ok(0)
+        }
+        "df" => {
+            crate::transfer::df(c).await?;
+            Ok(0)
+        }
         "ls" => ls(c, split_flags(&rest, &["R", "d", "h"])).await,
         "mkdir" => {
             let p = split_flags(&rest, &["p"]);
@@ -118,6 +169,32 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<u8> {
     }
 }
 
+/// Pulls `-replication N` and `-blocksize BYTES` out of the arguments.
+fn take_valued(mut p: Parsed) -> anyhow::Result<(Parsed, Option<u16>, Option<u64>)> {
+    let mut replication = None;
+    let mut block_size = None;
+    let mut args = Vec::new();
+    let mut it = std::mem::take(&mut p.args).into_iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-replication" => {
+                let v = it.next().context("-replication needs a value")?;
+                replication = Some(
+                    v.parse()
+                        .with_context(|| format!("bad replication {v:?}"))?,
+                );
+            }
+            "-blocksize" => {
+                let v = it.next().context("-blocksize needs a value")?;
+                block_size = Some(crate::conf::parse_size(&v)?);
+            }
+            _ => args.push(a),
+        }
+    }
+    p.args = args;
+    Ok((p, replication, block_size))
+}
+
 fn need_args(p: &Parsed, n: usize, usage: &str) -> anyhow::Result<()> {
     if p.args.len() < n {
         bail!("usage: tdfs dfs {usage}");
@@ -126,7 +203,7 @@ fn need_args(p: &Parsed, n: usize, usage: &str) -> anyhow::Result<()> {
 }
 
 /// An error as HDFS prints it: `cmd: path: message`.
-fn cmd_err(cmd: &str, p: &str, e: FsError) -> anyhow::Error {
+pub(crate) fn cmd_err(cmd: &str, p: &str, e: FsError) -> anyhow::Error {
     match e {
         FsError::FileNotFound(_) => anyhow!("{cmd}: `{p}': No such file or directory"),
         other => anyhow!("{cmd}: {other}"),

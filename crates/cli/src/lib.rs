@@ -9,6 +9,8 @@ mod dfs;
 mod fmt;
 mod local;
 mod opts;
+mod progress;
+mod transfer;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -28,6 +30,8 @@ struct Cli {
 enum Cmd {
     /// Run a metadata node.
     Meta(daemon::MetaArgs),
+    /// Run a datanode.
+    Datanode(daemon::DatanodeArgs),
     /// Run metadata nodes (and datanodes) in one process on loopback.
     Local(local::LocalArgs),
     /// File system commands, as `hdfs dfs` (-ls, -mkdir, -put, ...).
@@ -62,7 +66,7 @@ enum Cmd {
 /// Runs the `tdfs` command line; the binary's `main` calls this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let daemon = matches!(cli.cmd, Cmd::Meta(_) | Cmd::Local(_));
+    let daemon = matches!(cli.cmd, Cmd::Meta(_) | Cmd::Datanode(_) | Cmd::Local(_));
     init_tracing(daemon);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -77,6 +81,7 @@ pub fn main() -> ExitCode {
     let result: anyhow::Result<u8> = rt.block_on(async move {
         match cli.cmd {
             Cmd::Meta(a) => daemon::run_meta(a).await.map(|_| 0),
+            Cmd::Datanode(a) => daemon::run_datanode(a).await.map(|_| 0),
             Cmd::Local(a) => local::run(a).await.map(|_| 0),
             Cmd::Dfs { args } => dfs::run(args).await,
             Cmd::Dfsadmin { args } => admin::dfsadmin(args).await,

@@ -2,6 +2,9 @@
 //! failovers with backoff and jitter, tags every mutation with a call id so a
 //! retry is applied once, and offers the namespace operations.
 
+pub mod file;
 pub mod meta;
+pub mod transfer;
 
+pub use file::{read_range, CreateOptions, FileWriter};
 pub use meta::{ClientConfig, MetaClient};

@@ -2,8 +2,8 @@
 
 use rand::Rng;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{
@@ -25,6 +25,8 @@ pub struct ClientConfig {
     pub deadline: Duration,
     /// How long one attempt waits for its reply.
     pub attempt_timeout: Duration,
+    /// How often open files' leases are renewed.
+    pub lease_renew: Duration,
 }
 
 impl ClientConfig {
@@ -35,6 +37,7 @@ impl ClientConfig {
             key: None,
             deadline: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(10),
+            lease_renew: Duration::from_secs(5),
         }
     }
 }
@@ -54,6 +57,20 @@ pub struct MetaClient {
     /// The node that last answered a mutation (the leader, probably).
     leader: Mutex<Option<String>>,
     conns: tokio::sync::Mutex<HashMap<String, Conn>>,
+    /// Files this client has open for writing; while non-zero a background
+    /// task renews the client's lease.
+    open_writers: Arc<AtomicUsize>,
+}
+
+/// Keeps the client's lease renewed while alive (one per open file).
+pub struct LeaseGuard {
+    open: Arc<AtomicUsize>,
+}
+
+impl Drop for LeaseGuard {
+    fn drop(&mut self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl MetaClient {
@@ -68,8 +85,45 @@ impl MetaClient {
             seq: AtomicU64::new(1),
             leader: Mutex::new(None),
             conns: tokio::sync::Mutex::new(HashMap::new()),
+            open_writers: Arc::new(AtomicUsize::new(0)),
             cfg,
         })
+    }
+
+    /// Registers an open file; the first one starts the lease renewer.
+    pub fn hold_lease(self: &Arc<Self>) -> LeaseGuard {
+        if self.open_writers.fetch_add(1, Ordering::Relaxed) == 0 {
+            let me = Arc::downgrade(self);
+            let open = self.open_writers.clone();
+            let every = self.cfg.lease_renew;
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let Some(c) = me.upgrade() else { return };
+                    if open.load(Ordering::Relaxed) == 0 {
+                        return;
+                    }
+                    if let Err(e) = c.meta(MetaRequest::RenewLease).await {
+                        tracing::warn!("lease renewal failed: {e}");
+                    }
+                }
+            });
+        }
+        LeaseGuard {
+            open: self.open_writers.clone(),
+        }
+    }
+
+    /// Tells the leader a replica failed verification; it has the datanode
+    /// re-check the replica (and drop it if corrupt). Best effort.
+    pub async fn report_bad_replica(&self, block: u64, node: &tdfs_proto::DatanodeId) {
+        let op = MetaRequest::ReportBadReplica {
+            block,
+            node: node.clone(),
+        };
+        if let Err(e) = self.meta(op).await {
+            tracing::warn!("could not report bad replica of block {block}: {e}");
+        }
     }
 
     pub fn config(&self) -> &ClientConfig {

@@ -1,0 +1,314 @@
+//! The datanode daemon: serves the data-transfer protocol, and keeps every
+//! metadata node informed — registration, a full block report at start and
+//! whenever a metadata node asks (restart, new leader), incremental reports
+//! after each replica is finalized or deleted, heartbeats with usage — and
+//! runs the commands the leader hands back.
+
+use crate::block_store::BlockStore;
+use crate::transfer::{handle_stream, StoreEvent, TransferCtx};
+use std::sync::Arc;
+use std::time::Duration;
+use tdfs_proto::meta::{
+    DatanodeCommand, DatanodeRequest, DatanodeResponse, ReplicaReport, Request, Response,
+};
+use tdfs_proto::{BlockId, DatanodeId, FsError};
+use tdfs_rpc::{serve, ClusterKey, Handler, Peer, RpcClient, ServerConfig, Shutdown};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+/// Settings of a running datanode.
+#[derive(Clone, Debug)]
+pub struct DatanodeConfig {
+    /// Address clients and peers use to reach this node.
+    pub addr: String,
+    pub http: Option<String>,
+    /// Every metadata node (reports go to all of them).
+    pub meta: Vec<String>,
+    pub key: Option<ClusterKey>,
+    /// How often usage is sent to each metadata node.
+    pub heartbeat: Duration,
+}
+
+impl DatanodeConfig {
+    pub fn new(addr: String, meta: Vec<String>) -> Self {
+        DatanodeConfig {
+            addr,
+            http: None,
+            meta,
+            key: None,
+            heartbeat: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// A change to report incrementally.
+#[derive(Clone, Debug)]
+enum Change {
+    Added(ReplicaReport),
+    Removed(BlockId),
+    Corrupt(BlockId),
+}
+
+/// A running datanode.
+pub struct DatanodeHandle {
+    pub id: DatanodeId,
+    pub store: Arc<BlockStore>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl DatanodeHandle {
+    /// Stops serving and reporting.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+struct DnService {
+    ctx: Arc<TransferCtx>,
+}
+
+impl Handler<Request, Response> for DnService {
+    async fn handle(&self, _peer: &Peer, req: Request) -> Result<Response, FsError> {
+        match req {
+            Request::Ping => Ok(Response::Pong { id: 0 }),
+            _ => Err(FsError::Unsupported(
+                "a datanode serves the data-transfer protocol only".into(),
+            )),
+        }
+    }
+
+    async fn stream(&self, _peer: Peer, stream: TcpStream) {
+        handle_stream(self.ctx.clone(), stream).await;
+    }
+}
+
+/// Starts a datanode on an opened (locked, loaded) store and a bound listener.
+pub async fn start(
+    cfg: DatanodeConfig,
+    store: Arc<BlockStore>,
+    listener: TcpListener,
+) -> anyhow::Result<DatanodeHandle> {
+    if cfg.meta.is_empty() {
+        anyhow::bail!("a datanode needs at least one metadata node (--meta)");
+    }
+    let (stop, shutdown) = Shutdown::new();
+    let (ev_tx, ev_rx) = mpsc::unbounded_channel();
+    let ctx = Arc::new(TransferCtx {
+        store: store.clone(),
+        key: cfg.key.clone(),
+        events: ev_tx,
+    });
+    let mut tasks = Vec::new();
+    let server_config = ServerConfig {
+        key: cfg.key.clone(),
+        ..Default::default()
+    };
+    tasks.push(tokio::spawn(serve::<Request, Response, _>(
+        listener,
+        Arc::new(DnService { ctx }),
+        server_config,
+        shutdown.clone(),
+    )));
+    // Fan changes out to one reporter per metadata node.
+    let (change_tx, change_rx) = mpsc::unbounded_channel::<Change>();
+    let mut outs = Vec::new();
+    for addr in &cfg.meta {
+        let (tx, rx) = mpsc::unbounded_channel();
+        outs.push(tx);
+        tasks.push(tokio::spawn(reporter(
+            addr.clone(),
+            cfg.clone(),
+            store.clone(),
+            rx,
+            change_tx.clone(),
+            shutdown.clone(),
+        )));
+    }
+    tasks.push(tokio::spawn(fan_out(ev_rx, change_rx, outs)));
+    Ok(DatanodeHandle {
+        id: store.datanode_id().clone(),
+        store,
+        stop,
+        tasks,
+    })
+}
+
+async fn fan_out(
+    mut events: mpsc::UnboundedReceiver<StoreEvent>,
+    mut changes: mpsc::UnboundedReceiver<Change>,
+    outs: Vec<mpsc::UnboundedSender<Change>>,
+) {
+    loop {
+        let c = tokio::select! {
+            e = events.recv() => match e {
+                Some(StoreEvent::Finalized(r)) => Change::Added(r),
+                None => return,
+            },
+            c = changes.recv() => match c { Some(c) => c, None => return },
+        };
+        for o in &outs {
+            let _ = o.send(c.clone());
+        }
+    }
+}
+
+type MetaConn = RpcClient<Request, Response>;
+
+async fn call(conn: &MetaConn, req: DatanodeRequest) -> Result<DatanodeResponse, FsError> {
+    match conn
+        .call(Request::Datanode(req), Duration::from_secs(10))
+        .await
+    {
+        Ok(Response::Datanode(r)) => Ok(r),
+        Ok(other) => Err(FsError::Protocol(format!("unexpected reply {other:?}"))),
+        Err(e) => Err(e.into_fs()),
+    }
+}
+
+/// Keeps one metadata node informed, re-registering whenever it asks.
+async fn reporter(
+    addr: String,
+    cfg: DatanodeConfig,
+    store: Arc<BlockStore>,
+    mut changes: mpsc::UnboundedReceiver<Change>,
+    change_tx: mpsc::UnboundedSender<Change>,
+    mut shutdown: Shutdown,
+) {
+    let id = store.datanode_id().clone();
+    loop {
+        if shutdown.is_shutdown() {
+            return;
+        }
+        let conn = match MetaConn::connect(&addr, cfg.key.as_ref(), Duration::from_secs(2)).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!("metadata node {addr} unreachable: {e}");
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(300)) => continue,
+                }
+            }
+        };
+        // Register and send everything; changes queued before the snapshot
+        // of the inventory are covered by it.
+        while changes.try_recv().is_ok() {}
+        let registered = async {
+            call(
+                &conn,
+                DatanodeRequest::Register {
+                    id: id.clone(),
+                    addr: cfg.addr.clone(),
+                    http: cfg.http.clone(),
+                },
+            )
+            .await?;
+            call(
+                &conn,
+                DatanodeRequest::FullReport {
+                    id: id.clone(),
+                    usage: store.usage(),
+                    blocks: store.replicas(),
+                },
+            )
+            .await
+        }
+        .await;
+        match registered {
+            Ok(DatanodeResponse::Ok { commands }) => execute(&store, commands, &change_tx),
+            Ok(DatanodeResponse::Reregister) => continue,
+            Err(e) => {
+                tracing::debug!("registration with {addr} failed: {e}");
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(300)) => continue,
+                }
+            }
+        }
+        tracing::info!("registered with metadata node {addr}");
+        let mut tick = tokio::time::interval(cfg.heartbeat);
+        loop {
+            let req = tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tick.tick() => DatanodeRequest::Heartbeat { id: id.clone(), usage: store.usage() },
+                c = changes.recv() => {
+                    let Some(c) = c else { return };
+                    let mut batch = vec![c];
+                    while let Ok(c) = changes.try_recv() {
+                        batch.push(c);
+                    }
+                    incremental(&id, batch)
+                }
+            };
+            match call(&conn, req).await {
+                Ok(DatanodeResponse::Ok { commands }) => execute(&store, commands, &change_tx),
+                Ok(DatanodeResponse::Reregister) => break,
+                Err(e) => {
+                    tracing::debug!("report to {addr} failed: {e}");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn incremental(id: &DatanodeId, batch: Vec<Change>) -> DatanodeRequest {
+    let mut added = Vec::new();
+    let mut removed = Vec::new();
+    let mut corrupt = Vec::new();
+    for c in batch {
+        match c {
+            Change::Added(r) => added.push(r),
+            Change::Removed(b) => removed.push(b),
+            Change::Corrupt(b) => corrupt.push(b),
+        }
+    }
+    DatanodeRequest::IncrementalReport {
+        id: id.clone(),
+        added,
+        removed,
+        corrupt,
+    }
+}
+
+/// Runs the leader's commands in the background (disk work off the reporter).
+fn execute(
+    store: &Arc<BlockStore>,
+    commands: Vec<DatanodeCommand>,
+    changes: &mpsc::UnboundedSender<Change>,
+) {
+    for cmd in commands {
+        let store = store.clone();
+        let changes = changes.clone();
+        tokio::task::spawn_blocking(move || match cmd {
+            DatanodeCommand::Delete { blocks } => {
+                for b in blocks {
+                    match store.delete(b) {
+                        Ok(_) => {
+                            let _ = changes.send(Change::Removed(b));
+                        }
+                        Err(e) => tracing::warn!("deleting block {b}: {e}"),
+                    }
+                }
+            }
+            DatanodeCommand::Verify { blocks } => {
+                for b in blocks {
+                    match store.verify(b) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!("block {b} is corrupt: deleting the replica");
+                            let _ = store.delete(b);
+                            let _ = changes.send(Change::Corrupt(b));
+                        }
+                        Err(e) => tracing::warn!("verifying block {b}: {e}"),
+                    }
+                }
+            }
+            other => tracing::debug!("command not handled by this datanode yet: {other:?}"),
+        });
+    }
+}

@@ -1,0 +1,452 @@
+//! The datanode side of the data-transfer protocol (see
+//! [`tdfs_proto::transfer`]): receiving a block and forwarding it down the
+//! pipeline, serving reads, and copying a replica to other nodes.
+//!
+//! A write runs three things at once: this task reads packets from upstream,
+//! verifies them and forwards them downstream; a blocking thread writes them
+//! to the local replica (buffers are recycled, at most `LOCAL_QUEUE + 2` in
+//! flight); the downstream node does the same. A read fills a large buffer
+//! with several chunks and their packet headers per blocking call while the
+//! previous buffer is being sent.
+
+use crate::block_store::{BlockStore, ReplicaReader, ReplicaWriter};
+use std::sync::Arc;
+use std::time::Duration;
+use tdfs_client::transfer::{
+    packet_header, read_control, read_packet_header, timed_io, write_control, BlockWriter,
+    IO_TIMEOUT,
+};
+use tdfs_proto::meta::{BlockInfo, DatanodeAddr, ReplicaReport};
+use tdfs_proto::transfer::{Finish, NodeStatus, Op, ReadReply, WriteAck, CHUNK, PACKET_HEADER};
+use tdfs_proto::{BlockId, FsError};
+use tdfs_rpc::ClusterKey;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Receive buffer of an incoming write.
+const RECV_BUF: usize = 1 << 20;
+/// Chunks queued for the local writer thread.
+const LOCAL_QUEUE: usize = 16;
+/// Chunks read per blocking call when serving a read or replicating.
+const READ_BATCH: u64 = 16;
+/// How long a node that refused a write keeps draining what upstream still
+/// sends, so that its answer is not lost to a connection reset.
+const LINGER: Duration = Duration::from_secs(30);
+
+/// What the store did, for the daemon's incremental block reports.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A replica was published (received through a pipeline or a copy).
+    Finalized(ReplicaReport),
+}
+
+/// What the transfer handlers need from the daemon.
+pub struct TransferCtx {
+    pub store: Arc<BlockStore>,
+    /// Used to connect to downstream datanodes.
+    pub key: Option<ClusterKey>,
+    pub events: mpsc::UnboundedSender<StoreEvent>,
+}
+
+impl std::fmt::Debug for TransferCtx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferCtx")
+            .field("store", &self.store)
+            .finish()
+    }
+}
+
+fn join_err(e: tokio::task::JoinError) -> FsError {
+    FsError::Internal(format!("blocking task failed: {e}"))
+}
+
+/// Serves one data-transfer connection (after its handshake): reads its
+/// `Op` and carries it out. Errors end the connection; they are logged.
+pub async fn handle_stream(ctx: Arc<TransferCtx>, stream: TcpStream) {
+    let peer = stream.peer_addr().ok();
+    if let Err(e) = serve(ctx, stream).await {
+        tracing::debug!(?peer, "data transfer ended: {e}");
+    }
+}
+
+async fn serve(ctx: Arc<TransferCtx>, stream: TcpStream) -> Result<(), FsError> {
+    stream.set_nodelay(true).ok();
+    let (rd, wr) = stream.into_split();
+    let mut r = BufReader::with_capacity(RECV_BUF, rd);
+    let op: Op = read_control(&mut r, IO_TIMEOUT).await?;
+    match op {
+        Op::Write { block, downstream } => handle_write(ctx, r, wr, block, downstream).await,
+        Op::Read {
+            block,
+            gen,
+            offset,
+            len,
+        } => handle_read(ctx, wr, block, gen, offset, len).await,
+    }
+}
+
+async fn send_ack(w: &mut OwnedWriteHalf, ack: &WriteAck) -> Result<(), FsError> {
+    write_control(w, ack).await?;
+    let _ = timed_io(IO_TIMEOUT, w.shutdown()).await;
+    Ok(())
+}
+
+/// Reads and discards until upstream closes (or `LINGER` passes).
+async fn linger<R: AsyncRead + Unpin>(r: &mut R) {
+    let deadline = tokio::time::Instant::now() + LINGER;
+    let mut sink = vec![0u8; 64 << 10];
+    while let Ok(Ok(n)) = tokio::time::timeout_at(deadline, r.read(&mut sink)).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
+enum LocalMsg {
+    Chunk(Vec<u8>, usize, u32),
+    Finish(Finish),
+}
+
+/// The local writer thread: writes chunks as they come, returns the buffers,
+/// publishes on `Finish`. After a failure it keeps draining (upstream and
+/// downstream go on) and reports the failure at the end.
+fn local_writer(
+    w: ReplicaWriter,
+    mut rx: mpsc::Receiver<LocalMsg>,
+    free: mpsc::UnboundedSender<Vec<u8>>,
+) -> Result<ReplicaReport, FsError> {
+    let mut w = Some(w);
+    let mut err: Option<FsError> = None;
+    while let Some(msg) = rx.blocking_recv() {
+        match msg {
+            LocalMsg::Chunk(buf, n, crc) => {
+                if let Some(wr) = w.as_mut() {
+                    if let Err(e) = wr.write_chunk(&buf[..n], crc) {
+                        tracing::warn!("block {}: local write failed: {e}", wr.block());
+                        err = Some(e);
+                        // Dropping the writer frees its space at once.
+                        w = None;
+                    }
+                }
+                let _ = free.send(buf);
+            }
+            LocalMsg::Finish(fin) => {
+                return match (w, err) {
+                    (Some(wr), _) => wr.finish(fin),
+                    (None, Some(e)) => Err(e),
+                    (None, None) => Err(FsError::Internal("local writer lost".into())),
+                };
+            }
+        }
+    }
+    Err(err.unwrap_or_else(|| FsError::Protocol("the block ended without its Finish".into())))
+}
+
+async fn handle_write(
+    ctx: Arc<TransferCtx>,
+    mut r: BufReader<OwnedReadHalf>,
+    mut w: OwnedWriteHalf,
+    block: BlockInfo,
+    downstream: Vec<DatanodeAddr>,
+) -> Result<(), FsError> {
+    let me = ctx.store.datanode_id().clone();
+    let store = ctx.store.clone();
+    let (id, gen, expected) = (block.id, block.gen, block.len);
+    let open_local = async {
+        tokio::task::spawn_blocking(move || store.begin_write(id, gen, expected))
+            .await
+            .map_err(join_err)?
+    };
+    let open_down = async {
+        if downstream.is_empty() {
+            return None;
+        }
+        Some(BlockWriter::open(&downstream, block.clone(), ctx.key.as_ref()).await)
+    };
+    let (local, down) = tokio::join!(open_local, open_down);
+    let writer = match local {
+        Ok(wr) => wr,
+        Err(e) => {
+            tracing::info!("block {id} gen {gen}: refusing the write: {e}");
+            drop(down);
+            let ack = WriteAck {
+                statuses: vec![NodeStatus {
+                    node: me,
+                    result: Err(e),
+                }],
+            };
+            send_ack(&mut w, &ack).await?;
+            linger(&mut r).await;
+            return Ok(());
+        }
+    };
+    // Downstream: the writer while it works, or why it does not.
+    let (mut down, mut down_err) = match down {
+        None => (None, None),
+        Some(Ok(dw)) => (Some(dw), None),
+        Some(Err(e)) => {
+            tracing::info!(
+                "block {id}: downstream {} unreachable: {e}",
+                downstream[0].id
+            );
+            (None, Some(e))
+        }
+    };
+
+    let (tx, rx) = mpsc::channel::<LocalMsg>(LOCAL_QUEUE);
+    let (free_tx, mut free_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let local: JoinHandle<Result<ReplicaReport, FsError>> =
+        tokio::task::spawn_blocking(move || local_writer(writer, rx, free_tx));
+    let mut down_failed = false;
+
+    loop {
+        let (plen, crc) = read_packet_header(&mut r, IO_TIMEOUT).await?;
+        if plen == 0 {
+            break;
+        }
+        if plen > CHUNK {
+            return Err(FsError::Protocol(format!(
+                "block {id}: write packet of {plen} bytes (at most {CHUNK})"
+            )));
+        }
+        let mut buf = free_rx.try_recv().unwrap_or_else(|_| vec![0u8; CHUNK]);
+        timed_io(IO_TIMEOUT, r.read_exact(&mut buf[..plen])).await?;
+        let actual = crc32c::crc32c(&buf[..plen]);
+        if actual != crc {
+            // Corrupt data from upstream: nothing of it is forwarded or kept.
+            let e = FsError::ChecksumMismatch {
+                block: id,
+                detail: format!("packet from upstream: crc32c {actual:08x}, header {crc:08x}"),
+            };
+            tracing::warn!("{e}");
+            drop(down);
+            drop(tx);
+            let ack = WriteAck {
+                statuses: vec![NodeStatus {
+                    node: me,
+                    result: Err(e),
+                }],
+            };
+            send_ack(&mut w, &ack).await?;
+            linger(&mut r).await;
+            let _ = local.await;
+            return Ok(());
+        }
+        if let (Some(dw), false) = (down.as_mut(), down_failed) {
+            if let Err(e) = dw.send_chunk_with_crc(&buf[..plen], crc).await {
+                tracing::info!("block {id}: downstream {} failed: {e}", downstream[0].id);
+                down_failed = true;
+            }
+        }
+        // A send fails only when the local thread is gone, which it is not
+        // before Finish; the failure then shows in its result.
+        let _ = tx.send(LocalMsg::Chunk(buf, plen, crc)).await;
+    }
+    let fin: Finish = read_control(&mut r, IO_TIMEOUT).await?;
+
+    let local_done = async {
+        let _ = tx.send(LocalMsg::Finish(fin.clone())).await;
+        drop(tx);
+        local.await.map_err(join_err)?
+    };
+    let down_done = async {
+        match down.take() {
+            // `finish` also reports an early acknowledgement or a failed send.
+            Some(dw) => Some(dw.finish(fin.clone()).await),
+            None => down_err.take().map(Err),
+        }
+    };
+    let (local_res, down_res) = tokio::join!(local_done, down_done);
+
+    let mut statuses = Vec::with_capacity(1 + downstream.len());
+    match &local_res {
+        Ok(report) => {
+            let _ = ctx.events.send(StoreEvent::Finalized(report.clone()));
+            statuses.push(NodeStatus {
+                node: me,
+                result: Ok(()),
+            });
+        }
+        Err(e) => {
+            tracing::warn!("block {id} gen {gen}: not stored: {e}");
+            statuses.push(NodeStatus {
+                node: me,
+                result: Err(e.clone()),
+            });
+        }
+    }
+    match down_res {
+        None => {}
+        Some(Ok(ack)) => statuses.extend(ack.statuses),
+        Some(Err(e)) => statuses.push(NodeStatus {
+            node: downstream[0].id.clone(),
+            result: Err(e),
+        }),
+    }
+    send_ack(&mut w, &WriteAck { statuses }).await
+}
+
+/// Fills `buf` with packets (header and data) for `count` chunks from
+/// `first`; returns the bytes filled.
+fn fill_packets(
+    reader: &ReplicaReader,
+    first: u64,
+    count: u64,
+    buf: &mut [u8],
+) -> Result<usize, FsError> {
+    let mut at = 0usize;
+    for i in first..first + count {
+        let slot = &mut buf[at..];
+        let (n, crc) = reader.read_chunk(i, &mut slot[PACKET_HEADER..])?;
+        slot[..PACKET_HEADER].copy_from_slice(&packet_header(n, crc));
+        at += PACKET_HEADER + n;
+    }
+    Ok(at)
+}
+
+type Filled = (Vec<u8>, Result<usize, FsError>);
+
+fn spawn_fill(
+    reader: Arc<ReplicaReader>,
+    first: u64,
+    count: u64,
+    mut buf: Vec<u8>,
+) -> JoinHandle<Filled> {
+    tokio::task::spawn_blocking(move || {
+        let r = fill_packets(&reader, first, count, &mut buf);
+        (buf, r)
+    })
+}
+
+async fn handle_read(
+    ctx: Arc<TransferCtx>,
+    mut w: OwnedWriteHalf,
+    block: BlockId,
+    gen: u64,
+    offset: u64,
+    len: u64,
+) -> Result<(), FsError> {
+    let store = ctx.store.clone();
+    let reader = tokio::task::spawn_blocking(move || store.open_read(block, gen))
+        .await
+        .map_err(join_err)?;
+    let reader = match reader {
+        Ok(r) => Arc::new(r),
+        Err(e) => {
+            write_control(&mut w, &ReadReply::Err(e)).await?;
+            let _ = timed_io(IO_TIMEOUT, w.shutdown()).await;
+            return Ok(());
+        }
+    };
+    let block_len = reader.len();
+    let want_start = offset.min(block_len);
+    let want_end = offset.saturating_add(len).min(block_len);
+    let chunk = CHUNK as u64;
+    let first = want_start / chunk;
+    let end = if want_end > want_start {
+        (want_end - 1) / chunk + 1
+    } else {
+        first
+    };
+    write_control(
+        &mut w,
+        &ReadReply::Ok {
+            start: first * chunk,
+            block_len,
+        },
+    )
+    .await?;
+
+    let batch_bytes = READ_BATCH as usize * (CHUNK + PACKET_HEADER);
+    let mut spare: Option<Vec<u8>> = None;
+    let mut next = first;
+    let mut inflight: Option<JoinHandle<Filled>> = None;
+    // A first small batch gets bytes moving soon; then large ones.
+    if next < end {
+        let count = (end - next).min(2);
+        inflight = Some(spawn_fill(
+            reader.clone(),
+            next,
+            count,
+            vec![0u8; batch_bytes],
+        ));
+        next += count;
+    }
+    while let Some(h) = inflight.take() {
+        let (buf, filled) = h.await.map_err(join_err)?;
+        let n = filled?;
+        if next < end {
+            let count = (end - next).min(READ_BATCH);
+            let b = spare.take().unwrap_or_else(|| vec![0u8; batch_bytes]);
+            inflight = Some(spawn_fill(reader.clone(), next, count, b));
+            next += count;
+        }
+        timed_io(IO_TIMEOUT, w.write_all(&buf[..n])).await?;
+        spare = Some(buf);
+    }
+    timed_io(IO_TIMEOUT, w.write_all(&packet_header(0, 0))).await?;
+    let _ = timed_io(IO_TIMEOUT, w.shutdown()).await;
+    Ok(())
+}
+
+/// Copies finalized replica `block` (id and gen) to `targets`, a pipeline,
+/// as a `Replicate` command asks. Every chunk is checked against its stored
+/// CRC before it leaves: a corrupt local replica fails with
+/// `ChecksumMismatch` (to be reported) instead of spreading.
+pub async fn replicate(
+    ctx: &TransferCtx,
+    block: &BlockInfo,
+    targets: &[DatanodeAddr],
+) -> Result<WriteAck, FsError> {
+    let store = ctx.store.clone();
+    let (id, gen) = (block.id, block.gen);
+    let reader = tokio::task::spawn_blocking(move || store.open_read(id, gen))
+        .await
+        .map_err(join_err)??;
+    let reader = Arc::new(reader);
+    let info = BlockInfo {
+        id,
+        gen,
+        len: reader.len(),
+        sha256: Some(reader.sha256()),
+    };
+    let mut bw = BlockWriter::open(targets, info, ctx.key.as_ref()).await?;
+    let chunks = reader.chunks();
+    let mut buf = vec![0u8; READ_BATCH as usize * CHUNK];
+    let mut next = 0u64;
+    'send: while next < chunks {
+        let count = (chunks - next).min(READ_BATCH);
+        let rd = reader.clone();
+        let (b, got) = tokio::task::spawn_blocking(move || {
+            let r = rd.read_chunks(next, count, &mut buf);
+            (buf, r)
+        })
+        .await
+        .map_err(join_err)?;
+        buf = b;
+        let got = got?;
+        for (k, piece) in buf[..got].chunks(CHUNK).enumerate() {
+            let i = next + k as u64;
+            let crc = reader.chunk_crc(i).unwrap_or_default();
+            if crc32c::crc32c(piece) != crc {
+                return Err(FsError::ChecksumMismatch {
+                    block: id,
+                    detail: format!("local replica: chunk {i} fails its CRC32C"),
+                });
+            }
+            if bw.send_chunk_with_crc(piece, crc).await.is_err() {
+                // `finish` returns the pipeline's answer or the failure.
+                break 'send;
+            }
+        }
+        next += count;
+    }
+    bw.finish(Finish {
+        len: reader.len(),
+        sha256: reader.sha256(),
+    })
+    .await
+}

@@ -1,0 +1,161 @@
+//! In-process datanodes on loopback sockets for the transfer tests.
+#![allow(dead_code)]
+
+use sha2::{Digest, Sha256};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tdfs_datanode::block_store::{BlockStore, StoreConfig};
+use tdfs_datanode::transfer::{handle_stream, StoreEvent, TransferCtx};
+use tdfs_proto::meta::{BlockInfo, DatanodeAddr};
+use tdfs_proto::transfer::{Finish, WriteAck, CHUNK};
+use tdfs_proto::FsError;
+use tdfs_rpc::{serve, ClusterKey, Handler, Peer, ServerConfig, Shutdown};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+
+struct TestHandler(Arc<TransferCtx>);
+
+impl Handler<(), ()> for TestHandler {
+    async fn handle(&self, _peer: &Peer, _req: ()) -> Result<(), FsError> {
+        Err(FsError::Unsupported(
+            "test datanode serves streams only".into(),
+        ))
+    }
+
+    async fn stream(&self, _peer: Peer, stream: TcpStream) {
+        handle_stream(self.0.clone(), stream).await
+    }
+}
+
+/// One datanode: a store in a temporary directory behind a real server.
+pub struct Node {
+    pub addr: DatanodeAddr,
+    pub store: Arc<BlockStore>,
+    pub ctx: Arc<TransferCtx>,
+    pub events: mpsc::UnboundedReceiver<StoreEvent>,
+    pub dir: tempfile::TempDir,
+    _stop: watch::Sender<bool>,
+}
+
+impl Node {
+    pub fn data_path(&self, id: u64, gen: u64) -> PathBuf {
+        self.dir
+            .path()
+            .join("current")
+            .join(format!("blk_{id}_{gen}.data"))
+    }
+}
+
+pub async fn start_node(capacity: Option<u64>, key: Option<ClusterKey>) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let store = BlockStore::open(StoreConfig {
+        dir: dir.path().to_path_buf(),
+        capacity,
+        // TDFS_TEST_FSYNC=0 turns fsync off (to measure its share by hand).
+        fsync: std::env::var("TDFS_TEST_FSYNC").map_or(true, |v| v != "0"),
+    })
+    .unwrap();
+    let (tx, events) = mpsc::unbounded_channel();
+    let ctx = Arc::new(TransferCtx {
+        store: store.clone(),
+        key: key.clone(),
+        events: tx,
+    });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, shutdown) = Shutdown::new();
+    let config = ServerConfig {
+        key,
+        ..ServerConfig::default()
+    };
+    tokio::spawn(serve::<(), (), _>(
+        listener,
+        Arc::new(TestHandler(ctx.clone())),
+        config,
+        shutdown,
+    ));
+    Node {
+        addr: DatanodeAddr {
+            id: store.datanode_id().clone(),
+            addr,
+            http: None,
+        },
+        store,
+        ctx,
+        events,
+        dir,
+        _stop: stop,
+    }
+}
+
+pub async fn start_nodes(n: usize) -> Vec<Node> {
+    let mut v = Vec::new();
+    for _ in 0..n {
+        v.push(start_node(None, None).await);
+    }
+    v
+}
+
+/// Deterministic test bytes.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+pub fn sha(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+pub fn info(id: u64, gen: u64, len: u64) -> BlockInfo {
+    BlockInfo {
+        id,
+        gen,
+        len,
+        sha256: None,
+    }
+}
+
+/// Writes `data` as block `id`/`gen` down `pipeline`; returns the ack.
+pub async fn write_block(
+    pipeline: &[DatanodeAddr],
+    id: u64,
+    gen: u64,
+    data: &[u8],
+    key: Option<&ClusterKey>,
+) -> Result<WriteAck, FsError> {
+    let mut w =
+        tdfs_client::transfer::BlockWriter::open(pipeline, info(id, gen, data.len() as u64), key)
+            .await?;
+    for c in data.chunks(CHUNK) {
+        if w.send_chunk(c).await.is_err() {
+            break;
+        }
+    }
+    w.finish(Finish {
+        len: data.len() as u64,
+        sha256: sha(data),
+    })
+    .await
+}
+
+/// Reads `[offset, offset+len)` of a block from one node.
+pub async fn read(
+    node: &DatanodeAddr,
+    id: u64,
+    gen: u64,
+    offset: u64,
+    len: u64,
+) -> Result<Vec<u8>, FsError> {
+    let mut out = Vec::new();
+    let n =
+        tdfs_client::transfer::read_block(&node.addr, None, id, gen, offset, len, &mut out).await?;
+    assert_eq!(n as usize, out.len());
+    Ok(out)
+}

@@ -1,0 +1,308 @@
+//! A whole cluster in one process on loopback — metadata nodes and
+//! datanodes on the same code paths as the daemons — for `tdfs local`, demos
+//! and tests. Nodes can be stopped and restarted on their addresses and data
+//! directories; metadata links can be cut through each node's fault table.
+
+use anyhow::Context;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tdfs_client::{ClientConfig, MetaClient};
+use tdfs_datanode::block_store::{BlockStore, StoreConfig};
+use tdfs_datanode::node::{DatanodeConfig, DatanodeHandle};
+use tdfs_meta_raft::config::MetaConfig;
+use tdfs_meta_raft::network::Faults;
+use tdfs_meta_raft::{MetaHandle, MetaNode};
+use tdfs_proto::DatanodeId;
+use tdfs_rpc::ClusterKey;
+use tokio::net::TcpListener;
+
+/// What to start.
+#[derive(Clone)]
+pub struct LocalConfig {
+    pub dir: PathBuf,
+    pub metas: usize,
+    pub datanodes: usize,
+    pub replication: u16,
+    pub block_size: Option<u64>,
+    /// fsync the Raft log and finalized blocks.
+    pub fsync: bool,
+    /// Capacity of each datanode (`None`: the disk's free space).
+    pub datanode_capacity: Option<u64>,
+    pub key: Option<ClusterKey>,
+    /// Adjusts each metadata node's config (timeouts in tests).
+    pub tweak_meta: Option<Arc<dyn Fn(&mut MetaConfig) + Send + Sync>>,
+    /// Adjusts each datanode's config.
+    pub tweak_datanode: Option<Arc<dyn Fn(&mut DatanodeConfig) + Send + Sync>>,
+}
+
+impl LocalConfig {
+    pub fn new(dir: impl Into<PathBuf>, metas: usize, datanodes: usize) -> Self {
+        LocalConfig {
+            dir: dir.into(),
+            metas,
+            datanodes,
+            replication: 3,
+            block_size: None,
+            fsync: true,
+            datanode_capacity: None,
+            key: None,
+            tweak_meta: None,
+            tweak_datanode: None,
+        }
+    }
+}
+
+/// One datanode slot: its address and directory survive a stop.
+pub struct DnSlot {
+    pub addr: String,
+    pub dir: PathBuf,
+    pub id: Option<DatanodeId>,
+    pub handle: Option<DatanodeHandle>,
+}
+
+/// A running in-process cluster.
+pub struct LocalCluster {
+    pub cfg: LocalConfig,
+    pub meta_addrs: BTreeMap<u64, String>,
+    pub metas: BTreeMap<u64, Option<MetaHandle>>,
+    pub faults: BTreeMap<u64, Arc<Faults>>,
+    pub datanodes: Vec<DnSlot>,
+}
+
+/// Addresses of a previous run (cluster.json), so a restart rebinds them.
+fn previous(dir: &Path) -> (BTreeMap<u64, String>, Vec<String>) {
+    let Ok(text) = std::fs::read_to_string(dir.join("cluster.json")) else {
+        return Default::default();
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return Default::default();
+    };
+    let metas = v["meta"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| Some((m["id"].as_u64()?, m["addr"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let dns = v["datanodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| Some(m["addr"].as_str()?.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    (metas, dns)
+}
+
+impl LocalCluster {
+    /// Starts every node; reuses the addresses of a previous run in `dir`.
+    pub async fn start(cfg: LocalConfig) -> anyhow::Result<Self> {
+        if cfg.metas == 0 {
+            anyhow::bail!("a cluster needs at least one metadata node");
+        }
+        std::fs::create_dir_all(&cfg.dir)
+            .with_context(|| format!("cannot create {}", cfg.dir.display()))?;
+        let (prev_meta, prev_dn) = previous(&cfg.dir);
+        let mut listeners = BTreeMap::new();
+        let mut meta_addrs = BTreeMap::new();
+        for id in 1..=cfg.metas as u64 {
+            let want = prev_meta
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| "127.0.0.1:0".into());
+            let l = TcpListener::bind(&want)
+                .await
+                .with_context(|| format!("cannot listen on {want} for metadata node {id}"))?;
+            meta_addrs.insert(id, l.local_addr()?.to_string());
+            listeners.insert(id, l);
+        }
+        let mut c = LocalCluster {
+            cfg: cfg.clone(),
+            meta_addrs,
+            metas: BTreeMap::new(),
+            faults: BTreeMap::new(),
+            datanodes: Vec::new(),
+        };
+        for (id, l) in listeners {
+            c.start_meta_on(id, l).await?;
+        }
+        for i in 0..cfg.datanodes {
+            let dir = cfg.dir.join(format!("dn-{}", i + 1));
+            let want = prev_dn
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| "127.0.0.1:0".into());
+            c.datanodes.push(DnSlot {
+                addr: want,
+                dir,
+                id: None,
+                handle: None,
+            });
+            c.start_datanode(i).await?;
+        }
+        c.write_cluster_json()?;
+        Ok(c)
+    }
+
+    fn meta_config(&self, id: u64) -> MetaConfig {
+        let mut mc = MetaConfig::new(
+            id,
+            self.meta_addrs[&id].clone(),
+            self.cfg.dir.join(format!("meta-{id}")),
+            self.meta_addrs.clone(),
+        );
+        mc.defaults.replication = self.cfg.replication;
+        if let Some(b) = self.cfg.block_size {
+            mc.defaults.block_size = b;
+        }
+        mc.fsync = self.cfg.fsync;
+        mc.key = self.cfg.key.clone();
+        if let Some(t) = &self.cfg.tweak_meta {
+            t(&mut mc);
+        }
+        mc
+    }
+
+    async fn start_meta_on(&mut self, id: u64, l: TcpListener) -> anyhow::Result<()> {
+        let faults = self.faults.entry(id).or_insert_with(Faults::new).clone();
+        let h = tdfs_meta_raft::start(self.meta_config(id), l, faults).await?;
+        self.metas.insert(id, Some(h));
+        Ok(())
+    }
+
+    /// Restarts metadata node `id` on its address and data directory.
+    pub async fn start_meta(&mut self, id: u64) -> anyhow::Result<()> {
+        let l = TcpListener::bind(&self.meta_addrs[&id]).await?;
+        self.start_meta_on(id, l).await
+    }
+
+    /// Stops metadata node `id` (its tasks end; its sockets close).
+    pub async fn stop_meta(&mut self, id: u64) {
+        if let Some(Some(h)) = self.metas.insert(id, None) {
+            h.shutdown().await;
+        }
+    }
+
+    /// (Re)starts datanode slot `i` on its address and directory.
+    pub async fn start_datanode(&mut self, i: usize) -> anyhow::Result<()> {
+        let slot = &self.datanodes[i];
+        let mut sc = StoreConfig::new(slot.dir.clone());
+        sc.capacity = self.cfg.datanode_capacity;
+        sc.fsync = self.cfg.fsync;
+        let store = BlockStore::open(sc).map_err(|e| anyhow::anyhow!("datanode {}: {e}", i + 1))?;
+        let l = TcpListener::bind(&slot.addr)
+            .await
+            .with_context(|| format!("cannot listen on {} for datanode {}", slot.addr, i + 1))?;
+        let addr = l.local_addr()?.to_string();
+        let mut dc = DatanodeConfig::new(addr.clone(), self.meta_addrs.values().cloned().collect());
+        dc.key = self.cfg.key.clone();
+        if let Some(t) = &self.cfg.tweak_datanode {
+            t(&mut dc);
+        }
+        let h = tdfs_datanode::node::start(dc, store, l).await?;
+        let slot = &mut self.datanodes[i];
+        slot.addr = addr;
+        slot.id = Some(h.id.clone());
+        slot.handle = Some(h);
+        Ok(())
+    }
+
+    /// Stops datanode slot `i` abruptly: connections drop mid-stream.
+    pub async fn stop_datanode(&mut self, i: usize) {
+        if let Some(h) = self.datanodes[i].handle.take() {
+            h.shutdown().await;
+        }
+    }
+
+    /// Writes `cluster.json` in the data directory.
+    pub fn write_cluster_json(&self) -> anyhow::Result<()> {
+        let metas: Vec<_> = self
+            .meta_addrs
+            .iter()
+            .map(|(id, a)| {
+                json!({"id": id, "addr": a, "http": null,
+                       "data_dir": self.cfg.dir.join(format!("meta-{id}")).display().to_string()})
+            })
+            .collect();
+        let dns: Vec<_> = self
+            .datanodes
+            .iter()
+            .map(|d| {
+                json!({"id": d.id.as_ref().map(|i| i.0.clone()), "addr": d.addr, "http": null,
+                       "data_dir": d.dir.display().to_string()})
+            })
+            .collect();
+        let doc = json!({"meta": metas, "datanodes": dns});
+        tdfs_meta_raft::log_store::write_atomic(
+            &self.cfg.dir,
+            "cluster.json",
+            serde_json::to_string_pretty(&doc)?.as_bytes(),
+        )?;
+        Ok(())
+    }
+
+    /// The current leader, if any running node is leader.
+    pub fn leader(&self) -> Option<Arc<MetaNode>> {
+        self.metas
+            .values()
+            .flatten()
+            .find(|h| h.node.is_leader())
+            .map(|h| h.node.clone())
+    }
+
+    /// Waits for a leader with an initialized namespace that has every
+    /// running datanode registered and fully reported.
+    pub async fn wait_ready(&self, timeout: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        let want: Vec<DatanodeId> = self
+            .datanodes
+            .iter()
+            .filter(|d| d.handle.is_some())
+            .filter_map(|d| d.id.clone())
+            .collect();
+        loop {
+            if let Some(l) = self.leader() {
+                let init = l.sm.state.read().unwrap().ns.is_initialized();
+                let registered = {
+                    let st = l.sm.state.read().unwrap();
+                    want.iter().all(|id| st.ns.datanodes.contains_key(id))
+                };
+                let reported = {
+                    let v = l.view.lock().unwrap();
+                    want.iter()
+                        .all(|id| v.datanodes.get(id).is_some_and(|d| d.reported_this_term))
+                };
+                if init && registered && reported {
+                    return Ok(());
+                }
+            }
+            if Instant::now() >= deadline {
+                anyhow::bail!("the cluster was not ready within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// A client of this cluster acting as `user`.
+    pub fn client(&self, user: &str) -> Arc<MetaClient> {
+        let mut cfg = ClientConfig::new(self.meta_addrs.values().cloned().collect(), user);
+        cfg.key = self.cfg.key.clone();
+        Arc::new(MetaClient::new(cfg).expect("addresses are set"))
+    }
+
+    /// Stops every node.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.datanodes.len() {
+            self.stop_datanode(i).await;
+        }
+        let ids: Vec<u64> = self.metas.keys().copied().collect();
+        for id in ids {
+            self.stop_meta(id).await;
+        }
+    }
+}
