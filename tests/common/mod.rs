@@ -2,6 +2,8 @@
 //! daemons, kill -9 and restart them, and wait on conditions with deadlines.
 #![allow(dead_code)]
 
+pub mod data;
+
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -159,7 +161,7 @@ impl MetaProcs {
     /// Prints each node's log (for a failing test).
     pub fn dump_logs(&self) {
         for id in self.addrs.keys() {
-            if let Ok(s) = std::fs::read_to_string(self.log_path(id)) {
+            if let Ok(s) = std::fs::read_to_string(self.log_path(*id)) {
                 eprintln!("---- meta-{id} log ----\n{s}");
             }
         }

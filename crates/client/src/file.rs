@@ -196,7 +196,7 @@ impl FileWriter {
             };
             let pipeline: Vec<DatanodeId> = lb.locations.iter().map(|l| l.id.clone()).collect();
             let failed_nodes = match outcome {
-                Ok(ok) if ok.len() == pipeline.len() => {
+                Ok((ok, _)) if ok.len() == pipeline.len() => {
                     self.previous = Some(BlockInfo {
                         id: lb.block.id,
                         gen: lb.block.gen,
@@ -207,11 +207,9 @@ impl FileWriter {
                     self.sent = 0;
                     return Ok(());
                 }
-                Ok(ok) => pipeline
-                    .iter()
-                    .filter(|n| !ok.contains(n))
-                    .cloned()
-                    .collect(),
+                // Only nodes that reported a failure are blamed; nodes the
+                // stream never reached (after a failed one) stay candidates.
+                Ok((_, failed)) => failed,
                 Err(failed) => failed,
             };
             for f in &failed_nodes {
@@ -269,13 +267,14 @@ impl FileWriter {
         )))
     }
 
-    /// Sends the tail and the digest; returns the nodes that stored the block.
+    /// Sends the tail and the digest; returns the nodes that stored the
+    /// block and those that reported a failure.
     async fn finish_pipeline(
         &mut self,
         mut w: BlockWriter,
         len: u64,
         sha256: [u8; 32],
-    ) -> Result<Vec<DatanodeId>, FsError> {
+    ) -> Result<(Vec<DatanodeId>, Vec<DatanodeId>), FsError> {
         while self.sent < self.buf.len() {
             let end = (self.sent + CHUNK).min(self.buf.len());
             w.send_chunk(&self.buf[self.sent..end]).await?;
@@ -287,12 +286,12 @@ impl FileWriter {
                 tracing::info!("datanode {} failed the block: {e}", s.node);
             }
         }
-        Ok(ack
-            .statuses
-            .into_iter()
-            .filter(|s| s.result.is_ok())
-            .map(|s| s.node)
-            .collect())
+        let (ok, failed): (Vec<_>, Vec<_>) =
+            ack.statuses.into_iter().partition(|s| s.result.is_ok());
+        Ok((
+            ok.into_iter().map(|s| s.node).collect(),
+            failed.into_iter().map(|s| s.node).collect(),
+        ))
     }
 
     /// Completes the file: the last block is committed and the lease released.

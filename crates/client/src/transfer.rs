@@ -26,13 +26,20 @@ use tokio::net::TcpStream;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// One read or write on a data-transfer connection.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// Waiting for a write's acknowledgement: the pipeline finalizes (fsyncs)
-/// the block on every node first.
-pub const ACK_TIMEOUT: Duration = Duration::from_secs(120);
+/// A [`BlockWriter`] waits this long per pipeline node for a send to go
+/// through. A node further down has fewer nodes after it and so a shorter
+/// timeout than the writer upstream of it: a stuck node is given up by its
+/// upstream neighbour before the writers above time out in turn.
+pub const SEND_TIMEOUT_PER_NODE: Duration = Duration::from_secs(10);
+/// Likewise for the acknowledgement, which waits for every node of the
+/// pipeline to finalize (fsync) the block.
+pub const ACK_TIMEOUT_PER_NODE: Duration = Duration::from_secs(40);
 /// Send buffer of a [`BlockWriter`].
 const WRITE_BUF: usize = 1 << 20;
 /// Receive buffer of [`read_block`]: room for many packets per system call.
 const READ_BUF: usize = 4 << 20;
+/// Receive buffer of a small [`read_block`].
+const SMALL_READ_BUF: usize = 256 << 10;
 
 fn timeout_err(d: Duration) -> FsError {
     FsError::Timeout(d.as_millis() as u64)
@@ -150,6 +157,8 @@ pub struct BlockWriter {
     last_short: bool,
     failed: Option<FsError>,
     early: Option<WriteAck>,
+    send_timeout: Duration,
+    ack_timeout: Duration,
 }
 
 impl std::fmt::Debug for BlockWriter {
@@ -182,7 +191,11 @@ impl BlockWriter {
             block: block.clone(),
             downstream: pipeline[1..].to_vec(),
         };
-        write_control(&mut wr, &op).await?;
+        timed_io(
+            SEND_TIMEOUT_PER_NODE * pipeline.len() as u32,
+            wr.write_all(&encode_frame(&op)?),
+        )
+        .await?;
         // Let the head open its replica and its downstream connection while
         // the first chunk is being prepared.
         timed_io(IO_TIMEOUT, wr.flush()).await?;
@@ -196,6 +209,8 @@ impl BlockWriter {
             last_short: false,
             failed: None,
             early: None,
+            send_timeout: SEND_TIMEOUT_PER_NODE * pipeline.len() as u32,
+            ack_timeout: ACK_TIMEOUT_PER_NODE * pipeline.len() as u32,
         })
     }
 
@@ -246,7 +261,7 @@ impl BlockWriter {
         self.check_early().await?;
         let hdr = packet_header(data.len(), crc);
         let wr = &mut self.wr;
-        let r = timed_io(IO_TIMEOUT, async {
+        let r = timed_io(self.send_timeout, async {
             wr.write_all(&hdr).await?;
             wr.write_all(data).await
         })
@@ -322,7 +337,7 @@ impl BlockWriter {
         }
         let frame = encode_frame(&fin)?;
         let wr = &mut self.wr;
-        let r = timed_io(IO_TIMEOUT, async {
+        let r = timed_io(self.send_timeout, async {
             wr.write_all(&packet_header(0, 0)).await?;
             wr.write_all(&frame).await?;
             wr.flush().await
@@ -332,7 +347,7 @@ impl BlockWriter {
             let e = self.fail(e).await;
             return self.early.take().ok_or(e);
         }
-        let ack: WriteAck = read_control(&mut self.rd, ACK_TIMEOUT).await?;
+        let ack: WriteAck = read_control(&mut self.rd, self.ack_timeout).await?;
         if ack.statuses.is_empty() {
             return Err(FsError::Protocol(format!(
                 "datanode {} sent an empty acknowledgement",
@@ -363,10 +378,14 @@ impl RecvBuf {
         self.end - self.start
     }
 
-    /// Makes at least `need` (<= capacity) bytes available.
+    /// Makes at least `need` bytes available (`need` is bounded by the
+    /// packet and frame limits).
     async fn fill<R: AsyncRead + Unpin>(&mut self, r: &mut R, need: usize) -> Result<(), FsError> {
         if self.available() >= need {
             return Ok(());
+        }
+        if self.buf.len() < need {
+            self.buf.resize(need, 0);
         }
         if self.buf.len() - self.start < need {
             self.buf.copy_within(self.start..self.end, 0);
@@ -418,7 +437,11 @@ pub async fn read_block(
         len,
     };
     write_control(&mut stream, &op).await?;
-    let mut rb = RecvBuf::new(READ_BUF);
+    let mut rb = RecvBuf::new(if len <= SMALL_READ_BUF as u64 {
+        SMALL_READ_BUF
+    } else {
+        READ_BUF
+    });
 
     rb.fill(&mut stream, HEADER_LEN).await?;
     let mut h = [0u8; HEADER_LEN];

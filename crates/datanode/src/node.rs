@@ -59,11 +59,18 @@ pub struct DatanodeHandle {
 }
 
 impl DatanodeHandle {
-    /// Stops serving and reporting.
+    /// Stops serving and reporting, closes every connection, and waits
+    /// (up to 10 s) until the store is released, so the same directory can
+    /// be opened again.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for t in self.tasks {
             t.abort();
+            let _ = t.await;
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&self.store) > 1 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 }

@@ -26,8 +26,9 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// Receive buffer of an incoming write.
-const RECV_BUF: usize = 1 << 20;
+/// Receive buffer of an incoming write: headers and small pieces go through
+/// it, packet data mostly lands in the chunk buffers directly.
+const RECV_BUF: usize = 64 << 10;
 /// Chunks queued for the local writer thread.
 const LOCAL_QUEUE: usize = 16;
 /// Chunks read per blocking call when serving a read or replicating.
@@ -35,6 +36,9 @@ const READ_BATCH: u64 = 16;
 /// How long a node that refused a write keeps draining what upstream still
 /// sends, so that its answer is not lost to a connection reset.
 const LINGER: Duration = Duration::from_secs(30);
+/// How long a reader may leave a batch of its block unread (it may be
+/// piping into a paused consumer) before the connection is given up.
+const READER_STALL: Duration = Duration::from_secs(300);
 
 /// What the store did, for the daemon's incremental block reports.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -65,6 +69,9 @@ fn join_err(e: tokio::task::JoinError) -> FsError {
 
 /// Serves one data-transfer connection (after its handshake): reads its
 /// `Op` and carries it out. Errors end the connection; they are logged.
+///
+/// Whether an unauthenticated peer may read or write blocks is the caller's
+/// decision (`Peer::authenticated` is known to the RPC handler, not here).
 pub async fn handle_stream(ctx: Arc<TransferCtx>, stream: TcpStream) {
     let peer = stream.peer_addr().ok();
     if let Err(e) = serve(ctx, stream).await {
@@ -377,17 +384,25 @@ async fn handle_read(
     }
     while let Some(h) = inflight.take() {
         let (buf, filled) = h.await.map_err(join_err)?;
-        let n = filled?;
+        let n = match filled {
+            Ok(n) => n,
+            Err(e) => {
+                // The client sees the stream end early; the replica may be
+                // damaged (a short data file), so say so here.
+                tracing::warn!("block {block}: read failed mid-stream: {e}");
+                return Err(e);
+            }
+        };
         if next < end {
             let count = (end - next).min(READ_BATCH);
             let b = spare.take().unwrap_or_else(|| vec![0u8; batch_bytes]);
             inflight = Some(spawn_fill(reader.clone(), next, count, b));
             next += count;
         }
-        timed_io(IO_TIMEOUT, w.write_all(&buf[..n])).await?;
+        timed_io(READER_STALL, w.write_all(&buf[..n])).await?;
         spare = Some(buf);
     }
-    timed_io(IO_TIMEOUT, w.write_all(&packet_header(0, 0))).await?;
+    timed_io(READER_STALL, w.write_all(&packet_header(0, 0))).await?;
     let _ = timed_io(IO_TIMEOUT, w.shutdown()).await;
     Ok(())
 }

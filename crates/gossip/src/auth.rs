@@ -234,11 +234,23 @@ mod tests {
         let mut rx = PacketAuth::new(key(1), WINDOW);
         let packet = tx.seal(b"x", T0, 99);
         assert!(rx.open(&packet, T0).is_ok());
-        assert_eq!(rx.open(&packet, T0 + 10), Err(PacketError::Replay { nonce: 99 }));
-        assert!(matches!(rx.open(&packet, T0 + WINDOW + 1), Err(PacketError::Stale { .. })));
-        assert!(matches!(rx.open(&packet, T0 + 10 * WINDOW), Err(PacketError::Stale { .. })));
+        assert_eq!(
+            rx.open(&packet, T0 + 10),
+            Err(PacketError::Replay { nonce: 99 })
+        );
+        assert!(matches!(
+            rx.open(&packet, T0 + WINDOW + 1),
+            Err(PacketError::Stale { .. })
+        ));
+        assert!(matches!(
+            rx.open(&packet, T0 + 10 * WINDOW),
+            Err(PacketError::Stale { .. })
+        ));
         let future = tx.seal(b"x", T0 + WINDOW + 1, 100);
-        assert!(matches!(rx.open(&future, T0), Err(PacketError::Stale { .. })));
+        assert!(matches!(
+            rx.open(&future, T0),
+            Err(PacketError::Stale { .. })
+        ));
     }
 
     #[test]
@@ -256,8 +268,17 @@ mod tests {
     #[test]
     fn short_or_foreign_datagrams_are_malformed() {
         let mut rx = PacketAuth::new(key(1), WINDOW);
-        for junk in [&b""[..], b"\xd5", b"GET / HTTP/1.1", b"\xd5\x01short", b"\xd5\x07"] {
-            assert!(matches!(rx.open(junk, T0), Err(PacketError::Malformed { .. })));
+        for junk in [
+            &b""[..],
+            b"\xd5",
+            b"GET / HTTP/1.1",
+            b"\xd5\x01short",
+            b"\xd5\x07",
+        ] {
+            assert!(matches!(
+                rx.open(junk, T0),
+                Err(PacketError::Malformed { .. })
+            ));
         }
     }
 }

@@ -124,11 +124,21 @@ mod tests {
         };
         let member = Member::new(ident("d"), 7, State::Suspect);
         let mut buf = Vec::new();
-        BincodeCodec.encode_header(&header, &mut buf).expect("encode");
-        BincodeCodec.encode_member(&member, &mut buf).expect("encode");
+        BincodeCodec
+            .encode_header(&header, &mut buf)
+            .expect("encode");
+        BincodeCodec
+            .encode_member(&member, &mut buf)
+            .expect("encode");
         let mut slice = &buf[..];
-        assert_eq!(BincodeCodec.decode_header(&mut slice).expect("decode"), header);
-        assert_eq!(BincodeCodec.decode_member(&mut slice).expect("decode"), member);
+        assert_eq!(
+            BincodeCodec.decode_header(&mut slice).expect("decode"),
+            header
+        );
+        assert_eq!(
+            BincodeCodec.decode_member(&mut slice).expect("decode"),
+            member
+        );
         assert!(slice.is_empty());
     }
 

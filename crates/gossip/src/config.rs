@@ -94,9 +94,8 @@ impl Default for Timing {
 impl Timing {
     /// The foca configuration for these timings, given the envelope's size.
     pub(crate) fn foca_config(&self, envelope: usize) -> Result<foca::Config, ConfigError> {
-        let nonzero = |what: &'static str, n: usize| {
-            NonZeroUsize::new(n).ok_or(ConfigError::Zero { what })
-        };
+        let nonzero =
+            |what: &'static str, n: usize| NonZeroUsize::new(n).ok_or(ConfigError::Zero { what });
         let members = NonZeroU32::new(self.expected_members).ok_or(ConfigError::Zero {
             what: "expected_members",
         })?;
@@ -255,7 +254,12 @@ mod tests {
             gossip_fanout: 0,
             ..Timing::default()
         };
-        assert_eq!(timing.validate(), Err(ConfigError::Zero { what: "gossip_fanout" }));
+        assert_eq!(
+            timing.validate(),
+            Err(ConfigError::Zero {
+                what: "gossip_fanout"
+            })
+        );
         let addr = "127.0.0.1:1".parse().expect("literal");
         let config = GossipConfig::new(NodeIdentity::new("", Role::Meta, addr), vec![]);
         assert!(matches!(config.validate(), Err(ConfigError::BadId { .. })));

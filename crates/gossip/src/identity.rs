@@ -83,7 +83,11 @@ impl NodeIdentity {
 
 impl fmt::Debug for NodeIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}({}@{}#{})", self.id, self.role, self.addr, self.generation)
+        write!(
+            f,
+            "{}({}@{}#{})",
+            self.id, self.role, self.addr, self.generation
+        )
     }
 }
 
@@ -93,8 +97,44 @@ impl fmt::Display for NodeIdentity {
     }
 }
 
+/// Longest id [`IdKey`] keeps inline.
+const INLINE_ID: usize = 47;
+
+/// foca's `Identity::Addr` for [`NodeIdentity`]: the stable id, in a form
+/// that is cheap to produce and compare. foca scans its whole member list,
+/// calling `addr()` twice per member, for every update it applies, so a
+/// `String` clone there would dominate the cost in large clusters.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum IdKey {
+    /// Ids up to 47 bytes, zero-padded (the length keeps them distinct).
+    Inline {
+        /// Length of the id.
+        len: u8,
+        /// The id's bytes, then zeros.
+        bytes: [u8; INLINE_ID],
+    },
+    /// Longer ids.
+    Heap(String),
+}
+
+impl IdKey {
+    /// The key of `id`.
+    pub fn of(id: &str) -> Self {
+        if id.len() <= INLINE_ID {
+            let mut bytes = [0u8; INLINE_ID];
+            bytes[..id.len()].copy_from_slice(id.as_bytes());
+            IdKey::Inline {
+                len: id.len() as u8,
+                bytes,
+            }
+        } else {
+            IdKey::Heap(id.to_owned())
+        }
+    }
+}
+
 impl foca::Identity for NodeIdentity {
-    type Addr = String;
+    type Addr = IdKey;
 
     fn renew(&self) -> Option<Self> {
         Some(NodeIdentity {
@@ -103,8 +143,8 @@ impl foca::Identity for NodeIdentity {
         })
     }
 
-    fn addr(&self) -> String {
-        self.id.clone()
+    fn addr(&self) -> IdKey {
+        IdKey::of(&self.id)
     }
 
     fn win_addr_conflict(&self, adversary: &Self) -> bool {
@@ -136,6 +176,17 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(2));
         let second = NodeIdentity::new("meta-1", Role::Meta, addr());
         assert!(second.win_addr_conflict(&first));
+    }
+
+    #[test]
+    fn id_keys_are_equal_exactly_when_ids_are() {
+        let long = "x".repeat(60);
+        let ids = ["", "a", "a\0", "ab", "meta-1", long.as_str(), &long[..59]];
+        for a in ids {
+            for b in ids {
+                assert_eq!(IdKey::of(a) == IdKey::of(b), a == b, "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]

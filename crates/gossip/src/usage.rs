@@ -127,7 +127,9 @@ pub(crate) struct SharedBook(Arc<Mutex<UsageBook>>);
 impl SharedBook {
     pub(crate) fn lock(&self) -> MutexGuard<'_, UsageBook> {
         // A panic while holding this lock leaves a map that is still valid.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -212,15 +214,27 @@ mod tests {
         let v1 = record("dn", 5, 1, 10).encode().expect("encode");
         let v2 = record("dn", 5, 2, 20).encode().expect("encode");
         let p = peer();
-        assert!(handler.receive_item(&v2, Some(&p)).expect("valid").is_some());
-        assert!(handler.receive_item(&v1, Some(&p)).expect("valid").is_none());
-        assert!(handler.receive_item(&v2, Some(&p)).expect("valid").is_none());
+        assert!(handler
+            .receive_item(&v2, Some(&p))
+            .expect("valid")
+            .is_some());
+        assert!(handler
+            .receive_item(&v1, Some(&p))
+            .expect("valid")
+            .is_none());
+        assert!(handler
+            .receive_item(&v2, Some(&p))
+            .expect("valid")
+            .is_none());
         let fresh = book.lock().take_fresh();
         assert_eq!(fresh.len(), 1);
         assert_eq!(fresh[0].usage.used, 20);
         // A restart (bigger epoch) outranks any seq of the previous run.
         let restarted = record("dn", 6, 0, 1).encode().expect("encode");
-        assert!(handler.receive_item(&restarted, Some(&p)).expect("ok").is_some());
+        assert!(handler
+            .receive_item(&restarted, Some(&p))
+            .expect("ok")
+            .is_some());
     }
 
     #[test]
@@ -228,7 +242,10 @@ mod tests {
         let mut handler = UsageHandler::new(SharedBook::default(), "me".into());
         let mine = record("me", 1, 1, 1).encode().expect("encode");
         assert!(handler.receive_item(&mine, None).expect("valid").is_some());
-        assert!(handler.receive_item(&mine, Some(&peer())).expect("ok").is_none());
+        assert!(handler
+            .receive_item(&mine, Some(&peer()))
+            .expect("ok")
+            .is_none());
     }
 
     #[test]

@@ -100,9 +100,15 @@ pub async fn serve<Req, Resp, H>(
 {
     let config = Arc::new(config);
     let conns = Arc::new(Semaphore::new(config.max_connections));
+    // Every connection task, so that stopping the server closes them all.
+    let mut tasks = tokio::task::JoinSet::new();
     loop {
         let (stream, addr) = tokio::select! {
-            _ = shutdown.wait() => return,
+            _ = shutdown.wait() => {
+                tasks.shutdown().await;
+                return;
+            }
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -121,7 +127,7 @@ pub async fn serve<Req, Resp, H>(
         let handler = handler.clone();
         let config = config.clone();
         let sd = shutdown.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let _permit = permit;
             if let Err(e) = connection(stream, addr, handler, config, sd).await {
                 tracing::debug!(%addr, "connection closed: {e}");

@@ -1,0 +1,72 @@
+//! Helpers for data-path tests on an in-process cluster.
+#![allow(dead_code)]
+
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+use tdfs_client::{read_range, CreateOptions, FileWriter, MetaClient};
+use tdfs_local::{LocalCluster, LocalConfig};
+
+/// Deterministic pseudo-random bytes for a seed.
+pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+pub fn sha(b: &[u8]) -> [u8; 32] {
+    Sha256::digest(b).into()
+}
+
+/// Starts a cluster with fast timers and waits until it is ready.
+pub async fn cluster(
+    datanodes: usize,
+    block_size: u64,
+    tweak: impl Fn(&mut LocalConfig),
+) -> (tempfile::TempDir, LocalCluster) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = LocalConfig::new(dir.path(), 3, datanodes);
+    cfg.block_size = Some(block_size);
+    cfg.tweak_meta = Some(Arc::new(|m| {
+        m.superuser = "root".into();
+        m.heartbeat_ms = 50;
+        m.election_min_ms = 150;
+        m.election_max_ms = 300;
+    }));
+    cfg.tweak_datanode = Some(Arc::new(|d| d.heartbeat = Duration::from_millis(200)));
+    tweak(&mut cfg);
+    let c = LocalCluster::start(cfg).await.unwrap();
+    c.wait_ready(Duration::from_secs(30)).await.unwrap();
+    (dir, c)
+}
+
+/// Writes `data` to `path` in pieces of `piece` bytes.
+pub async fn write(c: &Arc<MetaClient>, path: &str, data: &[u8], piece: usize) {
+    let mut w = FileWriter::create(
+        c.clone(),
+        path,
+        CreateOptions {
+            create_parents: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    for p in data.chunks(piece.max(1)) {
+        w.write(p).await.unwrap();
+    }
+    assert_eq!(w.close().await.unwrap(), data.len() as u64);
+}
+
+/// Reads `[offset, offset+len)` of `path`.
+pub async fn read(c: &MetaClient, path: &str, offset: u64, len: u64) -> Vec<u8> {
+    let mut out = Vec::new();
+    read_range(c, path, offset, len, &mut out).await.unwrap();
+    out
+}
