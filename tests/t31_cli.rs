@@ -261,3 +261,102 @@ fn client_errors_are_one_line() {
     assert!(err.starts_with("tdfs: "), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+#[test]
+fn data_commands_and_a_restart_keep_every_byte() {
+    let l = Local::start(&["--datanodes", "3", "--block-size", "1m"]);
+    let src = tempfile::tempdir().unwrap();
+    let local = src.path().join("in.bin");
+    let data: Vec<u8> = (0..3_500_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&local, &data).unwrap();
+    l.ok(&["-mkdir", "/d"]);
+    l.ok(&["-put", local.to_str().unwrap(), "/d/f"]);
+    // Without -f an existing file is refused; with -f it is replaced.
+    assert_eq!(
+        l.dfs("root", &["-put", local.to_str().unwrap(), "/d/f"]).0,
+        1
+    );
+    l.ok(&["-put", "-f", local.to_str().unwrap(), "/d/f"]);
+    let ls = l.ok(&["-ls", "/d"]);
+    assert!(ls.contains(" 3500000 "), "{ls}");
+    assert!(!ls.contains("_COPYING_"), "{ls}");
+    let sum1 = l.ok(&["-checksum", "/d/f"]);
+    let parts: Vec<&str> = sum1.trim().split('\t').collect();
+    assert_eq!(parts.len(), 3, "{sum1}");
+    assert_eq!(parts[0], "/d/f");
+    assert_eq!(parts[2].len(), 64);
+    let cluster = l.cluster();
+    let (code, out, _) = run_tdfs(
+        &["dfsadmin", "--cluster", &cluster, "-report", "--json"],
+        &[],
+    );
+    assert_eq!(code, 0);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["datanodes"].as_array().unwrap().len(), 3);
+    for d in r["datanodes"].as_array().unwrap() {
+        assert_eq!(d["state"], "live", "{d}");
+        assert_eq!(d["admin_state"], "normal", "{d}");
+    }
+    assert!(r["leader"].is_u64() && r["capacity"].is_u64() && r["remaining"].is_u64());
+
+    let dir = l.stop();
+    let l = Local::start_in(dir, &["--datanodes", "3", "--block-size", "1m"]);
+    assert_eq!(l.ok(&["-checksum", "/d/f"]), sum1);
+    let back = src.path().join("back.bin");
+    l.ok(&["-get", "/d/f", back.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&back).unwrap() == data,
+        "-get after a restart differs"
+    );
+    let cluster = l.cluster();
+    let (code, out, _) = run_tdfs(&["fsck", "/", "--cluster", &cluster, "--json"], &[]);
+    let f: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(f["status"], "HEALTHY");
+    assert_eq!(f["files"], 1);
+    assert_eq!(f["blocks"], 4);
+    assert_eq!(f["total_size"], 3_500_000);
+    assert_eq!(f["under_replicated"], 0);
+}
+
+#[test]
+fn put_reads_stdin_and_cat_writes_stdout() {
+    use std::io::Write;
+    let l = Local::start(&["--datanodes", "2", "--replication", "2"]);
+    let cluster = l.cluster();
+    let mut child = Command::new(tdfs_bin())
+        .args([
+            "dfs",
+            "--cluster",
+            &cluster,
+            "--user",
+            "root",
+            "-put",
+            "-",
+            "/from-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"hello from stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(l.ok(&["-cat", "/from-stdin"]), "hello from stdin\n");
+    l.ok(&["-appendToFile", "-", "/from-stdin"]);
+    let (code, _, err) = l.dfs("root", &["-cat", "/nope"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("No such file"), "{err}");
+}

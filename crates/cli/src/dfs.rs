@@ -250,19 +250,21 @@ async fn ls(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
             continue;
         }
         if p.has("R") {
-            let mut stack = vec![t.clone()];
-            while let Some(dir) = stack.pop() {
-                let entries = c.list(&dir).await.map_err(|e| cmd_err("ls", &dir, e))?;
-                // Depth-first in name order, as hdfs dfs -ls -R.
-                let mut subdirs = Vec::new();
-                for e in &entries {
-                    let full = path::child(&dir, &e.name);
-                    println!("{}", ls_line(e, &full));
-                    if e.is_dir() {
-                        subdirs.push(full);
-                    }
+            // Depth-first in name order: each entry, then its subtree (as hdfs dfs -ls -R).
+            let first = c.list(&t).await.map_err(|e| cmd_err("ls", &t, e))?;
+            let mut stack: Vec<(String, std::vec::IntoIter<FileStatus>)> =
+                vec![(t.clone(), first.into_iter())];
+            while let Some((dir, it)) = stack.last_mut() {
+                let Some(e) = it.next() else {
+                    stack.pop();
+                    continue;
+                };
+                let full = path::child(dir, &e.name);
+                println!("{}", ls_line(&e, &full));
+                if e.is_dir() {
+                    let sub = c.list(&full).await.map_err(|e| cmd_err("ls", &full, e))?;
+                    stack.push((full, sub.into_iter()));
                 }
-                stack.extend(subdirs.into_iter().rev());
             }
         } else {
             let entries = c.list(&t).await.map_err(|e| cmd_err("ls", &t, e))?;
@@ -332,8 +334,6 @@ fn stat_format(fmt: &str, s: &FileStatus) -> String {
             Some('b') => out.push_str(&s.length.to_string()),
             Some('F') => out.push_str(if s.is_dir() {
                 "directory"
-            } else if s.length == 0 {
-                "regular file"
             } else {
                 "regular file"
             }),

@@ -8,12 +8,21 @@ use sim::{is_down, sim_config, test_seed, SimNet};
 use std::time::{Duration, Instant};
 use tdfs_gossip::{DatanodeUsage, MemberEvent};
 
-const MEMBERS: usize = 1_000;
+/// `TDFS_SIM_MEMBERS` overrides the size (to explore).
+fn members() -> usize {
+    std::env::var("TDFS_SIM_MEMBERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1_000)
+}
 const SEEDS: usize = 3;
 
 #[test]
 fn thousand_members_detect_a_failure_and_report_the_cost() {
     let seed = test_seed("thousand_members");
+    let members = members();
+    #[allow(non_snake_case)]
+    let MEMBERS = members;
     let wall = Instant::now();
     let mut net = SimNet::new(seed);
     net.record = |e| matches!(e, MemberEvent::Down(_));
@@ -42,6 +51,7 @@ fn thousand_members_detect_a_failure_and_report_the_cost() {
         net.with_core(i, |core, now| core.set_usage(usage, now));
     }
     let setup = wall.elapsed();
+    println!("setup {setup:?}");
     net.run_for(Duration::from_secs(5));
     assert!(
         net.log.is_empty(),
@@ -58,7 +68,11 @@ fn thousand_members_detect_a_failure_and_report_the_cost() {
     let per_member = sent as f64 / MEMBERS as f64 / window.as_secs_f64();
     let bytes_per_member = bytes as f64 / MEMBERS as f64 / window.as_secs_f64();
 
-    let victim = 500;
+    println!(
+        "steady {per_member:.1} pkts/member/s, wall {:?}",
+        wall.elapsed()
+    );
+    let victim = MEMBERS / 2;
     let killed_at = net.now;
     net.kill(victim);
     let victim_id = format!("dn-{victim}");
@@ -70,7 +84,31 @@ fn thousand_members_detect_a_failure_and_report_the_cost() {
                 .count()
                 >= MEMBERS - 1
         })
-        .expect("every member sees the victim down");
+        .unwrap_or_else(|| {
+            let n = net
+                .log
+                .iter()
+                .filter(|(_, _, e)| is_down(&victim_id)(e))
+                .count();
+            let saw: Vec<usize> = net
+                .log
+                .iter()
+                .filter(|(_, _, e)| is_down(&victim_id)(e))
+                .map(|(_, w, _)| *w)
+                .collect();
+            let up: Vec<usize> = net.up().collect();
+            for i in up {
+                if !saw.contains(&i) {
+                    let m = net.with_core(i, |c, now| c.members(now));
+                    let v = m.iter().find(|m| m.identity.id == victim_id);
+                    println!("missing {i}: {v:?} active {}", net.core(i).num_active());
+                }
+            }
+            panic!(
+                "only {n} members saw the victim down; wall {:?}",
+                wall.elapsed()
+            )
+        });
     let first = net
         .log
         .iter()

@@ -19,6 +19,9 @@ use tdfs_proto::DatanodeId;
 use tdfs_rpc::ClusterKey;
 use tokio::net::TcpListener;
 
+/// Adjusts a node's configuration before it starts.
+pub type Tweak<T> = Arc<dyn Fn(&mut T) + Send + Sync>;
+
 /// What to start.
 #[derive(Clone)]
 pub struct LocalConfig {
@@ -33,9 +36,9 @@ pub struct LocalConfig {
     pub datanode_capacity: Option<u64>,
     pub key: Option<ClusterKey>,
     /// Adjusts each metadata node's config (timeouts in tests).
-    pub tweak_meta: Option<Arc<dyn Fn(&mut MetaConfig) + Send + Sync>>,
+    pub tweak_meta: Option<Tweak<MetaConfig>>,
     /// Adjusts each datanode's config.
-    pub tweak_datanode: Option<Arc<dyn Fn(&mut DatanodeConfig) + Send + Sync>>,
+    pub tweak_datanode: Option<Tweak<DatanodeConfig>>,
 }
 
 impl LocalConfig {
@@ -169,7 +172,7 @@ impl LocalCluster {
     }
 
     async fn start_meta_on(&mut self, id: u64, l: TcpListener) -> anyhow::Result<()> {
-        let faults = self.faults.entry(id).or_insert_with(Faults::new).clone();
+        let faults = self.faults.entry(id).or_default().clone();
         let h = tdfs_meta_raft::start(self.meta_config(id), l, faults).await?;
         self.metas.insert(id, Some(h));
         Ok(())

@@ -28,6 +28,9 @@ const MAX_RECORD: usize = 64 << 20;
 /// Rewrite the log file when this many dead bytes precede the first live entry.
 const COMPACT_BYTES: u64 = 32 << 20;
 
+/// Live entries by index, each with its offset in the log file.
+type Entries = BTreeMap<u64, (u64, Entry)>;
+
 /// Persisted alongside the log.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct PersistedState {
@@ -155,10 +158,7 @@ impl LogStore {
 }
 
 /// Parses records; returns the live entries and the length of the valid prefix.
-fn scan(
-    raw: &[u8],
-    purged: Option<u64>,
-) -> Result<(BTreeMap<u64, (u64, Entry)>, u64), StorageError> {
+fn scan(raw: &[u8], purged: Option<u64>) -> Result<(Entries, u64), StorageError> {
     let mut entries = BTreeMap::new();
     let mut pos = 0usize;
     let mut prev: Option<u64> = None;

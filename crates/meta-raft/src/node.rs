@@ -115,14 +115,12 @@ pub async fn start(
         proposals: ptx,
         reads: rtx,
     });
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(proposer(raft.clone(), prx, shutdown.clone())));
-    tasks.push(tokio::spawn(read_gate(node.clone(), rrx, shutdown.clone())));
-    tasks.push(tokio::spawn(leader_duties(node.clone(), shutdown.clone())));
-    tasks.push(tokio::spawn(crate::policy::run(
-        node.clone(),
-        shutdown.clone(),
-    )));
+    let mut tasks = vec![
+        tokio::spawn(proposer(raft.clone(), prx, shutdown.clone())),
+        tokio::spawn(read_gate(node.clone(), rrx, shutdown.clone())),
+        tokio::spawn(leader_duties(node.clone(), shutdown.clone())),
+        tokio::spawn(crate::policy::run(node.clone(), shutdown.clone())),
+    ];
     let server_config = ServerConfig {
         key: config.key.clone(),
         ..Default::default()
