@@ -36,7 +36,7 @@ async fn round_trips_straddle_block_and_packet_boundaries() {
         assert!(!st.under_construction);
         let back = read(&c, &path, 0, *size as u64).await;
         assert_eq!(sha(&back), sha(&data), "{path}: content differs");
-        let lbs = c.block_locations(&path, 0, u64::MAX).await.unwrap();
+        let lbs = wait_replicas(&c, &path, 3).await;
         assert_eq!(lbs.blocks.len(), size.div_ceil(b), "{path}: block count");
         for lb in &lbs.blocks {
             let mut ids: Vec<_> = lb.locations.iter().map(|l| l.id.clone()).collect();
@@ -72,14 +72,14 @@ async fn replication_three_on_two_datanodes_is_under_replicated_not_refused() {
     let data = bytes(7, 700 << 10);
     write(&c, "/two/f", &data, 100_000).await;
     assert_eq!(c.stat("/two/f").await.unwrap().replication, 3);
-    let lbs = c.block_locations("/two/f", 0, u64::MAX).await.unwrap();
+    let lbs = wait_replicas(&c, "/two/f", 2).await;
     assert_eq!(lbs.blocks.len(), 3);
     for lb in &lbs.blocks {
         assert_eq!(lb.locations.len(), 2);
         assert_ne!(lb.locations[0].id, lb.locations[1].id);
     }
     let f = c.fsck("/").await.unwrap();
-    assert_eq!(f.under_replicated, 3);
+    assert_eq!(f.under_replicated, 3, "{f:?}");
     assert_eq!(f.missing, 0);
     assert_eq!(read(&c, "/two/f", 0, data.len() as u64).await, data);
     cl.shutdown().await;
@@ -148,7 +148,7 @@ async fn a_full_datanode_refuses_and_the_write_goes_elsewhere() {
         Ok(_) => panic!("a full node accepted a block"),
     }
     // Every block went to the three other nodes.
-    let lbs = c.block_locations("/full/f", 0, u64::MAX).await.unwrap();
+    let lbs = wait_replicas(&c, "/full/f", 3).await;
     let full_id = cl.datanodes[0].id.clone().unwrap();
     for lb in &lbs.blocks {
         assert_eq!(lb.locations.len(), 3, "block {}", lb.block.id);

@@ -60,7 +60,7 @@ async fn pipeline_survives_its_second_datanode_dying_mid_block() {
         sha(&read(&c, "/pipe/f", 0, data.len() as u64).await),
         sha(&data)
     );
-    let lbs = c.block_locations("/pipe/f", 0, u64::MAX).await.unwrap();
+    let lbs = wait_replicas(&c, "/pipe/f", 3).await;
     for lb in &lbs.blocks {
         assert_eq!(lb.locations.len(), 3, "block {} replicas", lb.block.id);
         assert!(
@@ -164,7 +164,7 @@ async fn reads_survive_corrupted_replicas_and_the_bad_ones_are_dropped() {
     let c = cl.client("root");
     let data = bytes(13, 1 << 20);
     write(&c, "/bad/f", &data, 1 << 20).await;
-    let lbs = c.block_locations("/bad/f", 0, u64::MAX).await.unwrap();
+    let lbs = wait_replicas(&c, "/bad/f", 3).await;
     let b = &lbs.blocks[0];
     assert_eq!(b.locations.len(), 3);
     // Flip a byte in two of the three replicas on disk.

@@ -30,6 +30,14 @@ pub async fn cluster(
     block_size: u64,
     tweak: impl Fn(&mut LocalConfig),
 ) -> (tempfile::TempDir, LocalCluster) {
+    // Logs go to the test's captured output (shown when it fails); RUST_LOG sets the level.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
+        )
+        .with_test_writer()
+        .try_init();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = LocalConfig::new(dir.path(), 3, datanodes);
     cfg.block_size = Some(block_size);
@@ -69,4 +77,25 @@ pub async fn read(c: &MetaClient, path: &str, offset: u64, len: u64) -> Vec<u8> 
     let mut out = Vec::new();
     read_range(c, path, offset, len, &mut out).await.unwrap();
     out
+}
+
+/// Waits until every block of `path` shows `n` replicas (complete needs only
+/// one reported replica; the pipeline's other reports may trail it).
+pub async fn wait_replicas(
+    c: &MetaClient,
+    path: &str,
+    n: usize,
+) -> tdfs_proto::meta::LocatedBlocks {
+    super::wait_for(
+        &format!("{n} replicas of every block of {path}"),
+        Duration::from_secs(20),
+        || async {
+            let lbs = c.block_locations(path, 0, u64::MAX).await.ok()?;
+            lbs.blocks
+                .iter()
+                .all(|b| b.locations.len() >= n)
+                .then_some(lbs)
+        },
+    )
+    .await
 }

@@ -211,3 +211,51 @@ pub async fn haadmin(args: Vec<String>) -> anyhow::Result<u8> {
         _ => bail!("{usage}"),
     }
 }
+
+/// `tdfs balancer [-threshold PCT] [-wait SECS]`: exit 0 once balanced.
+pub async fn balancer(args: Vec<String>) -> anyhow::Result<u8> {
+    let o = ClientOpts::parse(args)?;
+    let mut threshold = 10.0f64;
+    let mut wait = 600u32;
+    let mut it = o.rest.iter();
+    while let Some(a) = it.next() {
+        match a.trim_start_matches('-') {
+            "threshold" => {
+                let v = it.next().context("-threshold needs a percentage")?;
+                threshold = v.parse().with_context(|| format!("bad threshold {v:?}"))?;
+                if !(0.0..=100.0).contains(&threshold) || threshold < 0.01 {
+                    bail!("-threshold must be between 0.01 and 100");
+                }
+            }
+            "wait" => {
+                let v = it.next().context("-wait needs seconds")?;
+                wait = v.parse().with_context(|| format!("bad wait {v:?}"))?;
+            }
+            other => bail!("unknown balancer option -{other}"),
+        }
+    }
+    let c = o.client()?;
+    // One long call: the leader balances and answers when done.
+    let mut cfg = c.config().clone();
+    cfg.attempt_timeout = std::time::Duration::from_secs(wait as u64 + 30);
+    cfg.deadline = cfg.attempt_timeout + std::time::Duration::from_secs(30);
+    let c = MetaClient::new(cfg)?;
+    let started = std::time::Instant::now();
+    let r = c
+        .admin(AdminRequest::Balance {
+            threshold_bp: (threshold * 100.0).round() as u32,
+            wait_secs: wait,
+        })
+        .await?;
+    let AdminResponse::Balanced { balanced, moves } = r else {
+        bail!("unexpected reply {r:?}");
+    };
+    let secs = started.elapsed().as_secs_f64();
+    if balanced {
+        println!("The cluster is balanced (threshold {threshold}%) after {secs:.1} s; at most {moves} moves were in flight at once.");
+        Ok(0)
+    } else {
+        println!("The cluster is not balanced within {wait} s (threshold {threshold}%).");
+        Ok(1)
+    }
+}

@@ -58,6 +58,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Balance block placement, as `hdfs balancer` (-threshold PCT).
+    #[command(disable_help_flag = true)]
+    Balancer {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Benchmarks against a live cluster.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -87,6 +93,7 @@ pub fn main() -> ExitCode {
             Cmd::Dfsadmin { args } => admin::dfsadmin(args).await,
             Cmd::Fsck { args } => admin::fsck(args).await,
             Cmd::Haadmin { args } => admin::haadmin(args).await,
+            Cmd::Balancer { args } => admin::balancer(args).await,
             Cmd::Bench(b) => bench::run(b).await.map(|_| 0),
         }
     });

@@ -8,3 +8,4 @@ pub mod transfer;
 pub use block_store::{BlockState, BlockStore, ReplicaReader, ReplicaWriter, StoreConfig};
 pub use transfer::{handle_stream, replicate, StoreEvent, TransferCtx};
 pub mod node;
+pub mod scanner;

@@ -5,6 +5,7 @@
 //! runs the commands the leader hands back.
 
 use crate::block_store::BlockStore;
+use crate::scanner::ScanConfig;
 use crate::transfer::{handle_stream, StoreEvent, TransferCtx};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub struct DatanodeConfig {
     pub key: Option<ClusterKey>,
     /// How often usage is sent to each metadata node.
     pub heartbeat: Duration,
+    /// Pace of the background integrity scanner.
+    pub scan: ScanConfig,
 }
 
 impl DatanodeConfig {
@@ -38,6 +41,7 @@ impl DatanodeConfig {
             meta,
             key: None,
             heartbeat: Duration::from_millis(1000),
+            scan: ScanConfig::default(),
         }
     }
 }
@@ -117,12 +121,21 @@ pub async fn start(
     };
     tasks.push(tokio::spawn(serve::<Request, Response, _>(
         listener,
-        Arc::new(DnService { ctx }),
+        Arc::new(DnService { ctx: ctx.clone() }),
         server_config,
         shutdown.clone(),
     )));
     // Fan changes out to one reporter per metadata node.
     let (change_tx, change_rx) = mpsc::unbounded_channel::<Change>();
+    let scan_tx = change_tx.clone();
+    tasks.push(tokio::spawn(crate::scanner::run(
+        store.clone(),
+        cfg.scan,
+        move |b| {
+            let _ = scan_tx.send(Change::Corrupt(b));
+        },
+        shutdown.clone(),
+    )));
     let mut outs = Vec::new();
     for addr in &cfg.meta {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -130,7 +143,7 @@ pub async fn start(
         tasks.push(tokio::spawn(reporter(
             addr.clone(),
             cfg.clone(),
-            store.clone(),
+            ctx.clone(),
             rx,
             change_tx.clone(),
             shutdown.clone(),
@@ -181,11 +194,12 @@ async fn call(conn: &MetaConn, req: DatanodeRequest) -> Result<DatanodeResponse,
 async fn reporter(
     addr: String,
     cfg: DatanodeConfig,
-    store: Arc<BlockStore>,
+    ctx: Arc<TransferCtx>,
     mut changes: mpsc::UnboundedReceiver<Change>,
     change_tx: mpsc::UnboundedSender<Change>,
     mut shutdown: Shutdown,
 ) {
+    let store = ctx.store.clone();
     let id = store.datanode_id().clone();
     loop {
         if shutdown.is_shutdown() {
@@ -226,7 +240,7 @@ async fn reporter(
         }
         .await;
         match registered {
-            Ok(DatanodeResponse::Ok { commands }) => execute(&store, commands, &change_tx),
+            Ok(DatanodeResponse::Ok { commands }) => execute(&ctx, commands, &change_tx),
             Ok(DatanodeResponse::Reregister) => continue,
             Err(e) => {
                 tracing::debug!("registration with {addr} failed: {e}");
@@ -252,7 +266,7 @@ async fn reporter(
                 }
             };
             match call(&conn, req).await {
-                Ok(DatanodeResponse::Ok { commands }) => execute(&store, commands, &change_tx),
+                Ok(DatanodeResponse::Ok { commands }) => execute(&ctx, commands, &change_tx),
                 Ok(DatanodeResponse::Reregister) => break,
                 Err(e) => {
                     tracing::debug!("report to {addr} failed: {e}");
@@ -284,16 +298,46 @@ fn incremental(id: &DatanodeId, batch: Vec<Change>) -> DatanodeRequest {
 
 /// Runs the leader's commands in the background (disk work off the reporter).
 fn execute(
-    store: &Arc<BlockStore>,
+    ctx: &Arc<TransferCtx>,
     commands: Vec<DatanodeCommand>,
     changes: &mpsc::UnboundedSender<Change>,
 ) {
     for cmd in commands {
-        let store = store.clone();
+        let store = ctx.store.clone();
         let changes = changes.clone();
+        if let DatanodeCommand::Replicate { block, targets } = cmd {
+            let ctx = ctx.clone();
+            tokio::spawn(async move {
+                match crate::transfer::replicate(&ctx, &block, &targets).await {
+                    Ok(ack) => {
+                        for s in ack.statuses.iter().filter(|s| s.result.is_err()) {
+                            tracing::info!(
+                                "copy of block {} to {} failed: {:?}",
+                                block.id,
+                                s.node,
+                                s.result
+                            );
+                        }
+                    }
+                    Err(tdfs_proto::FsError::ChecksumMismatch { .. }) => {
+                        // Our own replica is bad: drop it and say so.
+                        tracing::warn!("block {} is corrupt here: deleting it", block.id);
+                        let s = ctx.store.clone();
+                        let id = block.id;
+                        let _ = tokio::task::spawn_blocking(move || s.delete(id)).await;
+                        let _ = changes.send(Change::Corrupt(block.id));
+                    }
+                    Err(e) => tracing::info!("copy of block {} failed: {e}", block.id),
+                }
+            });
+            continue;
+        }
         tokio::task::spawn_blocking(move || match cmd {
             DatanodeCommand::Delete { blocks } => {
-                for b in blocks {
+                for (b, gen) in blocks {
+                    if store.get(b).is_none_or(|r| r.gen > gen) {
+                        continue;
+                    }
                     match store.delete(b) {
                         Ok(_) => {
                             let _ = changes.send(Change::Removed(b));

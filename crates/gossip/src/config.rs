@@ -25,7 +25,7 @@ pub mod defaults {
     pub const GOSSIP_FANOUT: usize = 2;
     /// How many members are asked to probe indirectly.
     pub const INDIRECT_PROBES: usize = 3;
-    /// Cluster size the dissemination count is sized for.
+    /// Smallest cluster size retransmissions are sized for.
     pub const EXPECTED_MEMBERS: u32 = 32;
     /// How often to retry seeds while no member is known.
     pub const JOIN_RETRY: Duration = Duration::from_millis(500);
@@ -57,7 +57,8 @@ pub struct Timing {
     pub gossip_fanout: usize,
     /// Members asked to probe a member that missed a direct ack.
     pub indirect_probes: usize,
-    /// Sizes how many times an update is retransmitted (≈ 4·log10(n+1)).
+    /// Floor of the cluster size that sizes retransmissions of each update
+    /// (≈ 4·log10(n+1)); the actual size is used once larger.
     pub expected_members: u32,
     /// Seed retry interval while isolated (a node may start before its seeds).
     pub join_retry: Duration,

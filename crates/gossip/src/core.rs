@@ -9,18 +9,20 @@
 use bytes::Bytes;
 use foca::{AccumulatingRuntime, Foca, Header, Message, OwnedNotification};
 use rand_foca::rngs::SmallRng;
-use rand_foca::{Rng, SeedableRng};
+use rand_foca::{Rng, RngExt, SeedableRng};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tdfs_proto::meta::DatanodeUsage;
 use tracing::{debug, info, trace};
 
 use crate::auth::{PacketAuth, PacketError};
 use crate::codec::BincodeCodec;
 use crate::config::{ConfigError, GossipConfig, Timing};
-use crate::identity::NodeIdentity;
+use crate::identity::{NodeIdentity, Role};
 use crate::member::{GossipStats, MemberEvent, MemberInfo};
+use crate::suspicion::Suspicions;
 use crate::table::MemberTable;
 use crate::timers::{CoreTimer, TimerQueue};
 use crate::usage::{SharedBook, UsageHandler, UsageRecord, UsageVersion};
@@ -82,8 +84,14 @@ pub struct GossipCore {
     usage_epoch: u64,
     /// Only the announce round with this number is live (older are stale).
     announce_round: u64,
+    /// Likewise for usage refreshes.
+    usage_round: u64,
     /// The member table behind [`Self::members`].
     table: MemberTable,
+    /// Our own suspicion timers (foca only runs the prober's).
+    suspicions: Suspicions,
+    /// foca's current configuration (retransmissions follow cluster size).
+    foca_config: foca::Config,
     /// Sealed datagrams to send.
     outbox: VecDeque<(SocketAddr, Bytes)>,
     /// Events not yet polled.
@@ -116,13 +124,14 @@ impl GossipCore {
         let handler = UsageHandler::new(book.clone(), config.identity.id.clone());
         let foca = Foca::with_custom_broadcast(
             config.identity.clone(),
-            foca_config,
+            foca_config.clone(),
             SmallRng::seed_from_u64(seed),
             BincodeCodec,
             handler,
         );
         let mut timers = TimerQueue::default();
         timers.push(now, CoreTimer::Announce(0));
+        timers.push(now + config.timing.probe_period, CoreTimer::Housekeeping);
         Ok(GossipCore {
             foca,
             runtime: AccumulatingRuntime::new(),
@@ -136,7 +145,10 @@ impl GossipCore {
             own_usage: None,
             usage_epoch: config.identity.generation,
             announce_round: 0,
+            usage_round: 0,
             table: MemberTable::default(),
+            suspicions: Suspicions::default(),
+            foca_config,
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             stats: GossipStats::default(),
@@ -179,11 +191,17 @@ impl GossipCore {
                     self.schedule_announce(now + next);
                 }
                 CoreTimer::Announce(_) => {}
-                CoreTimer::UsageRefresh => {
-                    self.spread_own_usage();
+                CoreTimer::Housekeeping => {
+                    self.housekeeping(now);
                     self.timers
-                        .push(now + self.timing.usage_refresh, CoreTimer::UsageRefresh);
+                        .push(now + self.timing.probe_period, CoreTimer::Housekeeping);
                 }
+                CoreTimer::UsageRefresh(round) if round == self.usage_round => {
+                    self.spread_own_usage();
+                    self.schedule_usage_refresh(now + self.timing.usage_refresh);
+                }
+                CoreTimer::UsageRefresh(_) => {}
+                CoreTimer::Welcome(member) => self.send_usage_to(&member),
             }
             self.drain(now);
         }
@@ -206,7 +224,7 @@ impl GossipCore {
                 return;
             }
         };
-        let result = match self.readdress_announce(payload) {
+        let result = match self.inspect(payload) {
             Some(rewritten) => self.foca.handle_data(&rewritten, &mut self.runtime),
             None => self.foca.handle_data(payload, &mut self.runtime),
         };
@@ -238,8 +256,7 @@ impl GossipCore {
         let result = self.foca.broadcast(&mut self.runtime);
         self.note_foca_result(result, "broadcast");
         if first {
-            self.timers
-                .push(now + self.timing.usage_refresh, CoreTimer::UsageRefresh);
+            self.schedule_usage_refresh(now + self.timing.usage_refresh);
         }
         self.drain(now);
     }
@@ -296,6 +313,24 @@ impl GossipCore {
         self.foca.num_members()
     }
 
+    /// Sends our usage record to member `id` alone, if it is active.
+    fn send_usage_to(&mut self, id: &str) {
+        if self.own_usage.is_none() || !self.foca.iter_members().any(|m| m.id().id == id) {
+            return;
+        }
+        self.spread_own_usage();
+        self.book.lock().only_to = Some(id.to_owned());
+        let result = self.foca.broadcast(&mut self.runtime);
+        self.book.lock().only_to = None;
+        self.note_foca_result(result, "welcome");
+    }
+
+    fn schedule_usage_refresh(&mut self, at: Instant) {
+        self.usage_round += 1;
+        self.timers
+            .push(at, CoreTimer::UsageRefresh(self.usage_round));
+    }
+
     fn schedule_announce(&mut self, at: Instant) {
         self.announce_round += 1;
         self.timers
@@ -320,6 +355,38 @@ impl GossipCore {
         }
     }
 
+    /// Verifies and, if silent, declares down the members that have been
+    /// suspect too long ([`crate::suspicion`]); sizes retransmissions to the
+    /// cluster.
+    fn housekeeping(&mut self, now: Instant) {
+        let actions = self.suspicions.review(
+            self.foca.iter_membership_state(),
+            now,
+            self.timing.suspect_to_down,
+            self.timing.probe_period,
+        );
+        for suspect in actions.verify {
+            debug!(%suspect, "suspect for too long; checking it directly");
+            let result = self.foca.announce(suspect, &mut self.runtime);
+            self.note_foca_result(result, "verify suspect");
+        }
+        if !actions.declare_down.is_empty() {
+            for member in &actions.declare_down {
+                info!(member = %member.id(), "suspect stayed silent; declaring it down");
+            }
+            let downs = actions.declare_down.into_iter();
+            let result = self.foca.apply_many(downs, true, &mut self.runtime);
+            self.note_foca_result(result, "declare down");
+        }
+        let size = (self.foca.num_members() as u32 + 1).max(self.timing.expected_members);
+        let wanted = NonZeroU32::new(size).map(|n| foca::Config::new_lan(n).max_transmissions);
+        if let Some(wanted) = wanted.filter(|w| *w != self.foca_config.max_transmissions) {
+            self.foca_config.max_transmissions = wanted;
+            let result = self.foca.set_config(self.foca_config.clone());
+            self.note_foca_result(result, "resize");
+        }
+    }
+
     fn spread_own_usage(&mut self) {
         let Some(record) = &self.own_usage else {
             return;
@@ -333,12 +400,14 @@ impl GossipCore {
         }
     }
 
-    /// An `Announce` sent to a seed placeholder, re-addressed to us so that
-    /// foca accepts it; `None` for every other packet.
-    fn readdress_announce(&self, payload: &[u8]) -> Option<Vec<u8>> {
+    /// Notes who sent `payload` (for suspicion checks) and returns it
+    /// re-addressed to us if it is an `Announce` to a seed placeholder (foca
+    /// would ignore it otherwise); `None` means "pass it on unchanged".
+    fn inspect(&mut self, payload: &[u8]) -> Option<Vec<u8>> {
         let mut cursor = payload;
         let header: Header<NodeIdentity> =
             foca::Codec::decode_header(&mut BincodeCodec, &mut cursor).ok()?;
+        self.suspicions.heard_from(&header.src.id);
         if header.message != Message::Announce || !header.dst.is_placeholder() {
             return None;
         }
@@ -393,6 +462,17 @@ impl GossipCore {
                 self.events.push_back(event);
             }
             match note {
+                OwnedNotification::MemberUp(id) | OwnedNotification::Rename(_, id)
+                    if id.role == Role::Meta && self.own_usage.is_some() =>
+                {
+                    // A metadata node (the reader of usage) came up: send it
+                    // our record directly, jittered so that a thousand
+                    // datanodes do not all answer in the same millisecond.
+                    let spread = self.timing.gossip_interval.as_micros() as u64 * 5;
+                    let jitter = self.nonce_rng.random_range(0..spread.max(1));
+                    let at = now + Duration::from_micros(jitter);
+                    self.timers.push(at, CoreTimer::Welcome(id.id.clone()));
+                }
                 OwnedNotification::Idle => {
                     info!(me = %self.foca.identity(), "no live member known; retrying seeds");
                     self.schedule_announce(now + self.timing.join_retry);

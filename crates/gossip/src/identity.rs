@@ -97,8 +97,8 @@ impl fmt::Display for NodeIdentity {
     }
 }
 
-/// Longest id [`IdKey`] keeps inline.
-const INLINE_ID: usize = 47;
+/// Longest id [`IdKey`] keeps inline (datanode ids are 16 hex digits).
+const INLINE_ID: usize = 23;
 
 /// foca's `Identity::Addr` for [`NodeIdentity`]: the stable id, in a form
 /// that is cheap to produce and compare. foca scans its whole member list,
@@ -106,7 +106,7 @@ const INLINE_ID: usize = 47;
 /// `String` clone there would dominate the cost in large clusters.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum IdKey {
-    /// Ids up to 47 bytes, zero-padded (the length keeps them distinct).
+    /// Ids up to 23 bytes, zero-padded (the length keeps them distinct).
     Inline {
         /// Length of the id.
         len: u8,
@@ -181,7 +181,17 @@ mod tests {
     #[test]
     fn id_keys_are_equal_exactly_when_ids_are() {
         let long = "x".repeat(60);
-        let ids = ["", "a", "a\0", "ab", "meta-1", long.as_str(), &long[..59]];
+        let ids = [
+            "",
+            "a",
+            "a\0",
+            "ab",
+            "meta-1",
+            long.as_str(),
+            &long[..59],
+            &long[..23],
+            &long[..24],
+        ];
         for a in ids {
             for b in ids {
                 assert_eq!(IdKey::of(a) == IdKey::of(b), a == b, "{a:?} vs {b:?}");

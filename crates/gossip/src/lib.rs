@@ -11,15 +11,36 @@
 //!
 //! With a cluster key every datagram carries an HMAC-SHA256 under the key, a
 //! timestamp and a nonce ([`auth`]); members without the key are ignored.
+//!
+//! ```no_run
+//! use tdfs_gossip::{start, DatanodeUsage, GossipConfig, MemberEvent, NodeIdentity, Role};
+//!
+//! # async fn run(key: tdfs_gossip::ClusterKey) -> Result<(), tdfs_gossip::GossipError> {
+//! let addr = "10.0.0.7:9000".parse().expect("address");
+//! let meta = vec!["10.0.0.1:9000".parse().expect("address")];
+//! let mut config = GossipConfig::new(NodeIdentity::new("3fa2c4d1e5b69780", Role::Datanode, addr), meta);
+//! config.key = Some(key);
+//! let gossip = start(config).await?;
+//! gossip.set_usage(DatanodeUsage { capacity: 1 << 40, used: 0, pending: 0, blocks: 0 });
+//! let mut events = gossip.subscribe();
+//! while let Ok(event) = events.recv().await {
+//!     if let MemberEvent::Down(who) = event {
+//!         println!("{} is down", who.id);
+//!     }
+//! }
+//! gossip.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod auth;
 mod codec;
 mod config;
 mod core;
-mod error;
 mod identity;
 mod member;
 mod service;
+mod suspicion;
 mod table;
 mod timers;
 mod usage;
@@ -27,10 +48,9 @@ mod usage;
 pub use crate::codec::{BincodeCodec, CodecError};
 pub use crate::config::{defaults, ConfigError, GossipConfig, Timing};
 pub use crate::core::GossipCore;
-pub use crate::error::GossipError;
 pub use crate::identity::{IdKey, NodeIdentity, Role};
 pub use crate::member::{GossipStats, MemberEvent, MemberInfo, MemberState};
-pub use crate::service::{start, start_on, GossipHandle, MemberSnapshot};
+pub use crate::service::{start, start_on, GossipError, GossipHandle, MemberSnapshot};
 pub use crate::usage::{UsageError, UsageRecord, UsageVersion};
 pub use tdfs_proto::meta::DatanodeUsage;
 pub use tdfs_rpc::auth::ClusterKey;

@@ -11,11 +11,30 @@ use tokio::task::JoinHandle;
 use tokio::time::{sleep_until, Instant};
 use tracing::{debug, warn};
 
+use crate::config::ConfigError;
 use crate::config::GossipConfig;
 use crate::core::GossipCore;
-use crate::error::GossipError;
 use crate::identity::NodeIdentity;
 use crate::member::{GossipStats, MemberEvent, MemberInfo};
+
+/// Why gossip could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GossipError {
+    /// The configuration is unusable; nothing was started.
+    #[error("invalid gossip configuration: {0}")]
+    Config(#[from] ConfigError),
+    /// The UDP port is taken or not ours; nothing was started.
+    #[error("cannot bind gossip UDP socket {addr}: {source}")]
+    Bind {
+        /// The address we tried.
+        addr: SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The socket failed.
+    #[error("gossip socket: {0}")]
+    Io(#[from] std::io::Error),
+}
 
 /// Events buffered per subscriber before it starts lagging.
 const EVENT_BUFFER: usize = 4096;

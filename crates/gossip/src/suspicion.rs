@@ -105,7 +105,9 @@ impl Suspicions {
         }
         // Deterministic order, for replayable simulations.
         actions.verify.sort_by(|a, b| a.id.cmp(&b.id));
-        actions.declare_down.sort_by(|a, b| a.id().id.cmp(&b.id().id));
+        actions
+            .declare_down
+            .sort_by(|a, b| a.id().id.cmp(&b.id().id));
         actions
     }
 }
@@ -133,7 +135,10 @@ mod tests {
         let t0 = Instant::now();
         let mut s = Suspicions::default();
         let list = [suspect(3)];
-        assert_eq!(s.review(list.iter(), t0, WAIT, GRACE), SuspicionActions::default());
+        assert_eq!(
+            s.review(list.iter(), t0, WAIT, GRACE),
+            SuspicionActions::default()
+        );
         let a = s.review(list.iter(), t0 + WAIT, WAIT, GRACE);
         assert_eq!(a.verify.len(), 1);
         let a = s.review(list.iter(), t0 + WAIT + GRACE, WAIT, GRACE);

@@ -15,8 +15,13 @@ pub(crate) enum CoreTimer {
     Foca(Timer<NodeIdentity>),
     /// Announce to seeds; only the newest round (by number) counts.
     Announce(u64),
-    /// Re-spread our unchanged usage record.
-    UsageRefresh,
+    /// Re-spread our unchanged usage record; only the newest round counts.
+    UsageRefresh(u64),
+    /// Review suspects; size retransmissions to the cluster.
+    Housekeeping,
+    /// Send our usage record to the metadata node with this stable id, which
+    /// just came up.
+    Welcome(String),
 }
 
 /// A min-heap of timers by deadline; ties go by foca's timer order.
@@ -53,7 +58,7 @@ mod tests {
     fn fires_in_deadline_order_and_not_early() {
         let t0 = Instant::now();
         let mut q = TimerQueue::default();
-        q.push(t0 + Duration::from_millis(30), CoreTimer::UsageRefresh);
+        q.push(t0 + Duration::from_millis(30), CoreTimer::UsageRefresh(1));
         q.push(t0 + Duration::from_millis(10), CoreTimer::Announce(2));
         q.push(t0 + Duration::from_millis(20), CoreTimer::Announce(1));
         assert_eq!(q.pop_due(t0), None);

@@ -103,6 +103,9 @@ pub(crate) struct UsageBook {
     latest: HashMap<String, UsageRecord>,
     /// Ids whose record changed since the core last looked, in order.
     fresh: Vec<String>,
+    /// While set, custom broadcasts go only to this member: how the core
+    /// sends its record straight to a newcomer with foca's public API.
+    pub(crate) only_to: Option<String>,
 }
 
 impl UsageBook {
@@ -150,6 +153,11 @@ impl UsageHandler {
 impl foca::BroadcastHandler<NodeIdentity> for UsageHandler {
     type Key = UsageKey;
     type Error = UsageError;
+
+    fn should_add_broadcast_data(&self, member: &NodeIdentity) -> bool {
+        let book = self.book.lock();
+        book.only_to.as_ref().is_none_or(|only| *only == member.id)
+    }
 
     fn receive_item(
         &mut self,

@@ -215,6 +215,20 @@ impl LocalCluster {
         Ok(())
     }
 
+    /// Adds a new, empty datanode; returns its slot.
+    pub async fn add_datanode(&mut self) -> anyhow::Result<usize> {
+        let i = self.datanodes.len();
+        self.datanodes.push(DnSlot {
+            addr: "127.0.0.1:0".into(),
+            dir: self.cfg.dir.join(format!("dn-{}", i + 1)),
+            id: None,
+            handle: None,
+        });
+        self.start_datanode(i).await?;
+        self.write_cluster_json()?;
+        Ok(i)
+    }
+
     /// Stops datanode slot `i` abruptly: connections drop mid-stream.
     pub async fn stop_datanode(&mut self, i: usize) {
         if let Some(h) = self.datanodes[i].handle.take() {
@@ -268,24 +282,32 @@ impl LocalCluster {
             .filter(|d| d.handle.is_some())
             .filter_map(|d| d.id.clone())
             .collect();
+        let mut missing = String::from("no leader");
         loop {
             if let Some(l) = self.leader() {
                 let init = l.sm.state.read().unwrap().ns.is_initialized();
-                let registered = {
+                let unregistered: Vec<&DatanodeId> = {
                     let st = l.sm.state.read().unwrap();
-                    want.iter().all(|id| st.ns.datanodes.contains_key(id))
+                    want.iter()
+                        .filter(|id| !st.ns.datanodes.contains_key(id))
+                        .collect()
                 };
-                let reported = {
+                let unreported: Vec<&DatanodeId> = {
                     let v = l.view.lock().unwrap();
                     want.iter()
-                        .all(|id| v.datanodes.get(id).is_some_and(|d| d.reported_this_term))
+                        .filter(|id| !v.datanodes.get(id).is_some_and(|d| d.reported_this_term))
+                        .collect()
                 };
-                if init && registered && reported {
+                if init && unregistered.is_empty() && unreported.is_empty() {
                     return Ok(());
                 }
+                missing = format!(
+                    "leader {}: initialized {init}, unregistered {unregistered:?}, no full report from {unreported:?}",
+                    l.config.id
+                );
             }
             if Instant::now() >= deadline {
-                anyhow::bail!("the cluster was not ready within {timeout:?}");
+                anyhow::bail!("the cluster was not ready within {timeout:?}: {missing}");
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -71,7 +71,24 @@ pub struct ClusterView {
     pub commands: HashMap<DatanodeId, Vec<DatanodeCommand>>,
     /// Deletions already sent, so they are not queued twice: (node, block).
     pub deleting: HashSet<(DatanodeId, BlockId)>,
+    /// Copies in flight (re-replication and balancer moves), by block.
+    pub replicating: HashMap<BlockId, Copy>,
+    /// Replicas found corrupt (and deleted by their datanode), by block.
+    pub corrupt: HashMap<BlockId, HashSet<DatanodeId>>,
 }
+
+/// A copy the leader asked for.
+#[derive(Clone, Debug)]
+pub struct Copy {
+    pub source: DatanodeId,
+    pub targets: Vec<DatanodeId>,
+    pub since: Instant,
+    /// A balancer move: the source's replica is expected to go.
+    pub is_move: bool,
+}
+
+/// A copy not done by then is planned again.
+pub const COPY_TTL: Duration = Duration::from_secs(20);
 
 /// How long a placement intent is counted if the replica never shows up.
 pub const INTENT_TTL: Duration = Duration::from_secs(600);
@@ -135,6 +152,9 @@ impl ClusterView {
     }
 
     pub fn add_replica(&mut self, id: &DatanodeId, b: &ReplicaReport) {
+        // A replica reported anew makes an earlier deletion order moot (the
+        // policies order one again if this copy is also surplus or stale).
+        self.deleting.remove(&(id.clone(), b.id));
         self.replicas.entry(b.id).or_default().insert(
             id.clone(),
             ReplicaState {
@@ -149,6 +169,30 @@ impl ClusterView {
                 self.intents.remove(&b.id);
             }
         }
+        if let Some(c) = self.replicating.get_mut(&b.id) {
+            c.targets.retain(|t| t != id);
+            if c.targets.is_empty() {
+                self.replicating.remove(&b.id);
+            }
+        }
+    }
+
+    /// Replication streams each node takes part in now.
+    pub fn streams(&self) -> HashMap<DatanodeId, usize> {
+        let mut m = HashMap::new();
+        for c in self.replicating.values() {
+            *m.entry(c.source.clone()).or_default() += 1;
+            for t in &c.targets {
+                *m.entry(t.clone()).or_default() += 1;
+            }
+        }
+        m
+    }
+
+    /// Forgets copies that did not finish in time.
+    pub fn expire_copies(&mut self, now: Instant) {
+        self.replicating
+            .retain(|_, c| now.saturating_duration_since(c.since) < COPY_TTL);
     }
 
     pub fn remove_replica(&mut self, id: &DatanodeId, block: BlockId) {
@@ -205,17 +249,18 @@ impl ClusterView {
             .unwrap_or_default()
     }
 
-    /// Queues a deletion for a datanode unless one is already on its way.
-    pub fn queue_delete(&mut self, node: &DatanodeId, block: BlockId) {
+    /// Queues deletion of `node`'s replica of `block` if its generation is
+    /// at most `gen`, unless a deletion is already on its way.
+    pub fn queue_delete(&mut self, node: &DatanodeId, block: BlockId, gen: u64) {
         if self.deleting.insert((node.clone(), block)) {
             let cmds = self.commands.entry(node.clone()).or_default();
             match cmds.iter_mut().find_map(|c| match c {
                 DatanodeCommand::Delete { blocks } => Some(blocks),
                 _ => None,
             }) {
-                Some(blocks) => blocks.push(block),
+                Some(blocks) => blocks.push((block, gen)),
                 None => cmds.push(DatanodeCommand::Delete {
-                    blocks: vec![block],
+                    blocks: vec![(block, gen)],
                 }),
             }
         }
@@ -229,6 +274,7 @@ impl ClusterView {
         self.commands.clear();
         self.deleting.clear();
         self.leases.clear();
+        self.replicating.clear();
         let _ = now;
     }
 }

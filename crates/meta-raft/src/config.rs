@@ -31,6 +31,12 @@ pub mod defaults {
     pub const DEAD_AFTER_MS: u64 = 30_000;
     /// How often the leader runs its block policies.
     pub const POLICY_INTERVAL_MS: u64 = 500;
+    /// Replication streams a datanode takes part in at once.
+    pub const STREAMS_PER_NODE: usize = 4;
+    /// Balancer moves per datanode per policy round.
+    pub const MOVES_PER_NODE: usize = 2;
+    /// Continuous balancing threshold (percent of capacity from the average).
+    pub const BALANCE_THRESHOLD_PCT: f64 = 10.0;
     pub const BLOCK_SIZE: u64 = 64 << 20;
 }
 
@@ -64,6 +70,8 @@ pub struct MetaConfig {
     pub lease_timeout_ms: u64,
     pub stale_after_ms: u64,
     pub dead_after_ms: u64,
+    /// Continuous balancing threshold in percent; `None` turns it off.
+    pub balance_threshold_pct: Option<f64>,
 }
 
 impl MetaConfig {
@@ -89,6 +97,7 @@ impl MetaConfig {
             lease_timeout_ms: defaults::LEASE_TIMEOUT_MS,
             stale_after_ms: defaults::STALE_AFTER_MS,
             dead_after_ms: defaults::DEAD_AFTER_MS,
+            balance_threshold_pct: Some(defaults::BALANCE_THRESHOLD_PCT),
         }
     }
 

@@ -142,7 +142,10 @@ impl MetaNode {
                     continue;
                 }
                 let live = v.good_replicas(b.id, b.gen, &self.liveness, now).len();
-                if live == 0 {
+                if live == 0 && v.corrupt.contains_key(&b.id) {
+                    report.corrupt += 1;
+                    bad = true;
+                } else if live == 0 {
                     report.missing += 1;
                     bad = true;
                 } else if live < f.replication as usize {
@@ -302,15 +305,21 @@ impl MetaNode {
                 for b in removed.iter().chain(corrupt) {
                     v.remove_replica(id, *b);
                 }
+                for b in corrupt {
+                    tracing::warn!("datanode {id} found its replica of block {b} corrupt");
+                    v.corrupt.entry(*b).or_default().insert(id.clone());
+                }
                 if let Some(d) = v.datanodes.get_mut(id) {
                     d.last_contact = now;
                 }
                 id
             }
         };
-        // A leader wants a full report from every datanode in its term
-        // before it deletes anything: ask for one.
+        // A leader wants every datanode in its registry (a registration may
+        // have reached it just before it became leader) and a full report
+        // from each in its term before it deletes anything: ask for both.
         if self.is_leader() {
+            let registered = self.sm.state.read().unwrap().ns.datanodes.contains_key(id);
             let reported = self
                 .view
                 .lock()
@@ -318,7 +327,7 @@ impl MetaNode {
                 .datanodes
                 .get(id)
                 .is_some_and(|d| d.reported_this_term);
-            if !reported {
+            if !registered || !reported {
                 return Ok(DatanodeResponse::Reregister);
             }
         }

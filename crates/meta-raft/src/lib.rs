@@ -1,6 +1,7 @@
 //! The metadata service: openraft type configuration, durable log store,
 //! namespace state machine, Raft network, RPC server and leader duties.
 
+pub mod balancer;
 pub mod cluster;
 pub mod command;
 pub mod config;
@@ -11,6 +12,7 @@ pub mod network;
 pub mod node;
 pub mod placement;
 pub mod policy;
+pub mod replication;
 pub mod retry;
 pub mod service;
 pub mod state_machine;

@@ -36,6 +36,9 @@ pub struct MetaNode {
     /// Replica locations, datanode liveness, intents and leases (soft state).
     pub view: Mutex<ClusterView>,
     pub liveness: LivenessConfig,
+    /// A threshold asked for by `tdfs balancer` (percent), overriding the
+    /// configured one while it runs.
+    pub balance_override: Mutex<Option<f64>>,
     proposals: mpsc::Sender<(Op, Reply)>,
     reads: mpsc::Sender<oneshot::Sender<Result<u64, FsError>>>,
 }
@@ -112,6 +115,7 @@ pub async fn start(
             stale_after: Duration::from_millis(config.stale_after_ms),
             dead_after: Duration::from_millis(config.dead_after_ms),
         },
+        balance_override: Mutex::new(None),
         proposals: ptx,
         reads: rtx,
     });
@@ -251,6 +255,15 @@ impl MetaNode {
             },
             Err(RaftError::Fatal(f)) => Err(FsError::Unavailable(format!("raft stopped: {f}"))),
         }
+    }
+
+    /// The balancing threshold in force, as a fraction.
+    pub fn balance_threshold(&self) -> Option<f64> {
+        self.balance_override
+            .lock()
+            .unwrap()
+            .or(self.config.balance_threshold_pct)
+            .map(|p| p / 100.0)
     }
 
     /// A stamped operation on behalf of the node itself.

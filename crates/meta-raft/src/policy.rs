@@ -1,17 +1,24 @@
 //! The leader's periodic block duties: delete orphan and stale replicas,
-//! recover expired leases, expire placement intents. Runs only on the leader,
+//! recover expired leases, expire placement intents, and run the block
+//! policies (re-replication, excess removal, balancing, decommission
+//! progress) over a snapshot of the cluster. Runs only on the leader,
 //! and only once the leader has applied every entry of earlier terms (its
 //! own term's first entry is applied), so it never judges a replica against
 //! an outdated namespace.
 
-use crate::command::OpKind;
+use crate::balancer::{balanced, plan_balance};
+use crate::cluster::{Copy, Liveness};
+use crate::command::{AdminState, OpKind};
 use crate::config::defaults;
 use crate::node::MetaNode;
+use crate::replication::{
+    drained, plan_excess, plan_replication, Action, BlockView, Limits, NodeView,
+};
 use openraft::ServerState;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tdfs_proto::meta::BlockInfo;
+use tdfs_proto::meta::{BlockInfo, DatanodeAddr, DatanodeCommand};
 use tdfs_proto::{BlockId, DatanodeId};
 use tdfs_rpc::Shutdown;
 
@@ -30,7 +37,175 @@ pub async fn run(node: Arc<MetaNode>, mut shutdown: Shutdown) {
         let now = Instant::now();
         delete_orphans_and_stale(&node, now);
         recover_leases(&node, now).await;
+        let threshold = node.balance_threshold();
+        let drained = plan_blocks(&node, now, threshold);
+        for id in drained {
+            tracing::info!("datanode {id} is drained: marking it decommissioned");
+            let op = node.system_op(OpKind::SetAdminState {
+                id,
+                state: AdminState::Decommissioned,
+            });
+            if let Err(e) = node.propose(op).await {
+                tracing::warn!("marking a datanode decommissioned failed: {e}");
+            }
+        }
     }
+}
+
+/// The policies' view of the cluster: every datanode and every committed block.
+pub fn snapshot(node: &MetaNode, now: Instant) -> (BTreeMap<DatanodeId, NodeView>, Vec<BlockView>) {
+    let st = node.sm.state.read().unwrap();
+    let v = node.view.lock().unwrap();
+    let streams = v.streams();
+    // Bytes about to leave each node (balancer moves in flight).
+    let mut leaving: HashMap<&DatanodeId, u64> = HashMap::new();
+    let mut lens: HashMap<BlockId, u64> = HashMap::new();
+    let mut blocks = Vec::new();
+    for (_, f) in st.ns.files() {
+        for b in &f.blocks {
+            if !b.committed {
+                continue;
+            }
+            lens.insert(b.id, b.len);
+            let replicas = v
+                .replicas
+                .get(&b.id)
+                .map(|r| {
+                    r.iter()
+                        .filter(|(_, s)| s.gen == b.gen)
+                        .map(|(n, _)| n.clone())
+                        .collect()
+                })
+                .unwrap_or_default();
+            blocks.push(BlockView {
+                id: b.id,
+                gen: b.gen,
+                len: b.len,
+                replication: f.replication,
+                replicas,
+                in_flight: v.replicating.contains_key(&b.id),
+            });
+        }
+    }
+    for (b, c) in &v.replicating {
+        if c.is_move {
+            *leaving.entry(&c.source).or_default() += lens.get(b).copied().unwrap_or(0);
+        }
+    }
+    let nodes = st
+        .ns
+        .datanodes
+        .iter()
+        .map(|(id, rec)| {
+            let soft = v.datanodes.get(id);
+            let usage = soft.map(|d| d.usage).unwrap_or_default();
+            let load = (usage.used + usage.pending + v.promised(id, now))
+                .saturating_sub(leaving.get(id).copied().unwrap_or(0));
+            (
+                id.clone(),
+                NodeView {
+                    liveness: v.liveness(id, &node.liveness, now),
+                    admin: rec.admin,
+                    capacity: usage.capacity,
+                    load,
+                    streams: streams.get(id).copied().unwrap_or(0),
+                },
+            )
+        })
+        .collect();
+    (nodes, blocks)
+}
+
+/// Plans and queues re-replication, excess removal and balancer moves;
+/// returns the decommissioning nodes that are drained.
+fn plan_blocks(node: &MetaNode, now: Instant, balance: Option<f64>) -> Vec<DatanodeId> {
+    let (nodes, blocks) = snapshot(node, now);
+    let limits = Limits {
+        streams_per_node: defaults::STREAMS_PER_NODE,
+    };
+    let copies = plan_replication(&nodes, &blocks, limits);
+    let mut v = node.view.lock().unwrap();
+    v.expire_copies(now);
+    // No deletion of surplus replicas until every live datanode has sent
+    // this leader a full report: a new leader must not act on a partial map.
+    let all_reported = nodes
+        .iter()
+        .filter(|(_, n)| n.liveness != Liveness::Dead)
+        .all(|(id, _)| v.datanodes.get(id).is_some_and(|d| d.reported_this_term));
+    let mut actions = copies.into_iter().map(|a| (a, false)).collect::<Vec<_>>();
+    if all_reported {
+        actions.extend(
+            plan_excess(&nodes, &blocks, &v.deleting)
+                .into_iter()
+                .map(|a| (a, false)),
+        );
+    }
+    if let Some(t) = balance {
+        if all_reported && !balanced(&nodes, t) {
+            let moves = plan_balance(&nodes, &blocks, t, defaults::MOVES_PER_NODE);
+            actions.extend(moves.into_iter().map(|a| (a, true)));
+        }
+    }
+    let by_id: HashMap<BlockId, &BlockView> = blocks.iter().map(|b| (b.id, b)).collect();
+    let info = |id: BlockId| -> Option<BlockInfo> {
+        let st = node.sm.state.read().unwrap();
+        let (ino, idx) = st.ns.block_file(id)?;
+        match &st.ns.inodes.get(&ino)?.body {
+            crate::namespace::Body::File(f) => Some(f.blocks[idx].info()),
+            _ => None,
+        }
+    };
+    for (a, is_move) in actions {
+        match a {
+            Action::Delete { node: n, block } => {
+                let gen = by_id.get(&block).map(|b| b.gen).unwrap_or(u64::MAX);
+                v.queue_delete(&n, block, gen)
+            }
+            Action::Replicate {
+                block,
+                source,
+                targets,
+            } => {
+                if v.replicating.contains_key(&block) {
+                    continue;
+                }
+                let Some(bi) = info(block) else { continue };
+                let addrs: Vec<DatanodeAddr> = targets
+                    .iter()
+                    .filter_map(|t| {
+                        let d = v.datanodes.get(t)?;
+                        Some(DatanodeAddr {
+                            id: t.clone(),
+                            addr: d.addr.clone(),
+                            http: d.http.clone(),
+                        })
+                    })
+                    .collect();
+                if addrs.is_empty() {
+                    continue;
+                }
+                let len = by_id.get(&block).map(|b| b.len).unwrap_or(0);
+                v.add_intent(block, &targets, len, now);
+                v.replicating.insert(
+                    block,
+                    Copy {
+                        source: source.clone(),
+                        targets,
+                        since: now,
+                        is_move,
+                    },
+                );
+                v.commands
+                    .entry(source)
+                    .or_default()
+                    .push(DatanodeCommand::Replicate {
+                        block: bi,
+                        targets: addrs,
+                    });
+            }
+        }
+    }
+    drained(&nodes, &blocks)
 }
 
 /// Leader, with an entry of its own term applied.
@@ -46,7 +221,7 @@ pub fn leader_ready(node: &MetaNode) -> bool {
 fn delete_orphans_and_stale(node: &MetaNode, now: Instant) {
     let st = node.sm.state.read().unwrap();
     let mut v = node.view.lock().unwrap();
-    let mut deletes: Vec<(DatanodeId, BlockId)> = Vec::new();
+    let mut deletes: Vec<(DatanodeId, BlockId, u64)> = Vec::new();
     for (block, reps) in &v.replicas {
         let current_gen =
             st.ns
@@ -61,14 +236,14 @@ fn delete_orphans_and_stale(node: &MetaNode, now: Instant) {
                 continue;
             }
             match current_gen {
-                None => deletes.push((n.clone(), *block)),
-                Some(g) if r.gen < g => deletes.push((n.clone(), *block)),
+                None => deletes.push((n.clone(), *block, u64::MAX)),
+                Some(g) if r.gen < g => deletes.push((n.clone(), *block, r.gen)),
                 _ => {}
             }
         }
     }
-    for (n, b) in deletes {
-        v.queue_delete(&n, b);
+    for (n, b, g) in deletes {
+        v.queue_delete(&n, b, g);
     }
     v.expire_intents(now);
 }

@@ -256,6 +256,40 @@ impl MetaService {
                 node.read_barrier().await?;
                 Ok(AdminResponse::Report(node.report()))
             }
+            AdminRequest::Balance {
+                threshold_bp,
+                wait_secs,
+            } => {
+                self.require_leader()?;
+                let t = threshold_bp as f64 / 100.0;
+                *node.balance_override.lock().unwrap() = Some(t);
+                let deadline = Instant::now() + Duration::from_secs(wait_secs as u64);
+                let mut moves = 0u64;
+                let result = loop {
+                    let (nodes, _) = crate::policy::snapshot(node, Instant::now());
+                    let in_flight = node
+                        .view
+                        .lock()
+                        .unwrap()
+                        .replicating
+                        .values()
+                        .filter(|c| c.is_move)
+                        .count() as u64;
+                    moves = moves.max(in_flight);
+                    if crate::balancer::balanced(&nodes, t / 100.0) && in_flight == 0 {
+                        break true;
+                    }
+                    if Instant::now() >= deadline || !node.is_leader() {
+                        break false;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                };
+                *node.balance_override.lock().unwrap() = None;
+                Ok(AdminResponse::Balanced {
+                    balanced: result,
+                    moves,
+                })
+            }
             AdminRequest::Decommission { id } | AdminRequest::Recommission { id } => {
                 self.require_leader()?;
                 let state = if decommission {

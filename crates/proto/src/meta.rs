@@ -345,12 +345,25 @@ pub enum AdminRequest {
     Recommission {
         id: DatanodeId,
     },
+    /// Balance until every datanode is within `threshold_bp` basis points
+    /// (1/100 of a percent) of the average utilization, waiting at most
+    /// `wait_secs`.
+    Balance {
+        threshold_bp: u32,
+        wait_secs: u32,
+    },
 }
 
 /// Answers to [`AdminRequest`].
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum AdminResponse {
     Done,
+    /// The balancer's outcome: whether the cluster is within the threshold,
+    /// and the moves it scheduled while waiting.
+    Balanced {
+        balanced: bool,
+        moves: u64,
+    },
     NodeState(NodeState),
     Report(ClusterReport),
 }
@@ -465,8 +478,10 @@ pub enum DatanodeCommand {
         block: BlockInfo,
         targets: Vec<DatanodeAddr>,
     },
-    /// Delete replicas.
-    Delete { blocks: Vec<BlockId> },
+    /// Delete replicas: each `(block, gen)` removes the local replica of
+    /// `block` only if its generation is at most `gen`, so a deletion aimed
+    /// at a stale copy never removes a newer one written since.
+    Delete { blocks: Vec<(BlockId, u64)> },
     /// Re-verify replicas (SHA-256 and chunk CRCs); delete and report the corrupt ones.
     Verify { blocks: Vec<BlockId> },
     /// Finalize a replica at a length (lease recovery).

@@ -68,6 +68,8 @@ pub struct SimNet {
     in_flight: BinaryHeap<Flight>,
     /// When each host next wants a tick (stale entries are harmless).
     agenda: BinaryHeap<Reverse<(Instant, usize)>>,
+    /// The earliest agenda entry of each host, to avoid pushing duplicates.
+    scheduled: HashMap<usize, Instant>,
     /// Tie-breaker keeping delivery order deterministic.
     seq: u64,
     /// One-way latency range.
@@ -136,6 +138,7 @@ impl SimNet {
             by_addr: HashMap::new(),
             in_flight: BinaryHeap::new(),
             agenda: BinaryHeap::new(),
+            scheduled: HashMap::new(),
             seq: 0,
             latency: (Duration::from_micros(100), Duration::from_micros(600)),
             filters: Vec::new(),
@@ -222,7 +225,10 @@ impl SimNet {
             out.push((dst, packet.to_vec()));
         }
         if let Some(at) = core.next_deadline() {
-            self.agenda.push(Reverse((at, i)));
+            if self.scheduled.get(&i).is_none_or(|&s| at < s) {
+                self.scheduled.insert(i, at);
+                self.agenda.push(Reverse((at, i)));
+            }
         }
         for (dst, packet) in out {
             let (lo, hi) = self.latency;
@@ -251,7 +257,10 @@ impl SimNet {
                 if let Some(Reverse((_, _, from, dst, packet))) = self.in_flight.pop() {
                     self.deliver(from, dst, packet);
                 }
-            } else if let Some(Reverse((_, i))) = self.agenda.pop() {
+            } else if let Some(Reverse((at, i))) = self.agenda.pop() {
+                if self.scheduled.get(&i).is_some_and(|&s| s <= at) {
+                    self.scheduled.remove(&i);
+                }
                 if let Some(core) = self.nodes[i].core.as_mut() {
                     core.tick(self.now);
                     self.after_interaction(i);

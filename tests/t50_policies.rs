@@ -1,0 +1,303 @@
+//! The leader's block policies end to end on an in-process cluster:
+//! re-replication after a datanode dies, excess removal when it returns,
+//! integrity repair, balancing, decommissioning, failover during
+//! re-replication, and no storm for a flapping datanode.
+
+mod common;
+
+use common::data::*;
+use common::wait_for;
+use std::sync::Arc;
+use std::time::Duration;
+use tdfs_client::MetaClient;
+use tdfs_local::{LocalCluster, LocalConfig};
+use tdfs_proto::meta::{AdminRequest, AdminResponse};
+
+const BS: u64 = 1 << 20;
+
+/// Fast liveness: stale after 600 ms of silence, dead after `dead_ms`.
+fn fast(dead_ms: u64) -> impl Fn(&mut LocalConfig) {
+    move |cfg: &mut LocalConfig| {
+        cfg.tweak_meta = Some(Arc::new(move |m| {
+            m.superuser = "root".into();
+            m.heartbeat_ms = 50;
+            m.election_min_ms = 150;
+            m.election_max_ms = 300;
+            m.stale_after_ms = 600;
+            m.dead_after_ms = dead_ms;
+            m.balance_threshold_pct = None;
+        }));
+        cfg.tweak_datanode = Some(Arc::new(|d| {
+            d.heartbeat = Duration::from_millis(150);
+            d.scan.pass_interval = Duration::from_millis(200);
+            d.scan.bytes_per_sec = 1 << 30;
+        }));
+    }
+}
+
+/// Waits until fsck of `/` is HEALTHY with no under- or over-replication.
+async fn wait_healthy(c: &MetaClient, what: &str, secs: u64) {
+    wait_for(what, Duration::from_secs(secs), || async {
+        let f = c.fsck("/").await.ok()?;
+        (f.missing == 0 && f.corrupt == 0 && f.under_replicated == 0 && f.over_replicated == 0)
+            .then_some(())
+    })
+    .await
+}
+
+/// Replicas per block among running datanodes.
+fn replica_counts(cl: &LocalCluster) -> std::collections::HashMap<u64, usize> {
+    let mut m = std::collections::HashMap::new();
+    for d in cl.datanodes.iter().filter_map(|d| d.handle.as_ref()) {
+        for r in d.store.replicas() {
+            *m.entry(r.id).or_default() += 1;
+        }
+    }
+    m
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_datanode_is_replaced_and_its_return_removes_the_excess() {
+    let (_d, mut cl) = cluster(4, BS, fast(1500)).await;
+    let c = cl.client("root");
+    let data = bytes(21, 8 * BS as usize);
+    write(&c, "/p/a", &data, 1 << 20).await;
+    wait_healthy(&c, "initial health", 10).await;
+    cl.stop_datanode(1).await;
+    // Stale at once, dead after the grace period, then copied back to three.
+    wait_for(
+        "re-replication to three live replicas",
+        Duration::from_secs(30),
+        || async {
+            let f = c.fsck("/").await.ok()?;
+            let lbs = c.block_locations("/p/a", 0, u64::MAX).await.ok()?;
+            let dead = cl.datanodes[1].id.clone().unwrap();
+            let ok = lbs
+                .blocks
+                .iter()
+                .all(|b| b.locations.len() == 3 && b.locations.iter().all(|l| l.id != dead));
+            (ok && f.under_replicated == 0 && f.missing == 0).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        sha(&read(&c, "/p/a", 0, data.len() as u64).await),
+        sha(&data)
+    );
+    // The node returns with its old replicas: the surplus is deleted.
+    cl.start_datanode(1).await.unwrap();
+    wait_for(
+        "excess replicas removed",
+        Duration::from_secs(30),
+        || async {
+            let counts = replica_counts(&cl);
+            let f = c.fsck("/").await.ok()?;
+            (counts.len() == 8 && counts.values().all(|n| *n == 3) && f.over_replicated == 0)
+                .then_some(())
+        },
+    )
+    .await;
+    cl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_is_found_and_the_replica_replaced() {
+    let (dir, cl) = cluster(4, BS, fast(30_000)).await;
+    let c = cl.client("root");
+    let data = bytes(22, BS as usize);
+    write(&c, "/s/f", &data, 1 << 20).await;
+    let lbs = wait_replicas(&c, "/s/f", 3).await;
+    let b = lbs.blocks[0].block.clone();
+    let victim = lbs.blocks[0].locations[0].id.clone();
+    let slot = cl
+        .datanodes
+        .iter()
+        .position(|d| d.id.as_ref() == Some(&victim))
+        .unwrap();
+    let f = dir
+        .path()
+        .join(format!("dn-{}", slot + 1))
+        .join("current")
+        .join(format!("blk_{}_{}.data", b.id, b.gen));
+    let mut raw = std::fs::read(&f).unwrap();
+    raw[777] ^= 1;
+    std::fs::write(&f, &raw).unwrap();
+    // Reads are right whatever the scanner has done so far.
+    assert_eq!(read(&c, "/s/f", 0, data.len() as u64).await, data);
+    // The scanner drops the bad replica; the leader copies a good one back.
+    wait_for(
+        "the corrupt replica replaced",
+        Duration::from_secs(30),
+        || async {
+            let lbs = c.block_locations("/s/f", 0, u64::MAX).await.ok()?;
+            let locs = &lbs.blocks[0].locations;
+            let victim_gone = cl.datanodes[slot]
+                .handle
+                .as_ref()
+                .is_some_and(|h| h.store.get(b.id).is_none_or(|r| r.sha256 == sha(&data)));
+            (locs.len() == 3 && victim_gone).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(read(&c, "/s/f", 0, data.len() as u64).await, data);
+    cl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_datanode_inside_the_grace_period_costs_nothing() {
+    let (_d, mut cl) = cluster(4, BS, fast(10_000)).await;
+    let c = cl.client("root");
+    write(&c, "/flap/f", &bytes(23, 6 * BS as usize), 1 << 20).await;
+    wait_healthy(&c, "initial health", 10).await;
+    let before = replica_counts(&cl);
+    let leader = cl.leader().unwrap();
+    for _ in 0..3 {
+        cl.stop_datanode(2).await;
+        // Long enough to be stale, well inside the 10 s grace period.
+        let down = std::time::Instant::now();
+        while down.elapsed() < Duration::from_millis(1200) {
+            assert!(
+                leader.view.lock().unwrap().replicating.is_empty(),
+                "a copy was scheduled for a node inside its grace period"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        cl.start_datanode(2).await.unwrap();
+        cl.wait_ready(Duration::from_secs(10)).await.unwrap();
+    }
+    assert!(leader.view.lock().unwrap().replicating.is_empty());
+    assert_eq!(replica_counts(&cl), before);
+    cl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_datanode_is_filled_by_the_balancer() {
+    let (_d, mut cl) = cluster(3, BS, |cfg| {
+        fast(30_000)(cfg);
+        cfg.datanode_capacity = Some(64 << 20);
+    })
+    .await;
+    let c = cl.client("root");
+    for i in 0..3 {
+        write(
+            &c,
+            &format!("/bal/f{i}"),
+            &bytes(30 + i, 10 * BS as usize),
+            1 << 20,
+        )
+        .await;
+    }
+    cl.add_datanode().await.unwrap();
+    cl.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let r = c
+        .admin(AdminRequest::Balance {
+            threshold_bp: 1000,
+            wait_secs: 60,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        r,
+        AdminResponse::Balanced {
+            balanced: true,
+            moves: match r {
+                AdminResponse::Balanced { moves, .. } => moves,
+                _ => 0,
+            }
+        }
+    );
+    wait_healthy(&c, "health after balancing", 30).await;
+    // Every node within 10 points of the average, by what the stores hold.
+    let used: Vec<f64> = cl
+        .datanodes
+        .iter()
+        .filter_map(|d| d.handle.as_ref())
+        .map(|h| h.store.usage().used as f64 / (64u64 << 20) as f64)
+        .collect();
+    let avg = used.iter().sum::<f64>() / used.len() as f64;
+    assert!(
+        used.iter().all(|u| (u - avg).abs() <= 0.10 + 0.02),
+        "{used:?}"
+    );
+    assert!(used[3] > 0.0, "the new node got nothing: {used:?}");
+    cl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decommission_drains_then_the_node_can_go() {
+    let (_d, mut cl) = cluster(4, BS, fast(1500)).await;
+    let c = cl.client("root");
+    let data = bytes(24, 6 * BS as usize);
+    write(&c, "/dec/f", &data, 1 << 20).await;
+    wait_healthy(&c, "initial health", 10).await;
+    let id = cl.datanodes[0].id.clone().unwrap();
+    c.admin(AdminRequest::Decommission { id: id.clone() })
+        .await
+        .unwrap();
+    wait_for(
+        "the node to be decommissioned",
+        Duration::from_secs(30),
+        || async {
+            let AdminResponse::Report(r) = c.admin(AdminRequest::Report).await.ok()? else {
+                return None;
+            };
+            let d = r.datanodes.iter().find(|d| d.id == id)?;
+            (d.admin_state == "decommissioned").then_some(())
+        },
+    )
+    .await;
+    // It kept serving reads while draining; now it can be killed.
+    cl.stop_datanode(0).await;
+    let f = c.fsck("/").await.unwrap();
+    assert_eq!(f.under_replicated, 0, "{f:?}");
+    assert_eq!(f.missing, 0);
+    assert_eq!(read(&c, "/dec/f", 0, data.len() as u64).await, data);
+    // The admin state survives a leader failover.
+    let leader = cl.leader().unwrap().config.id;
+    cl.stop_meta(leader).await;
+    wait_for(
+        "a new leader that knows",
+        Duration::from_secs(20),
+        || async {
+            let AdminResponse::Report(r) = c.admin(AdminRequest::Report).await.ok()? else {
+                return None;
+            };
+            (r.leader != Some(leader)
+                && r.datanodes
+                    .iter()
+                    .any(|d| d.id == id && d.admin_state == "decommissioned"))
+            .then_some(())
+        },
+    )
+    .await;
+    cl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn re_replication_survives_a_leader_failover() {
+    let (_d, mut cl) = cluster(4, BS, fast(1000)).await;
+    let c = cl.client("root");
+    let data = bytes(25, 20 * BS as usize);
+    write(&c, "/fo/f", &data, 1 << 20).await;
+    wait_healthy(&c, "initial health", 10).await;
+    cl.stop_datanode(3).await;
+    // As soon as the leader starts copying, it dies.
+    let leader = wait_for(
+        "re-replication to start",
+        Duration::from_secs(20),
+        || async {
+            let l = cl.leader()?;
+            let busy = !l.view.lock().unwrap().replicating.is_empty();
+            busy.then(|| l.config.id)
+        },
+    )
+    .await;
+    cl.stop_meta(leader).await;
+    wait_healthy(&c, "health under the new leader", 40).await;
+    assert_ne!(cl.leader().unwrap().config.id, leader);
+    assert_eq!(
+        sha(&read(&c, "/fo/f", 0, data.len() as u64).await),
+        sha(&data)
+    );
+    cl.shutdown().await;
+}
