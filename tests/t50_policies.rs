@@ -301,3 +301,48 @@ async fn re_replication_survives_a_leader_failover() {
     );
     cl.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gossip_marks_a_killed_datanode_stale_fast() {
+    // Heartbeat silence alone would take a minute: only gossip can be this quick.
+    let (_d, mut cl) = cluster(4, BS, |cfg| {
+        cfg.tweak_meta = Some(Arc::new(|m| {
+            m.superuser = "root".into();
+            m.stale_after_ms = 60_000;
+            m.dead_after_ms = 120_000;
+        }));
+    })
+    .await;
+    let leader = cl.leader().unwrap();
+    let id = cl.datanodes[2].id.clone().unwrap();
+    // Let gossip see every member first.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let killed = std::time::Instant::now();
+    cl.stop_datanode(2).await;
+    let detected = wait_for(
+        "gossip to report the datanode down",
+        Duration::from_secs(10),
+        || async {
+            let v = leader.view.lock().unwrap();
+            let l = v.liveness(&id, &leader.liveness, std::time::Instant::now());
+            (l == tdfs_meta_raft::cluster::Liveness::Stale).then(|| killed.elapsed())
+        },
+    )
+    .await;
+    println!("kill -> stale on the leader: {} ms", detected.as_millis());
+    assert!(detected <= Duration::from_secs(3), "took {detected:?}");
+    // Back within the grace period: live again at once, nothing copied.
+    cl.start_datanode(2).await.unwrap();
+    wait_for(
+        "the datanode live again",
+        Duration::from_secs(10),
+        || async {
+            let v = leader.view.lock().unwrap();
+            (v.liveness(&id, &leader.liveness, std::time::Instant::now())
+                == tdfs_meta_raft::cluster::Liveness::Live)
+                .then_some(())
+        },
+    )
+    .await;
+    cl.shutdown().await;
+}

@@ -31,6 +31,8 @@ pub struct DatanodeConfig {
     pub heartbeat: Duration,
     /// Pace of the background integrity scanner.
     pub scan: ScanConfig,
+    /// Join the gossip cluster (UDP on the port of `addr`).
+    pub gossip: bool,
 }
 
 impl DatanodeConfig {
@@ -42,6 +44,7 @@ impl DatanodeConfig {
             key: None,
             heartbeat: Duration::from_millis(1000),
             scan: ScanConfig::default(),
+            gossip: true,
         }
     }
 }
@@ -60,6 +63,7 @@ pub struct DatanodeHandle {
     pub store: Arc<BlockStore>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    gossip: Option<tdfs_gossip::GossipHandle>,
 }
 
 impl DatanodeHandle {
@@ -68,6 +72,10 @@ impl DatanodeHandle {
     /// be opened again.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        // Like a crash: peers notice through gossip's failure detection.
+        if let Some(g) = self.gossip {
+            g.abort().await;
+        }
         for t in self.tasks {
             t.abort();
             let _ = t.await;
@@ -150,12 +158,55 @@ pub async fn start(
         )));
     }
     tasks.push(tokio::spawn(fan_out(ev_rx, change_rx, outs)));
+    let gossip = if cfg.gossip {
+        let g = start_gossip(&cfg, store.datanode_id()).await?;
+        let usage_of = store.clone();
+        let g2 = g.usage_setter();
+        let every = cfg.heartbeat;
+        let mut sd = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                g2.set(usage_of.usage());
+                tokio::select! {
+                    _ = sd.wait() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        }));
+        Some(g)
+    } else {
+        None
+    };
     Ok(DatanodeHandle {
         id: store.datanode_id().clone(),
         store,
         stop,
         tasks,
+        gossip,
     })
+}
+
+/// Joins the gossip cluster on UDP at this node's port, seeded with the
+/// metadata nodes; spreads this node's usage.
+async fn start_gossip(
+    cfg: &DatanodeConfig,
+    id: &DatanodeId,
+) -> anyhow::Result<tdfs_gossip::GossipHandle> {
+    use tdfs_gossip::{GossipConfig, NodeIdentity, Role};
+    let addr: std::net::SocketAddr = tokio::net::lookup_host(&cfg.addr)
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {}", cfg.addr))?;
+    let mut seeds = Vec::new();
+    for m in &cfg.meta {
+        if let Some(s) = tokio::net::lookup_host(m).await?.next() {
+            seeds.push(s);
+        }
+    }
+    let mut gc = GossipConfig::new(NodeIdentity::new(id.0.clone(), Role::Datanode, addr), seeds);
+    gc.key = cfg.key.clone();
+    gc.data_addr = Some(addr);
+    Ok(tdfs_gossip::start(gc).await?)
 }
 
 async fn fan_out(

@@ -50,7 +50,7 @@ pub use crate::config::{defaults, ConfigError, GossipConfig, Timing};
 pub use crate::core::GossipCore;
 pub use crate::identity::{IdKey, NodeIdentity, Role};
 pub use crate::member::{GossipStats, MemberEvent, MemberInfo, MemberState};
-pub use crate::service::{start, start_on, GossipError, GossipHandle, MemberSnapshot};
+pub use crate::service::{start, start_on, GossipError, GossipHandle, MemberSnapshot, UsageSetter};
 pub use crate::usage::{UsageError, UsageRecord, UsageVersion};
 pub use tdfs_proto::meta::DatanodeUsage;
 pub use tdfs_rpc::auth::ClusterKey;

@@ -36,6 +36,16 @@ pub enum GossipError {
     Io(#[from] std::io::Error),
 }
 
+/// Sets the usage a datanode spreads; see [`GossipHandle::usage_setter`].
+#[derive(Clone, Debug)]
+pub struct UsageSetter(watch::Sender<Option<DatanodeUsage>>);
+
+impl UsageSetter {
+    pub fn set(&self, usage: DatanodeUsage) {
+        self.0.send_replace(Some(usage));
+    }
+}
+
 /// Events buffered per subscriber before it starts lagging.
 const EVENT_BUFFER: usize = 4096;
 
@@ -168,6 +178,12 @@ impl GossipHandle {
     /// Sets the usage this datanode spreads (call it at heartbeat pace).
     pub fn set_usage(&self, usage: DatanodeUsage) {
         self.usage.send_replace(Some(usage));
+    }
+
+    /// A setter for the spread usage that outlives borrows of the handle
+    /// (for a task that refreshes it periodically).
+    pub fn usage_setter(&self) -> UsageSetter {
+        UsageSetter(self.usage.clone())
     }
 
     /// Leaves the cluster (peers see us down at once) and stops.

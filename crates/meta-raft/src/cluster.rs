@@ -46,6 +46,8 @@ pub struct DnSoft {
     pub last_contact: Instant,
     /// Whether a full block report arrived since this node last became leader.
     pub reported_this_term: bool,
+    /// When gossip declared the node down (cleared when it is back up).
+    pub gossip_down: Option<Instant>,
 }
 
 /// One replica's identity.
@@ -97,6 +99,17 @@ impl ClusterView {
     pub fn liveness(&self, id: &DatanodeId, cfg: &LivenessConfig, now: Instant) -> Liveness {
         match self.datanodes.get(id) {
             None => Liveness::Dead,
+            // Gossip saw it go: stale at once, dead after the grace period.
+            Some(DnSoft {
+                gossip_down: Some(since),
+                ..
+            }) => {
+                if now.saturating_duration_since(*since) >= cfg.dead_after {
+                    Liveness::Dead
+                } else {
+                    Liveness::Stale
+                }
+            }
             Some(d) => {
                 let quiet = now.saturating_duration_since(d.last_contact);
                 if quiet >= cfg.dead_after {
@@ -107,6 +120,25 @@ impl ClusterView {
                     Liveness::Live
                 }
             }
+        }
+    }
+
+    /// Gossip says `id` is down (`true`) or up again (`false`).
+    pub fn gossip(&mut self, id: &DatanodeId, down: bool, now: Instant) {
+        if let Some(d) = self.datanodes.get_mut(id) {
+            if down {
+                d.gossip_down.get_or_insert(now);
+            } else {
+                d.gossip_down = None;
+                d.last_contact = now;
+            }
+        }
+    }
+
+    /// Usage spread by gossip.
+    pub fn gossip_usage(&mut self, id: &DatanodeId, usage: DatanodeUsage) {
+        if let Some(d) = self.datanodes.get_mut(id) {
+            d.usage = usage;
         }
     }
 
@@ -129,10 +161,13 @@ impl ClusterView {
             usage: DatanodeUsage::default(),
             last_contact: now,
             reported_this_term: false,
+            gossip_down: None,
         });
         d.addr = addr;
         d.http = http;
         d.last_contact = now;
+        // A datanode that registers is up, whatever gossip last said.
+        d.gossip_down = None;
     }
 
     /// Replaces everything known about a datanode's replicas.

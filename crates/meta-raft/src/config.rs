@@ -72,6 +72,8 @@ pub struct MetaConfig {
     pub dead_after_ms: u64,
     /// Continuous balancing threshold in percent; `None` turns it off.
     pub balance_threshold_pct: Option<f64>,
+    /// Join the gossip cluster (UDP on the port of `addr`).
+    pub gossip: bool,
 }
 
 impl MetaConfig {
@@ -98,6 +100,7 @@ impl MetaConfig {
             stale_after_ms: defaults::STALE_AFTER_MS,
             dead_after_ms: defaults::DEAD_AFTER_MS,
             balance_threshold_pct: Some(defaults::BALANCE_THRESHOLD_PCT),
+            gossip: true,
         }
     }
 

@@ -48,6 +48,7 @@ pub struct MetaHandle {
     pub node: Arc<MetaNode>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    gossip: Option<tdfs_gossip::GossipHandle>,
 }
 
 impl MetaHandle {
@@ -57,6 +58,9 @@ impl MetaHandle {
         let _ = self.node.raft.shutdown().await;
         for t in self.tasks {
             t.abort();
+        }
+        if let Some(g) = self.gossip {
+            g.abort().await;
         }
     }
 }
@@ -137,6 +141,18 @@ pub async fn start(
         shutdown.clone(),
     )));
 
+    let gossip = if config.gossip {
+        let g = start_gossip(&config).await?;
+        tasks.push(tokio::spawn(follow_gossip(
+            node.clone(),
+            g.subscribe(),
+            shutdown.clone(),
+        )));
+        Some(g)
+    } else {
+        None
+    };
+
     if config.peers.contains_key(&config.id) && !raft.is_initialized().await? {
         let members: BTreeMap<NodeId, BasicNode> = config
             .peers
@@ -150,7 +166,76 @@ pub async fn start(
             tracing::debug!("initialize: {e}");
         }
     }
-    Ok(MetaHandle { node, stop, tasks })
+    Ok(MetaHandle {
+        node,
+        stop,
+        tasks,
+        gossip,
+    })
+}
+
+/// Joins the gossip cluster on UDP at this node's port, seeded with the
+/// other metadata nodes.
+async fn start_gossip(config: &MetaConfig) -> anyhow::Result<tdfs_gossip::GossipHandle> {
+    use tdfs_gossip::{GossipConfig, NodeIdentity, Role};
+    let addr: std::net::SocketAddr = tokio::net::lookup_host(&config.addr)
+        .await?
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve {}", config.addr))?;
+    let mut seeds = Vec::new();
+    for (id, a) in &config.peers {
+        if *id != config.id {
+            if let Some(s) = tokio::net::lookup_host(a).await?.next() {
+                seeds.push(s);
+            }
+        }
+    }
+    let ident = NodeIdentity::new(format!("meta-{}", config.id), Role::Meta, addr);
+    let mut gc = GossipConfig::new(ident, seeds);
+    gc.key = config.key.clone();
+    Ok(tdfs_gossip::start(gc).await?)
+}
+
+/// Feeds gossip's view of the datanodes into the soft cluster view.
+async fn follow_gossip(
+    node: Arc<MetaNode>,
+    mut events: tokio::sync::broadcast::Receiver<tdfs_gossip::MemberEvent>,
+    mut shutdown: Shutdown,
+) {
+    use tdfs_gossip::{MemberEvent, Role};
+    loop {
+        let ev = tokio::select! {
+            _ = shutdown.wait() => return,
+            e = events.recv() => e,
+        };
+        let now = std::time::Instant::now();
+        match ev {
+            Ok(MemberEvent::Down(m)) if m.role == Role::Datanode => {
+                tracing::info!("gossip: datanode {} is down", m.id);
+                node.view
+                    .lock()
+                    .unwrap()
+                    .gossip(&tdfs_proto::DatanodeId(m.id), true, now);
+            }
+            Ok(MemberEvent::Up(m)) if m.role == Role::Datanode => {
+                node.view
+                    .lock()
+                    .unwrap()
+                    .gossip(&tdfs_proto::DatanodeId(m.id), false, now);
+            }
+            Ok(MemberEvent::Usage(id, u)) => {
+                node.view
+                    .lock()
+                    .unwrap()
+                    .gossip_usage(&tdfs_proto::DatanodeId(id), u);
+            }
+            Ok(_) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!("gossip: {n} membership events were missed");
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 impl MetaNode {
