@@ -49,10 +49,17 @@ pub struct MetaProcs {
     pub addrs: BTreeMap<u64, String>,
     pub procs: BTreeMap<u64, Child>,
     pub peers: String,
+    /// Extra flags for every `tdfs meta` (timers in tests).
+    pub extra: Vec<String>,
 }
 
 impl MetaProcs {
     pub fn start(n: u64) -> Self {
+        Self::start_with(n, &[])
+    }
+
+    /// Like [`start`](Self::start) with extra `tdfs meta` flags.
+    pub fn start_with(n: u64, extra: &[&str]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(n as usize);
         let addrs: BTreeMap<u64, String> = (1..=n)
@@ -68,6 +75,7 @@ impl MetaProcs {
             addrs,
             procs: BTreeMap::new(),
             peers,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         for i in 1..=n {
             m.spawn(i);

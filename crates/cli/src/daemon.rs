@@ -50,6 +50,18 @@ pub struct MetaArgs {
     /// Maximum Raft election timeout in milliseconds.
     #[arg(long)]
     pub election_max_ms: Option<u64>,
+    /// A datanode silent this long is stale (no new blocks go to it).
+    #[arg(long)]
+    pub stale_after_ms: Option<u64>,
+    /// A datanode down this long is dead: its replicas are re-replicated.
+    #[arg(long)]
+    pub dead_after_ms: Option<u64>,
+    /// A writer that stops renewing its lease this long loses the file to lease recovery.
+    #[arg(long)]
+    pub lease_timeout_ms: Option<u64>,
+    /// Continuous balancing threshold in percent (0 turns it off).
+    #[arg(long)]
+    pub balance_threshold: Option<f64>,
     /// Acknowledge writes before fsync (unsafe; for experiments only).
     #[arg(long)]
     pub no_fsync: bool,
