@@ -346,3 +346,76 @@ async fn gossip_marks_a_killed_datanode_stale_fast() {
     .await;
     cl.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setrep_down_trims_and_up_copies() {
+    let (_d, cl) = cluster(4, BS, fast(30_000)).await;
+    let c = cl.client("root");
+    let data = bytes(26, 4 * BS as usize);
+    write(&c, "/rep/f", &data, 1 << 20).await;
+    wait_healthy(&c, "initial health", 10).await;
+    let set = |n: u16| tdfs_proto::meta::MetaRequest::SetReplication {
+        path: "/rep/f".into(),
+        replication: n,
+    };
+    c.meta(set(2)).await.unwrap();
+    wait_for(
+        "two replicas per block",
+        Duration::from_secs(20),
+        || async {
+            let counts = replica_counts(&cl);
+            (counts.len() == 4 && counts.values().all(|n| *n == 2)).then_some(())
+        },
+    )
+    .await;
+    c.meta(set(4)).await.unwrap();
+    wait_for(
+        "four replicas per block",
+        Duration::from_secs(20),
+        || async {
+            let counts = replica_counts(&cl);
+            (counts.len() == 4 && counts.values().all(|n| *n == 4)).then_some(())
+        },
+    )
+    .await;
+    wait_healthy(&c, "health at four", 10).await;
+    assert_eq!(read(&c, "/rep/f", 0, data.len() as u64).await, data);
+    cl.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_block_with_every_replica_corrupt_is_reported_and_never_served() {
+    let (dir, cl) = cluster(4, BS, fast(30_000)).await;
+    let c = cl.client("root");
+    write(&c, "/all/f", &bytes(27, BS as usize), 1 << 20).await;
+    let lbs = wait_replicas(&c, "/all/f", 3).await;
+    let b = lbs.blocks[0].block.clone();
+    for loc in &lbs.blocks[0].locations {
+        let slot = cl
+            .datanodes
+            .iter()
+            .position(|d| d.id.as_ref() == Some(&loc.id))
+            .unwrap();
+        let f = dir
+            .path()
+            .join(format!("dn-{}", slot + 1))
+            .join("current")
+            .join(format!("blk_{}_{}.data", b.id, b.gen));
+        let mut raw = std::fs::read(&f).unwrap();
+        raw[4096] ^= 0x10;
+        std::fs::write(&f, &raw).unwrap();
+    }
+    wait_for(
+        "fsck to call the block corrupt",
+        Duration::from_secs(20),
+        || async {
+            let f = c.fsck("/").await.ok()?;
+            (f.corrupt == 1 && f.bad_files == vec!["/all/f".to_string()]).then_some(())
+        },
+    )
+    .await;
+    let mut out = Vec::new();
+    let r = tdfs_client::read_range(&c, "/all/f", 0, BS, &mut out).await;
+    assert!(r.is_err(), "a block with no good replica was served");
+    cl.shutdown().await;
+}

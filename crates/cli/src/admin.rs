@@ -118,16 +118,22 @@ pub async fn fsck(args: Vec<String>) -> anyhow::Result<u8> {
 
 /// Collects every metadata node's state, marking the unreachable ones.
 async fn all_states(c: &MetaClient) -> anyhow::Result<Vec<serde_json::Value>> {
-    // Learn the membership from any node that answers.
-    let mut members: BTreeMap<u64, String> = BTreeMap::new();
+    // Learn the membership from the most authoritative node that answers:
+    // the leader, else the one furthest along (a removed node's view is stale).
+    let mut best: Option<tdfs_proto::meta::NodeState> = None;
     for addr in &c.config().meta {
         if let Ok(s) = c.node_state(addr).await {
-            for (id, a) in s.voters.iter().chain(s.learners.iter()) {
-                members.insert(*id, a.clone());
+            let rank =
+                |n: &tdfs_proto::meta::NodeState| (n.role == "leader", n.term, n.applied_index);
+            if best.as_ref().is_none_or(|b| rank(&s) > rank(b)) {
+                best = Some(s);
             }
-            if !members.is_empty() {
-                break;
-            }
+        }
+    }
+    let mut members: BTreeMap<u64, String> = BTreeMap::new();
+    if let Some(s) = &best {
+        for (id, a) in s.voters.iter().chain(s.learners.iter()) {
+            members.insert(*id, a.clone());
         }
     }
     if members.is_empty() {
