@@ -28,6 +28,9 @@ for _ in $(seq 200); do
 done
 head -c "$bytes" /dev/urandom > "$dir/src"
 "$bin" dfs -put "$dir/src" /data
+# Peak resident memory of each datanode after storing the file (it must not
+# grow with the size of the files a datanode stores or streams).
+for p in "${pids[@]}"; do grep VmHWM /proc/$p/status | awk -v p=$p '{print "datanode pid " p " peak RSS " $2 " kB"}'; done
 for _ in $(seq 300); do "$bin" fsck / --json >/dev/null 2>&1 && break; sleep 0.1; done
 victim_addr=127.0.0.1:$((base+11))
 before=$("$bin" dfsadmin -report --json | python3 -c 'import json,sys; print([d["used"] for d in json.load(sys.stdin)["datanodes"] if d["addr"]==sys.argv[1]][0])' "$victim_addr")

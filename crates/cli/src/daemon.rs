@@ -106,6 +106,18 @@ pub fn meta_config(a: MetaArgs) -> anyhow::Result<MetaConfig> {
     c.election_max_ms = f
         .u64(a.election_max_ms, "election-max-ms")?
         .unwrap_or(c.election_max_ms);
+    let stale = f.u64(a.stale_after_ms, "stale-after-ms")?;
+    c.dead_after_ms = f
+        .u64(a.dead_after_ms, "dead-after-ms")?
+        .unwrap_or(c.dead_after_ms);
+    // A grace period shorter than the default staleness shortens it too.
+    c.stale_after_ms = stale.unwrap_or(c.stale_after_ms.min(c.dead_after_ms));
+    c.lease_timeout_ms = f
+        .u64(a.lease_timeout_ms, "lease-timeout-ms")?
+        .unwrap_or(c.lease_timeout_ms);
+    if let Some(t) = a.balance_threshold {
+        c.balance_threshold_pct = (t > 0.0).then_some(t);
+    }
     let no_fsync = f
         .bool(a.no_fsync.then_some(true), "no-fsync")?
         .unwrap_or(false);
