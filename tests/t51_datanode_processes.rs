@@ -97,8 +97,11 @@ async fn killed_datanode_process_is_re_replicated_and_its_return_trimmed() {
         &[],
     );
     assert_eq!(code, 0, "{err}");
+    let t0 = std::time::Instant::now();
     wait_for("initial health", Duration::from_secs(20), || healthy(&c)).await;
+    println!("put -> healthy: {:?}", t0.elapsed());
 
+    let t = std::time::Instant::now();
     // kill -9 one datanode.
     let victim = dns.remove(1);
     let (vaddr, vdir) = (victim.addr.clone(), victim.dir.clone());
@@ -116,6 +119,7 @@ async fn killed_datanode_process_is_re_replicated_and_its_return_trimmed() {
         },
     )
     .await;
+    println!("kill -9 -> healthy: {:?}", t.elapsed());
     let back = m.dir.path().join("back.bin");
     let (code, _, err) = run_tdfs(
         &[
@@ -134,6 +138,7 @@ async fn killed_datanode_process_is_re_replicated_and_its_return_trimmed() {
     assert!(std::fs::read(&back).unwrap() == data);
 
     // It comes back with its old replicas: the surplus goes.
+    let t = std::time::Instant::now();
     let child = spawn_datanode(&vaddr, &vdir, &meta, &m.dir.path().join("dn-back.log"));
     dns.push(Datanode {
         child,
@@ -151,5 +156,6 @@ async fn killed_datanode_process_is_re_replicated_and_its_return_trimmed() {
         },
     )
     .await;
+    println!("return -> surplus removed: {:?}", t.elapsed());
     assert!(!m.panicked());
 }

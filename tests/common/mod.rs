@@ -111,6 +111,7 @@ impl MetaProcs {
                 "--election-max-ms",
                 "300",
             ])
+            .args(&self.extra)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
