@@ -360,3 +360,68 @@ fn put_reads_stdin_and_cat_writes_stdout() {
     assert_eq!(code, 1);
     assert!(err.contains("No such file"), "{err}");
 }
+
+#[test]
+fn daemons_refuse_bad_flags_and_dirs_in_one_line() {
+    for args in [
+        vec!["meta", "--bogus"],
+        vec!["meta", "--id", "x"],
+        vec![
+            "meta",
+            "--id",
+            "1",
+            "--addr",
+            "127.0.0.1:1",
+            "--data-dir",
+            "/proc/nope",
+            "--peers",
+            "1=127.0.0.1:1",
+        ],
+        vec![
+            "meta",
+            "--id",
+            "1",
+            "--addr",
+            "127.0.0.1:1",
+            "--data-dir",
+            "/tmp/x",
+            "--peers",
+            "1=127.0.0.1:2",
+        ],
+        vec![
+            "datanode",
+            "--addr",
+            "127.0.0.1:1",
+            "--data-dir",
+            "/proc/nope",
+            "--meta",
+            "127.0.0.1:2",
+        ],
+    ] {
+        let (code, _, err) = run_tdfs(&args, &[]);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(err.starts_with("tdfs: "), "{args:?}: {err}");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+    }
+    // A taken port.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = run_tdfs(
+        &[
+            "meta",
+            "--id",
+            "1",
+            "--addr",
+            &addr,
+            "--peers",
+            &format!("1={addr}"),
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot listen on"), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+}

@@ -153,23 +153,7 @@ async fn meta(b: MetaBench) -> anyhow::Result<()> {
 async fn one_op(c: &MetaClient, op: &str, base: &str, i: u64, fanout: u64) -> anyhow::Result<()> {
     match op {
         "mkdir" => c.mkdirs(&format!("{base}/m{i}"), false).await?,
-        "create" => {
-            let p = format!("{base}/f{i}");
-            c.meta(MetaRequest::Create {
-                path: p.clone(),
-                overwrite: false,
-                replication: None,
-                block_size: None,
-                mode: None,
-                create_parents: false,
-            })
-            .await?;
-            c.meta(MetaRequest::Complete {
-                path: p,
-                last: None,
-            })
-            .await?;
-        }
+        "create" => c.create_empty(&format!("{base}/f{i}")).await?,
         "stat" => {
             c.stat(&format!("{base}/d{}", i % fanout)).await?;
         }

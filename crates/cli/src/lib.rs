@@ -71,7 +71,32 @@ enum Cmd {
 
 /// Runs the `tdfs` command line; the binary's `main` calls this.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+                    let _ = e.print();
+                    return ExitCode::SUCCESS;
+                }
+                ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    let _ = e.print();
+                    return ExitCode::from(2);
+                }
+                _ => {}
+            }
+            // A bad flag: one line with the reason, as every other error.
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("tdfs: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     let daemon = matches!(cli.cmd, Cmd::Meta(_) | Cmd::Datanode(_) | Cmd::Local(_));
     init_tracing(daemon);
     let rt = match tokio::runtime::Builder::new_multi_thread()

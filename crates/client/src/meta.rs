@@ -388,6 +388,11 @@ impl MetaClient {
                 .await
                 .map(|_| ());
         }
+        self.create_empty(path).await
+    }
+
+    /// Creates a new, empty, closed file (create then complete).
+    pub async fn create_empty(&self, path: &str) -> Result<(), FsError> {
         self.meta(MetaRequest::Create {
             path: path.to_string(),
             overwrite: false,
