@@ -212,3 +212,43 @@ async fn reads_survive_corrupted_replicas_and_the_bad_ones_are_dropped() {
     );
     cl.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pipeline_whose_every_node_dies_gets_replacements() {
+    let bs: u64 = 4 << 20;
+    let (_d, mut cl) = cluster(6, bs, |_| {}).await;
+    let c = cl.client("root");
+    let data = bytes(14, 6 << 20);
+    let mut w = FileWriter::create(
+        c.clone(),
+        "/all-down/f",
+        CreateOptions {
+            create_parents: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    w.write(&data[..1 << 20]).await.unwrap();
+    let targets = last_block_targets(&cl, "/all-down/f");
+    assert_eq!(targets.len(), 3);
+    for t in &targets {
+        let slot = slot_of(&cl, t);
+        cl.stop_datanode(slot).await;
+    }
+    w.write(&data[1 << 20..]).await.unwrap();
+    w.close().await.unwrap();
+    assert_eq!(
+        sha(&read(&c, "/all-down/f", 0, data.len() as u64).await),
+        sha(&data)
+    );
+    let lbs = wait_replicas(&c, "/all-down/f", 3).await;
+    for lb in &lbs.blocks {
+        assert!(
+            lb.locations.iter().all(|l| !targets.contains(&l.id)),
+            "block {} kept a replica on a dead node",
+            lb.block.id
+        );
+    }
+    cl.shutdown().await;
+}

@@ -425,3 +425,42 @@ async fn a_block_with_every_replica_corrupt_is_reported_and_never_served() {
     assert!(r.is_err(), "a block with no good replica was served");
     cl.shutdown().await;
 }
+
+/// A datanode's admin state as the leader reports it.
+async fn state(c: &MetaClient, id: &tdfs_proto::DatanodeId) -> Option<String> {
+    let AdminResponse::Report(r) = c.admin(AdminRequest::Report).await.ok()? else {
+        return None;
+    };
+    r.datanodes
+        .iter()
+        .find(|d| d.id == *id)
+        .map(|d| d.admin_state.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recommission_returns_a_node_and_trims_the_surplus() {
+    let (_d, cl) = cluster(4, BS, fast(30_000)).await;
+    let c = cl.client("root");
+    write(&c, "/rec/f", &bytes(28, 4 * BS as usize), 1 << 20).await;
+    wait_healthy(&c, "initial health", 10).await;
+    let id = cl.datanodes[1].id.clone().unwrap();
+    c.admin(AdminRequest::Decommission { id: id.clone() })
+        .await
+        .unwrap();
+    wait_for("decommissioned", Duration::from_secs(30), || async {
+        (state(&c, &id).await? == "decommissioned").then_some(())
+    })
+    .await;
+    c.admin(AdminRequest::Recommission { id: id.clone() })
+        .await
+        .unwrap();
+    assert_eq!(state(&c, &id).await.unwrap(), "normal");
+    // Its replicas count again: every block is back at exactly three.
+    wait_for("the surplus trimmed", Duration::from_secs(30), || async {
+        let counts = replica_counts(&cl);
+        let f = c.fsck("/").await.ok()?;
+        (counts.values().all(|n| *n == 3) && f.over_replicated == 0).then_some(())
+    })
+    .await;
+    cl.shutdown().await;
+}
