@@ -6,7 +6,7 @@ pub mod data;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tdfs_client::{ClientConfig, MetaClient};
@@ -208,9 +208,4 @@ pub fn run_tdfs(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
-}
-
-/// Whether a path exists below `dir` (for data-dir checks).
-pub fn exists(p: &Path) -> bool {
-    p.exists()
 }

@@ -302,7 +302,7 @@ impl ClusterView {
     }
 
     /// Forgets per-term leader state when this node becomes leader.
-    pub fn new_term(&mut self, now: Instant) {
+    pub fn new_term(&mut self) {
         for d in self.datanodes.values_mut() {
             d.reported_this_term = false;
         }
@@ -310,6 +310,5 @@ impl ClusterView {
         self.deleting.clear();
         self.leases.clear();
         self.replicating.clear();
-        let _ = now;
     }
 }

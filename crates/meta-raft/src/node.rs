@@ -451,10 +451,7 @@ async fn leader_duties(node: Arc<MetaNode>, mut shutdown: Shutdown) {
         };
         if state == ServerState::Leader && led_term != Some(term) {
             led_term = Some(term);
-            node.view
-                .lock()
-                .unwrap()
-                .new_term(std::time::Instant::now());
+            node.view.lock().unwrap().new_term();
             let initialized = node.sm.state.read().unwrap().ns.is_initialized();
             if !initialized {
                 let op = node.system_op(OpKind::Init {
