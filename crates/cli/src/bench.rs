@@ -82,13 +82,7 @@ async fn meta(b: MetaBench) -> anyhow::Result<()> {
     if b.concurrency == 0 || b.ops == 0 {
         bail!("--ops and --concurrency must be at least 1");
     }
-    let opts = ClientOpts {
-        meta: b.meta.clone(),
-        cluster: b.cluster.clone(),
-        user: b.user.clone(),
-        ..Default::default()
-    };
-    let c = opts.client()?;
+    let c = client_of(&b.meta, &b.cluster, &b.user)?;
     let base = format!("/bench-{}-{:x}", b.op, rand_u32());
     c.mkdirs(&base, true).await?;
     // Targets for the read benchmarks: a small tree to stat and list.
@@ -167,6 +161,21 @@ async fn one_op(c: &MetaClient, op: &str, base: &str, i: u64, fanout: u64) -> an
         }
     }
     Ok(())
+}
+
+/// A client from a benchmark's `--meta`, `--cluster` and `--user`.
+fn client_of(
+    meta: &Option<String>,
+    cluster: &Option<std::path::PathBuf>,
+    user: &Option<String>,
+) -> anyhow::Result<Arc<MetaClient>> {
+    ClientOpts {
+        meta: meta.clone(),
+        cluster: cluster.clone(),
+        user: user.clone(),
+        ..Default::default()
+    }
+    .client()
 }
 
 fn round3(x: f64) -> f64 {
@@ -369,13 +378,7 @@ async fn io(b: IoBench) -> anyhow::Result<()> {
     if b.files == 0 {
         bail!("--files must be at least 1");
     }
-    let opts = ClientOpts {
-        meta: b.meta.clone(),
-        cluster: b.cluster.clone(),
-        user: b.user.clone(),
-        ..Default::default()
-    };
-    let c = opts.client()?;
+    let c = client_of(&b.meta, &b.cluster, &b.user)?;
     let base = format!("/bench-io-{:x}", rand_u32());
     c.mkdirs(&base, true).await?;
     // A pseudo-random pattern (not compressible, not all zeros).

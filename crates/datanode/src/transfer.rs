@@ -18,7 +18,7 @@ use tdfs_client::transfer::{
 };
 use tdfs_proto::meta::{BlockInfo, DatanodeAddr, ReplicaReport};
 use tdfs_proto::transfer::{Finish, NodeStatus, Op, ReadReply, WriteAck, CHUNK, PACKET_HEADER};
-use tdfs_proto::{BlockId, FsError};
+use tdfs_proto::{BlockId, DatanodeId, FsError};
 use tdfs_rpc::ClusterKey;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -152,6 +152,26 @@ fn local_writer(
     Err(err.unwrap_or_else(|| FsError::Protocol("the block ended without its Finish".into())))
 }
 
+/// Answers a write this node will not store with its own failed status
+/// alone (nodes after it get none), then drains the sender for a while so
+/// the answer is not lost to a connection reset.
+async fn refuse(
+    r: &mut BufReader<OwnedReadHalf>,
+    w: &mut OwnedWriteHalf,
+    me: DatanodeId,
+    e: FsError,
+) -> Result<(), FsError> {
+    let ack = WriteAck {
+        statuses: vec![NodeStatus {
+            node: me,
+            result: Err(e),
+        }],
+    };
+    send_ack(w, &ack).await?;
+    linger(r).await;
+    Ok(())
+}
+
 async fn handle_write(
     ctx: Arc<TransferCtx>,
     mut r: BufReader<OwnedReadHalf>,
@@ -179,15 +199,7 @@ async fn handle_write(
         Err(e) => {
             tracing::info!("block {id} gen {gen}: refusing the write: {e}");
             drop(down);
-            let ack = WriteAck {
-                statuses: vec![NodeStatus {
-                    node: me,
-                    result: Err(e),
-                }],
-            };
-            send_ack(&mut w, &ack).await?;
-            linger(&mut r).await;
-            return Ok(());
+            return refuse(&mut r, &mut w, me, e).await;
         }
     };
     // Downstream: the writer while it works, or why it does not.
@@ -231,16 +243,9 @@ async fn handle_write(
             tracing::warn!("{e}");
             drop(down);
             drop(tx);
-            let ack = WriteAck {
-                statuses: vec![NodeStatus {
-                    node: me,
-                    result: Err(e),
-                }],
-            };
-            send_ack(&mut w, &ack).await?;
-            linger(&mut r).await;
+            let r = refuse(&mut r, &mut w, me, e).await;
             let _ = local.await;
-            return Ok(());
+            return r;
         }
         if let (Some(dw), false) = (down.as_mut(), down_failed) {
             if let Err(e) = dw.send_chunk_with_crc(&buf[..plen], crc).await {
