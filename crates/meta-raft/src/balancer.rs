@@ -165,6 +165,7 @@ mod tests {
                 len: 1 << 20,
                 replication: 3,
                 replicas: vec![id("a"), id("b"), id("c")],
+                sha256: None,
                 in_flight: false,
             })
             .collect();

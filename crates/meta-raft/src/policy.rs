@@ -83,6 +83,7 @@ pub fn snapshot(node: &MetaNode, now: Instant) -> (BTreeMap<DatanodeId, NodeView
                 len: b.len,
                 replication: f.replication,
                 replicas,
+                sha256: b.sha256,
                 in_flight: v.replicating.contains_key(&b.id),
             });
         }
@@ -147,14 +148,6 @@ fn plan_blocks(node: &MetaNode, now: Instant, balance: Option<f64>) -> Vec<Datan
         }
     }
     let by_id: HashMap<BlockId, &BlockView> = blocks.iter().map(|b| (b.id, b)).collect();
-    let info = |id: BlockId| -> Option<BlockInfo> {
-        let st = node.sm.state.read().unwrap();
-        let (ino, idx) = st.ns.block_file(id)?;
-        match &st.ns.inodes.get(&ino)?.body {
-            crate::namespace::Body::File(f) => Some(f.blocks[idx].info()),
-            _ => None,
-        }
-    };
     for (a, is_move) in actions {
         match a {
             Action::Delete { node: n, block } => {
@@ -169,7 +162,16 @@ fn plan_blocks(node: &MetaNode, now: Instant, balance: Option<f64>) -> Vec<Datan
                 if v.replicating.contains_key(&block) {
                     continue;
                 }
-                let Some(bi) = info(block) else { continue };
+                // From the snapshot: the namespace lock is never taken under
+                // the view lock (everywhere else takes it first).
+                let Some(bi) = by_id.get(&block).map(|b| BlockInfo {
+                    id: b.id,
+                    gen: b.gen,
+                    len: b.len,
+                    sha256: b.sha256,
+                }) else {
+                    continue;
+                };
                 let addrs: Vec<DatanodeAddr> = targets
                     .iter()
                     .filter_map(|t| {

@@ -52,6 +52,8 @@ pub struct BlockView {
     pub id: BlockId,
     pub gen: u64,
     pub len: u64,
+    /// The committed digest, handed to the datanode that copies the block.
+    pub sha256: Option<[u8; 32]>,
     pub replication: u16,
     /// Nodes holding a finalized replica at the block's generation.
     pub replicas: Vec<DatanodeId>,
@@ -273,6 +275,7 @@ mod tests {
             len: 1 << 20,
             replication: repl,
             replicas: on.iter().map(|s| id(s)).collect(),
+            sha256: None,
             in_flight: false,
         }
     }
