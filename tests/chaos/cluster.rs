@@ -1,0 +1,396 @@
+//! The cluster under test: `tdfs meta` and `tdfs datanode` processes, each in
+//! its own network namespace (see [`Netns`]), each datanode on its own tmpfs
+//! so that a disk can be filled without touching the machine's disk.
+
+use super::netns::Netns;
+use crate::common::{tdfs_bin, wait_for};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tdfs_client::{ClientConfig, MetaClient};
+use tdfs_proto::meta::{AdminRequest, AdminResponse, ClusterReport};
+
+/// Every daemon listens on this port of its own address (TCP and UDP).
+pub const PORT: u16 = 7000;
+/// Size of each datanode's tmpfs.
+const DISK: &str = "512m";
+
+/// Timers of the metadata nodes: short so that faults resolve in seconds.
+pub const META_FLAGS: &[&str] = &[
+    "--heartbeat-ms",
+    "50",
+    "--election-min-ms",
+    "150",
+    "--election-max-ms",
+    "300",
+    "--stale-after-ms",
+    "1500",
+    "--dead-after-ms",
+    "5000",
+    "--lease-timeout-ms",
+    "4000",
+    "--superuser",
+    "root",
+];
+
+/// One daemon.
+pub struct Proc {
+    /// Index of its namespace in [`Netns`].
+    pub net: usize,
+    pub addr: String,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    pub child: Option<Child>,
+    /// Stopped with SIGSTOP.
+    pub paused: bool,
+}
+
+impl Proc {
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// kill -9, and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        self.paused = false;
+    }
+
+    fn signal(&mut self, sig: &str) {
+        if let Some(pid) = self.pid() {
+            let st = Command::new("kill")
+                .args([sig, &pid.to_string()])
+                .status()
+                .expect("run kill");
+            assert!(st.success(), "kill {sig} {pid} failed");
+        }
+    }
+
+    /// SIGSTOP.
+    pub fn pause(&mut self) {
+        self.signal("-STOP");
+        self.paused = true;
+    }
+
+    /// SIGCONT.
+    pub fn resume(&mut self) {
+        if self.paused {
+            self.signal("-CONT");
+            self.paused = false;
+        }
+    }
+}
+
+/// A tmpfs mounted for the length of a run.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path) -> Tmpfs {
+        std::fs::create_dir_all(dir).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={DISK}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(
+            st.success(),
+            "the chaos suite mounts tmpfs disks and needs root"
+        );
+        Tmpfs(dir.to_path_buf())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Three metadata nodes and `n` datanodes.
+pub struct Cluster {
+    /// Metadata nodes; meta id = index + 1.
+    pub metas: Vec<Proc>,
+    pub dns: Vec<Proc>,
+    /// Comma-separated metadata addresses (the datanodes' `--meta`).
+    pub meta_list: String,
+    peers: String,
+    _disks: Vec<Tmpfs>,
+    pub net: Netns,
+    /// Data directories and logs (removed at the end).
+    _dir: tempfile::TempDir,
+}
+
+impl Cluster {
+    pub fn start(datanodes: usize) -> Cluster {
+        let net = Netns::create(3 + datanodes);
+        let dir = tempfile::tempdir().unwrap();
+        let mk = |i: usize, name: String| Proc {
+            net: i,
+            addr: format!("{}:{PORT}", net.ip(i)),
+            data_dir: dir.path().join(&name),
+            log: dir.path().join(format!("{name}.log")),
+            child: None,
+            paused: false,
+        };
+        let metas: Vec<Proc> = (0..3).map(|i| mk(i, format!("meta-{}", i + 1))).collect();
+        let dns: Vec<Proc> = (0..datanodes)
+            .map(|j| mk(3 + j, format!("dn-{j}")))
+            .collect();
+        let disks = dns.iter().map(|d| Tmpfs::mount(&d.data_dir)).collect();
+        let peers = metas
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!("{}={}", i + 1, m.addr))
+            .collect::<Vec<_>>()
+            .join(",");
+        let meta_list = metas
+            .iter()
+            .map(|m| m.addr.clone())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut c = Cluster {
+            metas,
+            dns,
+            meta_list,
+            peers,
+            _disks: disks,
+            net,
+            _dir: dir,
+        };
+        for i in 0..3 {
+            c.spawn_meta(i);
+        }
+        for j in 0..datanodes {
+            c.spawn_dn(j);
+        }
+        c
+    }
+
+    fn spawn(&self, net: usize, log: &Path, args: &[String]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        Command::new("ip")
+            .args(["netns", "exec", self.net.ns(net), tdfs_bin()])
+            .args(args)
+            .env("RUST_LOG", "info,openraft=warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn a daemon with ip netns exec")
+    }
+
+    /// Starts (or restarts) metadata node index `i` (id `i + 1`).
+    pub fn spawn_meta(&mut self, i: usize) {
+        let m = &self.metas[i];
+        let mut args: Vec<String> = vec![
+            "meta".into(),
+            "--id".into(),
+            (i + 1).to_string(),
+            "--addr".into(),
+            m.addr.clone(),
+            "--data-dir".into(),
+            m.data_dir.display().to_string(),
+            "--peers".into(),
+            self.peers.clone(),
+        ];
+        args.extend(META_FLAGS.iter().map(|s| s.to_string()));
+        let child = self.spawn(m.net, &m.log, &args);
+        self.metas[i].child = Some(child);
+    }
+
+    /// Starts (or restarts) datanode `j` on its address and directory.
+    pub fn spawn_dn(&mut self, j: usize) {
+        let d = &self.dns[j];
+        let args: Vec<String> = vec![
+            "datanode".into(),
+            "--addr".into(),
+            d.addr.clone(),
+            "--data-dir".into(),
+            d.data_dir.display().to_string(),
+            "--meta".into(),
+            self.meta_list.clone(),
+        ];
+        let child = self.spawn(d.net, &d.log, &args);
+        self.dns[j].child = Some(child);
+    }
+
+    pub fn meta_addrs(&self) -> Vec<String> {
+        self.metas.iter().map(|m| m.addr.clone()).collect()
+    }
+
+    /// A client of the whole cluster with the given per-call deadline.
+    pub fn client(&self, deadline: Duration) -> Arc<MetaClient> {
+        self.client_of(self.meta_addrs(), deadline)
+    }
+
+    /// A client that only knows `addrs`.
+    pub fn client_of(&self, addrs: Vec<String>, deadline: Duration) -> Arc<MetaClient> {
+        let mut cfg = ClientConfig::new(addrs, "root");
+        cfg.deadline = deadline;
+        cfg.attempt_timeout = Duration::from_millis(1500);
+        cfg.lease_renew = Duration::from_millis(1000);
+        Arc::new(MetaClient::new(cfg).unwrap())
+    }
+
+    /// The leader every running, unpaused metadata node agrees on (index).
+    pub async fn agreed_leader(&self, c: &MetaClient) -> Option<usize> {
+        let mut leader = None;
+        for m in self.metas.iter().filter(|m| m.is_running() && !m.paused) {
+            let s = c.node_state(&m.addr).await.ok()?;
+            let l = s.leader?;
+            if leader.is_some_and(|x| x != l) {
+                return None;
+            }
+            leader = Some(l);
+        }
+        let l = leader? as usize - 1;
+        let s = c.node_state(&self.metas[l].addr).await.ok()?;
+        (s.role == "leader").then_some(l)
+    }
+
+    pub async fn wait_leader(&self, c: &MetaClient, timeout: Duration) -> usize {
+        wait_for("an agreed metadata leader", timeout, || {
+            self.agreed_leader(c)
+        })
+        .await
+    }
+
+    pub async fn report(c: &MetaClient) -> Option<ClusterReport> {
+        match c.admin(AdminRequest::Report).await.ok()? {
+            AdminResponse::Report(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Waits until every metadata node agrees on a leader and every running
+    /// datanode is live and registered; on timeout, dumps the logs and panics.
+    pub async fn wait_settled(&self, c: &MetaClient, timeout: Duration) {
+        let want: Vec<&str> = self
+            .dns
+            .iter()
+            .filter(|d| d.is_running())
+            .map(|d| d.addr.as_str())
+            .collect();
+        let r = super::verify::poll(timeout, Duration::from_millis(50), || async {
+            let mut states = Vec::new();
+            for m in self.metas.iter().filter(|m| m.is_running()) {
+                states.push(match c.node_state(&m.addr).await {
+                    Ok(s) => format!("{}:{}/t{}/l{:?}", s.id, s.role, s.term, s.leader),
+                    Err(e) => format!("{}: {e}", m.addr),
+                });
+            }
+            if self.agreed_leader(c).await.is_none() {
+                return Err(format!("no agreed leader: {states:?}"));
+            }
+            let r = Self::report(c).await.ok_or("no datanode report")?;
+            let live = want.iter().all(|a| {
+                r.datanodes
+                    .iter()
+                    .any(|d| d.addr == *a && d.state == "live")
+            });
+            if live {
+                Ok(())
+            } else {
+                let dns: Vec<String> = r
+                    .datanodes
+                    .iter()
+                    .map(|d| format!("{}={}", d.addr, d.state))
+                    .collect();
+                Err(format!("datanodes not all live: {dns:?}"))
+            }
+        })
+        .await;
+        if let Err(e) = r {
+            self.dump_logs(80);
+            panic!("the cluster did not settle within {timeout:?}: {e}");
+        }
+    }
+
+    /// Names of the logs that contain a panic.
+    pub fn panicked(&self) -> Vec<String> {
+        self.metas
+            .iter()
+            .chain(&self.dns)
+            .filter(|p| {
+                std::fs::read_to_string(&p.log)
+                    .map(|s| s.contains("panicked"))
+                    .unwrap_or(false)
+            })
+            .map(|p| p.log.display().to_string())
+            .collect()
+    }
+
+    /// The last lines of every daemon's log (for a failing run).
+    pub fn dump_logs(&self, lines: usize) {
+        for p in self.metas.iter().chain(&self.dns) {
+            if let Ok(s) = std::fs::read_to_string(&p.log) {
+                let all: Vec<&str> = s.lines().collect();
+                let from = all.len().saturating_sub(lines);
+                eprintln!("---- {} ----\n{}", p.log.display(), all[from..].join("\n"));
+            }
+        }
+    }
+
+    /// Copies every daemon's log out of the run directory (which is removed
+    /// at the end) for a failing run; returns where.
+    pub fn keep_logs(&self) -> PathBuf {
+        let to = std::env::temp_dir().join(format!("tdfs-chaos-logs-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&to);
+        for p in self.metas.iter().chain(&self.dns) {
+            if let Some(name) = p.log.file_name() {
+                let _ = std::fs::copy(&p.log, to.join(name));
+            }
+        }
+        eprintln!("chaos: daemon logs kept in {}", to.display());
+        to
+    }
+
+    /// Finalized replicas on datanode `j`'s disk: (block id, gen) → data file.
+    pub fn replicas_on_disk(&self, j: usize) -> BTreeMap<(u64, u64), PathBuf> {
+        let mut out = BTreeMap::new();
+        let Ok(rd) = std::fs::read_dir(self.dns[j].data_dir.join("current")) else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(stem) = name
+                .strip_prefix("blk_")
+                .and_then(|s| s.strip_suffix(".data"))
+            else {
+                continue;
+            };
+            let mut it = stem.split('_');
+            if let (Some(Ok(id)), Some(Ok(gen))) =
+                (it.next().map(str::parse), it.next().map(str::parse))
+            {
+                out.insert((id, gen), e.path());
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.keep_logs();
+        }
+        for p in self.metas.iter_mut().chain(self.dns.iter_mut()) {
+            p.kill();
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! The chaos suite: a real cluster of `tdfs` processes in network
+//! namespaces, a seeded nemesis, a recorded concurrent workload, and the
+//! checks at the end (see docs/chaos.md).
+
+pub mod checker;
+pub mod cluster;
+pub mod history;
+pub mod nemesis;
+pub mod netns;
+pub mod verify;
+pub mod workload;
+
+use cluster::Cluster;
+use history::{key_count, NS_DIR};
+use nemesis::{Fault, Nemesis};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use workload::{Shared, DATA_DIR};
+
+/// How long and how hard a run is.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub name: &'static str,
+    pub datanodes: usize,
+    /// `None`: every fault once; `Some(n)`: n faults drawn at random.
+    pub faults: Option<usize>,
+    /// Pause between two faults (the workload runs on), ms range.
+    pub gap_ms: (u64, u64),
+}
+
+impl Profile {
+    pub fn short() -> Profile {
+        Profile {
+            name: "short",
+            datanodes: 4,
+            faults: None,
+            gap_ms: (300, 1000),
+        }
+    }
+
+    pub fn long(faults: usize) -> Profile {
+        Profile {
+            name: "long",
+            datanodes: 5,
+            faults: Some(faults),
+            gap_ms: (500, 3000),
+        }
+    }
+}
+
+/// What one run did and found.
+#[derive(Debug)]
+pub struct Summary {
+    pub seed: u64,
+    pub faults: Vec<Fault>,
+    pub ns_ops: usize,
+    pub ns_unknown: usize,
+    pub keys: usize,
+    pub files: usize,
+    pub files_ok: u64,
+    pub appends_ok: u64,
+    pub reads_ok: u64,
+    pub reads_failed: u64,
+    pub replicas_scrubbed_bad: usize,
+    pub seconds: f64,
+    pub violations: Vec<String>,
+}
+
+impl Summary {
+    /// One row of the results table in docs/chaos.md.
+    pub fn row(&self) -> String {
+        format!(
+            "| {} | {} | {} on {} keys ({} unknown) | {} files ({} ok, {} appends), {} reads ({} failed) | {} | {:.0} s | {} |",
+            self.seed,
+            self.faults.len(),
+            self.ns_ops,
+            self.keys,
+            self.ns_unknown,
+            self.files,
+            self.files_ok,
+            self.appends_ok,
+            self.reads_ok,
+            self.reads_failed,
+            self.replicas_scrubbed_bad,
+            self.seconds,
+            if self.violations.is_empty() {
+                "none".to_string()
+            } else {
+                format!("{} VIOLATIONS", self.violations.len())
+            }
+        )
+    }
+}
+
+/// One seeded run: start the cluster, run workload + nemesis, heal, check.
+pub async fn run(seed: u64, p: &Profile) -> Summary {
+    let t0 = Instant::now();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut cl = Cluster::start(p.datanodes);
+    let ctl = cl.client(Duration::from_secs(30));
+    cl.wait_settled(&ctl, Duration::from_secs(60)).await;
+    ctl.mkdirs(NS_DIR, true)
+        .await
+        .expect("mkdir the namespace dir");
+    ctl.mkdirs(DATA_DIR, true)
+        .await
+        .expect("mkdir the data dir");
+
+    let sh = Shared::new();
+    let mut tasks = Vec::new();
+    let addrs = cl.meta_addrs();
+    // Namespace workers: each starts at a different metadata node.
+    for w in 0..3 {
+        let mut a = addrs.clone();
+        a.rotate_left(w);
+        let c = cl.client_of(a, Duration::from_secs(10));
+        tasks.push(tokio::spawn(workload::ns_worker(
+            sh.clone(),
+            c,
+            w,
+            rng.gen(),
+        )));
+    }
+    // Readers pinned to one metadata node each.
+    for (i, a) in addrs.iter().enumerate() {
+        let c = cl.client_of(vec![a.clone()], Duration::from_secs(3));
+        let w = 10 + i;
+        tasks.push(tokio::spawn(workload::stat_worker(
+            sh.clone(),
+            c,
+            w,
+            rng.gen(),
+        )));
+    }
+    for w in 0..2 {
+        let c = cl.client(Duration::from_secs(15));
+        let a2 = addrs.clone();
+        let mk = move || {
+            let mut cfg = tdfs_client::ClientConfig::new(a2.clone(), "root");
+            cfg.deadline = Duration::from_secs(10);
+            cfg.attempt_timeout = Duration::from_millis(1500);
+            std::sync::Arc::new(tdfs_client::MetaClient::new(cfg).unwrap())
+        };
+        tasks.push(tokio::spawn(workload::writer(
+            sh.clone(),
+            c,
+            mk,
+            w,
+            rng.gen(),
+        )));
+    }
+    let rc = cl.client(Duration::from_secs(10));
+    tasks.push(tokio::spawn(workload::reader(sh.clone(), rc, rng.gen())));
+
+    let sched = nemesis::schedule(&mut rng, p.faults);
+    println!("chaos: schedule {sched:?}");
+    let mut nem = Nemesis::new(StdRng::seed_from_u64(rng.gen()), ctl.clone());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for f in &sched {
+        nem.run(&mut cl, &sh, *f).await;
+        let gap = rng.gen_range(p.gap_ms.0..=p.gap_ms.1);
+        tokio::time::sleep(Duration::from_millis(gap)).await;
+    }
+
+    // Stop the workload; a call in flight ends within its client deadline.
+    sh.stop.store(true, Ordering::Relaxed);
+    for t in tasks {
+        if tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .is_err()
+        {
+            panic!("a workload task did not stop within 60 s");
+        }
+    }
+    let mut violations = sh.violations.lock().unwrap().clone();
+    cl.wait_settled(&ctl, Duration::from_secs(60)).await;
+    println!("chaos: workload stopped at {:.1?}; checking", t0.elapsed());
+
+    if let Err(e) = verify::leases_recovered(&ctl).await {
+        violations.push(format!("lease recovery: {e}"));
+    }
+    violations.extend(verify::check_data(&ctl, &sh).await);
+    let scrubbed_bad = match verify::scrub(&ctl, &cl).await {
+        Ok(n) => n,
+        Err(e) => {
+            violations.push(format!("scrub: {e}"));
+            0
+        }
+    };
+    match verify::fsck_healthy(&ctl).await {
+        Ok(f) => println!("chaos: fsck healthy: {f:?}"),
+        Err(e) => violations.push(format!("fsck did not become healthy in time: {e}")),
+    }
+    match verify::disks_clean(&ctl, &cl).await {
+        Ok(n) => println!("chaos: {n} replicas on disk, none orphan or damaged"),
+        Err(e) => violations.push(format!("disks not clean: {e}")),
+    }
+    let panics = cl.panicked();
+    if !panics.is_empty() {
+        violations.push(format!("panics logged in {panics:?}"));
+    }
+    let ops = sh.hist.ops();
+    let verdict = checker::check(&ops);
+    println!(
+        "chaos: linearizability: {} ops on {} keys ({} unknown), {} inconclusive keys",
+        verdict.ops,
+        verdict.keys,
+        verdict.unknown,
+        verdict.inconclusive.len()
+    );
+    violations.extend(verdict.violations);
+    if !verdict.inconclusive.is_empty() {
+        println!("chaos: inconclusive keys {:?}", verdict.inconclusive);
+    }
+    if !violations.is_empty() {
+        cl.dump_logs(60);
+        cl.keep_logs();
+    }
+    let c = &sh.counters;
+    let s = Summary {
+        seed,
+        faults: sched,
+        ns_ops: verdict.ops,
+        ns_unknown: verdict.unknown,
+        keys: key_count(),
+        files: sh.files.lock().unwrap().len(),
+        files_ok: c.files_ok.load(Ordering::Relaxed),
+        appends_ok: c.appends_ok.load(Ordering::Relaxed),
+        reads_ok: c.reads_ok.load(Ordering::Relaxed),
+        reads_failed: c.reads_failed.load(Ordering::Relaxed),
+        replicas_scrubbed_bad: scrubbed_bad,
+        seconds: t0.elapsed().as_secs_f64(),
+        violations,
+    };
+    for l in &nem.log {
+        println!("chaos: fault {l}");
+    }
+    s
+}

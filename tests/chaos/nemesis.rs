@@ -1,0 +1,283 @@
+//! The nemesis: one fault at a time, injected, held for a seeded while,
+//! healed, and followed by a wait (with a deadline) for the cluster to settle.
+
+use super::cluster::Cluster;
+use super::workload::{fill, DataFile, Shared, BLOCK, DATA_DIR};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use tdfs_client::MetaClient;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Fault {
+    KillLeader,
+    KillFollower,
+    KillDatanode,
+    KillTwoDatanodes,
+    PartitionLeader,
+    PartitionDatanodesFromLeader,
+    PauseLeader,
+    CorruptBlock,
+    TruncateBlock,
+    DiskFull,
+    KillClientMidWrite,
+}
+
+pub const ALL: [Fault; 11] = [
+    Fault::KillLeader,
+    Fault::KillFollower,
+    Fault::KillDatanode,
+    Fault::KillTwoDatanodes,
+    Fault::PartitionLeader,
+    Fault::PartitionDatanodesFromLeader,
+    Fault::PauseLeader,
+    Fault::CorruptBlock,
+    Fault::TruncateBlock,
+    Fault::DiskFull,
+    Fault::KillClientMidWrite,
+];
+
+/// Every fault once, in a seeded order (short profile), or `n` faults drawn
+/// at random (long profile).
+pub fn schedule(rng: &mut StdRng, n: Option<usize>) -> Vec<Fault> {
+    match n {
+        None => {
+            let mut v = ALL.to_vec();
+            v.shuffle(rng);
+            v
+        }
+        Some(n) => (0..n).map(|_| ALL[rng.gen_range(0..ALL.len())]).collect(),
+    }
+}
+
+/// The nemesis's own view and bookkeeping.
+pub struct Nemesis {
+    pub rng: StdRng,
+    /// Admin client (long deadline).
+    pub ctl: std::sync::Arc<MetaClient>,
+    /// Replicas damaged on disk: (datanode, block id, gen).
+    pub damaged: Vec<(usize, u64, u64)>,
+    killed_clients: usize,
+    /// What happened, one line per fault.
+    pub log: Vec<String>,
+}
+
+fn hold(rng: &mut StdRng, lo_ms: u64, hi_ms: u64) -> Duration {
+    Duration::from_millis(rng.gen_range(lo_ms..=hi_ms))
+}
+
+impl Nemesis {
+    pub fn new(rng: StdRng, ctl: std::sync::Arc<MetaClient>) -> Nemesis {
+        Nemesis {
+            rng,
+            ctl,
+            damaged: Vec::new(),
+            killed_clients: 0,
+            log: Vec::new(),
+        }
+    }
+
+    /// Injects `f`, holds it, heals it, and waits for the cluster to settle.
+    pub async fn run(&mut self, cl: &mut Cluster, sh: &Shared, f: Fault) {
+        let t = std::time::Instant::now();
+        let what = self.inject(cl, sh, f).await;
+        cl.wait_settled(&self.ctl, Duration::from_secs(60)).await;
+        let line = format!("{f:?}: {what} (settled after {:.1?})", t.elapsed());
+        println!("nemesis: {line}");
+        self.log.push(line);
+    }
+
+    async fn inject(&mut self, cl: &mut Cluster, sh: &Shared, f: Fault) -> String {
+        let dn_count = cl.dns.len();
+        match f {
+            Fault::KillLeader | Fault::KillFollower => {
+                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
+                let victim = if f == Fault::KillLeader {
+                    l
+                } else {
+                    let others: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+                    others[self.rng.gen_range(0..2)]
+                };
+                cl.metas[victim].kill();
+                let d = hold(&mut self.rng, 500, 3000);
+                tokio::time::sleep(d).await;
+                cl.spawn_meta(victim);
+                format!("kill -9 meta {} for {d:?}, restarted", victim + 1)
+            }
+            Fault::KillDatanode | Fault::KillTwoDatanodes => {
+                let mut idx: Vec<usize> = (0..dn_count).collect();
+                idx.shuffle(&mut self.rng);
+                let k = if f == Fault::KillDatanode { 1 } else { 2 };
+                let victims = &idx[..k];
+                for &j in victims {
+                    cl.dns[j].kill();
+                }
+                let d = hold(&mut self.rng, 500, 4000);
+                tokio::time::sleep(d).await;
+                for &j in victims {
+                    cl.spawn_dn(j);
+                }
+                format!("kill -9 datanodes {victims:?} for {d:?}, restarted")
+            }
+            Fault::PartitionLeader => {
+                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
+                let others: Vec<usize> = (0..3)
+                    .filter(|&i| i != l)
+                    .map(|i| cl.metas[i].net)
+                    .collect();
+                cl.net.partition(&[cl.metas[l].net], &others);
+                let d = hold(&mut self.rng, 1500, 5000);
+                tokio::time::sleep(d).await;
+                cl.net.heal();
+                format!("meta {} cut from the other meta nodes for {d:?}", l + 1)
+            }
+            Fault::PartitionDatanodesFromLeader => {
+                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
+                let dns: Vec<usize> = cl.dns.iter().map(|d| d.net).collect();
+                cl.net.partition(&[cl.metas[l].net], &dns);
+                let d = hold(&mut self.rng, 1500, 5000);
+                tokio::time::sleep(d).await;
+                cl.net.heal();
+                format!("every datanode cut from leader meta {} for {d:?}", l + 1)
+            }
+            Fault::PauseLeader => {
+                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
+                cl.metas[l].pause();
+                // Well past the election timeout (150–300 ms) and the lease.
+                let d = hold(&mut self.rng, 1000, 3000);
+                tokio::time::sleep(d).await;
+                cl.metas[l].resume();
+                format!("SIGSTOP leader meta {} for {d:?}, SIGCONT", l + 1)
+            }
+            Fault::CorruptBlock | Fault::TruncateBlock => {
+                self.damage(cl, f == Fault::TruncateBlock)
+            }
+            Fault::DiskFull => {
+                let j = self.rng.gen_range(0..dn_count);
+                let ballast = cl.dns[j].data_dir.join("ballast");
+                let filled = fill_disk(&ballast);
+                let d = hold(&mut self.rng, 2000, 5000);
+                tokio::time::sleep(d).await;
+                let _ = std::fs::remove_file(&ballast);
+                format!(
+                    "datanode {j}'s disk filled ({} MiB ballast) for {d:?}",
+                    filled >> 20
+                )
+            }
+            Fault::KillClientMidWrite => self.kill_client(cl, sh).await,
+        }
+    }
+
+    /// Corrupts or truncates one finalized replica of a block that has at
+    /// least one other intact replica on disk.
+    fn damage(&mut self, cl: &Cluster, truncate: bool) -> String {
+        let on_disk: Vec<_> = (0..cl.dns.len()).map(|j| cl.replicas_on_disk(j)).collect();
+        let mut choices = Vec::new();
+        for (j, reps) in on_disk.iter().enumerate() {
+            for (&(id, gen), path) in reps {
+                let hit = |d: &(usize, u64, u64)| d.1 == id;
+                let intact_elsewhere = on_disk
+                    .iter()
+                    .enumerate()
+                    .filter(|(k, r)| *k != j && r.contains_key(&(id, gen)))
+                    .count();
+                let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+                if intact_elsewhere >= 1 && len > 1024 && !self.damaged.iter().any(hit) {
+                    choices.push((j, id, gen, path.clone(), len));
+                }
+            }
+        }
+        let Some((j, id, gen, path, len)) = choices.choose(&mut self.rng).cloned() else {
+            return "no replica to damage yet".into();
+        };
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let what = if truncate {
+            f.set_len(len / 2).unwrap();
+            format!("truncated to {} bytes", len / 2)
+        } else {
+            let at = self.rng.gen_range(0..len - 64);
+            let mut b = [0u8; 64];
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.read_exact(&mut b).unwrap();
+            for x in &mut b {
+                *x ^= 0x5a;
+            }
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(&b).unwrap();
+            format!("64 bytes flipped at {at}")
+        };
+        f.sync_all().unwrap();
+        self.damaged.push((j, id, gen));
+        format!("replica of block {id} gen {gen} on datanode {j}: {what}")
+    }
+
+    /// Runs `tdfs dfs -put - PATH` fed from a pipe and kills it with -9
+    /// partway through its second or third block.
+    async fn kill_client(&mut self, cl: &Cluster, sh: &Shared) -> String {
+        self.killed_clients += 1;
+        let dst = format!("{DATA_DIR}/cli-{}", self.killed_clients);
+        let seed: u64 = self.rng.gen();
+        let len = BLOCK + self.rng.gen_range(BLOCK / 4..BLOCK * 3 / 2);
+        let mut child = Command::new(crate::common::tdfs_bin())
+            .args(["dfs", "--meta", &cl.meta_list, "--user", "root"])
+            .args(["-put", "-blocksize", &BLOCK.to_string(), "-", &dst])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn tdfs dfs -put");
+        sh.add_file(DataFile {
+            path: format!("{dst}._COPYING_"),
+            seed,
+            created: false,
+            acked_len: 0,
+            failed: Some((0, len)),
+            killed_cli: true,
+        });
+        let mut stdin = child.stdin.take().unwrap();
+        let fed = tokio::task::spawn_blocking(move || {
+            let mut buf = vec![0u8; 64 << 10];
+            let mut off = 0u64;
+            while off < len {
+                let n = (len - off).min(buf.len() as u64) as usize;
+                fill(seed, off, &mut buf[..n]);
+                if stdin.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                off += n as u64;
+            }
+            // Keep the pipe open: the client must be killed, not finish.
+            (off, stdin)
+        })
+        .await
+        .unwrap();
+        let d = hold(&mut self.rng, 100, 800);
+        tokio::time::sleep(d).await;
+        let _ = child.kill();
+        let _ = child.wait();
+        drop(fed.1);
+        format!("tdfs dfs -put to {dst} killed -9 after {} bytes fed", fed.0)
+    }
+}
+
+/// Fills the filesystem holding `path` with a file there; returns its size.
+fn fill_disk(path: &std::path::Path) -> u64 {
+    let mut f = std::fs::File::create(path).unwrap();
+    let buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        match f.write(&buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n as u64,
+        }
+    }
+    let _ = f.sync_all();
+    total
+}
