@@ -143,16 +143,35 @@ pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&c.addr)
         .await
         .with_context(|| format!("cannot listen on {}", c.addr))?;
+    let http_listener = bind_http(c.http.as_deref()).await?;
     let id = c.id;
     let addr = c.addr.clone();
     let handle = tdfs_meta_raft::start(c, listener, Faults::new())
         .await
         .context("cannot start the metadata node")?;
+    let http = match http_listener {
+        Some(l) => Some(tdfs_http::start_meta(handle.node.clone(), l)?),
+        None => None,
+    };
     tracing::info!("metadata node {id} serving on {addr}");
     wait_for_signal().await;
     tracing::info!("stopping");
+    if let Some(h) = http {
+        h.stop().await;
+    }
     handle.shutdown().await;
     Ok(())
+}
+
+/// Binds the `--http` address, if one is given.
+async fn bind_http(addr: Option<&str>) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    match addr {
+        None => Ok(None),
+        Some(a) => tokio::net::TcpListener::bind(a)
+            .await
+            .map(Some)
+            .with_context(|| format!("cannot listen on {a} (--http)")),
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -233,10 +252,18 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
+    let http_listener = bind_http(dc.http.as_deref()).await?;
+    let http = match http_listener {
+        Some(l) => Some(tdfs_http::start_datanode(&dc, store.clone(), l)?),
+        None => None,
+    };
     let handle = tdfs_datanode::node::start(dc, store, listener).await?;
     tracing::info!("datanode {} serving on {addr}", handle.id);
     wait_for_signal().await;
     tracing::info!("stopping");
+    if let Some(h) = http {
+        h.stop().await;
+    }
     handle.shutdown().await;
     Ok(())
 }

@@ -34,6 +34,13 @@ pub struct LocalArgs {
     /// Acknowledge writes before fsync (benchmarks of the network path only).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Run an open cluster: no cluster key (by default a random key is
+    /// generated into DIR/cluster.key, mode 0600, and reused on restart).
+    #[arg(long)]
+    pub no_cluster_key: bool,
+    /// Use this cluster key file instead of DIR/cluster.key.
+    #[arg(long, conflicts_with = "no_cluster_key")]
+    pub cluster_key_file: Option<PathBuf>,
 }
 
 pub async fn run(a: LocalArgs) -> anyhow::Result<()> {
@@ -55,6 +62,15 @@ pub async fn run(a: LocalArgs) -> anyhow::Result<()> {
         .map(crate::conf::parse_size)
         .transpose()?;
     cfg.fsync = !a.no_fsync;
+    if let Some(k) = &a.cluster_key_file {
+        let path = k
+            .canonicalize()
+            .with_context(|| format!("cannot resolve {}", k.display()))?;
+        cfg.key = Some(tdfs_rpc::ClusterKey::from_file(&path).map_err(anyhow::Error::msg)?);
+        cfg.key_file = Some(path);
+    } else if !a.no_cluster_key {
+        cfg.use_generated_key()?;
+    }
     if let Some(ms) = a.lease_timeout_ms {
         cfg.tweak_meta = Some(std::sync::Arc::new(move |m| m.lease_timeout_ms = ms));
     }
@@ -62,6 +78,11 @@ pub async fn run(a: LocalArgs) -> anyhow::Result<()> {
     cluster.wait_ready(Duration::from_secs(60)).await?;
     println!("ready");
     std::io::stdout().flush().ok();
+    if let Some(h) = cluster.meta_http.values().next() {
+        eprintln!(
+            "status page and WebHDFS: http://{h}/ (every metadata node's \"http\" in cluster.json)"
+        );
+    }
     crate::daemon::wait_for_signal().await;
     tracing::info!("stopping the local cluster");
     cluster.shutdown().await;

@@ -169,6 +169,22 @@ pub struct BlockStore {
     next_token: AtomicU64,
     /// Held for the life of the store: the flock on `LOCK`.
     _lock: File,
+    /// Counters for `/metrics`.
+    pub stats: Arc<StoreStats>,
+}
+
+/// What the store has done since it opened, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    /// Bytes received into replicas.
+    pub bytes_written: AtomicU64,
+    /// Bytes read out of replicas for callers (not by verification).
+    pub bytes_read: AtomicU64,
+    /// Replicas finalized.
+    pub blocks_finalized: AtomicU64,
+    /// Replicas found corrupt: by verification, or a digest that did not
+    /// match on finalize.
+    pub verify_failures: AtomicU64,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -295,6 +311,14 @@ fn decode_meta(b: &[u8]) -> Result<Meta, String> {
         sha256,
         crcs,
     })
+}
+
+/// Parses the bytes of a meta file as a load does and returns its block id,
+/// generation, length and number of chunk CRCs (an entry point for the
+/// fuzz targets in `fuzz/`).
+#[doc(hidden)]
+pub fn decode_meta_for_fuzzing(b: &[u8]) -> Result<(BlockId, u64, u64, usize), String> {
+    decode_meta(b).map(|m| (m.id, m.gen, m.len, m.crcs.len()))
 }
 
 fn read_meta(path: &Path) -> Result<Meta, String> {
@@ -460,6 +484,7 @@ impl BlockStore {
             }),
             publish: Mutex::new(()),
             next_token: AtomicU64::new(1),
+            stats: Arc::default(),
             _lock: lock,
         }))
     }
@@ -877,6 +902,7 @@ impl BlockStore {
             sha256: meta.sha256,
             crcs: meta.crcs,
             data,
+            stats: Some(self.stats.clone()),
         })
     }
 
@@ -895,6 +921,9 @@ impl BlockStore {
             }
         };
         let result = self.verify_gen(id, gen);
+        if matches!(result, Ok(false)) {
+            self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+        }
         let mut inner = lock_poisoned(&self.inner);
         match inner.replicas.get_mut(&id) {
             Some(r) if r.gen == gen => {
@@ -911,7 +940,8 @@ impl BlockStore {
 
     fn verify_gen(&self, id: BlockId, gen: u64) -> Result<bool, FsError> {
         let reader = match self.open_read(id, gen) {
-            Ok(r) => r,
+            // Verification reads are not counted as reads served.
+            Ok(r) => ReplicaReader { stats: None, ..r },
             Err(FsError::ChecksumMismatch { detail, .. }) => {
                 tracing::warn!("replica {id}: {detail}");
                 return Ok(false);
@@ -1059,6 +1089,10 @@ impl ReplicaWriter {
             start_writeback(f, start, SYNC_BEHIND);
         }
         lock_poisoned(&self.store.inner).rbw_written += n;
+        self.store
+            .stats
+            .bytes_written
+            .fetch_add(n, Ordering::Relaxed);
         self.short_seen = data.len() < CHUNK;
         Ok(())
     }
@@ -1074,6 +1108,10 @@ impl ReplicaWriter {
             });
         }
         if fin.sha256 != sha {
+            self.store
+                .stats
+                .verify_failures
+                .fetch_add(1, Ordering::Relaxed);
             return Err(FsError::ChecksumMismatch {
                 block: self.id,
                 detail: "SHA-256 of the received bytes differs from the writer's".into(),
@@ -1108,6 +1146,7 @@ impl ReplicaWriter {
         };
         write_meta().map_err(|e| store.write_error("cannot write", &self.meta_path, e))?;
         store.publish(&mut self, &report)?;
+        store.stats.blocks_finalized.fetch_add(1, Ordering::Relaxed);
         Ok(report)
     }
 }
@@ -1135,6 +1174,8 @@ pub struct ReplicaReader {
     sha256: [u8; 32],
     crcs: Vec<u32>,
     data: File,
+    /// Where bytes read are counted (`None` for verification).
+    stats: Option<Arc<StoreStats>>,
 }
 
 impl ReplicaReader {
@@ -1232,7 +1273,12 @@ impl ReplicaReader {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<(), FsError> {
         match self.data.read_exact_at(buf, offset) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(s) = &self.stats {
+                    s.bytes_read.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                }
+                Ok(())
+            }
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Err(FsError::ChecksumMismatch {
                 block: self.id,
                 detail: format!(

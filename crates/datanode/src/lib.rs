@@ -3,6 +3,7 @@
 //! ([`transfer`]): pipelined writes, checksummed reads, replica copies.
 
 pub mod block_store;
+pub mod metrics;
 pub mod transfer;
 
 pub use block_store::{BlockState, BlockStore, ReplicaReader, ReplicaWriter, StoreConfig};

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tdfs_client::{ClientConfig, MetaClient};
 use tdfs_datanode::block_store::{BlockStore, StoreConfig};
 use tdfs_datanode::node::{DatanodeConfig, DatanodeHandle};
+use tdfs_http::HttpServer;
 use tdfs_meta_raft::config::MetaConfig;
 use tdfs_meta_raft::network::Faults;
 use tdfs_meta_raft::{MetaHandle, MetaNode};
@@ -35,6 +36,8 @@ pub struct LocalConfig {
     /// Capacity of each datanode (`None`: the disk's free space).
     pub datanode_capacity: Option<u64>,
     pub key: Option<ClusterKey>,
+    /// Where `key` lives, recorded in `cluster.json` as `cluster_key_file`.
+    pub key_file: Option<PathBuf>,
     /// Adjusts each metadata node's config (timeouts in tests).
     pub tweak_meta: Option<Tweak<MetaConfig>>,
     /// Adjusts each datanode's config.
@@ -52,10 +55,46 @@ impl LocalConfig {
             fsync: true,
             datanode_capacity: None,
             key: None,
+            key_file: None,
             tweak_meta: None,
             tweak_datanode: None,
         }
     }
+}
+
+impl LocalConfig {
+    /// Uses the cluster key in `DIR/cluster.key`, generating a random one
+    /// (mode 0600) when the file does not exist yet.
+    pub fn use_generated_key(&mut self) -> anyhow::Result<()> {
+        let path = self.dir.join("cluster.key");
+        if !path.exists() {
+            std::fs::create_dir_all(&self.dir)
+                .with_context(|| format!("cannot create {}", self.dir.display()))?;
+            write_key_file(&path, &ClusterKey::generate_hex())?;
+        }
+        self.key = Some(ClusterKey::from_file(&path).map_err(anyhow::Error::msg)?);
+        self.key_file = Some(path);
+        Ok(())
+    }
+}
+
+/// Writes a key file readable by its owner only.
+pub fn write_key_file(path: &Path, key: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    let mut f = o
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    f.write_all(key.as_bytes())?;
+    f.write_all(b"\n")?;
+    f.sync_all()?;
+    Ok(())
 }
 
 /// One datanode slot: its address and directory survive a stop.
@@ -64,6 +103,9 @@ pub struct DnSlot {
     pub dir: PathBuf,
     pub id: Option<DatanodeId>,
     pub handle: Option<DatanodeHandle>,
+    /// The HTTP address (`/metrics`, WebHDFS data), kept across restarts.
+    pub http: Option<String>,
+    pub http_server: Option<HttpServer>,
 }
 
 /// A running in-process cluster.
@@ -73,10 +115,22 @@ pub struct LocalCluster {
     pub metas: BTreeMap<u64, Option<MetaHandle>>,
     pub faults: BTreeMap<u64, Arc<Faults>>,
     pub datanodes: Vec<DnSlot>,
+    /// Each metadata node's HTTP address (WebHDFS, status page, metrics).
+    pub meta_http: BTreeMap<u64, String>,
+    http_servers: BTreeMap<u64, HttpServer>,
 }
 
-/// Addresses of a previous run (cluster.json), so a restart rebinds them.
-fn previous(dir: &Path) -> (BTreeMap<u64, String>, Vec<String>) {
+/// Addresses of a previous run (cluster.json), so a restart rebinds them:
+/// metadata and datanode RPC addresses, then their HTTP addresses.
+#[allow(clippy::type_complexity)]
+fn previous(
+    dir: &Path,
+) -> (
+    BTreeMap<u64, String>,
+    Vec<String>,
+    BTreeMap<u64, String>,
+    Vec<Option<String>>,
+) {
     let Ok(text) = std::fs::read_to_string(dir.join("cluster.json")) else {
         return Default::default();
     };
@@ -99,7 +153,23 @@ fn previous(dir: &Path) -> (BTreeMap<u64, String>, Vec<String>) {
                 .collect()
         })
         .unwrap_or_default();
-    (metas, dns)
+    let meta_http = v["meta"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| Some((m["id"].as_u64()?, m["http"].as_str()?.to_string())))
+                .collect()
+        })
+        .unwrap_or_default();
+    let dn_http = v["datanodes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|m| m["http"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    (metas, dns, meta_http, dn_http)
 }
 
 impl LocalCluster {
@@ -110,7 +180,7 @@ impl LocalCluster {
         }
         std::fs::create_dir_all(&cfg.dir)
             .with_context(|| format!("cannot create {}", cfg.dir.display()))?;
-        let (prev_meta, prev_dn) = previous(&cfg.dir);
+        let (prev_meta, prev_dn, prev_meta_http, prev_dn_http) = previous(&cfg.dir);
         let mut listeners = BTreeMap::new();
         let mut meta_addrs = BTreeMap::new();
         for id in 1..=cfg.metas as u64 {
@@ -130,6 +200,8 @@ impl LocalCluster {
             metas: BTreeMap::new(),
             faults: BTreeMap::new(),
             datanodes: Vec::new(),
+            meta_http: prev_meta_http,
+            http_servers: BTreeMap::new(),
         };
         for (id, l) in listeners {
             c.start_meta_on(id, l).await?;
@@ -145,6 +217,8 @@ impl LocalCluster {
                 dir,
                 id: None,
                 handle: None,
+                http: prev_dn_http.get(i).cloned().flatten(),
+                http_server: None,
             });
             c.start_datanode(i).await?;
         }
@@ -173,7 +247,20 @@ impl LocalCluster {
 
     async fn start_meta_on(&mut self, id: u64, l: TcpListener) -> anyhow::Result<()> {
         let faults = self.faults.entry(id).or_default().clone();
-        let h = tdfs_meta_raft::start(self.meta_config(id), l, faults).await?;
+        let want = self
+            .meta_http
+            .get(&id)
+            .map_or("127.0.0.1:0", |s| s.as_str());
+        let hl = TcpListener::bind(want)
+            .await
+            .with_context(|| format!("cannot listen on {want} (http of metadata node {id})"))?;
+        let http = hl.local_addr()?.to_string();
+        let mut mc = self.meta_config(id);
+        mc.http = Some(http.clone());
+        let h = tdfs_meta_raft::start(mc, l, faults).await?;
+        let server = tdfs_http::start_meta(h.node.clone(), hl)?;
+        self.meta_http.insert(id, http);
+        self.http_servers.insert(id, server);
         self.metas.insert(id, Some(h));
         Ok(())
     }
@@ -186,6 +273,9 @@ impl LocalCluster {
 
     /// Stops metadata node `id` (its tasks end; its sockets close).
     pub async fn stop_meta(&mut self, id: u64) {
+        if let Some(s) = self.http_servers.remove(&id) {
+            s.stop().await;
+        }
         if let Some(Some(h)) = self.metas.insert(id, None) {
             h.shutdown().await;
         }
@@ -202,13 +292,22 @@ impl LocalCluster {
             .await
             .with_context(|| format!("cannot listen on {} for datanode {}", slot.addr, i + 1))?;
         let addr = l.local_addr()?.to_string();
+        let want = slot.http.as_deref().unwrap_or("127.0.0.1:0");
+        let hl = TcpListener::bind(want)
+            .await
+            .with_context(|| format!("cannot listen on {want} (http of datanode {})", i + 1))?;
+        let http = hl.local_addr()?.to_string();
         let mut dc = DatanodeConfig::new(addr.clone(), self.meta_addrs.values().cloned().collect());
         dc.key = self.cfg.key.clone();
+        dc.http = Some(http.clone());
         if let Some(t) = &self.cfg.tweak_datanode {
             t(&mut dc);
         }
+        let server = tdfs_http::start_datanode(&dc, store.clone(), hl)?;
         let h = tdfs_datanode::node::start(dc, store, l).await?;
         let slot = &mut self.datanodes[i];
+        slot.http = Some(http);
+        slot.http_server = Some(server);
         slot.addr = addr;
         slot.id = Some(h.id.clone());
         slot.handle = Some(h);
@@ -223,6 +322,8 @@ impl LocalCluster {
             dir: self.cfg.dir.join(format!("dn-{}", i + 1)),
             id: None,
             handle: None,
+            http: None,
+            http_server: None,
         });
         self.start_datanode(i).await?;
         self.write_cluster_json()?;
@@ -231,6 +332,9 @@ impl LocalCluster {
 
     /// Stops datanode slot `i` abruptly: connections drop mid-stream.
     pub async fn stop_datanode(&mut self, i: usize) {
+        if let Some(s) = self.datanodes[i].http_server.take() {
+            s.stop().await;
+        }
         if let Some(h) = self.datanodes[i].handle.take() {
             h.shutdown().await;
         }
@@ -242,7 +346,7 @@ impl LocalCluster {
             .meta_addrs
             .iter()
             .map(|(id, a)| {
-                json!({"id": id, "addr": a, "http": null,
+                json!({"id": id, "addr": a, "http": self.meta_http.get(id),
                        "data_dir": self.cfg.dir.join(format!("meta-{id}")).display().to_string()})
             })
             .collect();
@@ -250,11 +354,14 @@ impl LocalCluster {
             .datanodes
             .iter()
             .map(|d| {
-                json!({"id": d.id.as_ref().map(|i| i.0.clone()), "addr": d.addr, "http": null,
+                json!({"id": d.id.as_ref().map(|i| i.0.clone()), "addr": d.addr, "http": d.http,
                        "data_dir": d.dir.display().to_string()})
             })
             .collect();
-        let doc = json!({"meta": metas, "datanodes": dns});
+        let mut doc = json!({"meta": metas, "datanodes": dns});
+        if let Some(k) = &self.cfg.key_file {
+            doc["cluster_key_file"] = json!(k.display().to_string());
+        }
         tdfs_meta_raft::log_store::write_atomic(
             &self.cfg.dir,
             "cluster.json",

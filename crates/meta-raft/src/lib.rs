@@ -7,6 +7,7 @@ pub mod command;
 pub mod config;
 pub mod data_ops;
 pub mod log_store;
+pub mod metrics;
 pub mod namespace;
 pub mod network;
 pub mod node;

@@ -65,6 +65,9 @@ struct Shared {
 #[derive(Clone)]
 pub struct LogStore {
     shared: Arc<Shared>,
+    /// The last committed index openraft told us of (for metrics; not
+    /// persisted: the log replays from the applied state on restart).
+    committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn write_err(e: impl std::fmt::Display) -> StorageError {
@@ -120,7 +123,15 @@ impl LogStore {
             .name("raft-log-flush".into())
             .spawn(move || flusher(weak))
             .map_err(write_err)?;
-        Ok(LogStore { shared })
+        Ok(LogStore {
+            shared,
+            committed: Default::default(),
+        })
+    }
+
+    /// Where the committed index is published, for metrics.
+    pub fn committed_index(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.committed.clone()
     }
 
     /// Index of the last entry (or of the purge point).
@@ -217,6 +228,7 @@ fn flusher(weak: Weak<Shared>) {
         }
         let store = LogStore {
             shared: shared.clone(),
+            committed: Default::default(),
         };
         let _g = shared.sync_lock.lock().unwrap();
         if let Err(e) = store.flush_now() {
@@ -293,6 +305,13 @@ impl RaftLogReader<TypeConfig> for LogStore {
 
 impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
+
+    async fn save_committed(&mut self, c: Option<LogId>) -> Result<(), StorageError> {
+        let i = c.map(|l| l.index).unwrap_or(0);
+        self.committed
+            .store(i, std::sync::atomic::Ordering::Relaxed);
+        Ok(())
+    }
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let d = self.shared.data.lock().unwrap();

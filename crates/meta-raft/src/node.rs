@@ -39,6 +39,8 @@ pub struct MetaNode {
     /// A threshold asked for by `tdfs balancer` (percent), overriding the
     /// configured one while it runs.
     pub balance_override: Mutex<Option<f64>>,
+    /// Prometheus metrics of this node.
+    pub metrics: Arc<crate::metrics::MetaMetrics>,
     proposals: mpsc::Sender<(Op, Reply)>,
     reads: mpsc::Sender<oneshot::Sender<Result<u64, FsError>>>,
 }
@@ -94,6 +96,8 @@ pub async fn start(
     }
     .validate()?;
     let log = LogStore::open(&config.data_dir.join("raft"), config.fsync)?;
+    let mut metrics = crate::metrics::MetaMetrics::new();
+    metrics.committed = log.committed_index();
     let sm = StateMachine::open(&config.data_dir.join("sm"), config.defaults.clone())?;
     let shared = sm.shared.clone();
     let pool: Pool = Arc::new(Mutex::new(HashMap::new()));
@@ -120,6 +124,7 @@ pub async fn start(
             dead_after: Duration::from_millis(config.dead_after_ms),
         },
         balance_override: Mutex::new(None),
+        metrics: Arc::new(metrics),
         proposals: ptx,
         reads: rtx,
     });

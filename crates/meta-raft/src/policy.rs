@@ -10,6 +10,7 @@ use crate::balancer::{balanced, plan_balance};
 use crate::cluster::{Copy, Liveness};
 use crate::command::{AdminState, OpKind};
 use crate::config::defaults;
+use crate::metrics::Health;
 use crate::node::MetaNode;
 use crate::replication::{
     drained, plan_excess, plan_replication, Action, BlockView, Limits, NodeView,
@@ -126,6 +127,7 @@ fn plan_blocks(node: &MetaNode, now: Instant, balance: Option<f64>) -> Vec<Datan
     };
     let copies = plan_replication(&nodes, &blocks, limits);
     let mut v = node.view.lock().unwrap();
+    node.metrics.set_health(health(&nodes, &blocks, &v));
     v.expire_copies(now);
     // No deletion of surplus replicas until every live datanode has sent
     // this leader a full report: a new leader must not act on a partial map.
@@ -210,6 +212,40 @@ fn plan_blocks(node: &MetaNode, now: Instant, balance: Option<f64>) -> Vec<Datan
     drained(&nodes, &blocks)
 }
 
+/// Datanode liveness and block health for the metrics.
+fn health(
+    nodes: &BTreeMap<DatanodeId, NodeView>,
+    blocks: &[BlockView],
+    v: &crate::cluster::ClusterView,
+) -> Health {
+    let mut h = Health::default();
+    for n in nodes.values() {
+        match n.liveness {
+            Liveness::Live => h.live += 1,
+            Liveness::Stale => h.stale += 1,
+            Liveness::Dead => h.dead += 1,
+        }
+    }
+    for b in blocks {
+        h.blocks += 1;
+        let live = b
+            .replicas
+            .iter()
+            .filter(|r| nodes.get(*r).is_some_and(|n| n.liveness != Liveness::Dead))
+            .count();
+        if live == 0 {
+            if v.corrupt.contains_key(&b.id) {
+                h.corrupt += 1;
+            } else {
+                h.missing += 1;
+            }
+        } else if live < b.replication as usize {
+            h.under_replicated += 1;
+        }
+    }
+    h
+}
+
 /// Leader, with an entry of its own term applied.
 pub fn leader_ready(node: &MetaNode) -> bool {
     let m = node.raft.metrics().borrow().clone();
@@ -219,7 +255,10 @@ pub fn leader_ready(node: &MetaNode) -> bool {
 
 /// Queues deletion of replicas whose block is gone from the namespace
 /// (deleted files, abandoned blocks) or whose generation is older than the
-/// block's. Only for datanodes that sent a full report this term.
+/// block's. Only for datanodes that sent a full report this term. Both rules
+/// hold in any later state too (block ids are never reused, generations only
+/// grow), so a leader whose namespace lags behind a newer one deletes
+/// nothing the newer one still needs.
 fn delete_orphans_and_stale(node: &MetaNode, now: Instant) {
     let st = node.sm.state.read().unwrap();
     let mut v = node.view.lock().unwrap();
@@ -238,7 +277,13 @@ fn delete_orphans_and_stale(node: &MetaNode, now: Instant) {
                 continue;
             }
             match current_gen {
-                None => deletes.push((n.clone(), *block, u64::MAX)),
+                // Only a block this namespace allocated and later dropped is
+                // an orphan. A block beyond its counter was allocated by a
+                // newer leader this node has not heard from (it may be a
+                // deposed leader that does not know it yet): never delete it.
+                None if *block < st.ns.next_block => {
+                    deletes.push((n.clone(), *block, u64::MAX))
+                }
                 Some(g) if r.gen < g => deletes.push((n.clone(), *block, r.gen)),
                 _ => {}
             }

@@ -11,10 +11,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{
-    AdminRequest, AdminResponse, MetaRequest, MetaResponse, NodeState, Request, Response,
+    AccessMode, AdminRequest, AdminResponse, LocatedBlock, MetaRequest, MetaResponse, NodeState,
+    Request, Response,
 };
 use tdfs_proto::FsError;
 use tdfs_rpc::{Handler, Peer};
+
+/// How long a block access token is valid: longer than a lease renewal
+/// interval and than writing or reading one block takes; a reader whose
+/// token expired asks for the block's locations again.
+pub const BLOCK_TOKEN_LIFETIME: Duration = Duration::from_secs(600);
 
 /// Serves one metadata node's RPC port.
 pub struct MetaService {
@@ -43,7 +49,14 @@ impl Handler<Request, Response> for MetaService {
             Request::Ping => Ok(Response::Pong {
                 id: self.node.config.id,
             }),
-            Request::Meta { user, call, op } => self.meta(user, call, op).await.map(Response::Meta),
+            Request::Meta { user, call, op } => {
+                let (name, t0) = (op.name(), std::time::Instant::now());
+                let r = self.meta(user.clone(), call, op).await;
+                self.node.metrics.observe(name, t0.elapsed(), r.is_ok());
+                let mut r = r?;
+                self.add_tokens(&user, &mut r);
+                Ok(Response::Meta(r))
+            }
             Request::Admin(a) => {
                 if !matches!(a, AdminRequest::NodeState | AdminRequest::Report) {
                     require_peer(peer)?;
@@ -77,6 +90,30 @@ impl Handler<Request, Response> for MetaService {
 }
 
 impl MetaService {
+    /// On a keyed cluster, gives every located block in `r` an access token
+    /// for `user`: read tokens with block locations, write tokens with a new
+    /// block or pipeline. The datanodes accept a caller without the key only
+    /// with one.
+    fn add_tokens(&self, user: &str, r: &mut MetaResponse) {
+        let Some(key) = self.node.config.key.as_ref() else {
+            return;
+        };
+        let expires = now_ms() + BLOCK_TOKEN_LIFETIME.as_millis() as u64;
+        let token = |lb: &mut LocatedBlock, mode: AccessMode| {
+            lb.token = Some(key.block_token(lb.block.id, lb.block.gen, mode, user, expires));
+        };
+        match r {
+            MetaResponse::Blocks(bs) => {
+                for lb in &mut bs.blocks {
+                    token(lb, AccessMode::Read);
+                }
+            }
+            MetaResponse::Block(lb) => token(lb, AccessMode::Write),
+            MetaResponse::Appended { last: Some(lb), .. } => token(lb, AccessMode::Write),
+            _ => {}
+        }
+    }
+
     async fn meta(
         &self,
         user: String,

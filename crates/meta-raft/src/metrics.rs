@@ -1,0 +1,195 @@
+//! A metadata node's Prometheus metrics: Raft state, operations by type with
+//! latency histograms, and (on the leader) datanode liveness and block health
+//! as the last policy round saw them.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    pub op: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
+type HistogramFamily = Family<OpLabel, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs .. ~1.6 s
+    Histogram::new(exponential_buckets(0.00005, 2.0, 16))
+}
+
+/// Block health and datanode liveness from the leader's last policy round.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Health {
+    pub live: u64,
+    pub stale: u64,
+    pub dead: u64,
+    pub blocks: u64,
+    pub under_replicated: u64,
+    pub missing: u64,
+    pub corrupt: u64,
+}
+
+/// One node's metrics; render with [`MetaMetrics::render`].
+pub struct MetaMetrics {
+    registry: Registry,
+    ops: Family<OpLabel, Counter>,
+    op_errors: Family<OpLabel, Counter>,
+    op_seconds: HistogramFamily,
+    term: Gauge,
+    role: Family<StateLabel, Gauge>,
+    last_log_index: Gauge,
+    commit_index: Gauge,
+    applied_index: Gauge,
+    datanodes: Family<StateLabel, Gauge>,
+    blocks: Gauge,
+    under_replicated: Gauge,
+    missing: Gauge,
+    corrupt: Gauge,
+    /// The committed index as the log store last saved it.
+    pub committed: Arc<AtomicU64>,
+}
+
+impl Default for MetaMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MetaMetrics {
+    pub fn new() -> Self {
+        let mut r = Registry::with_prefix("tdfs_meta");
+        let ops = Family::<OpLabel, Counter>::default();
+        let op_errors = Family::<OpLabel, Counter>::default();
+        let op_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
+        r.register(
+            "operations",
+            "Namespace operations served, by type",
+            ops.clone(),
+        );
+        r.register(
+            "operation_errors",
+            "Namespace operations answered with an error, by type",
+            op_errors.clone(),
+        );
+        r.register(
+            "operation_seconds",
+            "Latency of namespace operations, by type",
+            op_seconds.clone(),
+        );
+        let g = |r: &mut Registry, name: &str, help: &str| {
+            let g = Gauge::default();
+            r.register(name, help, g.clone());
+            g
+        };
+        let term = g(&mut r, "raft_term", "Current Raft term");
+        let last_log_index = g(&mut r, "raft_last_log_index", "Last Raft log index");
+        let commit_index = g(&mut r, "raft_commit_index", "Last committed Raft log index");
+        let applied_index = g(&mut r, "raft_applied_index", "Last applied Raft log index");
+        let role = Family::<StateLabel, Gauge>::default();
+        r.register("raft_role", "1 for this node's Raft role", role.clone());
+        let datanodes = Family::<StateLabel, Gauge>::default();
+        r.register(
+            "datanodes",
+            "Datanodes by liveness (leader only)",
+            datanodes.clone(),
+        );
+        let blocks = g(&mut r, "blocks", "Committed blocks (leader only)");
+        let under_replicated = g(
+            &mut r,
+            "blocks_under_replicated",
+            "Blocks with fewer live replicas than their replication factor (leader only)",
+        );
+        let missing = g(
+            &mut r,
+            "blocks_missing",
+            "Blocks without a live replica (leader only)",
+        );
+        let corrupt = g(
+            &mut r,
+            "blocks_corrupt",
+            "Blocks whose every replica failed verification (leader only)",
+        );
+        MetaMetrics {
+            registry: r,
+            ops,
+            op_errors,
+            op_seconds,
+            term,
+            role,
+            last_log_index,
+            commit_index,
+            applied_index,
+            datanodes,
+            blocks,
+            under_replicated,
+            missing,
+            corrupt,
+            committed: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Counts one operation and its latency.
+    pub fn observe(&self, op: &str, took: Duration, ok: bool) {
+        let l = OpLabel { op: op.to_string() };
+        self.ops.get_or_create(&l).inc();
+        if !ok {
+            self.op_errors.get_or_create(&l).inc();
+        }
+        self.op_seconds
+            .get_or_create(&l)
+            .observe(took.as_secs_f64());
+    }
+
+    /// Records what the leader's policy round saw.
+    pub fn set_health(&self, h: Health) {
+        for (s, v) in [("live", h.live), ("stale", h.stale), ("dead", h.dead)] {
+            self.datanodes
+                .get_or_create(&StateLabel { state: s.into() })
+                .set(v as i64);
+        }
+        self.blocks.set(h.blocks as i64);
+        self.under_replicated.set(h.under_replicated as i64);
+        self.missing.set(h.missing as i64);
+        self.corrupt.set(h.corrupt as i64);
+    }
+
+    /// Renders the metrics, Raft state read from `raft` now.
+    pub fn render(&self, raft: &crate::types::Raft) -> String {
+        let m = raft.metrics().borrow().clone();
+        self.term.set(m.current_term as i64);
+        self.last_log_index
+            .set(m.last_log_index.unwrap_or(0) as i64);
+        self.applied_index
+            .set(m.last_applied.map(|l| l.index).unwrap_or(0) as i64);
+        self.commit_index
+            .set(self.committed.load(Ordering::Relaxed) as i64);
+        let role = format!("{:?}", m.state).to_ascii_lowercase();
+        for r in ["leader", "follower", "candidate", "learner", "shutdown"] {
+            self.role
+                .get_or_create(&StateLabel { state: r.into() })
+                .set((r == role) as i64);
+        }
+        if role != "leader" {
+            // Only the leader knows the datanodes and the blocks' health.
+            self.set_health(Health::default());
+        }
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
