@@ -90,18 +90,48 @@ impl ClientOpts {
             cfg.deadline = std::time::Duration::from_millis(ms);
             cfg.attempt_timeout = cfg.attempt_timeout.min(cfg.deadline);
         }
-        if let Some(k) = &self.key_file {
-            cfg.key = Some(ClusterKey::from_file(k).map_err(anyhow::Error::msg)?);
-        } else if let Some(k) = self.cluster_key_path() {
-            cfg.key = ClusterKey::from_file(&k).ok();
-        }
+        cfg.key = self.cluster_key()?;
         Ok(Arc::new(MetaClient::new(cfg)?))
     }
 
-    /// A `cluster.key` beside the cluster file, as `tdfs local` writes it.
+    /// The cluster key, if one is at hand: `--cluster-key-file`, else
+    /// `TDFS_CLUSTER_KEY_FILE`, else the `cluster_key_file` that the cluster
+    /// file records (as `tdfs local` writes it), else a `cluster.key` beside
+    /// the cluster file. Without it, admin commands are refused on a keyed
+    /// cluster and file data moves under block tokens.
+    pub fn cluster_key(&self) -> anyhow::Result<Option<ClusterKey>> {
+        let explicit = self.key_file.clone().or_else(|| {
+            std::env::var_os("TDFS_CLUSTER_KEY_FILE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        });
+        if let Some(k) = explicit {
+            return Ok(Some(ClusterKey::from_file(&k).map_err(anyhow::Error::msg)?));
+        }
+        match self.cluster_key_path() {
+            Some(k) => Ok(Some(ClusterKey::from_file(&k).map_err(anyhow::Error::msg)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The key file named by (or lying beside) the cluster file in use.
     fn cluster_key_path(&self) -> Option<PathBuf> {
-        let dir = self.cluster.as_ref()?.parent()?.to_path_buf();
-        let k = dir.join("cluster.key");
+        let file = match &self.cluster {
+            Some(c) if c.is_dir() => c.join("cluster.json"),
+            Some(c) => c.clone(),
+            None if self.meta.is_none() && std::env::var_os("TDFS_META").is_none() => {
+                PathBuf::from("tdfs-data/cluster.json")
+            }
+            None => return None,
+        };
+        let recorded = std::fs::read_to_string(&file)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["cluster_key_file"].as_str().map(PathBuf::from));
+        if let Some(k) = recorded {
+            return Some(k);
+        }
+        let k = file.parent()?.join("cluster.key");
         k.exists().then_some(k)
     }
 }

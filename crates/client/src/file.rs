@@ -3,7 +3,7 @@
 //! failed over on read.
 
 use crate::meta::MetaClient;
-use crate::transfer::{read_block, BlockWriter};
+use crate::transfer::{read_block_with_token, BlockWriter};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tdfs_proto::meta::{BlockInfo, LocatedBlock, MetaRequest, MetaResponse};
@@ -166,7 +166,8 @@ impl FileWriter {
     async fn connect(&mut self, lb: &LocatedBlock) -> Option<BlockWriter> {
         let mut info = lb.block.clone();
         info.len = self.block_size;
-        match BlockWriter::open(&lb.locations, info, self.c.config().key.as_ref()).await {
+        let key = self.c.config().key.as_ref();
+        match BlockWriter::open_with_token(&lb.locations, info, key, lb.token.clone()).await {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::debug!("cannot reach the pipeline head: {e}");
@@ -290,7 +291,13 @@ impl FileWriter {
             ack.statuses.into_iter().partition(|s| s.result.is_ok());
         Ok((
             ok.into_iter().map(|s| s.node).collect(),
-            failed.into_iter().map(|s| s.node).collect(),
+            failed
+                .into_iter()
+                // A refused (expired) block token is not the node's fault:
+                // the rebuilt pipeline comes with a fresh token.
+                .filter(|s| !matches!(s.result, Err(FsError::Unauthenticated(_))))
+                .map(|s| s.node)
+                .collect(),
         ))
     }
 
@@ -334,23 +341,39 @@ pub async fn read_range(
         let mut done = 0u64;
         let want = to - from;
         let mut last_err = None;
-        for loc in &lb.locations {
+        let mut token = lb.token.clone();
+        let mut refreshed = false;
+        let mut locs = lb.locations.iter();
+        let mut retry = None;
+        while let Some(loc) = retry.take().or_else(|| locs.next()) {
             let mut counted = Counting {
                 inner: &mut *out,
                 n: 0,
             };
-            let r = read_block(
+            let r = read_block_with_token(
                 &loc.addr,
                 c.config().key.as_ref(),
-                lb.block.id,
-                lb.block.gen,
-                from - bstart + done,
-                want - done,
+                token.clone(),
+                (lb.block.id, lb.block.gen),
+                (from - bstart + done, want - done),
                 &mut counted,
             )
             .await;
             // Bytes already passed on are not read again from the next replica.
             done += counted.n;
+            if let (Err(FsError::Unauthenticated(why)), false) = (&r, refreshed) {
+                // The token expired (a long read) or the datanode refused it:
+                // ask for the block's locations again, once, and retry.
+                tracing::info!("block {}: {why}; refreshing its token", lb.block.id);
+                refreshed = true;
+                if let Ok(fresh) = c.block_locations(path, bstart, 1).await {
+                    if let Some(nb) = fresh.blocks.iter().find(|b| b.block.id == lb.block.id) {
+                        token = nb.token.clone();
+                        retry = Some(loc);
+                        continue;
+                    }
+                }
+            }
             match r {
                 Ok(_) => {
                     if done >= want {

@@ -5,19 +5,22 @@
 //! block downstream.
 //!
 //! Packet headers are `[u32 len][u32 crc32c]`, big-endian like frame lengths.
-//! Every network read and write has a deadline.
+//! Every network read and write has a deadline. On a connection where both
+//! ends proved the cluster key, control frames are sealed with a MAC (see
+//! `tdfs_rpc::session`); a caller without the key shows a block token.
 
 use std::future::Future;
 use std::io;
 use std::time::Duration;
 use tdfs_proto::codec::{decode, encode_frame, frame_len, HEADER_LEN};
-use tdfs_proto::meta::{BlockInfo, DatanodeAddr};
+use tdfs_proto::meta::{BlockInfo, BlockToken, DatanodeAddr};
 use tdfs_proto::transfer::{
     Finish, Op, ReadReply, WriteAck, CHUNK, MAX_CONTROL_FRAME, MAX_PACKET, PACKET_HEADER,
 };
 use tdfs_proto::{BlockId, DatanodeId, FsError};
 use tdfs_rpc::frame::read_frame;
-use tdfs_rpc::{handshake, Channel, ClusterKey};
+use tdfs_rpc::session::{max_with_mac, open as open_frame, seal};
+use tdfs_rpc::{handshake, Channel, ClusterKey, FrameMac, SessionKeys};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -66,8 +69,18 @@ pub async fn timed_io<T>(
     }
 }
 
-/// Opens a data-transfer connection to a datanode.
+/// Opens a data-transfer connection to a datanode (for tests and tools
+/// that speak the protocol by hand; without frame keys).
 pub async fn connect(addr: &str, key: Option<&ClusterKey>) -> Result<TcpStream, FsError> {
+    connect_session(addr, key).await.map(|(s, _)| s)
+}
+
+/// Opens a data-transfer connection to a datanode; returns the frame keys
+/// when both ends proved the cluster key.
+pub async fn connect_session(
+    addr: &str,
+    key: Option<&ClusterKey>,
+) -> Result<(TcpStream, Option<SessionKeys>), FsError> {
     let unreachable =
         |why: String| FsError::Unavailable(format!("datanode {addr} is unreachable: {why}"));
     let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
@@ -75,13 +88,13 @@ pub async fn connect(addr: &str, key: Option<&ClusterKey>) -> Result<TcpStream, 
         .map_err(|_| unreachable("connect timed out".into()))?
         .map_err(|e| unreachable(e.to_string()))?;
     stream.set_nodelay(true).ok();
-    handshake::client(&mut stream, Channel::Stream, key)
+    let session = handshake::client_session(&mut stream, Channel::Stream, key)
         .await
         .map_err(|e| match e {
             FsError::Unauthenticated(_) => e,
             other => unreachable(format!("handshake: {other}")),
         })?;
-    Ok(stream)
+    Ok((stream, session.keys))
 }
 
 /// A packet header.
@@ -119,8 +132,19 @@ pub async fn read_control<R: AsyncRead + Unpin, T: serde::de::DeserializeOwned>(
     r: &mut R,
     deadline: Duration,
 ) -> Result<T, FsError> {
-    match timed(deadline, read_frame(r, MAX_CONTROL_FRAME)).await? {
-        Some(body) => decode(&body),
+    read_control_mac(r, deadline, None).await
+}
+
+/// Reads one control frame, checking and stripping its MAC when `mac` is
+/// given (a key-proved connection).
+pub async fn read_control_mac<R: AsyncRead + Unpin, T: serde::de::DeserializeOwned>(
+    r: &mut R,
+    deadline: Duration,
+    mac: Option<&mut FrameMac>,
+) -> Result<T, FsError> {
+    let max = max_with_mac(MAX_CONTROL_FRAME, mac.is_some());
+    match timed(deadline, read_frame(r, max)).await? {
+        Some(body) => decode(&open_frame(mac, body)?),
         None => Err(FsError::Protocol(
             "connection closed where a message was expected".into(),
         )),
@@ -132,7 +156,17 @@ pub async fn write_control<W: AsyncWrite + Unpin, T: serde::Serialize>(
     w: &mut W,
     v: &T,
 ) -> Result<(), FsError> {
-    let frame = encode_frame(v)?;
+    write_control_mac(w, v, None).await
+}
+
+/// Writes one control frame, sealed with a MAC when `mac` is given.
+pub async fn write_control_mac<W: AsyncWrite + Unpin, T: serde::Serialize>(
+    w: &mut W,
+    v: &T,
+    mac: Option<&mut FrameMac>,
+) -> Result<(), FsError> {
+    let mut frame = encode_frame(v)?;
+    seal(mac, &mut frame)?;
     timed_io(IO_TIMEOUT, w.write_all(&frame)).await
 }
 
@@ -159,6 +193,8 @@ pub struct BlockWriter {
     early: Option<WriteAck>,
     send_timeout: Duration,
     ack_timeout: Duration,
+    /// Frame keys of a key-proved connection.
+    keys: Option<SessionKeys>,
 }
 
 impl std::fmt::Debug for BlockWriter {
@@ -181,19 +217,33 @@ impl BlockWriter {
         block: BlockInfo,
         key: Option<&ClusterKey>,
     ) -> Result<BlockWriter, FsError> {
+        Self::open_with_token(pipeline, block, key, None).await
+    }
+
+    /// Like [`open`](Self::open), showing the head `token` (needed by a
+    /// writer without the cluster key on a keyed cluster).
+    pub async fn open_with_token(
+        pipeline: &[DatanodeAddr],
+        block: BlockInfo,
+        key: Option<&ClusterKey>,
+        token: Option<BlockToken>,
+    ) -> Result<BlockWriter, FsError> {
         let Some(head) = pipeline.first() else {
             return Err(FsError::InvalidArgument("empty write pipeline".into()));
         };
-        let stream = connect(&head.addr, key).await?;
+        let (stream, mut keys) = connect_session(&head.addr, key).await?;
         let (rd, wr) = stream.into_split();
         let mut wr = BufWriter::with_capacity(WRITE_BUF, wr);
         let op = Op::Write {
             block: block.clone(),
             downstream: pipeline[1..].to_vec(),
+            token,
         };
+        let mut frame = encode_frame(&op)?;
+        seal(keys.as_mut().map(|k| &mut k.send), &mut frame)?;
         timed_io(
             SEND_TIMEOUT_PER_NODE * pipeline.len() as u32,
-            wr.write_all(&encode_frame(&op)?),
+            wr.write_all(&frame),
         )
         .await?;
         // Let the head open its replica and its downstream connection while
@@ -211,6 +261,7 @@ impl BlockWriter {
             early: None,
             send_timeout: SEND_TIMEOUT_PER_NODE * pipeline.len() as u32,
             ack_timeout: ACK_TIMEOUT_PER_NODE * pipeline.len() as u32,
+            keys,
         })
     }
 
@@ -290,7 +341,8 @@ impl BlockWriter {
             }
             Ok(_) => {
                 let mut r = (&first[..]).chain(&mut self.rd);
-                let e = match read_control::<_, WriteAck>(&mut r, IO_TIMEOUT).await {
+                let mac = self.keys.as_mut().map(|k| &mut k.recv);
+                let e = match read_control_mac::<_, WriteAck>(&mut r, IO_TIMEOUT, mac).await {
                     Ok(ack) => {
                         let e = first_error(&ack).unwrap_or_else(|| {
                             FsError::Protocol("datanode acknowledged before the end".into())
@@ -314,7 +366,10 @@ impl BlockWriter {
     /// Records a failed send; the head may have answered before closing,
     /// and its reason is better than a broken pipe.
     async fn fail(&mut self, e: FsError) -> FsError {
-        let e = match read_control::<_, WriteAck>(&mut self.rd, Duration::from_secs(2)).await {
+        let mac = self.keys.as_mut().map(|k| &mut k.recv);
+        let e = match read_control_mac::<_, WriteAck>(&mut self.rd, Duration::from_secs(2), mac)
+            .await
+        {
             Ok(ack) => {
                 let why = first_error(&ack).unwrap_or(e);
                 self.early = Some(ack);
@@ -335,7 +390,8 @@ impl BlockWriter {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
-        let frame = encode_frame(&fin)?;
+        let mut frame = encode_frame(&fin)?;
+        seal(self.keys.as_mut().map(|k| &mut k.send), &mut frame)?;
         let wr = &mut self.wr;
         let r = timed_io(self.send_timeout, async {
             wr.write_all(&packet_header(0, 0)).await?;
@@ -347,7 +403,8 @@ impl BlockWriter {
             let e = self.fail(e).await;
             return self.early.take().ok_or(e);
         }
-        let ack: WriteAck = read_control(&mut self.rd, self.ack_timeout).await?;
+        let mac = self.keys.as_mut().map(|k| &mut k.recv);
+        let ack: WriteAck = read_control_mac(&mut self.rd, self.ack_timeout, mac).await?;
         if ack.statuses.is_empty() {
             return Err(FsError::Protocol(format!(
                 "datanode {} sent an empty acknowledgement",
@@ -429,14 +486,30 @@ pub async fn read_block(
     len: u64,
     out: &mut (impl AsyncWrite + Unpin),
 ) -> Result<u64, FsError> {
-    let mut stream = connect(addr, key).await?;
+    read_block_with_token(addr, key, None, (block, gen), (offset, len), out).await
+}
+
+/// Like [`read_block`], showing the datanode `token` (needed by a reader
+/// without the cluster key on a keyed cluster). `replica` is the block id
+/// and generation, `range` the offset and length.
+pub async fn read_block_with_token(
+    addr: &str,
+    key: Option<&ClusterKey>,
+    token: Option<BlockToken>,
+    replica: (BlockId, u64),
+    range: (u64, u64),
+    out: &mut (impl AsyncWrite + Unpin),
+) -> Result<u64, FsError> {
+    let ((block, gen), (offset, len)) = (replica, range);
+    let (mut stream, mut keys) = connect_session(addr, key).await?;
     let op = Op::Read {
         block,
         gen,
         offset,
         len,
+        token,
     };
-    write_control(&mut stream, &op).await?;
+    write_control_mac(&mut stream, &op, keys.as_mut().map(|k| &mut k.send)).await?;
     let mut rb = RecvBuf::new(if len <= SMALL_READ_BUF as u64 {
         SMALL_READ_BUF
     } else {
@@ -446,9 +519,10 @@ pub async fn read_block(
     rb.fill(&mut stream, HEADER_LEN).await?;
     let mut h = [0u8; HEADER_LEN];
     h.copy_from_slice(rb.peek(HEADER_LEN));
-    let flen = frame_len(h, MAX_CONTROL_FRAME)?;
+    let flen = frame_len(h, max_with_mac(MAX_CONTROL_FRAME, keys.is_some()))?;
     rb.fill(&mut stream, HEADER_LEN + flen).await?;
-    let reply: ReadReply = decode(&rb.peek(HEADER_LEN + flen)[HEADER_LEN..])?;
+    let body = rb.peek(HEADER_LEN + flen)[HEADER_LEN..].to_vec();
+    let reply: ReadReply = decode(&open_frame(keys.as_mut().map(|k| &mut k.recv), body)?)?;
     rb.consume(HEADER_LEN + flen);
     let (start, block_len) = match reply {
         ReadReply::Ok { start, block_len } => (start, block_len),

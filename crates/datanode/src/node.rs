@@ -101,8 +101,8 @@ impl Handler<Request, Response> for DnService {
         }
     }
 
-    async fn stream(&self, _peer: Peer, stream: TcpStream) {
-        handle_stream(self.ctx.clone(), stream).await;
+    async fn stream(&self, peer: Peer, stream: TcpStream) {
+        handle_stream(self.ctx.clone(), peer, stream).await;
     }
 }
 

@@ -13,13 +13,14 @@ use crate::block_store::{BlockStore, ReplicaReader, ReplicaWriter};
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_client::transfer::{
-    packet_header, read_control, read_packet_header, timed_io, write_control, BlockWriter,
+    packet_header, read_control_mac, read_packet_header, timed_io, write_control_mac, BlockWriter,
     IO_TIMEOUT,
 };
-use tdfs_proto::meta::{BlockInfo, DatanodeAddr, ReplicaReport};
+use tdfs_proto::meta::{AccessMode, BlockInfo, DatanodeAddr, ReplicaReport};
 use tdfs_proto::transfer::{Finish, NodeStatus, Op, ReadReply, WriteAck, CHUNK, PACKET_HEADER};
 use tdfs_proto::{BlockId, DatanodeId, FsError};
-use tdfs_rpc::ClusterKey;
+use tdfs_rpc::auth::wall_ms;
+use tdfs_rpc::{ClusterKey, FrameMac, Peer, SessionKeys};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -70,33 +71,74 @@ fn join_err(e: tokio::task::JoinError) -> FsError {
 /// Serves one data-transfer connection (after its handshake): reads its
 /// `Op` and carries it out. Errors end the connection; they are logged.
 ///
-/// Whether an unauthenticated peer may read or write blocks is the caller's
-/// decision (`Peer::authenticated` is known to the RPC handler, not here).
-pub async fn handle_stream(ctx: Arc<TransferCtx>, stream: TcpStream) {
-    let peer = stream.peer_addr().ok();
-    if let Err(e) = serve(ctx, stream).await {
-        tracing::debug!(?peer, "data transfer ended: {e}");
+/// On a keyed cluster, a caller that did not prove the key (a client) must
+/// show a valid block token for the block and the operation; key-proved
+/// callers (datanodes forwarding or copying, keyed clients) need none. On a
+/// key-proved connection every control frame is sealed with a MAC.
+pub async fn handle_stream(ctx: Arc<TransferCtx>, peer: Peer, stream: TcpStream) {
+    let addr = peer.addr;
+    if let Err(e) = serve(ctx, peer, stream).await {
+        tracing::debug!(%addr, "data transfer ended: {e}");
     }
 }
 
-async fn serve(ctx: Arc<TransferCtx>, stream: TcpStream) -> Result<(), FsError> {
+/// Frame keys of the connection, one per direction.
+type Macs = Option<SessionKeys>;
+
+fn send_mac(keys: &mut Macs) -> Option<&mut FrameMac> {
+    keys.as_mut().map(|k| &mut k.send)
+}
+
+fn recv_mac(keys: &mut Macs) -> Option<&mut FrameMac> {
+    keys.as_mut().map(|k| &mut k.recv)
+}
+
+async fn serve(ctx: Arc<TransferCtx>, peer: Peer, stream: TcpStream) -> Result<(), FsError> {
     stream.set_nodelay(true).ok();
+    let mut keys = peer.session.clone();
     let (rd, wr) = stream.into_split();
     let mut r = BufReader::with_capacity(RECV_BUF, rd);
-    let op: Op = read_control(&mut r, IO_TIMEOUT).await?;
+    let op: Op = read_control_mac(&mut r, IO_TIMEOUT, recv_mac(&mut keys)).await?;
+    // A caller without the key needs the metadata node's word for this block.
+    let check = |token, block, gen, mode| match (&ctx.key, peer.authenticated) {
+        (Some(k), false) => k.check_block_token(token, block, gen, mode, wall_ms()),
+        _ => Ok(()),
+    };
     match op {
-        Op::Write { block, downstream } => handle_write(ctx, r, wr, block, downstream).await,
+        Op::Write {
+            block,
+            downstream,
+            token,
+        } => {
+            let mut w = wr;
+            if let Err(e) = check(token.as_ref(), block.id, block.gen, AccessMode::Write) {
+                tracing::info!(addr = %peer.addr, "refusing a write: {e}");
+                let me = ctx.store.datanode_id().clone();
+                return refuse(&mut r, &mut w, me, e, &mut keys).await;
+            }
+            handle_write(ctx, r, w, block, downstream, keys).await
+        }
         Op::Read {
             block,
             gen,
             offset,
             len,
-        } => handle_read(ctx, wr, block, gen, offset, len).await,
+            token,
+        } => {
+            let mut w = wr;
+            if let Err(e) = check(token.as_ref(), block, gen, AccessMode::Read) {
+                tracing::info!(addr = %peer.addr, "refusing a read: {e}");
+                write_control_mac(&mut w, &ReadReply::Err(e), send_mac(&mut keys)).await?;
+                let _ = timed_io(IO_TIMEOUT, w.shutdown()).await;
+                return Ok(());
+            }
+            handle_read(ctx, w, (block, gen), offset, len, keys).await
+        }
     }
 }
 
-async fn send_ack(w: &mut OwnedWriteHalf, ack: &WriteAck) -> Result<(), FsError> {
-    write_control(w, ack).await?;
+async fn send_ack(w: &mut OwnedWriteHalf, ack: &WriteAck, keys: &mut Macs) -> Result<(), FsError> {
+    write_control_mac(w, ack, send_mac(keys)).await?;
     let _ = timed_io(IO_TIMEOUT, w.shutdown()).await;
     Ok(())
 }
@@ -160,6 +202,7 @@ async fn refuse(
     w: &mut OwnedWriteHalf,
     me: DatanodeId,
     e: FsError,
+    keys: &mut Macs,
 ) -> Result<(), FsError> {
     let ack = WriteAck {
         statuses: vec![NodeStatus {
@@ -167,7 +210,7 @@ async fn refuse(
             result: Err(e),
         }],
     };
-    send_ack(w, &ack).await?;
+    send_ack(w, &ack, keys).await?;
     linger(r).await;
     Ok(())
 }
@@ -178,6 +221,7 @@ async fn handle_write(
     mut w: OwnedWriteHalf,
     block: BlockInfo,
     downstream: Vec<DatanodeAddr>,
+    mut keys: Macs,
 ) -> Result<(), FsError> {
     let me = ctx.store.datanode_id().clone();
     let store = ctx.store.clone();
@@ -199,7 +243,7 @@ async fn handle_write(
         Err(e) => {
             tracing::info!("block {id} gen {gen}: refusing the write: {e}");
             drop(down);
-            return refuse(&mut r, &mut w, me, e).await;
+            return refuse(&mut r, &mut w, me, e, &mut keys).await;
         }
     };
     // Downstream: the writer while it works, or why it does not.
@@ -243,7 +287,7 @@ async fn handle_write(
             tracing::warn!("{e}");
             drop(down);
             drop(tx);
-            let r = refuse(&mut r, &mut w, me, e).await;
+            let r = refuse(&mut r, &mut w, me, e, &mut keys).await;
             let _ = local.await;
             return r;
         }
@@ -257,7 +301,9 @@ async fn handle_write(
         // before Finish; the failure then shows in its result.
         let _ = tx.send(LocalMsg::Chunk(buf, plen, crc)).await;
     }
-    let fin: Finish = read_control(&mut r, IO_TIMEOUT).await?;
+    // The digest the data is checked against before finalizing: on a
+    // key-proved connection it is MACed, so tampered packets fail here.
+    let fin: Finish = read_control_mac(&mut r, IO_TIMEOUT, recv_mac(&mut keys)).await?;
 
     let local_done = async {
         let _ = tx.send(LocalMsg::Finish(fin.clone())).await;
@@ -298,7 +344,7 @@ async fn handle_write(
             result: Err(e),
         }),
     }
-    send_ack(&mut w, &WriteAck { statuses }).await
+    send_ack(&mut w, &WriteAck { statuses }, &mut keys).await
 }
 
 /// Fills `buf` with packets (header and data) for `count` chunks from
@@ -336,10 +382,10 @@ fn spawn_fill(
 async fn handle_read(
     ctx: Arc<TransferCtx>,
     mut w: OwnedWriteHalf,
-    block: BlockId,
-    gen: u64,
+    (block, gen): (BlockId, u64),
     offset: u64,
     len: u64,
+    mut keys: Macs,
 ) -> Result<(), FsError> {
     let store = ctx.store.clone();
     let reader = tokio::task::spawn_blocking(move || store.open_read(block, gen))
@@ -348,7 +394,7 @@ async fn handle_read(
     let reader = match reader {
         Ok(r) => Arc::new(r),
         Err(e) => {
-            write_control(&mut w, &ReadReply::Err(e)).await?;
+            write_control_mac(&mut w, &ReadReply::Err(e), send_mac(&mut keys)).await?;
             let _ = timed_io(IO_TIMEOUT, w.shutdown()).await;
             return Ok(());
         }
@@ -363,12 +409,13 @@ async fn handle_read(
     } else {
         first
     };
-    write_control(
+    write_control_mac(
         &mut w,
         &ReadReply::Ok {
             start: first * chunk,
             block_len,
         },
+        send_mac(&mut keys),
     )
     .await?;
 

@@ -317,6 +317,7 @@ async fn a_corrupt_packet_is_refused_and_garbage_closes_the_connection() {
         &Op::Write {
             block: info(1, 1, 10),
             downstream: pipeline[1..].to_vec(),
+            token: None,
         },
     )
     .await
@@ -347,6 +348,7 @@ async fn a_corrupt_packet_is_refused_and_garbage_closes_the_connection() {
         &Op::Write {
             block: info(2, 1, 10),
             downstream: vec![],
+            token: None,
         },
     )
     .await

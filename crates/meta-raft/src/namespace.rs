@@ -462,6 +462,7 @@ impl Namespace {
                     block: b.info(),
                     offset: bstart,
                     locations: Vec::new(),
+                    token: None,
                 });
             }
         }
@@ -956,6 +957,7 @@ impl Namespace {
             },
             offset,
             locations: targets.to_vec(),
+            token: None,
         }))
     }
 
@@ -981,6 +983,7 @@ impl Namespace {
             block: info,
             offset,
             locations: targets.to_vec(),
+            token: None,
         }))
     }
 

@@ -14,4 +14,4 @@ pub use error::FsError;
 pub use ids::{BlockId, DatanodeId, MetaId};
 
 /// Version carried by the handshake; a peer with another version is refused.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;

@@ -294,6 +294,33 @@ pub struct LocatedBlock {
     pub offset: u64,
     /// Replicas, best first (for reads) or the pipeline in order (for writes).
     pub locations: Vec<DatanodeAddr>,
+    /// On a keyed cluster, the access token a client without the key shows
+    /// a datanode to read (located for reading) or write (a new block or
+    /// pipeline) this block. Added by the answering metadata node, never
+    /// recorded in the namespace.
+    pub token: Option<BlockToken>,
+}
+
+/// What a [`BlockToken`] allows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AccessMode {
+    Read,
+    Write,
+}
+
+/// An HDFS-style block access token: the metadata node's word, checkable by
+/// any datanode holding the cluster key, that `user` may read or write one
+/// generation of one block until `expires_ms`.
+/// `mac = HMAC(k, "blocktoken" | block | gen | mode | expires_ms | user)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockToken {
+    pub block: BlockId,
+    pub gen: u64,
+    pub mode: AccessMode,
+    pub user: String,
+    /// Milliseconds since the Unix epoch.
+    pub expires_ms: u64,
+    pub mac: [u8; 32],
 }
 
 /// Answer to `GetBlockLocations`.

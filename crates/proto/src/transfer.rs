@@ -13,13 +13,18 @@
 //!         D -> C   frame(ReadReply{..})  then packets covering [offset, offset+len), then a 0-length packet
 //! ```
 //!
+//! On a connection where both ends proved the cluster key, every control
+//! frame carries a MAC trailer (see `tdfs_rpc::session`); packets do not:
+//! a write's data is authenticated by the SHA-256 in its MACed `Finish`,
+//! which every datanode checks before finalizing.
+//!
 //! A packet is `[u32 len][u32 crc32c(data)][data]`, `len <= MAX_PACKET`.
 //! Writes send packets of exactly [`CHUNK`] bytes (the last may be shorter),
 //! and datanodes keep each chunk's CRC32C beside the block, so a read
 //! serves every chunk with the checksum computed when it was written: the
 //! reader detects corruption on disk as well as on the wire.
 
-use crate::meta::{BlockInfo, DatanodeAddr};
+use crate::meta::{BlockInfo, BlockToken, DatanodeAddr};
 use crate::{BlockId, DatanodeId, FsError};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +45,8 @@ pub enum Op {
     Write {
         block: BlockInfo,
         downstream: Vec<DatanodeAddr>,
+        /// Required from a caller without the cluster key on a keyed cluster.
+        token: Option<BlockToken>,
     },
     /// Send `[offset, offset+len)` of a finalized replica (clamped to its length).
     Read {
@@ -47,6 +54,8 @@ pub enum Op {
         gen: u64,
         offset: u64,
         len: u64,
+        /// Required from a caller without the cluster key on a keyed cluster.
+        token: Option<BlockToken>,
     },
 }
 

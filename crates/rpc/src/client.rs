@@ -4,6 +4,7 @@
 
 use crate::auth::ClusterKey;
 use crate::frame::read_frame;
+use crate::session::{max_with_mac, FrameMac};
 use crate::{handshake, Channel, Envelope, Reply};
 use serde::{de::DeserializeOwned, Serialize};
 use std::collections::HashMap;
@@ -89,18 +90,23 @@ where
             .map_err(|_| unreachable("connect timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
         stream.set_nodelay(true).ok();
-        let peer = handshake::client(&mut stream, Channel::Rpc, key)
+        let session = handshake::client_session(&mut stream, Channel::Rpc, key)
             .await
             .map_err(|e| match e {
                 FsError::Unauthenticated(_) => RpcError::Remote(e),
                 other => unreachable(format!("handshake: {other}")),
             })?;
+        let peer = session.peer;
+        let (send_mac, recv_mac) = match session.keys {
+            Some(k) => (Some(k.send), Some(k.recv)),
+            None => (None, None),
+        };
         let (rd, wr) = stream.into_split();
         let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
         let pending: Pending<Resp> = Arc::new(Mutex::new(HashMap::new()));
         let closed = Arc::new(AtomicBool::new(false));
-        tokio::spawn(write_loop(wr, rx, closed.clone()));
-        tokio::spawn(read_loop(rd, pending.clone(), closed.clone()));
+        tokio::spawn(write_loop(wr, rx, closed.clone(), send_mac));
+        tokio::spawn(read_loop(rd, pending.clone(), closed.clone(), recv_mac));
         Ok(RpcClient {
             addr: addr.to_string(),
             tx,
@@ -163,19 +169,38 @@ where
     }
 }
 
+/// Seals frames (on a key-proved connection) in the order they are written.
+pub(crate) fn sealed(mac: &mut Option<FrameMac>, mut frame: Vec<u8>) -> Option<Vec<u8>> {
+    match crate::session::seal(mac.as_mut(), &mut frame) {
+        Ok(()) => Some(frame),
+        Err(e) => {
+            tracing::warn!("cannot seal a frame: {e}");
+            None
+        }
+    }
+}
+
 async fn write_loop(
     wr: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::Receiver<Vec<u8>>,
     closed: Arc<AtomicBool>,
+    mut mac: Option<FrameMac>,
 ) {
     let mut w = BufWriter::with_capacity(64 << 10, wr);
     while let Some(frame) = rx.recv().await {
+        let Some(frame) = sealed(&mut mac, frame) else {
+            break;
+        };
         if w.write_all(&frame).await.is_err() {
             break;
         }
         // Batch whatever else is already queued into the same flush.
         let mut ok = true;
         while let Ok(more) = rx.try_recv() {
+            let Some(more) = sealed(&mut mac, more) else {
+                ok = false;
+                break;
+            };
             if w.write_all(&more).await.is_err() {
                 ok = false;
                 break;
@@ -192,12 +217,21 @@ async fn read_loop<Resp: DeserializeOwned>(
     rd: tokio::net::tcp::OwnedReadHalf,
     pending: Pending<Resp>,
     closed: Arc<AtomicBool>,
+    mut mac: Option<FrameMac>,
 ) {
     let mut r = BufReader::with_capacity(64 << 10, rd);
+    let max = max_with_mac(MAX_FRAME_LEN, mac.is_some());
     loop {
-        let body = match read_frame(&mut r, MAX_FRAME_LEN).await {
+        let body = match read_frame(&mut r, max).await {
             Ok(Some(b)) => b,
             _ => break,
+        };
+        let body = match crate::session::open(mac.as_mut(), body) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("closing connection: {e}");
+                break;
+            }
         };
         let reply: Reply<Resp> = match decode(&body) {
             Ok(r) => r,

@@ -8,10 +8,16 @@
 //! ```
 //! Both nonces are fresh per connection, so a recorded handshake cannot be
 //! replayed; each side proves the key to the other. A client without the key
-//! (a user) still connects, as an unauthenticated caller.
+//! (a user) still connects, as an unauthenticated caller. A client with the
+//! key refuses a server that does not prove it.
+//!
+//! When both sides proved the key, every later frame of the connection is
+//! sealed with a MAC under per-connection keys derived from both nonces (see
+//! [`crate::session`]).
 
 use crate::auth::{mac_eq, ClusterKey};
 use crate::frame::{read_frame, write_frame};
+use crate::session::SessionKeys;
 use crate::Channel;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -66,12 +72,32 @@ async fn recv<R: AsyncRead + Unpin, T: serde::de::DeserializeOwned>(
     }
 }
 
+/// The outcome of a handshake, for one end.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// The other end is a trusted peer: the server accepted our proof (on
+    /// the client), or the client proved the key or the cluster has none
+    /// (on the server).
+    pub peer: bool,
+    /// Frame keys when both ends proved the key: every later frame is sealed.
+    pub keys: Option<SessionKeys>,
+}
+
 /// Client side. Returns whether the server accepted us as a trusted peer.
 pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     channel: Channel,
     key: Option<&ClusterKey>,
 ) -> Result<bool, FsError> {
+    client_session(s, channel, key).await.map(|x| x.peer)
+}
+
+/// Client side, with the session keys of a key-proved connection.
+pub async fn client_session<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    channel: Channel,
+    key: Option<&ClusterKey>,
+) -> Result<Session, FsError> {
     let run = async {
         let nonce_c: [u8; 16] = rand::random();
         let hello = Hello {
@@ -99,11 +125,22 @@ pub async fn client<S: AsyncRead + AsyncWrite + Unpin>(
                 }
                 Some(k.mac(&[b"cli", &ch.nonce, &nonce_c]))
             }
-            _ => None,
+            (Some(_), None) => {
+                return Err(FsError::Unauthenticated(
+                    "server did not prove the cluster key".into(),
+                ))
+            }
+            (None, _) => None,
         };
         send(s, &Prove { client_proof }).await?;
         match recv::<_, Welcome>(s).await? {
-            Welcome::Ok { peer } => Ok(peer),
+            Welcome::Ok { peer } => Ok(Session {
+                peer,
+                keys: match key {
+                    Some(k) if peer => Some(SessionKeys::client(k, &nonce_c, &ch.nonce)),
+                    _ => None,
+                },
+            }),
             Welcome::Refused(e) => Err(e),
         }
     };
@@ -118,6 +155,14 @@ pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(
     s: &mut S,
     key: Option<&ClusterKey>,
 ) -> Result<(Channel, bool), FsError> {
+    server_session(s, key).await.map(|(c, x)| (c, x.peer))
+}
+
+/// Server side, with the session keys of a key-proved connection.
+pub async fn server_session<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    key: Option<&ClusterKey>,
+) -> Result<(Channel, Session), FsError> {
     let run = async {
         let hello: Hello = recv(s).await?;
         if hello.magic != MAGIC {
@@ -144,8 +189,8 @@ pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(
             )));
         }
         let prove: Prove = recv(s).await?;
-        let peer = match (key, prove.client_proof) {
-            (None, _) => true,
+        let (peer, keys) = match (key, prove.client_proof) {
+            (None, _) => (true, None),
             (Some(k), Some(p)) => {
                 let want = k.mac(&[b"cli", &nonce_s, &hello.nonce]);
                 if !mac_eq(&want, &p) {
@@ -153,12 +198,12 @@ pub async fn server<S: AsyncRead + AsyncWrite + Unpin>(
                     let _ = send(s, &Welcome::Refused(e.clone())).await;
                     return Err(e);
                 }
-                true
+                (true, Some(SessionKeys::server(k, &hello.nonce, &nonce_s)))
             }
-            (Some(_), None) => false,
+            (Some(_), None) => (false, None),
         };
         send(s, &Welcome::Ok { peer }).await?;
-        Ok((hello.channel, peer))
+        Ok((hello.channel, Session { peer, keys }))
     };
     tokio::time::timeout(HANDSHAKE_TIMEOUT, run)
         .await

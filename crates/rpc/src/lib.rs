@@ -11,10 +11,12 @@ pub mod client;
 pub mod frame;
 pub mod handshake;
 pub mod server;
+pub mod session;
 
 pub use auth::ClusterKey;
 pub use client::{RpcClient, RpcError};
 pub use server::{serve, Handler, Peer, ServerConfig, Shutdown};
+pub use session::{FrameMac, SessionKeys};
 
 use serde::{Deserialize, Serialize};
 use tdfs_proto::FsError;

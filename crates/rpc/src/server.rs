@@ -3,7 +3,9 @@
 //! connection counts. The caller binds the listener (tests bind port 0).
 
 use crate::auth::ClusterKey;
+use crate::client::sealed;
 use crate::frame::read_frame;
+use crate::session::{max_with_mac, SessionKeys};
 use crate::{handshake, Channel, Envelope, Reply};
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
@@ -22,6 +24,10 @@ pub struct Peer {
     pub addr: SocketAddr,
     /// Proved knowledge of the cluster key (or the cluster has none).
     pub authenticated: bool,
+    /// The connection's frame keys when both ends proved the key. A
+    /// [`Channel::Stream`] handler seals and opens its control frames with
+    /// them; on [`Channel::Rpc`] the server does it.
+    pub session: Option<SessionKeys>,
 }
 
 /// Serves requests of type `Req` with replies of type `Resp`.
@@ -149,24 +155,36 @@ where
     H: Handler<Req, Resp>,
 {
     stream.set_nodelay(true).ok();
-    let (channel, authenticated) = handshake::server(&mut stream, config.key.as_ref()).await?;
+    let (channel, session) = handshake::server_session(&mut stream, config.key.as_ref()).await?;
     let peer = Peer {
         addr,
-        authenticated,
+        authenticated: session.peer,
+        session: session.keys,
     };
     if channel == Channel::Stream {
         handler.stream(peer, stream).await;
         return Ok(());
     }
+    let (mut send_mac, mut recv_mac) = match peer.session.clone() {
+        Some(k) => (Some(k.send), Some(k.recv)),
+        None => (None, None),
+    };
+    let max_frame = max_with_mac(config.max_frame, recv_mac.is_some());
     let (rd, wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
     let writer = tokio::spawn(async move {
         let mut w = BufWriter::with_capacity(64 << 10, wr);
         while let Some(f) = rx.recv().await {
+            let Some(f) = sealed(&mut send_mac, f) else {
+                return;
+            };
             if w.write_all(&f).await.is_err() {
                 return;
             }
             while let Ok(more) = rx.try_recv() {
+                let Some(more) = sealed(&mut send_mac, more) else {
+                    return;
+                };
                 if w.write_all(&more).await.is_err() {
                     return;
                 }
@@ -181,11 +199,17 @@ where
     let result = loop {
         let next = tokio::select! {
             _ = shutdown.wait() => break Ok(()),
-            r = tokio::time::timeout(config.idle_timeout, read_frame(&mut r, config.max_frame)) => r,
+            r = tokio::time::timeout(config.idle_timeout, read_frame(&mut r, max_frame)) => r,
         };
         let body = match next {
             Err(_) => break Ok(()),
-            Ok(Ok(Some(b))) => b,
+            Ok(Ok(Some(b))) => match crate::session::open(recv_mac.as_mut(), b) {
+                Ok(b) => b,
+                Err(e) => {
+                    // No answer: the other end may not be who it claims.
+                    break Err(e);
+                }
+            },
             Ok(Ok(None)) => break Ok(()),
             Ok(Err(e)) => {
                 send_error(&tx, 0, e.clone()).await;

@@ -22,8 +22,8 @@ impl Handler<(), ()> for TestHandler {
         ))
     }
 
-    async fn stream(&self, _peer: Peer, stream: TcpStream) {
-        handle_stream(self.0.clone(), stream).await
+    async fn stream(&self, peer: Peer, stream: TcpStream) {
+        handle_stream(self.0.clone(), peer, stream).await
     }
 }
 
