@@ -281,9 +281,7 @@ fn delete_orphans_and_stale(node: &MetaNode, now: Instant) {
                 // an orphan. A block beyond its counter was allocated by a
                 // newer leader this node has not heard from (it may be a
                 // deposed leader that does not know it yet): never delete it.
-                None if *block < st.ns.next_block => {
-                    deletes.push((n.clone(), *block, u64::MAX))
-                }
+                None if *block < st.ns.next_block => deletes.push((n.clone(), *block, u64::MAX)),
                 Some(g) if r.gen < g => deletes.push((n.clone(), *block, r.gen)),
                 _ => {}
             }
