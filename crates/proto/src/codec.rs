@@ -46,32 +46,62 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, FsError> {
 }
 
 /// Decodes a frame body (at most [`MAX_FRAME_LEN`] bytes); trailing bytes are
-/// an error. A hostile length inside cannot make us allocate much: decoding
-/// reads from the body itself, so a claimed length beyond the bytes present
-/// fails with "unexpected end", serde caps up-front reservations, and
-/// bincode's configured limit bounds what is claimed.
+/// an error. A hostile length inside cannot make us allocate much: see
+/// [`decode_bounded`].
 pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
-    let cfg = bincode::config::standard().with_limit::<MAX_FRAME_LEN>();
     if body.len() > MAX_FRAME_LEN {
         return Err(FsError::Protocol(format!(
             "message of {} bytes exceeds the limit of {MAX_FRAME_LEN} bytes",
             body.len()
         )));
     }
-    finish(
-        bincode::serde::decode_from_slice::<T, _>(body, cfg),
-        body.len(),
-    )
+    decode_bounded(body)
 }
 
 /// Decodes a large trusted-format value (a snapshot read from disk or from a
-/// peer), bounded at 64 GiB of claimed allocations.
+/// peer, a log entry); allocations are bounded as in [`decode`].
 pub fn decode_large<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
-    let cfg = bincode::config::standard().with_limit::<{ 1 << 36 }>();
-    finish(
-        bincode::serde::decode_from_slice::<T, _>(body, cfg),
-        body.len(),
-    )
+    decode_bounded(body)
+}
+
+/// Decodes `body` with bincode's allocation limit set to the smallest of a
+/// few bounds that is at least `body.len()` (at most 4 times it).
+///
+/// Over serde, bincode claims against its limit, and allocates up front,
+/// only the bytes of strings and byte vectors; a valid value carries all of
+/// them in `body`, so it never claims more than `body.len()`. A claimed
+/// length beyond that fails before the allocation instead of allocating it
+/// and then failing with "unexpected end": without this a 20-byte body could
+/// make the decoder allocate the whole limit (once found by fuzzing: a log
+/// entry announcing a 400 MB string). Other containers only reserve what
+/// serde's cautious size hint allows (1 MiB each).
+fn decode_bounded<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
+    macro_rules! with_limit {
+        ($limit:expr) => {
+            finish(
+                bincode::serde::decode_from_slice::<T, _>(
+                    body,
+                    bincode::config::standard().with_limit::<{ $limit }>(),
+                ),
+                body.len(),
+            )
+        };
+    }
+    match body.len() {
+        n if n <= 1 << 12 => with_limit!(1 << 12),
+        n if n <= 1 << 14 => with_limit!(1 << 14),
+        n if n <= 1 << 16 => with_limit!(1 << 16),
+        n if n <= 1 << 18 => with_limit!(1 << 18),
+        n if n <= 1 << 20 => with_limit!(1 << 20),
+        n if n <= 1 << 22 => with_limit!(1 << 22),
+        n if n <= 1 << 24 => with_limit!(1 << 24),
+        n if n <= 1 << 26 => with_limit!(1 << 26),
+        n if n <= 1 << 28 => with_limit!(1 << 28),
+        n if n <= 1 << 30 => with_limit!(1 << 30),
+        n if n <= 1 << 32 => with_limit!(1 << 32),
+        n if n <= 1 << 34 => with_limit!(1 << 34),
+        _ => with_limit!(1 << 36),
+    }
 }
 
 fn finish<T>(r: Result<(T, usize), bincode::error::DecodeError>, len: usize) -> Result<T, FsError> {
