@@ -237,5 +237,8 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     for l in &nem.log {
         println!("chaos: fault {l}");
     }
+    for (why, n) in sh.read_errors.lock().unwrap().iter() {
+        println!("chaos: {n} reads failed: {why}");
+    }
     s
 }

@@ -42,14 +42,26 @@ pub const ALL: [Fault; 11] = [
 
 /// Every fault once, in a seeded order (short profile), or `n` faults drawn
 /// at random (long profile).
+///
+/// `TDFS_CHAOS_ONLY=KillLeader,PartitionLeader` restricts the faults to
+/// those kinds (to chase one bug).
 pub fn schedule(rng: &mut StdRng, n: Option<usize>) -> Vec<Fault> {
+    let only = std::env::var("TDFS_CHAOS_ONLY").unwrap_or_default();
+    let kinds: Vec<Fault> = ALL
+        .iter()
+        .copied()
+        .filter(|f| only.is_empty() || only.split(',').any(|o| o.trim() == format!("{f:?}")))
+        .collect();
+    assert!(!kinds.is_empty(), "TDFS_CHAOS_ONLY={only} names no fault");
     match n {
         None => {
-            let mut v = ALL.to_vec();
+            let mut v = kinds;
             v.shuffle(rng);
             v
         }
-        Some(n) => (0..n).map(|_| ALL[rng.gen_range(0..ALL.len())]).collect(),
+        Some(n) => (0..n)
+            .map(|_| kinds[rng.gen_range(0..kinds.len())])
+            .collect(),
     }
 }
 
@@ -240,6 +252,7 @@ impl Nemesis {
             acked_len: 0,
             failed: Some((0, len)),
             killed_cli: true,
+            deleted: None,
         });
         let mut stdin = child.stdin.take().unwrap();
         let fed = tokio::task::spawn_blocking(move || {

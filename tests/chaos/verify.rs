@@ -73,6 +73,16 @@ pub async fn leases_recovered(c: &MetaClient) -> Result<(), String> {
 
 /// Checks one data file against what was written; returns a violation.
 async fn check_file(c: &MetaClient, f: &DataFile) -> Result<(), String> {
+    match f.deleted {
+        Some(true) => {
+            return match c.exists(&f.path).await.map_err(|e| e.to_string())? {
+                Some(_) => Err(format!("{} is back after an acknowledged delete", f.path)),
+                None => Ok(()),
+            }
+        }
+        Some(false) => return Ok(()),
+        None => {}
+    }
     if f.killed_cli {
         let done = f.path.trim_end_matches("._COPYING_");
         if c.exists(done).await.map_err(|e| e.to_string())?.is_some() {

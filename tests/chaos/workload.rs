@@ -18,6 +18,8 @@ use tdfs_proto::FsError;
 pub const DATA_DIR: &str = "/chaos/data";
 /// Block size of every data file: small, so files span several blocks.
 pub const BLOCK: u64 = 1 << 20;
+/// Acknowledged bytes one writer keeps at most before deleting old files.
+const LIVE_BUDGET: u64 = 48 << 20;
 
 /// The byte at every offset of a file is a function of the file's seed.
 pub fn fill(seed: u64, offset: u64, buf: &mut [u8]) {
@@ -60,6 +62,9 @@ pub struct DataFile {
     pub failed: Option<(u64, u64)>,
     /// Written by a `tdfs dfs -put` that was killed (path is `._COPYING_`).
     pub killed_cli: bool,
+    /// The workload deleted it: `Some(true)` acknowledged (it must be
+    /// gone), `Some(false)` not acknowledged (either way is fine).
+    pub deleted: Option<bool>,
 }
 
 impl DataFile {
@@ -104,6 +109,8 @@ pub struct Shared {
     /// Wrong data read back while the run went on.
     pub violations: Mutex<Vec<String>>,
     pub counters: Counters,
+    /// Why reads failed (message with digits blanked → count), for the summary.
+    pub read_errors: Mutex<std::collections::BTreeMap<String, u64>>,
     pub stop: AtomicBool,
 }
 
@@ -114,6 +121,7 @@ impl Shared {
             files: Mutex::new(Vec::new()),
             violations: Mutex::new(Vec::new()),
             counters: Counters::default(),
+            read_errors: Mutex::new(Default::default()),
             stop: AtomicBool::new(false),
         })
     }
@@ -257,7 +265,7 @@ fn opts() -> CreateOptions {
 }
 
 /// Creates and writes a new file; records how it went.
-async fn write_new(sh: &Shared, c: &Arc<MetaClient>, path: String, seed: u64, len: u64) {
+async fn write_new(sh: &Shared, c: &Arc<MetaClient>, path: String, seed: u64, len: u64) -> usize {
     let idx = sh.add_file(DataFile {
         path: path.clone(),
         seed,
@@ -265,12 +273,13 @@ async fn write_new(sh: &Shared, c: &Arc<MetaClient>, path: String, seed: u64, le
         acked_len: 0,
         failed: Some((0, len)),
         killed_cli: false,
+        deleted: None,
     });
     let mut w = match FileWriter::create(c.clone(), &path, opts()).await {
         Ok(w) => w,
         Err(_) => {
             sh.counters.files_failed.fetch_add(1, Ordering::Relaxed);
-            return;
+            return idx;
         }
     };
     sh.update(idx, |f| f.created = true);
@@ -288,6 +297,7 @@ async fn write_new(sh: &Shared, c: &Arc<MetaClient>, path: String, seed: u64, le
     } else {
         sh.counters.files_failed.fetch_add(1, Ordering::Relaxed);
     }
+    idx
 }
 
 /// Appends to a file whose last attempt was acknowledged.
@@ -325,6 +335,7 @@ async fn abandon(sh: &Shared, c: Arc<MetaClient>, path: String, seed: u64) {
         acked_len: 0,
         failed: Some((0, len)),
         killed_cli: false,
+        deleted: None,
     });
     if let Ok(mut w) = FileWriter::create(c, &path, opts()).await {
         sh.update(idx, |f| f.created = true);
@@ -355,9 +366,30 @@ pub async fn writer(
             let files = sh.files.lock().unwrap();
             mine.iter()
                 .copied()
-                .filter(|&i| files[i].failed.is_none() && files[i].acked_len < 12 * BLOCK)
+                .filter(|&i| {
+                    files[i].failed.is_none()
+                        && files[i].deleted.is_none()
+                        && files[i].acked_len < 12 * BLOCK
+                })
                 .collect()
         };
+        tokio::time::sleep(Duration::from_millis(rng.gen_range(20..200))).await;
+        // Keep the live data bounded (the disks are small tmpfs): delete
+        // the oldest acknowledged file once over budget.
+        let live: Vec<(usize, u64)> = {
+            let files = sh.files.lock().unwrap();
+            mine.iter()
+                .map(|&i| (i, files[i].acked_len))
+                .filter(|&(i, _)| files[i].failed.is_none() && files[i].deleted.is_none())
+                .collect()
+        };
+        if live.iter().map(|&(_, l)| l).sum::<u64>() > LIVE_BUDGET {
+            let (idx, _) = live[0];
+            let path = sh.files.lock().unwrap()[idx].path.clone();
+            let ok = c.delete(&path, false).await.is_ok();
+            sh.update(idx, |f| f.deleted = Some(ok));
+            continue;
+        }
         if roll < 30 && !appendable.is_empty() {
             let idx = appendable[rng.gen_range(0..appendable.len())];
             let len = rng.gen_range(BLOCK / 4..BLOCK * 3 / 2);
@@ -366,8 +398,7 @@ pub async fn writer(
             abandon(&sh, mk_client(), path, fseed).await;
         } else {
             let len = rng.gen_range(BLOCK / 2..BLOCK * 7 / 2);
-            write_new(&sh, &c, path, fseed, len).await;
-            mine.push(sh.files.lock().unwrap().len() - 1);
+            mine.push(write_new(&sh, &c, path, fseed, len).await);
         }
     }
 }
@@ -380,7 +411,7 @@ pub async fn reader(sh: Arc<Shared>, c: Arc<MetaClient>, seed: u64) {
             let files = sh.files.lock().unwrap();
             let ok: Vec<&DataFile> = files
                 .iter()
-                .filter(|f| f.created && f.acked_len > 0)
+                .filter(|f| f.created && f.acked_len > 0 && f.deleted.is_none())
                 .collect();
             (!ok.is_empty()).then(|| {
                 let f = ok[rng.gen_range(0..ok.len())];
@@ -404,8 +435,15 @@ pub async fn reader(sh: Arc<Shared>, c: Arc<MetaClient>, seed: u64) {
                     ));
                 }
             }
-            Err(_) => {
+            Err(e) => {
                 sh.counters.reads_failed.fetch_add(1, Ordering::Relaxed);
+                let class: String = e
+                    .to_string()
+                    .chars()
+                    .map(|ch| if ch.is_ascii_digit() { '#' } else { ch })
+                    .take(100)
+                    .collect();
+                *sh.read_errors.lock().unwrap().entry(class).or_default() += 1;
             }
         }
     }
