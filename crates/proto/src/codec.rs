@@ -65,11 +65,13 @@ pub fn decode_large<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
 }
 
 /// Decodes `body` with bincode's allocation limit set to the smallest of a
-/// few bounds that is at least `body.len()` (at most 4 times it).
+/// few bounds that is at least 32 times `body.len()` (at most 4 times that).
 ///
-/// Over serde, bincode claims against its limit, and allocates up front,
-/// only the bytes of strings and byte vectors; a valid value carries all of
-/// them in `body`, so it never claims more than `body.len()`. A claimed
+/// Over serde, bincode claims against its limit the in-memory size of every
+/// primitive it decodes (at most 16 times its encoded size) and the bytes of
+/// strings and byte vectors, which it allocates up front; a valid value
+/// carries all of them in `body`, so it never claims more than 16 times
+/// `body.len()`. A claimed
 /// length beyond that fails before the allocation instead of allocating it
 /// and then failing with "unexpected end": without this a 20-byte body could
 /// make the decoder allocate the whole limit (once found by fuzzing: a log
@@ -87,7 +89,10 @@ fn decode_bounded<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
             )
         };
     }
-    match body.len() {
+    // Bincode claims a primitive's in-memory size however it was encoded:
+    // a varint `u64` of one byte claims 8, a `u128` 16. So a valid body
+    // claims at most 16 times its length; allow 32.
+    match body.len().saturating_mul(32) {
         n if n <= 1 << 12 => with_limit!(1 << 12),
         n if n <= 1 << 14 => with_limit!(1 << 14),
         n if n <= 1 << 16 => with_limit!(1 << 16),
@@ -155,5 +160,43 @@ mod tests {
         // A vector announcing 2^60 elements in a few bytes.
         let evil = [4u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0f];
         assert!(decode::<Request>(&evil).is_err());
+    }
+
+    /// Small integers encode in one byte but claim their full size against
+    /// the decode limit: a message made mostly of them must still decode
+    /// (once broke every read of a file of more than a few blocks).
+    #[test]
+    fn decodes_messages_dense_in_small_integers() {
+        use crate::meta::{BlockInfo, DatanodeAddr, LocatedBlock, LocatedBlocks};
+        use crate::DatanodeId;
+        for n in [1usize, 16, 300, 5000] {
+            let lbs = LocatedBlocks {
+                file_length: 1,
+                under_construction: false,
+                blocks: (0..n)
+                    .map(|i| LocatedBlock {
+                        block: BlockInfo {
+                            id: i as u64,
+                            gen: 1,
+                            len: 1,
+                            sha256: None,
+                        },
+                        offset: i as u64,
+                        locations: vec![
+                            DatanodeAddr {
+                                id: DatanodeId("a".into()),
+                                addr: "b".into(),
+                                http: None,
+                            };
+                            3
+                        ],
+                        token: None,
+                    })
+                    .collect(),
+            };
+            let b = encode(&lbs).unwrap();
+            let back: LocatedBlocks = decode(&b).unwrap();
+            assert_eq!(back, lbs, "{n} blocks");
+        }
     }
 }
