@@ -55,13 +55,13 @@ pub fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
             body.len()
         )));
     }
-    decode_bounded(body)
+    decode_bounded(body, MAX_FRAME_LEN)
 }
 
 /// Decodes a large trusted-format value (a snapshot read from disk or from a
 /// peer, a log entry); allocations are bounded as in [`decode`].
 pub fn decode_large<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
-    decode_bounded(body)
+    decode_bounded(body, 1 << 36)
 }
 
 /// Decodes `body` with bincode's allocation limit set to the smallest of a
@@ -77,7 +77,11 @@ pub fn decode_large<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
 /// make the decoder allocate the whole limit (once found by fuzzing: a log
 /// entry announcing a 400 MB string). Other containers only reserve what
 /// serde's cautious size hint allows (1 MiB each).
-fn decode_bounded<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
+///
+/// The limit never exceeds `cap`: [`decode`] passes [`MAX_FRAME_LEN`], the
+/// limit it always had, so a large frame cannot claim more than before (a
+/// 32 MiB frame claiming a 1 GiB string would otherwise get it allocated).
+fn decode_bounded<T: DeserializeOwned>(body: &[u8], cap: usize) -> Result<T, FsError> {
     macro_rules! with_limit {
         ($limit:expr) => {
             finish(
@@ -92,7 +96,7 @@ fn decode_bounded<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
     // Bincode claims a primitive's in-memory size however it was encoded:
     // a varint `u64` of one byte claims 8, a `u128` 16. So a valid body
     // claims at most 16 times its length; allow 32.
-    match body.len().saturating_mul(32) {
+    match body.len().saturating_mul(32).min(cap) {
         n if n <= 1 << 12 => with_limit!(1 << 12),
         n if n <= 1 << 14 => with_limit!(1 << 14),
         n if n <= 1 << 16 => with_limit!(1 << 16),
@@ -100,6 +104,7 @@ fn decode_bounded<T: DeserializeOwned>(body: &[u8]) -> Result<T, FsError> {
         n if n <= 1 << 20 => with_limit!(1 << 20),
         n if n <= 1 << 22 => with_limit!(1 << 22),
         n if n <= 1 << 24 => with_limit!(1 << 24),
+        n if n <= MAX_FRAME_LEN => with_limit!(MAX_FRAME_LEN),
         n if n <= 1 << 26 => with_limit!(1 << 26),
         n if n <= 1 << 28 => with_limit!(1 << 28),
         n if n <= 1 << 30 => with_limit!(1 << 30),

@@ -82,6 +82,19 @@ fn a_string_claiming_a_gigabyte_allocates_nothing_like_it() {
     assert!(largest < 1 << 20, "allocated {largest} bytes at once");
 }
 
+/// The same claim at the end of a frame a few MiB long (the bound follows
+/// the body's length, capped at the frame limit the decoder always had).
+#[test]
+fn a_large_frame_cannot_claim_more_than_the_frame_limit() {
+    // Request::Meta { user: <60 MiB>, .. } with 2 MiB of the user name
+    // present: within 32 times the body, but over the frame limit.
+    let mut body = b"\x01\xfc\x00\x00\xc0\x03".to_vec();
+    body.resize(body.len() + (2 << 20), 0);
+    let (r, largest) = largest_allocation(|| decode::<Request>(&body));
+    assert!(r.is_err());
+    assert!(largest < 32 << 20, "allocated {largest} bytes at once");
+}
+
 /// Valid values of every size class still decode (the bound follows the
 /// body length, and a valid value never claims more than its own length).
 #[test]
