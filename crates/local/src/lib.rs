@@ -78,6 +78,21 @@ impl LocalConfig {
     }
 }
 
+/// Binds a node's HTTP address again after a restart, or a fresh loopback
+/// port when that one was taken meanwhile (HTTP addresses are re-announced
+/// at registration and rewritten in `cluster.json`, unlike RPC addresses,
+/// which peers know).
+async fn bind_http(want: &str) -> std::io::Result<TcpListener> {
+    match TcpListener::bind(want).await {
+        Ok(l) => Ok(l),
+        Err(e) if want.ends_with(":0") => Err(e),
+        Err(e) => {
+            tracing::warn!("{want} is taken ({e}); using a new port for http");
+            TcpListener::bind("127.0.0.1:0").await
+        }
+    }
+}
+
 /// Writes a key file readable by its owner only.
 pub fn write_key_file(path: &Path, key: &str) -> anyhow::Result<()> {
     use std::io::Write;
@@ -251,7 +266,7 @@ impl LocalCluster {
             .meta_http
             .get(&id)
             .map_or("127.0.0.1:0", |s| s.as_str());
-        let hl = TcpListener::bind(want)
+        let hl = bind_http(want)
             .await
             .with_context(|| format!("cannot listen on {want} (http of metadata node {id})"))?;
         let http = hl.local_addr()?.to_string();
@@ -293,7 +308,7 @@ impl LocalCluster {
             .with_context(|| format!("cannot listen on {} for datanode {}", slot.addr, i + 1))?;
         let addr = l.local_addr()?.to_string();
         let want = slot.http.as_deref().unwrap_or("127.0.0.1:0");
-        let hl = TcpListener::bind(want)
+        let hl = bind_http(want)
             .await
             .with_context(|| format!("cannot listen on {want} (http of datanode {})", i + 1))?;
         let http = hl.local_addr()?.to_string();
