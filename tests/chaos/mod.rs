@@ -111,11 +111,12 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     let sh = Shared::new();
     let mut tasks = Vec::new();
     let addrs = cl.meta_addrs();
-    // Namespace workers: each starts at a different metadata node.
+    // Namespace workers: each starts at a different metadata node. A short
+    // deadline, so that faults leave operations with unknown outcomes.
     for w in 0..3 {
         let mut a = addrs.clone();
         a.rotate_left(w);
-        let c = cl.client_of(a, Duration::from_secs(10));
+        let c = cl.client_of(a, Duration::from_secs(3));
         tasks.push(tokio::spawn(workload::ns_worker(
             sh.clone(),
             c,

@@ -444,6 +444,8 @@ pub async fn reader(sh: Arc<Shared>, c: Arc<MetaClient>, seed: u64) {
                     .take(100)
                     .collect();
                 *sh.read_errors.lock().unwrap().entry(class).or_default() += 1;
+                // Counted once per 100 ms of unavailability, not per spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }
