@@ -28,18 +28,16 @@ const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Asks this node, its peers and the leader for the page's figures.
 pub async fn gather(c: &MetaClient, self_rpc: &str) -> Status {
     let this = timed(c.node_state(self_rpc)).await.ok();
-    let mut metas = Vec::new();
-    if let Some(me) = &this {
-        let members = me.voters.iter().chain(me.learners.iter());
-        for (id, addr) in members {
-            let state = timed(c.node_state(addr)).await;
-            metas.push(MetaRow {
-                id: *id,
-                addr: addr.clone(),
-                state,
-            });
-        }
-    }
+    // Every member is asked at once: a dead one costs the timeout once.
+    let members: Vec<(u64, String)> = this
+        .iter()
+        .flat_map(|me| me.voters.iter().chain(me.learners.iter()).cloned())
+        .collect();
+    let metas = futures_util::future::join_all(members.into_iter().map(|(id, addr)| async move {
+        let state = timed(c.node_state(&addr)).await;
+        MetaRow { id, addr, state }
+    }))
+    .await;
     let report = match timed(c.admin(AdminRequest::Report)).await {
         Ok(AdminResponse::Report(r)) => Ok(r),
         Ok(other) => Err(format!("unexpected reply {other:?}")),
