@@ -557,7 +557,7 @@ async fn chromium() -> &'static str {
         if !have() {
             let install = || {
                 Command::new("apt-get")
-                    .args(["install", "-y", "-q", "--no-install-recommends", "chromium"])
+                    .args(["install", "-y", "-q", "chromium"])
                     .env("DEBIAN_FRONTEND", "noninteractive")
                     .output()
             };
