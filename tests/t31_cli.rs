@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,28 +19,7 @@ impl Local {
     }
 
     fn start_in(dir: tempfile::TempDir, extra: &[&str]) -> Local {
-        let mut child = Command::new(tdfs_bin())
-            .arg("local")
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args(extra)
-            .env("USER", "root")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if line == "ready" {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("tdfs local did not print ready");
+        let child = spawn_local(dir.path(), extra);
         Local { child, dir }
     }
 

@@ -6,10 +6,9 @@
 mod common;
 
 use common::data::{bytes, cluster, read, write};
-use common::{tdfs_bin, wait_for};
+use common::{run_tdfs, spawn_local, wait_for};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_client::transfer::{first_error, read_block_with_token, BlockWriter};
@@ -355,45 +354,12 @@ async fn an_open_cluster_issues_no_tokens_and_stays_open() {
 fn tdfs_local_generates_and_uses_a_cluster_key() {
     let dir = tempfile::tempdir().unwrap();
     let start = || {
-        let mut child = Command::new(tdfs_bin())
-            .args([
-                "local",
-                "--meta",
-                "1",
-                "--datanodes",
-                "1",
-                "--replication",
-                "1",
-                "--data-dir",
-            ])
-            .arg(dir.path())
-            .env("USER", "root")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if line == "ready" {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("tdfs local did not print ready");
-        child
-    };
-    let tdfs = |args: &[&str]| {
-        let o = Command::new(tdfs_bin()).args(args).output().unwrap();
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stdout).to_string(),
-            String::from_utf8_lossy(&o.stderr).to_string(),
+        spawn_local(
+            dir.path(),
+            &["--meta", "1", "--datanodes", "1", "--replication", "1"],
         )
     };
+    let tdfs = |args: &[&str]| run_tdfs(args, &[]);
     let stop = |mut child: std::process::Child| {
         unsafe_kill_term(child.id());
         let _ = child.wait();

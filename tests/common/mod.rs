@@ -195,6 +195,35 @@ impl Drop for MetaProcs {
     }
 }
 
+/// Starts `tdfs local --data-dir DIR ARGS...` (as the superuser `root`) and
+/// waits, at most 60 s, for its `ready` line.
+pub fn spawn_local(dir: &std::path::Path, args: &[&str]) -> Child {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(tdfs_bin())
+        .arg("local")
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args)
+        .env("USER", "root")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if line == "ready" {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("tdfs local did not print ready");
+    child
+}
+
 /// Runs `tdfs` with arguments; returns (exit code, stdout, stderr).
 pub fn run_tdfs(args: &[&str], envs: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(tdfs_bin())
