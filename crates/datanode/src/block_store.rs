@@ -26,6 +26,7 @@
 //! Every method does blocking file I/O: from async code call them through
 //! `spawn_blocking` (or a dedicated thread).
 
+use prometheus_client::metrics::counter::Counter;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::ffi::CString;
@@ -174,17 +175,19 @@ pub struct BlockStore {
 }
 
 /// What the store has done since it opened, for `/metrics`.
+/// The counters are Prometheus counters, registered as they are by
+/// [`crate::metrics::DatanodeMetrics`].
 #[derive(Debug, Default)]
 pub struct StoreStats {
     /// Bytes received into replicas.
-    pub bytes_written: AtomicU64,
+    pub bytes_written: Counter,
     /// Bytes read out of replicas for callers (not by verification).
-    pub bytes_read: AtomicU64,
+    pub bytes_read: Counter,
     /// Replicas finalized.
-    pub blocks_finalized: AtomicU64,
+    pub blocks_finalized: Counter,
     /// Replicas found corrupt: by verification, or a digest that did not
     /// match on finalize.
-    pub verify_failures: AtomicU64,
+    pub verify_failures: Counter,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -922,7 +925,7 @@ impl BlockStore {
         };
         let result = self.verify_gen(id, gen);
         if matches!(result, Ok(false)) {
-            self.stats.verify_failures.fetch_add(1, Ordering::Relaxed);
+            self.stats.verify_failures.inc();
         }
         let mut inner = lock_poisoned(&self.inner);
         match inner.replicas.get_mut(&id) {
@@ -1089,10 +1092,7 @@ impl ReplicaWriter {
             start_writeback(f, start, SYNC_BEHIND);
         }
         lock_poisoned(&self.store.inner).rbw_written += n;
-        self.store
-            .stats
-            .bytes_written
-            .fetch_add(n, Ordering::Relaxed);
+        self.store.stats.bytes_written.inc_by(n);
         self.short_seen = data.len() < CHUNK;
         Ok(())
     }
@@ -1108,10 +1108,7 @@ impl ReplicaWriter {
             });
         }
         if fin.sha256 != sha {
-            self.store
-                .stats
-                .verify_failures
-                .fetch_add(1, Ordering::Relaxed);
+            self.store.stats.verify_failures.inc();
             return Err(FsError::ChecksumMismatch {
                 block: self.id,
                 detail: "SHA-256 of the received bytes differs from the writer's".into(),
@@ -1146,7 +1143,7 @@ impl ReplicaWriter {
         };
         write_meta().map_err(|e| store.write_error("cannot write", &self.meta_path, e))?;
         store.publish(&mut self, &report)?;
-        store.stats.blocks_finalized.fetch_add(1, Ordering::Relaxed);
+        store.stats.blocks_finalized.inc();
         Ok(report)
     }
 }
@@ -1275,7 +1272,7 @@ impl ReplicaReader {
         match self.data.read_exact_at(buf, offset) {
             Ok(()) => {
                 if let Some(s) = &self.stats {
-                    s.bytes_read.fetch_add(buf.len() as u64, Ordering::Relaxed);
+                    s.bytes_read.inc_by(buf.len() as u64);
                 }
                 Ok(())
             }

@@ -1,12 +1,10 @@
-//! A datanode's Prometheus metrics, read from the block store's counters and
-//! usage at scrape time.
+//! A datanode's Prometheus metrics: the block store's own counters, and its
+//! usage read at scrape time.
 
 use crate::block_store::BlockStore;
 use prometheus_client::encoding::text::encode;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 /// The registry and the metrics it renders.
@@ -17,10 +15,6 @@ pub struct DatanodeMetrics {
 
 struct Inner {
     registry: Registry,
-    bytes_written: Counter,
-    bytes_read: Counter,
-    blocks_finalized: Counter,
-    verify_failures: Counter,
     capacity: Gauge,
     used: Gauge,
     pending: Gauge,
@@ -30,18 +24,26 @@ struct Inner {
 impl DatanodeMetrics {
     pub fn new(store: Arc<BlockStore>) -> Self {
         let mut r = Registry::with_prefix("tdfs_datanode");
-        let c = |r: &mut Registry, name: &str, help: &str| {
-            let c = Counter::default();
-            r.register(name, help, c.clone());
-            c
-        };
-        let bytes_written = c(&mut r, "bytes_written", "Bytes received into replicas");
-        let bytes_read = c(&mut r, "bytes_read", "Bytes read from replicas for callers");
-        let blocks_finalized = c(&mut r, "blocks_finalized", "Replicas finalized");
-        let verify_failures = c(
-            &mut r,
+        let s = &store.stats;
+        r.register(
+            "bytes_written",
+            "Bytes received into replicas",
+            s.bytes_written.clone(),
+        );
+        r.register(
+            "bytes_read",
+            "Bytes read from replicas for callers",
+            s.bytes_read.clone(),
+        );
+        r.register(
+            "blocks_finalized",
+            "Replicas finalized",
+            s.blocks_finalized.clone(),
+        );
+        r.register(
             "verification_failures",
             "Replicas found corrupt (scanner, verify command or digest mismatch on finalize)",
+            s.verify_failures.clone(),
         );
         let g = |r: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
@@ -60,10 +62,6 @@ impl DatanodeMetrics {
             store,
             inner: Mutex::new(Inner {
                 registry: r,
-                bytes_written,
-                bytes_read,
-                blocks_finalized,
-                verify_failures,
                 capacity,
                 used,
                 pending,
@@ -74,23 +72,6 @@ impl DatanodeMetrics {
 
     pub fn render(&self) -> String {
         let i = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let s = &self.store.stats;
-        let catch_up = |c: &Counter, v: u64| {
-            let have = c.get();
-            if v > have {
-                c.inc_by(v - have);
-            }
-        };
-        catch_up(&i.bytes_written, s.bytes_written.load(Ordering::Relaxed));
-        catch_up(&i.bytes_read, s.bytes_read.load(Ordering::Relaxed));
-        catch_up(
-            &i.blocks_finalized,
-            s.blocks_finalized.load(Ordering::Relaxed),
-        );
-        catch_up(
-            &i.verify_failures,
-            s.verify_failures.load(Ordering::Relaxed),
-        );
         let u = self.store.usage();
         i.capacity.set(u.capacity as i64);
         i.used.set(u.used as i64);

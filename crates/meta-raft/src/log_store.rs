@@ -67,7 +67,7 @@ pub struct LogStore {
     shared: Arc<Shared>,
     /// The last committed index openraft told us of (for metrics; not
     /// persisted: the log replays from the applied state on restart).
-    committed: Arc<std::sync::atomic::AtomicU64>,
+    committed: prometheus_client::metrics::gauge::Gauge,
 }
 
 fn write_err(e: impl std::fmt::Display) -> StorageError {
@@ -130,7 +130,7 @@ impl LogStore {
     }
 
     /// Where the committed index is published, for metrics.
-    pub fn committed_index(&self) -> Arc<std::sync::atomic::AtomicU64> {
+    pub fn committed_index(&self) -> prometheus_client::metrics::gauge::Gauge {
         self.committed.clone()
     }
 
@@ -307,9 +307,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = Self;
 
     async fn save_committed(&mut self, c: Option<LogId>) -> Result<(), StorageError> {
-        let i = c.map(|l| l.index).unwrap_or(0);
-        self.committed
-            .store(i, std::sync::atomic::Ordering::Relaxed);
+        self.committed.set(c.map_or(0, |l| l.index) as i64);
         Ok(())
     }
 

@@ -9,8 +9,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,25 +49,23 @@ pub struct MetaMetrics {
     term: Gauge,
     role: Family<StateLabel, Gauge>,
     last_log_index: Gauge,
-    commit_index: Gauge,
     applied_index: Gauge,
     datanodes: Family<StateLabel, Gauge>,
     blocks: Gauge,
     under_replicated: Gauge,
     missing: Gauge,
     corrupt: Gauge,
-    /// The committed index as the log store last saved it.
-    pub committed: Arc<AtomicU64>,
 }
 
 impl Default for MetaMetrics {
     fn default() -> Self {
-        Self::new()
+        Self::new(Gauge::default())
     }
 }
 
 impl MetaMetrics {
-    pub fn new() -> Self {
+    /// `commit_index` is the log store's gauge (`LogStore::committed_index`).
+    pub fn new(commit_index: Gauge) -> Self {
         let mut r = Registry::with_prefix("tdfs_meta");
         let ops = Family::<OpLabel, Counter>::default();
         let op_errors = Family::<OpLabel, Counter>::default();
@@ -96,7 +92,11 @@ impl MetaMetrics {
         };
         let term = g(&mut r, "raft_term", "Current Raft term");
         let last_log_index = g(&mut r, "raft_last_log_index", "Last Raft log index");
-        let commit_index = g(&mut r, "raft_commit_index", "Last committed Raft log index");
+        r.register(
+            "raft_commit_index",
+            "Last committed Raft log index (as the log store last saved it)",
+            commit_index,
+        );
         let applied_index = g(&mut r, "raft_applied_index", "Last applied Raft log index");
         let role = Family::<StateLabel, Gauge>::default();
         r.register("raft_role", "1 for this node's Raft role", role.clone());
@@ -130,14 +130,12 @@ impl MetaMetrics {
             term,
             role,
             last_log_index,
-            commit_index,
             applied_index,
             datanodes,
             blocks,
             under_replicated,
             missing,
             corrupt,
-            committed: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -174,8 +172,6 @@ impl MetaMetrics {
             .set(m.last_log_index.unwrap_or(0) as i64);
         self.applied_index
             .set(m.last_applied.map(|l| l.index).unwrap_or(0) as i64);
-        self.commit_index
-            .set(self.committed.load(Ordering::Relaxed) as i64);
         let role = format!("{:?}", m.state).to_ascii_lowercase();
         for r in ["leader", "follower", "candidate", "learner", "shutdown"] {
             self.role

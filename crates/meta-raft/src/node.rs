@@ -96,8 +96,7 @@ pub async fn start(
     }
     .validate()?;
     let log = LogStore::open(&config.data_dir.join("raft"), config.fsync)?;
-    let mut metrics = crate::metrics::MetaMetrics::new();
-    metrics.committed = log.committed_index();
+    let metrics = crate::metrics::MetaMetrics::new(log.committed_index());
     let sm = StateMachine::open(&config.data_dir.join("sm"), config.defaults.clone())?;
     let shared = sm.shared.clone();
     let pool: Pool = Arc::new(Mutex::new(HashMap::new()));
