@@ -125,21 +125,13 @@ async fn create(
     body: Body,
 ) -> Result<Response, WebError> {
     let c = clients.for_user(req.params.user())?;
-    let replication = match req.params.num("replication", 10)? {
-        Some(r) if r == 0 || r > u16::MAX as u64 => {
-            return Err(WebError::illegal(format!(
-                "Invalid value for webhdfs parameter \"replication\": {r}"
-            )))
-        }
-        r => r.map(|r| r as u16),
-    };
     let block_size = match req.params.num("blocksize", 10)? {
         Some(0) => None,
         b => b,
     };
     let o = CreateOptions {
         overwrite: req.params.bool("overwrite", false)?,
-        replication,
+        replication: req.params.replication()?,
         block_size,
         mode: req.params.permission()?,
         create_parents: true,
@@ -147,8 +139,8 @@ async fn create(
     let w = FileWriter::create(c, &req.path, o).await?;
     upload(w, body, counters).await?;
     let mut r = StatusCode::CREATED.into_response();
-    let loc = format!("webhdfs://{}", req.path);
-    if let Ok(v) = HeaderValue::from_str(&crate::query::percent_encode_path(&loc)) {
+    let loc = format!("webhdfs://{}", crate::query::percent_encode_path(&req.path));
+    if let Ok(v) = HeaderValue::from_str(&loc) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     Ok(r)

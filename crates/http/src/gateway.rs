@@ -124,15 +124,9 @@ impl Gateway {
                 }
             }
             Op::SetReplication => {
-                let r = p.num("replication", 10)?.unwrap_or(3);
-                if r == 0 || r > u16::MAX as u64 {
-                    return Err(WebError::illegal(format!(
-                        "Invalid value for webhdfs parameter \"replication\": {r}"
-                    )));
-                }
                 let op = MetaRequest::SetReplication {
                     path: path.to_string(),
-                    replication: r as u16,
+                    replication: p.replication()?.unwrap_or(3),
                 };
                 match c.meta(op).await {
                     Ok(_) => json::ok(&json::boolean(true)),
@@ -190,7 +184,8 @@ impl Gateway {
         p.bool("overwrite", false)?;
         p.bool("noredirect", false)?;
         p.permission()?;
-        for n in ["replication", "blocksize", "offset", "length", "buffersize"] {
+        p.replication()?;
+        for n in ["blocksize", "offset", "length", "buffersize"] {
             p.num(n, 10)?;
         }
         let target = match req.op {

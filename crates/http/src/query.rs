@@ -269,6 +269,17 @@ impl Params {
         }
     }
 
+    /// A replication factor (1..=65535).
+    pub fn replication(&self) -> Result<Option<u16>, WebError> {
+        match self.num("replication", 10)? {
+            None => Ok(None),
+            Some(r) if r >= 1 && r <= u16::MAX as u64 => Ok(Some(r as u16)),
+            Some(r) => Err(WebError::illegal(format!(
+                "Invalid value for webhdfs parameter \"replication\": {r}"
+            ))),
+        }
+    }
+
     /// A permission in octal (at most 0o1777).
     pub fn permission(&self) -> Result<Option<u16>, WebError> {
         match self.num("permission", 8)? {
