@@ -4,6 +4,7 @@
 //! directories; metadata links can be cut through each node's fault table.
 
 use anyhow::Context;
+use serde::Deserialize;
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -135,56 +136,34 @@ pub struct LocalCluster {
     http_servers: BTreeMap<u64, HttpServer>,
 }
 
-/// Addresses of a previous run (cluster.json), so a restart rebinds them:
-/// metadata and datanode RPC addresses, then their HTTP addresses.
-#[allow(clippy::type_complexity)]
-fn previous(
-    dir: &Path,
-) -> (
-    BTreeMap<u64, String>,
-    Vec<String>,
-    BTreeMap<u64, String>,
-    Vec<Option<String>>,
-) {
-    let Ok(text) = std::fs::read_to_string(dir.join("cluster.json")) else {
-        return Default::default();
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return Default::default();
-    };
-    let metas = v["meta"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|m| Some((m["id"].as_u64()?, m["addr"].as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    let dns = v["datanodes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|m| Some(m["addr"].as_str()?.to_string()))
-                .collect()
-        })
-        .unwrap_or_default();
-    let meta_http = v["meta"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|m| Some((m["id"].as_u64()?, m["http"].as_str()?.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    let dn_http = v["datanodes"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|m| m["http"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
-    (metas, dns, meta_http, dn_http)
+/// What the `cluster.json` of a previous run says: the addresses a
+/// restart binds again.
+#[derive(Default, Deserialize)]
+struct Previous {
+    #[serde(default)]
+    meta: Vec<PrevMeta>,
+    #[serde(default)]
+    datanodes: Vec<PrevDatanode>,
+}
+
+#[derive(Deserialize)]
+struct PrevMeta {
+    id: u64,
+    addr: String,
+    http: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PrevDatanode {
+    addr: String,
+    http: Option<String>,
+}
+
+fn previous(dir: &Path) -> Previous {
+    std::fs::read_to_string(dir.join("cluster.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
 }
 
 impl LocalCluster {
@@ -195,14 +174,15 @@ impl LocalCluster {
         }
         std::fs::create_dir_all(&cfg.dir)
             .with_context(|| format!("cannot create {}", cfg.dir.display()))?;
-        let (prev_meta, prev_dn, prev_meta_http, prev_dn_http) = previous(&cfg.dir);
+        let prev = previous(&cfg.dir);
         let mut listeners = BTreeMap::new();
         let mut meta_addrs = BTreeMap::new();
         for id in 1..=cfg.metas as u64 {
-            let want = prev_meta
-                .get(&id)
-                .cloned()
-                .unwrap_or_else(|| "127.0.0.1:0".into());
+            let want = prev
+                .meta
+                .iter()
+                .find(|m| m.id == id)
+                .map_or_else(|| "127.0.0.1:0".into(), |m| m.addr.clone());
             let l = TcpListener::bind(&want)
                 .await
                 .with_context(|| format!("cannot listen on {want} for metadata node {id}"))?;
@@ -215,7 +195,11 @@ impl LocalCluster {
             metas: BTreeMap::new(),
             faults: BTreeMap::new(),
             datanodes: Vec::new(),
-            meta_http: prev_meta_http,
+            meta_http: prev
+                .meta
+                .iter()
+                .filter_map(|m| Some((m.id, m.http.clone()?)))
+                .collect(),
             http_servers: BTreeMap::new(),
         };
         for (id, l) in listeners {
@@ -223,16 +207,16 @@ impl LocalCluster {
         }
         for i in 0..cfg.datanodes {
             let dir = cfg.dir.join(format!("dn-{}", i + 1));
-            let want = prev_dn
+            let want = prev
+                .datanodes
                 .get(i)
-                .cloned()
-                .unwrap_or_else(|| "127.0.0.1:0".into());
+                .map_or_else(|| "127.0.0.1:0".into(), |d| d.addr.clone());
             c.datanodes.push(DnSlot {
                 addr: want,
                 dir,
                 id: None,
                 handle: None,
-                http: prev_dn_http.get(i).cloned().flatten(),
+                http: prev.datanodes.get(i).and_then(|d| d.http.clone()),
                 http_server: None,
             });
             c.start_datanode(i).await?;
