@@ -57,7 +57,9 @@ impl Children {
 
     /// The slot of child `name`.
     pub fn get<'a>(&self, name: &str, name_of: impl Fn(u32) -> &'a str) -> Option<u32> {
-        self.find(name, name_of).ok().map(|p| self.chunks[p.chunk][p.index])
+        self.find(name, name_of)
+            .ok()
+            .map(|p| self.chunks[p.chunk][p.index])
     }
 
     /// Inserts `slot` at `pos` (from a failed [`find`](Self::find)).

@@ -333,7 +333,9 @@ impl Namespace {
                 if info.len > f.block_size() {
                     return Err(FsError::InvalidArgument(format!(
                         "block {} length {} exceeds the block size {}",
-                        info.id, info.len, f.block_size()
+                        info.id,
+                        info.len,
+                        f.block_size()
                     )));
                 }
                 let replication = f.replication();
@@ -387,7 +389,11 @@ impl Namespace {
         let ino = self.slab.at(slot);
         let open_block = ino
             .has(flags::LAST_OPEN)
-            .then(|| ino.file().and_then(|f| f.blocks.last()).map(|b| (b.id, b.gen)))
+            .then(|| {
+                ino.file()
+                    .and_then(|f| f.blocks.last())
+                    .map(|b| (b.id, b.gen))
+            })
             .flatten();
         let same_holder = self.leases.get(&slot).is_some_and(|l| l.holder == holder);
         if !same_holder || open_block != expect {

@@ -349,7 +349,11 @@ mod tests {
     fn inodes_stay_small() {
         // The memory budget (about 200 bytes per empty file, all overheads
         // included) depends on this.
-        assert!(std::mem::size_of::<Inode>() <= 96, "{}", std::mem::size_of::<Inode>());
+        assert!(
+            std::mem::size_of::<Inode>() <= 96,
+            "{}",
+            std::mem::size_of::<Inode>()
+        );
         assert_eq!(std::mem::size_of::<Block>(), 56);
     }
 

@@ -348,7 +348,12 @@ impl Namespace {
         self.resolve_comps(a, p, &comps)
     }
 
-    pub(crate) fn resolve_comps(&self, a: &Access, p: &str, comps: &[&str]) -> Result<Slot, FsError> {
+    pub(crate) fn resolve_comps(
+        &self,
+        a: &Access,
+        p: &str,
+        comps: &[&str],
+    ) -> Result<Slot, FsError> {
         let mut cur = self.root_slot();
         for (i, c) in comps.iter().enumerate() {
             let ino = self.slab.at(cur);
@@ -437,7 +442,13 @@ impl Namespace {
     }
 
     /// Allocates `ino` and links it as child `name` of `parent` at `pos`.
-    pub(crate) fn link_new(&mut self, parent: Slot, pos: Pos, mut ino: Inode, now: u64) -> Result<Slot, FsError> {
+    pub(crate) fn link_new(
+        &mut self,
+        parent: Slot,
+        pos: Pos,
+        mut ino: Inode,
+        now: u64,
+    ) -> Result<Slot, FsError> {
         if self.slab.at(parent).dir().map_or(0, |d| d.children.len()) >= MAX_DIR_ITEMS {
             return Err(FsError::InvalidArgument(format!(
                 "directory {} has the maximum of {MAX_DIR_ITEMS} entries",
@@ -456,7 +467,10 @@ impl Namespace {
     pub(crate) fn insert_child(&mut self, parent: Slot, pos: Pos, slot: Slot, now: u64) {
         let p = self.slab.at_mut(parent);
         p.mtime = now;
-        p.dir_mut().expect("parent is a directory").children.insert_at(pos, slot);
+        p.dir_mut()
+            .expect("parent is a directory")
+            .children
+            .insert_at(pos, slot);
     }
 
     /// Unlinks child `name` of `parent` (its inodes stay allocated) and
@@ -464,7 +478,9 @@ impl Namespace {
     pub(crate) fn unlink(&mut self, parent: Slot, name: &str, now: u64) -> Option<Slot> {
         let pos = {
             let d = self.slab.at(parent).dir()?;
-            d.children.find(name, |s| self.slab.at(s).name.as_str()).ok()?
+            d.children
+                .find(name, |s| self.slab.at(s).name.as_str())
+                .ok()?
         };
         let p = self.slab.at_mut(parent);
         p.mtime = now;

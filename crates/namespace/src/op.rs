@@ -83,7 +83,9 @@ pub enum LogOp {
         create_parents: bool,
     },
     /// Reopens a complete file for appending, under the caller's lease.
-    Append { path: String },
+    Append {
+        path: String,
+    },
     /// Commits `previous` (the last block as the client wrote it) and
     /// allocates the next block on `targets`, the leader's placement.
     AddBlock {
@@ -97,13 +99,19 @@ pub enum LogOp {
         block: BlockId,
         targets: Vec<DatanodeId>,
     },
-    AbandonBlock { path: String, block: BlockId },
+    AbandonBlock {
+        path: String,
+        block: BlockId,
+    },
     /// Commits the last block and closes the file.
     Complete {
         path: String,
         last: Option<BlockInfo>,
     },
-    Delete { path: String, recursive: bool },
+    Delete {
+        path: String,
+        recursive: bool,
+    },
     /// With `into_dir`, an existing directory `dst` receives `src` under
     /// its own name (the `mv` semantics).
     Rename {
@@ -111,8 +119,14 @@ pub enum LogOp {
         dst: String,
         into_dir: bool,
     },
-    SetReplication { path: String, replication: u16 },
-    SetPermission { path: String, mode: u16 },
+    SetReplication {
+        path: String,
+        replication: u16,
+    },
+    SetPermission {
+        path: String,
+        mode: u16,
+    },
     SetOwner {
         path: String,
         owner: Option<String>,
@@ -130,7 +144,10 @@ pub enum LogOp {
         http: Option<String>,
         hdfs: Option<String>,
     },
-    SetAdminState { id: DatanodeId, state: AdminState },
+    SetAdminState {
+        id: DatanodeId,
+        state: AdminState,
+    },
     /// Lease recovery: closes a file whose writer went away. Applies only
     /// if the file is still under construction by `holder` with the last
     /// block the leader decided on (`expect`: id and generation, `None`
@@ -146,7 +163,9 @@ pub enum LogOp {
     },
     /// Frees up to `budget` inodes of deleted subtrees (the work behind a
     /// large delete, done in bounded steps).
-    Reclaim { budget: u32 },
+    Reclaim {
+        budget: u32,
+    },
 }
 
 impl LogOp {

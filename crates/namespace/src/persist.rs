@@ -194,7 +194,9 @@ impl Namespace {
         }
         if let Some(r) = self.root {
             if self.slab.get(r).is_none_or(|i| !i.is_dir()) {
-                return Err(SnapshotError::Inconsistent("the root is not a directory".into()));
+                return Err(SnapshotError::Inconsistent(
+                    "the root is not a directory".into(),
+                ));
             }
         }
         self.block_index = index;
@@ -288,12 +290,11 @@ impl<R: Read> ChunkReader<'_, R> {
             return Err(SnapshotError::Checksum { offset: at });
         }
         let limit = bincode::config::standard().with_limit::<MAX_CHUNK>();
-        let (v, used) = bincode::serde::decode_from_slice(&body, limit).map_err(|e| {
-            SnapshotError::Decode {
+        let (v, used) =
+            bincode::serde::decode_from_slice(&body, limit).map_err(|e| SnapshotError::Decode {
                 offset: at,
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         if used != body.len() {
             return Err(SnapshotError::Decode {
                 offset: at,

@@ -321,7 +321,10 @@ impl Namespace {
             let Some((dir_id, after)) = w.stack.last().cloned() else {
                 break;
             };
-            let Some(dir) = self.slab.resolve_id(dir_id).filter(|s| self.slab.at(*s).is_dir())
+            let Some(dir) = self
+                .slab
+                .resolve_id(dir_id)
+                .filter(|s| self.slab.at(*s).is_dir())
             else {
                 w.stack.pop();
                 continue;

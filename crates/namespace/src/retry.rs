@@ -182,7 +182,11 @@ mod tests {
         // A later entry stamped by a leader whose clock is behind: the
         // cache is swept by the log clock the caller passes, which the
         // namespace keeps monotonic.
-        r.insert(call(2, 1), 1_000 + CLIENT_TTL_MS + SWEEP_MS, Ok(Outcome::Done));
+        r.insert(
+            call(2, 1),
+            1_000 + CLIENT_TTL_MS + SWEEP_MS,
+            Ok(Outcome::Done),
+        );
         assert_eq!(r.get(call(1, 1)), None);
         assert!(r.get(call(2, 1)).is_some());
         assert_eq!(r.len(), 1);

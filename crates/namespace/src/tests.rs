@@ -452,7 +452,10 @@ fn snapshots_round_trip_and_are_canonical() {
     for at in [3, 12, bytes.len() / 2, bytes.len() - 2] {
         let mut bad = bytes.clone();
         bad[at] ^= 0x40;
-        assert!(Namespace::read_snapshot(&mut bad.as_slice()).is_err(), "{at}");
+        assert!(
+            Namespace::read_snapshot(&mut bad.as_slice()).is_err(),
+            "{at}"
+        );
     }
     assert!(Namespace::read_snapshot(&mut &bytes[..bytes.len() - 5]).is_err());
 }

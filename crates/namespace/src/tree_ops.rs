@@ -205,11 +205,18 @@ impl Namespace {
         Ok(Outcome::Bool(true))
     }
 
-    pub(crate) fn set_permission(&mut self, a: &Access, p: &str, mode: u16) -> Result<Outcome, FsError> {
+    pub(crate) fn set_permission(
+        &mut self,
+        a: &Access,
+        p: &str,
+        mode: u16,
+    ) -> Result<Outcome, FsError> {
         let id = self.resolve(a, p)?;
         self.check_owner(a, id, p)?;
         if mode > 0o1777 {
-            return Err(FsError::InvalidArgument(format!("mode {mode:o} out of range")));
+            return Err(FsError::InvalidArgument(format!(
+                "mode {mode:o} out of range"
+            )));
         }
         self.slab.at_mut(id).mode = mode;
         Ok(Outcome::Done)
