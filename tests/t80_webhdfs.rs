@@ -109,7 +109,7 @@ fn assert_remote(r: &Http, status: u16, exception: &str, msg: &str) {
 
 async fn start(datanodes: usize) -> (tempfile::TempDir, LocalCluster, String) {
     let (dir, c) = cluster(datanodes, MIB, |_| {}).await;
-    let leader = c.leader().unwrap().config.id;
+    let leader = c.leader().unwrap().id();
     let http = c.meta_http[&leader].clone();
     (dir, c, http)
 }

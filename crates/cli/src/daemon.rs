@@ -6,7 +6,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use tdfs_meta_raft::config::{parse_peers, MetaConfig};
-use tdfs_meta_raft::network::Faults;
+
 use tdfs_rpc::ClusterKey;
 
 #[derive(Args, Debug)]
@@ -146,7 +146,7 @@ pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
     let http_listener = bind_http(c.http.as_deref()).await?;
     let id = c.id;
     let addr = c.addr.clone();
-    let handle = tdfs_meta_raft::start(c, listener, Faults::new())
+    let handle = tdfs_meta_raft::start(c, listener, tdfs_meta_raft::Seams::default())
         .await
         .context("cannot start the metadata node")?;
     let http = match http_listener {

@@ -68,7 +68,7 @@ fn join_metrics(own: String, c: &DataCounters) -> String {
 
 /// Serves WebHDFS, the status page and `/metrics` for metadata node `node`.
 pub fn start_meta(node: Arc<MetaNode>, listener: TcpListener) -> std::io::Result<HttpServer> {
-    let cfg = &node.config;
+    let cfg = node.config();
     let mut meta = vec![cfg.addr.clone()];
     meta.extend(
         cfg.peers
@@ -86,7 +86,7 @@ pub fn start_meta(node: Arc<MetaNode>, listener: TcpListener) -> std::io::Result
         gateway: Gateway::new(Clients::new(cc), self_http),
         self_rpc: cfg.addr.clone(),
         counters,
-        metrics: Arc::new(move || join_metrics(n2.metrics.render(&n2.raft), &c2)),
+        metrics: Arc::new(move || join_metrics(n2.metrics().render(n2.raft()), &c2)),
     });
     HttpServer::spawn(listener, meta_router(st))
 }
