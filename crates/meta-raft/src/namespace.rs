@@ -10,7 +10,7 @@ use tdfs_proto::meta::{
     BlockInfo, ContentSummary, DatanodeAddr, FileKind, FileStatus, FsckReport, LocatedBlock,
     LocatedBlocks, MetaRequest, MetaResponse,
 };
-use tdfs_proto::perm::{EXECUTE, READ, STICKY, UMASK, WRITE};
+use tdfs_proto::perm::{new_inode_mode, EXECUTE, READ, STICKY, WRITE};
 use tdfs_proto::{path, BlockId, DatanodeId, FsError};
 
 /// Inode id of the root directory.
@@ -738,7 +738,7 @@ impl Namespace {
         now: u64,
     ) -> Result<MetaResponse, FsError> {
         let comps = path::components(p)?;
-        let mode = mode.unwrap_or(0o777) & !UMASK & 0o1777;
+        let mode = new_inode_mode(mode, 0o777);
         // Walk down the existing prefix.
         let mut cur = ROOT;
         let mut i = 0;
@@ -852,7 +852,7 @@ impl Namespace {
             name: String::new(),
             owner: a.user.to_string(),
             group: self.inodes[&pid].group.clone(),
-            mode: mode.unwrap_or(0o666) & !UMASK & 0o1777,
+            mode: new_inode_mode(mode, 0o666),
             mtime: now,
             atime: now,
             body: Body::File(FileMeta {
