@@ -324,7 +324,13 @@ async fn namespace_operations_and_hadoop_errors() {
     let r = put("/a/nope", "op=RENAME&destination=/a/x&user.name=root").await;
     assert_eq!(r.json()["boolean"], false);
     let r = curl(d, &[], &get("/a/f2", "op=GETFILECHECKSUM")).await;
-    assert_eq!(r.json()["FileChecksum"]["length"], 32);
+    assert_eq!(r.json()["FileChecksum"]["length"], 28);
+    let q = "op=GETFILECHECKSUM&checksumcombinemode=COMPOSITE_CRC";
+    let r = curl(d, &[], &get("/a/f2", q)).await;
+    assert_eq!(
+        r.json()["FileChecksum"],
+        serde_json::json!({"algorithm": "COMPOSITE-CRC32C", "bytes": "00000000", "length": 4})
+    );
 
     // Errors, as Hadoop answers them.
     let r = curl(d, &[], &get("/missing", "op=GETFILESTATUS")).await;
