@@ -304,6 +304,9 @@ async fn write_op(c: &MetaClient, req: &WebRequest) -> Result<Response, WebError
         Op::Mkdirs | Op::Rename | Op::Delete | Op::SetReplication
     );
     match (c.meta(op).await, req.op) {
+        // The namespace answers some of these with its own verdict
+        // (setReplication of a directory: false).
+        (Ok(MetaResponse::Bool(b)), _) if boolean => Ok(json::ok(&json::boolean(b))),
         (Ok(_), _) if boolean => Ok(json::ok(&json::boolean(true))),
         (Ok(_), _) => Ok(empty_ok()),
         // Hadoop answers false, not an exception: rename when the source is
