@@ -4,6 +4,7 @@
 //! client falls back to), file checksums, server defaults and the file
 //! system's size.
 
+use crate::error::WebError;
 use serde_json::{json, Value};
 use tdfs_client::FileChecksum;
 use tdfs_proto::meta::{DatanodeAddr, LocatedBlock, LocatedBlocks};
@@ -163,6 +164,36 @@ pub fn composite_checksum(c: &FileChecksum) -> Value {
     }})
 }
 
+/// Which form GETFILECHECKSUM answers: `checksumcombinemode` named as
+/// HDFS's `dfs.checksum.combine.mode` (a tdfs extension of the API;
+/// Hadoop's client sends none and gets the MD5 form it parses).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChecksumMode {
+    Md5Md5Crc,
+    CompositeCrc,
+}
+
+impl ChecksumMode {
+    pub fn parse(v: Option<&str>) -> Result<ChecksumMode, WebError> {
+        match v {
+            None | Some("") => Ok(ChecksumMode::Md5Md5Crc),
+            Some(m) if m.eq_ignore_ascii_case("MD5MD5CRC") => Ok(ChecksumMode::Md5Md5Crc),
+            Some(m) if m.eq_ignore_ascii_case("COMPOSITE_CRC") => Ok(ChecksumMode::CompositeCrc),
+            Some(m) => Err(WebError::illegal(format!(
+                "Invalid value for webhdfs parameter \"checksumcombinemode\": {m} \
+                 (MD5MD5CRC or COMPOSITE_CRC)"
+            ))),
+        }
+    }
+}
+
+pub fn file_checksum(c: &FileChecksum, mode: ChecksumMode) -> Value {
+    match mode {
+        ChecksumMode::Md5Md5Crc => md5_checksum(c),
+        ChecksumMode::CompositeCrc => composite_checksum(c),
+    }
+}
+
 /// GETSTATUS: the file system's size, as `FsStatus`.
 pub fn fs_status(capacity: u64, used: u64, remaining: u64) -> Value {
     json!({"FsStatus": {"capacity": capacity, "used": used, "remaining": remaining}})
@@ -239,6 +270,11 @@ mod tests {
         let v = md5_checksum(&c);
         assert_eq!(v["FileChecksum"]["algorithm"], "MD5-of-0MD5-of-65536CRC32C");
         assert_eq!(v["FileChecksum"]["length"], 28);
+        assert!(ChecksumMode::parse(Some("nope")).is_err());
+        assert_eq!(
+            ChecksumMode::parse(Some("composite_crc")).unwrap(),
+            ChecksumMode::CompositeCrc
+        );
         assert!(v["FileChecksum"]["bytes"]
             .as_str()
             .unwrap()

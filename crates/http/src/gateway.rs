@@ -96,19 +96,8 @@ impl Gateway {
             Op::GetContentSummary => json::content_summary(&c.content_summary(path).await?),
             Op::GetQuotaUsage => json::quota_usage(&c.content_summary(path).await?),
             Op::GetFileChecksum => {
-                let sum = file_checksum(c, path).await?;
-                match p.get("checksumcombinemode") {
-                    Some(m) if m.eq_ignore_ascii_case("COMPOSITE_CRC") => {
-                        blocks::composite_checksum(&sum)
-                    }
-                    None | Some("") => blocks::md5_checksum(&sum),
-                    Some(m) if m.eq_ignore_ascii_case("MD5MD5CRC") => blocks::md5_checksum(&sum),
-                    Some(m) => {
-                        return Err(WebError::illegal(format!(
-                        "Invalid value for webhdfs parameter \"checksumcombinemode\": {m} (MD5MD5CRC or COMPOSITE_CRC)"
-                    )))
-                    }
-                }
+                let mode = blocks::ChecksumMode::parse(p.get("checksumcombinemode"))?;
+                blocks::file_checksum(&file_checksum(c, path).await?, mode)
             }
             Op::GetFileBlockLocations | Op::GetBlockLocations => {
                 let offset = p.num("offset", 10)?.unwrap_or(0);
