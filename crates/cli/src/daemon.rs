@@ -150,7 +150,7 @@ pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start the metadata node")?;
     let http = match http_listener {
-        Some(l) => Some(tdfs_http::start_meta(handle.node.clone(), l)?),
+        Some(l) => Some(tdfs_local::http::start_meta_http(&handle.node, l)?),
         None => None,
     };
     tracing::info!("metadata node {id} serving on {addr}");
@@ -254,7 +254,11 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let http_listener = bind_http(dc.http.as_deref()).await?;
     let http = match http_listener {
-        Some(l) => Some(tdfs_http::start_datanode(&dc, store.clone(), l)?),
+        Some(l) => Some(tdfs_local::http::start_datanode_http(
+            &dc,
+            store.clone(),
+            l,
+        )?),
         None => None,
     };
     let handle = tdfs_datanode::node::start(dc, store, listener).await?;

@@ -3,6 +3,8 @@
 //! and tests. Nodes can be stopped and restarted on their addresses and data
 //! directories; metadata links can be cut through each node's fault table.
 
+pub mod http;
+
 use anyhow::Context;
 use serde::Deserialize;
 use serde_json::json;
@@ -270,7 +272,7 @@ impl LocalCluster {
         let mut mc = self.meta_config(id);
         mc.http = Some(http.clone());
         let h = tdfs_meta_raft::start(mc, l, seams).await?;
-        let server = tdfs_http::start_meta(h.node.clone(), hl)?;
+        let server = http::start_meta_http(&h.node, hl)?;
         self.meta_http.insert(id, http);
         self.http_servers.insert(id, server);
         self.metas.insert(id, Some(h));
@@ -319,7 +321,7 @@ impl LocalCluster {
         if let Some(t) = &self.cfg.tweak_datanode {
             t(&mut dc);
         }
-        let server = tdfs_http::start_datanode(&dc, store.clone(), hl)?;
+        let server = http::start_datanode_http(&dc, store.clone(), hl)?;
         let h = tdfs_datanode::node::start(dc, store, l).await?;
         let slot = &mut self.datanodes[i];
         slot.http = Some(http);

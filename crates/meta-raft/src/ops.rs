@@ -13,7 +13,7 @@ use tdfs_proto::meta::{
     AccessMode, CorruptBlock, DatanodeAddr, FsckReport, LocatedBlock, LocatedBlocks, MetaRequest,
     MetaResponse,
 };
-use tdfs_proto::perm::UMASK;
+use tdfs_proto::perm::new_inode_mode;
 use tdfs_proto::{BlockId, DatanodeId, FsError};
 
 /// How long a block access token is valid: longer than a lease renewal
@@ -187,7 +187,7 @@ impl MetaNode {
                 parents,
             } => LogOp::Mkdirs {
                 path,
-                mode: mode.unwrap_or(0o777) & !UMASK,
+                mode: new_inode_mode(mode, 0o777),
                 parents,
             },
             MetaRequest::Create {
@@ -202,7 +202,7 @@ impl MetaNode {
                 overwrite,
                 replication: replication.unwrap_or(d.replication),
                 block_size: block_size.unwrap_or(d.block_size),
-                mode: mode.unwrap_or(0o666) & !UMASK,
+                mode: new_inode_mode(mode, 0o666),
                 create_parents,
             },
             MetaRequest::Append { path } => LogOp::Append { path },

@@ -59,6 +59,7 @@ pub enum MetaRequest {
     Mkdirs {
         path: String,
         /// Permission bits before the umask; `None` means 0777 & !umask.
+        /// With `perm::AS_GIVEN` set, applied as given (no umask).
         mode: Option<u16>,
         /// Create missing parents (`mkdir -p`); without it the parent must exist.
         parents: bool,
@@ -68,6 +69,7 @@ pub enum MetaRequest {
         overwrite: bool,
         replication: Option<u16>,
         block_size: Option<u64>,
+        /// As for `Mkdirs` (0666 & !umask by default).
         mode: Option<u16>,
         create_parents: bool,
     },
