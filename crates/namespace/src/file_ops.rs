@@ -2,7 +2,8 @@
 //! (add, pipeline update, abandon, complete) and lease recovery.
 
 use crate::inode::{flags, Block, Delta, File, Inode};
-use crate::ns::{Access, Lease, Namespace, MAX_BLOCK_SIZE, MAX_REPLICATION, MIN_BLOCK_SIZE};
+use crate::ns::{Lease, Namespace, MAX_BLOCK_SIZE, MAX_REPLICATION, MIN_BLOCK_SIZE};
+use crate::perm::Access;
 use crate::op::{NsEvent, Outcome};
 use crate::slab::Slot;
 use tdfs_proto::meta::BlockInfo;
@@ -74,8 +75,14 @@ impl Namespace {
             if !o.overwrite {
                 return Err(FsError::AlreadyExists(p.to_string()));
             }
-            let slot = self.unlink(pid, name, now).expect("exists");
-            self.dispose(slot, ev);
+            self.check_not_truncating(old, p)?;
+            self.remove_child(pid, name, now, ev).expect("exists");
+        } else {
+            let one = Delta {
+                files: 1,
+                ..Delta::default()
+            };
+            self.check_quota(pid, one, None)?;
         }
         let owner = self.owner_id(a)?;
         let group = self.slab.at(pid).group;
@@ -135,6 +142,15 @@ impl Namespace {
         if self.slab.at(id).is_dir() {
             return Err(FsError::IsADirectory(p.to_string()));
         }
+        self.check_not_truncating(id, p)?;
+        // The next block will need a whole block's space (HDFS checks the
+        // block an append opens).
+        let f = self.slab.at(id).file().expect("a file");
+        let block = Delta {
+            space: (f.block_size() * f.replication() as u64) as i64,
+            ..Delta::default()
+        };
+        self.check_quota(self.slab.at(id).parent, block, None)?;
         if let Some(l) = self.leases.get(&id) {
             if l.holder != holder {
                 return Err(FsError::LeaseConflict {
@@ -146,6 +162,7 @@ impl Namespace {
             let user = self.owner_id(a)?;
             self.open_lease(id, holder, user, ev);
         }
+        self.save_attrs(id);
         self.slab.at_mut(id).mtime = now;
         // Appended data goes into new blocks (HDFS's NEW_BLOCK append): a
         // finalized replica is never reopened, so its digest stays valid.
@@ -153,25 +170,25 @@ impl Namespace {
     }
 
     /// The file at `p` under construction by `holder`.
-    fn uc_file(&self, p: &str, holder: Option<u64>) -> Result<Slot, FsError> {
-        let a = Access {
-            name: "",
-            id: None,
-            superuser: true,
-        };
-        let id = self.resolve(&a, p)?;
+    /// Its attributes are recorded for a snapshot first: every caller
+    /// changes it.
+    fn uc_file(&mut self, p: &str, holder: Option<u64>) -> Result<Slot, FsError> {
+        let id = self.resolve(&Access::system(), p)?;
         if self.slab.at(id).is_dir() {
             return Err(FsError::IsADirectory(p.to_string()));
         }
         match (self.leases.get(&id), holder) {
-            (Some(l), Some(h)) if l.holder == h => Ok(id),
+            (Some(l), Some(h)) if l.holder == h => {
+                self.save_attrs(id);
+                Ok(id)
+            }
             _ => Err(FsError::LeaseExpired(p.to_string())),
         }
     }
 
     /// Applies `f` to the file in `slot` and carries the change of its
     /// usage up the tree.
-    fn update_file<R>(&mut self, slot: Slot, f: impl FnOnce(&mut Inode) -> R) -> R {
+    pub(crate) fn update_file<R>(&mut self, slot: Slot, f: impl FnOnce(&mut Inode) -> R) -> R {
         let ino = self.slab.at_mut(slot);
         let before = ino.usage();
         let r = f(ino);
@@ -191,6 +208,7 @@ impl Namespace {
         ev: &mut Vec<NsEvent>,
     ) -> Result<Outcome, FsError> {
         let slot = self.uc_file(p, holder)?;
+        self.check_block_quota(slot, previous)?;
         self.commit_last(slot, previous, p, ev)?;
         let (id, gen) = (self.next_block, self.next_gen);
         self.next_block += 1;
@@ -376,12 +394,7 @@ impl Namespace {
         now: u64,
         ev: &mut Vec<NsEvent>,
     ) -> Result<Outcome, FsError> {
-        let a = Access {
-            name: "",
-            id: None,
-            superuser: true,
-        };
-        let slot = self.resolve(&a, p)?;
+        let slot = self.resolve(&Access::system(), p)?;
         if self.slab.at(slot).is_dir() {
             return Err(FsError::IsADirectory(p.to_string()));
         }
@@ -399,6 +412,7 @@ impl Namespace {
         if !same_holder || open_block != expect {
             return Ok(Outcome::Bool(false));
         }
+        self.save_attrs(slot);
         if let (Some((id, _)), false, Some(info)) = (open_block, drop_last, last) {
             if info.id == id {
                 self.commit_last(slot, Some(info), p, ev)?;
@@ -417,6 +431,26 @@ impl Namespace {
         self.close_lease(slot, ev);
         self.slab.at_mut(slot).mtime = now;
         Ok(Outcome::Bool(true))
+    }
+}
+
+impl Namespace {
+    /// A new block is charged a whole block times replication until it is
+    /// committed (the previous one, committed now, gives back its unused
+    /// part): refused if that exceeds a space quota.
+    fn check_block_quota(&self, slot: Slot, previous: Option<&BlockInfo>) -> Result<(), FsError> {
+        let ino = self.slab.at(slot);
+        let f = ino.file().expect("a file");
+        let (bs, r) = (f.block_size() as i64, f.replication() as i64);
+        let given_back = match (previous, ino.has(flags::LAST_OPEN)) {
+            (Some(p), true) => (bs - p.len.min(bs as u64) as i64) * r,
+            _ => 0,
+        };
+        let delta = Delta {
+            space: bs * r - given_back,
+            ..Delta::default()
+        };
+        self.check_quota(ino.parent, delta, None)
     }
 }
 

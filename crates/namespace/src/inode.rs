@@ -41,8 +41,26 @@ pub mod flags {
     pub const UNDER_CONSTRUCTION: u16 = 1;
     /// The file's last block is not committed yet (length and digest open).
     pub const LAST_OPEN: u16 = 2;
-    /// Unlinked from the tree, waiting to be freed in bounded batches.
+    /// Unlinked from the tree: the root of a subtree waiting to be freed
+    /// in bounded batches, or kept because a snapshot still sees it.
     pub const DETACHED: u16 = 4;
+    /// A directory with a name or space quota (in the quota side table).
+    pub const QUOTA: u16 = 8;
+    /// An ACL beyond the permission bits (in the ACL side table).
+    pub const ACL: u16 = 16;
+    /// Extended attributes (in the xattr side table).
+    pub const XATTR: u16 = 32;
+    /// A directory that allows snapshots (a snapshot root).
+    pub const SNAPSHOTTABLE: u16 = 64;
+    /// Has snapshot diffs: its state as some snapshot saw it.
+    pub const DIFFS: u16 = 128;
+    /// Moved out of a snapshotted subtree: a snapshot it left still sees
+    /// it (the pin table holds which), so its changes are recorded.
+    pub const PINNED: u16 = 256;
+    /// Named in a snapshot diff's deleted list: kept until no diff does.
+    pub const SNAP_REF: u16 = 512;
+    /// A file whose last block is being recovered to a truncated length.
+    pub const TRUNCATING: u16 = 1024;
 }
 
 /// What distinguishes files from directories.

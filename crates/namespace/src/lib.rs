@@ -10,18 +10,29 @@
 //! ([`children`]) and the usage of their subtree, names are inline up to 24
 //! bytes, users and groups are interned.
 
+pub mod acl;
 pub mod children;
+mod dispatch;
+pub mod edit;
 pub mod file_ops;
 pub mod inode;
+mod inspect;
+mod link;
 pub mod ns;
 pub mod op;
+mod perm;
 pub mod persist;
+pub mod quota;
 pub mod read;
 pub mod retry;
+mod side;
 pub mod slab;
+pub mod snapshot;
 pub mod strings;
 mod tree_ops;
+pub mod xattr;
 
+pub use edit::{PendingTruncate, Truncation};
 pub use file_ops::check_file_params;
 pub use ns::{
     DatanodeRecord, Lease, Namespace, INLINE_FREE, MAX_BLOCK_SIZE, MAX_DIR_ITEMS, MAX_REPLICATION,

@@ -4,15 +4,18 @@
 //! reads consult it. No I/O, no clock: time comes in the stamps.
 
 use crate::children::Pos;
-use crate::inode::{flags, Body, Delta, Inode};
+use crate::inode::Inode;
 use crate::op::{AdminState, LogOp, NsEvent, Outcome, Stamp};
+use crate::perm::{denied, Access};
 use crate::retry::RetryCache;
+use crate::side::Side;
+use crate::snapshot::Snapshots;
 use crate::slab::{Slab, Slot};
 use crate::strings::Strings;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
-use tdfs_proto::perm::{EXECUTE, STICKY, WRITE};
+use tdfs_proto::perm::EXECUTE;
 use tdfs_proto::{path, BlockId, DatanodeId, FsError};
 
 /// Replication factors accepted.
@@ -71,15 +74,12 @@ pub struct Namespace {
     /// Inodes in `reclaim` subtrees not yet freed.
     pub(crate) reclaim_pending: u64,
     /// Block id → the slot of the file owning it (derived; rebuilt on load).
+    /// A block only a snapshot still holds stays here, under its file.
     pub(crate) block_index: FxHashMap<BlockId, Slot>,
-}
-
-/// Who is asking, for permission checks.
-pub(crate) struct Access<'a> {
-    pub name: &'a str,
-    /// The interned id of `name`, if it owns or ever owned anything.
-    pub id: Option<u32>,
-    pub superuser: bool,
+    /// What few inodes have: quotas, ACLs, xattrs, truncations.
+    pub(crate) side: Side,
+    /// Snapshot roots, diffs and the inodes they keep.
+    pub(crate) snap: Snapshots,
 }
 
 impl Namespace {
@@ -183,7 +183,13 @@ impl Namespace {
                 last,
                 drop_last,
             } => self.recover_lease(path, *holder, *expect, last.as_ref(), *drop_last, s.now, ev),
-            _ => self.apply_user_op(s, op, ev),
+            LogOp::CommitTruncate { file, block } => self.commit_truncate(*file, block, s.now, ev),
+            _ => {
+                for p in op.written_paths() {
+                    reject_snapshot_path(p)?;
+                }
+                self.apply_user_op(s, op, ev)
+            }
         }
     }
 
@@ -250,10 +256,7 @@ impl Namespace {
                 self.set_owner(&a, path, owner.as_deref(), group.as_deref())
             }
             LogOp::SetTimes { path, mtime, atime } => self.set_times(&a, path, *mtime, *atime),
-            other => Err(FsError::Internal(format!(
-                "{} reached the user dispatcher",
-                other.name()
-            ))),
+            other => self.apply_feature_op(&a, s, other, ev),
         }
     }
 
@@ -267,75 +270,6 @@ impl Namespace {
             self.root = Some(slot);
         }
         Ok(Outcome::Done)
-    }
-
-    // ------------------------------------------------------------------
-    // Callers and permissions
-    // ------------------------------------------------------------------
-
-    pub(crate) fn access<'u>(&self, user: &'u str) -> Access<'u> {
-        let id = self.strings.find(user);
-        Access {
-            name: user,
-            superuser: id.is_some_and(|i| i == self.superuser),
-            id,
-        }
-    }
-
-    /// Whether `a` has every bit of `want` on `ino`. Simple identities: a
-    /// user is a member of the group of its own name.
-    pub(crate) fn allowed(&self, a: &Access, ino: &Inode, want: u16) -> bool {
-        if a.superuser {
-            return true;
-        }
-        let bits = if Some(ino.owner) == a.id {
-            (ino.mode >> 6) & 7
-        } else if Some(ino.group) == a.id {
-            (ino.mode >> 3) & 7
-        } else {
-            ino.mode & 7
-        };
-        bits & want == want
-    }
-
-    pub(crate) fn check(&self, a: &Access, slot: Slot, want: u16, p: &str) -> Result<(), FsError> {
-        if self.allowed(a, self.slab.at(slot), want) {
-            Ok(())
-        } else {
-            Err(denied(a, tdfs_proto::perm::access_name(want), p))
-        }
-    }
-
-    pub(crate) fn check_owner(&self, a: &Access, slot: Slot, p: &str) -> Result<(), FsError> {
-        if a.superuser || Some(self.slab.at(slot).owner) == a.id {
-            Ok(())
-        } else {
-            Err(denied(a, "OWNER", p))
-        }
-    }
-
-    /// WRITE|EXECUTE on the parent, and the sticky-bit rule for the child.
-    pub(crate) fn check_modify_parent(
-        &self,
-        a: &Access,
-        parent: Slot,
-        child: Option<Slot>,
-        p: &str,
-    ) -> Result<(), FsError> {
-        let pino = self.slab.at(parent);
-        if !self.allowed(a, pino, WRITE | EXECUTE) {
-            return Err(denied(a, "WRITE", &self.path_of(parent)));
-        }
-        if let Some(c) = child {
-            if pino.mode & STICKY != 0
-                && !a.superuser
-                && Some(pino.owner) != a.id
-                && Some(self.slab.at(c).owner) != a.id
-            {
-                return Err(denied(a, "WRITE (sticky bit)", p));
-            }
-        }
-        Ok(())
     }
 
     // ------------------------------------------------------------------
@@ -364,7 +298,7 @@ impl Namespace {
             let Some(d) = ino.dir() else {
                 return Err(FsError::NotADirectory(path::join(&comps[..i])));
             };
-            if !self.allowed(a, ino, EXECUTE) {
+            if !self.allowed(a, cur, EXECUTE) {
                 return Err(denied(a, "EXECUTE", &path::join(&comps[..i])));
             }
             cur = d
@@ -424,159 +358,8 @@ impl Namespace {
     }
 
     // ------------------------------------------------------------------
-    // Linking and usage
+    // Small accessors for the server
     // ------------------------------------------------------------------
-
-    /// Adds `delta` to the usage of `dir` and every ancestor.
-    pub(crate) fn propagate(&mut self, mut dir: Slot, delta: Delta) {
-        if delta.is_zero() {
-            return;
-        }
-        loop {
-            let ino = self.slab.at_mut(dir);
-            let parent = ino.parent;
-            if let Some(d) = ino.dir_mut() {
-                d.usage.add(delta);
-            }
-            if parent == dir {
-                return;
-            }
-            dir = parent;
-        }
-    }
-
-    /// Allocates `ino` and links it as child `name` of `parent` at `pos`.
-    pub(crate) fn link_new(
-        &mut self,
-        parent: Slot,
-        pos: Pos,
-        mut ino: Inode,
-        now: u64,
-    ) -> Result<Slot, FsError> {
-        if self.slab.at(parent).dir().map_or(0, |d| d.children.len()) >= MAX_DIR_ITEMS {
-            return Err(FsError::InvalidArgument(format!(
-                "directory {} has the maximum of {MAX_DIR_ITEMS} entries",
-                self.path_of(parent)
-            )));
-        }
-        ino.parent = parent;
-        let usage = ino.usage();
-        let slot = self.slab.alloc(ino);
-        self.insert_child(parent, pos, slot, now);
-        self.propagate(parent, Delta::of(&usage));
-        Ok(slot)
-    }
-
-    /// Inserts an allocated `slot` into `parent`'s children.
-    pub(crate) fn insert_child(&mut self, parent: Slot, pos: Pos, slot: Slot, now: u64) {
-        let p = self.slab.at_mut(parent);
-        p.mtime = now;
-        p.dir_mut()
-            .expect("parent is a directory")
-            .children
-            .insert_at(pos, slot);
-    }
-
-    /// Unlinks child `name` of `parent` (its inodes stay allocated) and
-    /// takes its usage off the ancestors. Returns its slot.
-    pub(crate) fn unlink(&mut self, parent: Slot, name: &str, now: u64) -> Option<Slot> {
-        let pos = {
-            let d = self.slab.at(parent).dir()?;
-            d.children
-                .find(name, |s| self.slab.at(s).name.as_str())
-                .ok()?
-        };
-        let p = self.slab.at_mut(parent);
-        p.mtime = now;
-        let slot = p.dir_mut().expect("a directory").children.remove_at(pos);
-        let usage = self.slab.at(slot).usage();
-        self.propagate(parent, -Delta::of(&usage));
-        Some(slot)
-    }
-
-    // ------------------------------------------------------------------
-    // Freeing
-    // ------------------------------------------------------------------
-
-    /// Frees an unlinked subtree: at once when small, else in `Reclaim`
-    /// steps (the subtree is already invisible).
-    pub(crate) fn dispose(&mut self, slot: Slot, ev: &mut Vec<NsEvent>) {
-        let size = {
-            let u = self.slab.at(slot).usage();
-            u.files + u.dirs
-        };
-        self.mark_detached(slot, ev);
-        self.reclaim.push_back(slot);
-        self.reclaim_pending += size.max(1);
-        if size <= INLINE_FREE {
-            self.reclaim_step(size.max(1), ev);
-        }
-    }
-
-    fn mark_detached(&mut self, slot: Slot, ev: &mut Vec<NsEvent>) {
-        self.slab.at_mut(slot).set(flags::DETACHED, true);
-        // A deleted file's lease ends with it; leases of files deeper in a
-        // deleted subtree end when their inodes are freed.
-        if let Some(l) = self.leases.remove(&slot) {
-            ev.push(NsEvent::LeaseClosed {
-                holder: l.holder,
-                file: self.slab.id_of(slot),
-            });
-        }
-    }
-
-    /// Whether `slot` is in the tree (no ancestor of it was deleted).
-    pub(crate) fn attached(&self, mut slot: Slot) -> bool {
-        loop {
-            let ino = self.slab.at(slot);
-            if ino.has(flags::DETACHED) {
-                return false;
-            }
-            if ino.parent == slot {
-                return true;
-            }
-            slot = ino.parent;
-        }
-    }
-
-    /// Frees up to `budget` inodes of detached subtrees.
-    pub(crate) fn reclaim_step(&mut self, budget: u64, ev: &mut Vec<NsEvent>) {
-        let mut freed = 0;
-        while freed < budget {
-            let Some(slot) = self.reclaim.pop_front() else {
-                break;
-            };
-            let file_id = self.slab.id_of(slot);
-            let ino = self.slab.free(slot);
-            freed += 1;
-            match ino.body {
-                Body::Dir(d) => {
-                    // Children go to the front so a subtree is finished
-                    // before the next one starts.
-                    for c in d.children.iter().collect::<Vec<_>>().into_iter().rev() {
-                        self.reclaim.push_front(c);
-                    }
-                }
-                Body::File(f) => {
-                    for b in f.blocks.iter() {
-                        self.block_index.remove(&b.id);
-                        ev.push(NsEvent::BlockRemoved { id: b.id });
-                    }
-                    if let Some(l) = self.leases.remove(&slot) {
-                        ev.push(NsEvent::LeaseClosed {
-                            holder: l.holder,
-                            file: file_id,
-                        });
-                    }
-                }
-                Body::Free => {}
-            }
-        }
-        self.reclaim_pending = self.reclaim_pending.saturating_sub(freed);
-        if self.reclaim.is_empty() {
-            self.reclaim_pending = 0;
-        }
-    }
 
     /// Inodes of deleted subtrees still to be freed; the leader proposes
     /// `Reclaim` steps while this is not zero.
@@ -624,20 +407,17 @@ impl Namespace {
     }
 }
 
-pub(crate) fn denied(a: &Access, access: &str, p: &str) -> FsError {
-    FsError::PermissionDenied {
-        user: a.name.to_string(),
-        access: access.to_string(),
-        path: p.to_string(),
-    }
-}
 
-/// Checks a user or group name given to `chown`.
-pub(crate) fn validate_name(n: &str) -> Result<(), FsError> {
-    if n.is_empty() || n.len() > 255 || n.contains([':', '/', '\0', ' ']) {
-        return Err(FsError::InvalidArgument(format!(
-            "invalid user or group name {n:?}"
-        )));
+/// Refuses a write under `DIR/.snapshot/...` (snapshots are read-only) and
+/// `.snapshot` as a name (it is reserved), as HDFS does.
+fn reject_snapshot_path(p: &str) -> Result<(), FsError> {
+    let comps = path::components(p)?;
+    match comps.iter().position(|c| *c == tdfs_proto::snapshot::DOT_SNAPSHOT) {
+        None => Ok(()),
+        Some(i) if i + 1 < comps.len() => Err(FsError::SnapshotReadOnly(p.to_string())),
+        Some(_) => Err(FsError::InvalidPath {
+            path: p.to_string(),
+            reason: "\".snapshot\" is a reserved name".into(),
+        }),
     }
-    Ok(())
 }

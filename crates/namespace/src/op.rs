@@ -7,7 +7,10 @@
 
 use serde::{Deserialize, Serialize};
 use tdfs_proto::ids::CallId;
+use tdfs_proto::acl::AclChange;
 use tdfs_proto::meta::{BlockInfo, FileStatus};
+use tdfs_proto::quota::QuotaChange;
+use tdfs_proto::xattr::XAttrFlags;
 use tdfs_proto::{BlockId, DatanodeId};
 
 /// Version of the log record and snapshot formats built from these types.
@@ -166,6 +169,74 @@ pub enum LogOp {
     Reclaim {
         budget: u32,
     },
+    /// Sets or clears a directory's name and space quotas.
+    SetQuota {
+        path: String,
+        namespace: QuotaChange,
+        space: QuotaChange,
+    },
+    /// Sets or clears a directory's quota on one storage type.
+    SetTypeQuota {
+        path: String,
+        storage_type: String,
+        quota: QuotaChange,
+    },
+    AllowSnapshot {
+        path: String,
+    },
+    DisallowSnapshot {
+        path: String,
+    },
+    /// Takes a snapshot; without a name, HDFS's default name from the stamp.
+    CreateSnapshot {
+        path: String,
+        name: Option<String>,
+    },
+    DeleteSnapshot {
+        path: String,
+        name: String,
+    },
+    RenameSnapshot {
+        path: String,
+        old: String,
+        new: String,
+    },
+    ChangeAcl {
+        path: String,
+        change: AclChange,
+    },
+    SetXAttr {
+        path: String,
+        name: String,
+        value: Vec<u8>,
+        flags: XAttrFlags,
+    },
+    RemoveXAttr {
+        path: String,
+        name: String,
+    },
+    /// Cuts a file to `length`. Inside a block, the kept part of the last
+    /// block goes to `new_block` (a fresh id when a snapshot keeps the old
+    /// block, else the same id) at a new generation, which the datanodes
+    /// produce; the file is under recovery until `CommitTruncate`.
+    Truncate {
+        path: String,
+        length: u64,
+    },
+    /// Appends the blocks of `sources` to `target`; the sources go.
+    Concat {
+        target: String,
+        sources: Vec<String>,
+    },
+    /// The leader saw the truncated block `block` (id and new generation)
+    /// stored: the file closes with that length and digest. A
+    /// compare-and-set on the block under recovery.
+    CommitTruncate {
+        /// The file's inode id (it may have been renamed, or deleted and
+        /// kept by a snapshot, meanwhile).
+        file: u64,
+        block: BlockInfo,
+    },
 }
 
 impl LogOp {
@@ -191,6 +262,45 @@ impl LogOp {
             LogOp::SetAdminState { .. } => "set_admin_state",
             LogOp::RecoverLease { .. } => "recover_lease",
             LogOp::Reclaim { .. } => "reclaim",
+            LogOp::SetQuota { .. } => "set_quota",
+            LogOp::SetTypeQuota { .. } => "set_type_quota",
+            LogOp::AllowSnapshot { .. } => "allow_snapshot",
+            LogOp::DisallowSnapshot { .. } => "disallow_snapshot",
+            LogOp::CreateSnapshot { .. } => "create_snapshot",
+            LogOp::DeleteSnapshot { .. } => "delete_snapshot",
+            LogOp::RenameSnapshot { .. } => "rename_snapshot",
+            LogOp::ChangeAcl { .. } => "change_acl",
+            LogOp::SetXAttr { .. } => "set_xattr",
+            LogOp::RemoveXAttr { .. } => "remove_xattr",
+            LogOp::Truncate { .. } => "truncate",
+            LogOp::Concat { .. } => "concat",
+            LogOp::CommitTruncate { .. } => "commit_truncate",
+        }
+    }
+
+    /// The paths a mutation writes under (a path inside a snapshot is
+    /// refused before anything else).
+    pub fn written_paths(&self) -> Vec<&str> {
+        match self {
+            LogOp::Mkdirs { path, .. }
+            | LogOp::Create { path, .. }
+            | LogOp::Append { path }
+            | LogOp::Delete { path, .. }
+            | LogOp::SetReplication { path, .. }
+            | LogOp::SetPermission { path, .. }
+            | LogOp::SetOwner { path, .. }
+            | LogOp::SetTimes { path, .. }
+            | LogOp::ChangeAcl { path, .. }
+            | LogOp::SetXAttr { path, .. }
+            | LogOp::RemoveXAttr { path, .. }
+            | LogOp::Truncate { path, .. } => vec![path],
+            LogOp::Rename { src, dst, .. } => vec![src, dst],
+            LogOp::Concat { target, sources } => {
+                let mut v = vec![target.as_str()];
+                v.extend(sources.iter().map(String::as_str));
+                v
+            }
+            _ => Vec::new(),
         }
     }
 }
@@ -208,6 +318,8 @@ pub enum Outcome {
         offset: u64,
         targets: Vec<DatanodeId>,
     },
+    /// A path (a new snapshot's).
+    Path(String),
 }
 
 /// Changes to blocks and leases that the leader's policies track

@@ -4,7 +4,9 @@
 //! "TDFSNS01" | version u16 | chunk*
 //! chunk = len u32 | crc32c(body) u32 | body (bincode)
 //! chunks: Header, then Cells (inode cells in slot order, free ones too so
-//! slot generations survive), then End { cells } to catch truncation.
+//! slot generations survive), then Side (quotas, ACLs, xattrs,
+//! truncations) and Snapshots (roots, diffs, pins), each sorted by slot,
+//! then End { cells } to catch truncation.
 //! ```
 //!
 //! Maps are written sorted, so two replicas at the same applied index write
@@ -13,7 +15,9 @@
 //! of inode pages (the pages are shared copy-on-write), so the caller holds
 //! its lock only for that; writing runs from the frozen copy.
 
-use crate::inode::Inode;
+use crate::inode::{flags, Inode};
+use crate::side::{Side, SideImage};
+use crate::snapshot::{SnapImage, Snapshots};
 use crate::ns::{DatanodeRecord, Lease, Namespace};
 use crate::op::FORMAT_VERSION;
 use crate::retry::{RetryCache, RetryImage};
@@ -87,10 +91,14 @@ struct Header {
     reclaim_pending: u64,
 }
 
+/// The chunks after the header. Side tables and snapshots follow the
+/// cells, so a reader has every inode before anything that names one.
 #[derive(Serialize, Deserialize)]
 enum Chunk<C> {
     Cells(C),
     End { cells: u64 },
+    Side(SideImage),
+    Snapshots(SnapImage),
 }
 
 fn cfg() -> impl bincode::config::Config {
@@ -115,6 +123,8 @@ impl Namespace {
             reclaim: self.reclaim.clone(),
             reclaim_pending: self.reclaim_pending,
             block_index: FxHashMap::default(),
+            side: self.side.clone(),
+            snap: self.snap.clone(),
         })
     }
 
@@ -151,6 +161,8 @@ impl Namespace {
             reclaim_pending: h.reclaim_pending,
             slab: Slab::default(),
             block_index: FxHashMap::default(),
+            side: Side::default(),
+            snap: Snapshots::default(),
         };
         ns.strings.rebuild();
         let mut cells = 0u64;
@@ -162,6 +174,8 @@ impl Namespace {
                         cells += 1;
                     }
                 }
+                Chunk::Side(img) => ns.side = Side::from_image(img),
+                Chunk::Snapshots(img) => ns.snap = Snapshots::from_image(img),
                 Chunk::End { cells: n } if n == cells => break,
                 Chunk::End { cells: n } => {
                     return Err(SnapshotError::Inconsistent(format!(
@@ -185,7 +199,13 @@ impl Namespace {
                     index.insert(b.id, slot);
                 }
             }
-            if self.slab.get(ino.parent).is_none() {
+            if ino.has(flags::DIFFS) {
+                for b in self.snapshot_only_blocks(slot) {
+                    index.insert(b.id, slot);
+                }
+            }
+            // A detached inode a snapshot keeps may have lost its parent.
+            if !ino.has(flags::DETACHED) && self.slab.get(ino.parent).is_none() {
                 return Err(SnapshotError::Inconsistent(format!(
                     "inode {slot} has a missing parent {}",
                     ino.parent
@@ -197,6 +217,14 @@ impl Namespace {
                 return Err(SnapshotError::Inconsistent(
                     "the root is not a directory".into(),
                 ));
+            }
+        }
+        let flagged = self.side.flagged().chain(self.snap.flagged());
+        for (slot, flag) in flagged {
+            if !self.slab.get(slot).is_some_and(|i| i.has(flag)) {
+                return Err(SnapshotError::Inconsistent(format!(
+                    "side table entry for inode {slot} without its flag {flag}"
+                )));
             }
         }
         self.block_index = index;
@@ -242,6 +270,8 @@ impl Frozen {
         if !batch.is_empty() {
             write_chunk(w, &Chunk::Cells(&batch))?;
         }
+        write_chunk(w, &Chunk::<()>::Side(ns.side.image()))?;
+        write_chunk(w, &Chunk::<()>::Snapshots(ns.snap.image()))?;
         write_chunk(w, &Chunk::<()>::End { cells })
     }
 

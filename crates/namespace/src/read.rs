@@ -5,7 +5,9 @@
 
 use crate::inode::{flags, Block, Inode};
 use crate::ns::Namespace;
+use crate::perm::{denied, permits};
 use crate::slab::{InodeId, Slot};
+use crate::snapshot::Node;
 use compact_str::CompactString;
 use tdfs_proto::meta::{ContentSummary, FileKind, FileStatus, LocatedBlock, LocatedBlocks};
 use tdfs_proto::perm::{EXECUTE, READ};
@@ -75,24 +77,29 @@ impl Namespace {
         }
     }
 
-    /// The status of `path` for `user`.
+    /// The status of `path` for `user` (snapshot paths included).
     pub fn stat(&self, user: &str, path: &str) -> Result<FileStatus, FsError> {
         self.ready()?;
         let a = self.access(user);
-        let slot = self.resolve(&a, path)?;
-        Ok(self.status(slot))
+        match self.resolve_node(&a, path)? {
+            Node::At { slot, at } => Ok(self.status_at(slot, at)),
+            Node::SnapshotDir { root } => Ok(self.dot_snapshot_status(root)),
+        }
     }
 
     /// The id of the inode at `path`.
     pub fn lookup(&self, user: &str, path: &str) -> Result<InodeId, FsError> {
         self.ready()?;
         let a = self.access(user);
-        let slot = self.resolve(&a, path)?;
-        Ok(self.slab.id_of(slot))
+        match self.resolve_node(&a, path)? {
+            Node::At { slot, .. } | Node::SnapshotDir { root: slot } => Ok(self.slab.id_of(slot)),
+        }
     }
 
     /// Lists a directory (or a file, which lists as itself) in name order,
-    /// starting after `start_after`, at most `limit` entries.
+    /// starting after `start_after`, at most `limit` entries; as a snapshot
+    /// saw it for a path through `.snapshot`, and `DIR/.snapshot` lists the
+    /// snapshots.
     pub fn list(
         &self,
         user: &str,
@@ -102,40 +109,61 @@ impl Namespace {
     ) -> Result<Listing, FsError> {
         self.ready()?;
         let a = self.access(user);
-        let slot = self.resolve(&a, path)?;
-        let ino = self.slab.at(slot);
-        let Some(d) = ino.dir() else {
+        let limit = limit.clamp(1, MAX_PAGE) as usize;
+        let (slot, at) = match self.resolve_node(&a, path)? {
+            Node::At { slot, at } => (slot, at),
+            Node::SnapshotDir { root } => {
+                self.check(&a, root, READ | EXECUTE, path)?;
+                return Ok(self.list_snapshots(root, start_after, limit));
+            }
+        };
+        if !self.slab.at(slot).is_dir() {
             return Ok(Listing {
-                entries: vec![self.status(slot)],
+                entries: vec![self.status_at(slot, at)],
                 remaining: 0,
             });
+        }
+        if !permits(&a, self.attrs_at(slot, at).perms(), READ | EXECUTE) {
+            return Err(denied(&a, "READ_EXECUTE", path));
+        }
+        let (page, remaining) = match at {
+            Some(s) => self.list_at(slot, s, start_after, limit),
+            None => {
+                let d = self.slab.at(slot).dir().expect("a directory");
+                let name_of = |s: Slot| self.slab.at(s).name.as_str();
+                let page: Vec<Slot> = d.children.iter_after(start_after, name_of).take(limit).collect();
+                let after = d.children.count_after(start_after, name_of);
+                let n = page.len();
+                (page, (after - n) as u64)
+            }
         };
-        self.check(&a, slot, READ | EXECUTE, path)?;
-        let limit = limit.clamp(1, MAX_PAGE) as usize;
-        let name_of = |s: Slot| self.slab.at(s).name.as_str();
-        let entries: Vec<FileStatus> = d
-            .children
-            .iter_after(start_after, name_of)
-            .take(limit)
-            .map(|c| self.status(c))
-            .collect();
-        let after = d.children.count_after(start_after, name_of);
         Ok(Listing {
-            remaining: (after - entries.len()) as u64,
-            entries,
+            entries: page.into_iter().map(|c| self.status_at(c, at)).collect(),
+            remaining,
         })
     }
 
-    /// `du`/`count`: read from the usage the directory keeps.
+    /// `du`/`count`: read from the usage the directory keeps (a snapshot's
+    /// is summed by walking it).
     pub fn summary(&self, user: &str, path: &str) -> Result<ContentSummary, FsError> {
         self.ready()?;
         let a = self.access(user);
-        let slot = self.resolve(&a, path)?;
-        let ino = self.slab.at(slot);
-        if ino.is_dir() {
-            self.check(&a, slot, READ | EXECUTE, path)?;
-        }
-        let u = ino.usage();
+        let u = match self.resolve_node(&a, path)? {
+            Node::At { slot, at } => {
+                let ino = self.slab.at(slot);
+                if ino.is_dir() && !permits(&a, self.attrs_at(slot, at).perms(), READ | EXECUTE) {
+                    return Err(denied(&a, "READ_EXECUTE", path));
+                }
+                match at {
+                    None => ino.usage(),
+                    Some(s) => self.usage_at(slot, s),
+                }
+            }
+            Node::SnapshotDir { .. } => crate::inode::Usage {
+                dirs: 1,
+                ..Default::default()
+            },
+        };
         Ok(ContentSummary {
             length: u.bytes,
             file_count: u.files,
@@ -145,7 +173,8 @@ impl Namespace {
     }
 
     /// The blocks of `path` overlapping `[offset, offset+len)`, without
-    /// locations (the server fills them from its replica map).
+    /// locations (the server fills them from its replica map); a snapshot
+    /// path gives the blocks the file had then.
     pub fn locate(
         &self,
         user: &str,
@@ -155,12 +184,16 @@ impl Namespace {
     ) -> Result<LocatedBlocks, FsError> {
         self.ready()?;
         let a = self.access(user);
-        let slot = self.resolve(&a, path)?;
-        let ino = self.slab.at(slot);
-        let Some(f) = ino.file() else {
+        let Node::At { slot, at } = self.resolve_node(&a, path)? else {
             return Err(FsError::IsADirectory(path.to_string()));
         };
-        self.check(&a, slot, READ, path)?;
+        let v = self.attrs_at(slot, at);
+        let Some(f) = v.file else {
+            return Err(FsError::IsADirectory(path.to_string()));
+        };
+        if !permits(&a, v.perms(), READ) {
+            return Err(denied(&a, "READ", path));
+        }
         let end = offset.saturating_add(len);
         let mut blocks = Vec::new();
         let mut pos = 0u64;
@@ -180,7 +213,7 @@ impl Namespace {
         Ok(LocatedBlocks {
             file_length: pos,
             blocks,
-            under_construction: ino.has(flags::UNDER_CONSTRUCTION),
+            under_construction: at.is_none() && self.slab.at(slot).has(flags::UNDER_CONSTRUCTION),
         })
     }
 
@@ -195,28 +228,36 @@ impl Namespace {
         }
     }
 
-    /// The status of an inode.
+    /// The status of an inode now.
     pub fn status(&self, slot: Slot) -> FileStatus {
+        self.status_at(slot, None)
+    }
+
+    /// The status of an inode as snapshot `at` saw it (`None`: now).
+    pub(crate) fn status_at(&self, slot: Slot, at: Option<u32>) -> FileStatus {
         let ino = self.slab.at(slot);
-        let (kind, length, replication, block_size, children) = match (ino.dir(), ino.file()) {
-            (Some(d), _) => (FileKind::Dir, 0, 0, 0, d.children.len() as u64),
-            (_, Some(f)) => (FileKind::File, f.len(), f.replication(), f.block_size(), 0),
+        let v = self.attrs_at(slot, at);
+        let (kind, length, replication, block_size, children) = match (ino.is_dir(), v.file) {
+            (true, _) => (FileKind::Dir, 0, 0, 0, self.child_count_at(slot, at)),
+            (false, Some(f)) => (FileKind::File, f.len(), f.replication(), f.block_size(), 0),
             _ => unreachable!("a live inode"),
         };
         FileStatus {
-            name: ino.name.to_string(),
+            name: v.name.to_string(),
             inode: self.slab.id_of(slot),
             kind,
             length,
             replication,
             block_size,
-            mtime: ino.mtime,
-            atime: ino.atime,
-            owner: self.strings.get(ino.owner).to_string(),
-            group: self.strings.get(ino.group).to_string(),
-            mode: ino.mode,
+            mtime: v.mtime,
+            atime: v.atime,
+            owner: self.strings.get(v.owner).to_string(),
+            group: self.strings.get(v.group).to_string(),
+            mode: v.mode,
             children,
-            under_construction: ino.has(flags::UNDER_CONSTRUCTION),
+            under_construction: at.is_none() && ino.has(flags::UNDER_CONSTRUCTION),
+            has_acl: v.acl.is_some(),
+            snapshot_enabled: at.is_none() && ino.has(flags::SNAPSHOTTABLE),
         }
     }
 
@@ -225,29 +266,54 @@ impl Namespace {
         let slot = *self.block_index.get(&id)?;
         let ino = self.slab.get(slot)?;
         let f = ino.file()?;
-        let i = f.blocks.iter().rposition(|b| b.id == id)?;
+        let file = self.slab.id_of(slot);
+        let Some(i) = f.blocks.iter().rposition(|b| b.id == id) else {
+            // A block only a snapshot of the file still holds.
+            return self
+                .snapshot_only_blocks(slot)
+                .into_iter()
+                .find(|b| b.id == id)
+                .map(|b| BlockRef {
+                    block: b,
+                    file,
+                    replication: self.block_replication(slot, id, 0),
+                    committed: true,
+                });
+        };
         let last = i + 1 == f.blocks.len();
         Some(BlockRef {
             block: f.blocks[i],
-            file: self.slab.id_of(slot),
-            replication: f.replication(),
+            file,
+            replication: self.block_replication(slot, id, f.replication()),
             committed: !(last && ino.has(flags::LAST_OPEN)),
         })
     }
 
-    /// Calls `f` on every block of every file (to rebuild the leader's
-    /// block map after a restart or a snapshot install).
+    /// Calls `f` on every block of every file, those only snapshots hold
+    /// included (to rebuild the leader's block map after a restart or a
+    /// snapshot install).
     pub fn for_each_block(&self, mut f: impl FnMut(BlockRef)) {
         for (slot, ino) in self.slab.iter() {
             let Some(file) = ino.file() else { continue };
             let n = file.blocks.len();
+            let id = self.slab.id_of(slot);
             for (i, b) in file.blocks.iter().enumerate() {
                 f(BlockRef {
                     block: *b,
-                    file: self.slab.id_of(slot),
-                    replication: file.replication(),
+                    file: id,
+                    replication: self.block_replication(slot, b.id, file.replication()),
                     committed: !(i + 1 == n && ino.has(flags::LAST_OPEN)),
                 });
+            }
+            if ino.has(flags::DIFFS) {
+                for b in self.snapshot_only_blocks(slot) {
+                    f(BlockRef {
+                        block: b,
+                        file: id,
+                        replication: self.block_replication(slot, b.id, 0),
+                        committed: true,
+                    });
+                }
             }
         }
     }

@@ -1,7 +1,8 @@
 //! Operations on the tree: mkdirs, delete, rename and the attribute setters.
 
-use crate::inode::{Delta, Inode};
-use crate::ns::{denied, validate_name, Access, Namespace, MAX_REPLICATION};
+use crate::inode::{flags, Delta, Inode};
+use crate::ns::{Namespace, MAX_REPLICATION};
+use crate::perm::{denied, validate_name, Access};
 use crate::op::{NsEvent, Outcome};
 use crate::slab::Slot;
 use tdfs_proto::perm::{EXECUTE, READ, WRITE};
@@ -26,7 +27,7 @@ impl Namespace {
             if !ino.is_dir() {
                 return Err(FsError::NotADirectory(path::join(&comps[..i])));
             }
-            if !self.allowed(a, ino, EXECUTE) {
+            if !self.allowed(a, cur, EXECUTE) {
                 return Err(denied(a, "EXECUTE", &path::join(&comps[..i])));
             }
             match self.child_of(cur, comps[i]) {
@@ -50,6 +51,11 @@ impl Namespace {
             return Err(FsError::FileNotFound(path::join(&comps[..comps.len() - 1])));
         }
         self.check_modify_parent(a, cur, None, p)?;
+        let new_dirs = Delta {
+            dirs: (comps.len() - i) as i64,
+            ..Delta::default()
+        };
+        self.check_quota(cur, new_dirs, None)?;
         let owner = self.owner_id(a)?;
         for (j, c) in comps.iter().enumerate().skip(i) {
             // Intermediate directories get u+wx so that the caller can go on.
@@ -96,9 +102,9 @@ impl Namespace {
                     self.check_subtree_access(a, id)?;
                 }
             }
+            self.check_snapshot_roots(id, p, None)?;
         }
-        let slot = self.unlink(pid, name, now).expect("child exists");
-        self.dispose(slot, ev);
+        self.remove_child(pid, name, now, ev).expect("child exists");
         Ok(Outcome::Bool(true))
     }
 
@@ -108,7 +114,7 @@ impl Namespace {
         while let Some(s) = stack.pop() {
             let ino = self.slab.at(s);
             if let Some(d) = ino.dir() {
-                if !self.allowed(a, ino, READ | WRITE | EXECUTE) {
+                if !self.allowed(a, s, READ | WRITE | EXECUTE) {
                     return Err(denied(a, "ALL", &self.path_of(s)));
                 }
                 stack.extend(d.children.iter().filter(|c| self.slab.at(*c).is_dir()));
@@ -156,7 +162,15 @@ impl Namespace {
         };
         self.check_modify_parent(a, spid, Some(sid), &src)?;
         self.check_modify_parent(a, dpid, None, &dst)?;
-        let slot = self.unlink(spid, sname, now).expect("source exists");
+        if spid != dpid {
+            self.check_snapshot_roots(sid, &src, Some(dpid))?;
+            let moved = self.slab.at(sid).usage();
+            self.check_quota_move(spid, dpid, &moved)?;
+        }
+        // A snapshot that sees the source keeps seeing it where it was.
+        let seen = self.save_attrs(sid);
+        let old_latest = if seen { self.latest_for(sid) } else { 0 };
+        let (slot, _) = self.unlink(spid, sname, now).expect("source exists");
         // Unlinking may have merged chunks of the destination when it is
         // the same directory: find the position again.
         let pos = if spid == dpid {
@@ -170,6 +184,7 @@ impl Namespace {
         let usage = ino.usage();
         self.insert_child(dpid, pos, slot, now);
         self.propagate(dpid, Delta::of(&usage));
+        self.pin_moved(slot, old_latest);
         Ok(Outcome::Bool(true))
     }
 
@@ -187,21 +202,32 @@ impl Namespace {
         }
         let id = self.resolve(a, p)?;
         self.check(a, id, WRITE, p)?;
-        let before = self.slab.at(id).usage();
-        let ino = self.slab.at_mut(id);
-        let parent = ino.parent;
-        let Some(f) = ino.file_mut() else {
+        let ino = self.slab.at(id);
+        let Some(f) = ino.file() else {
             return Ok(Outcome::Bool(false));
         };
-        f.set_replication(replication);
-        for b in f.blocks.iter() {
+        self.check_not_truncating(id, p)?;
+        let before = ino.usage();
+        let mut probe = f.clone();
+        probe.set_replication(replication);
+        let after_space = probe.space(ino.has(flags::LAST_OPEN));
+        let delta = Delta {
+            space: after_space as i64 - before.space as i64,
+            ..Delta::default()
+        };
+        self.check_quota(ino.parent, delta, None)?;
+        self.save_attrs(id);
+        let blocks = self.update_file(id, |ino| {
+            let f = ino.file_mut().expect("a file");
+            f.set_replication(replication);
+            f.blocks.clone()
+        });
+        for b in blocks.iter() {
             ev.push(NsEvent::Replication {
                 id: b.id,
-                replication,
+                replication: self.block_replication(id, b.id, replication),
             });
         }
-        let after = self.slab.at(id).usage();
-        self.propagate(parent, Delta::of(&after) - Delta::of(&before));
         Ok(Outcome::Bool(true))
     }
 
@@ -218,6 +244,7 @@ impl Namespace {
                 "mode {mode:o} out of range"
             )));
         }
+        self.save_attrs(id);
         self.slab.at_mut(id).mode = mode;
         Ok(Outcome::Done)
     }
@@ -246,6 +273,7 @@ impl Namespace {
         }
         let owner = owner.map(|o| self.strings.intern(o)).transpose()?;
         let group = group.map(|g| self.strings.intern(g)).transpose()?;
+        self.save_attrs(id);
         let ino = self.slab.at_mut(id);
         if let Some(o) = owner {
             ino.owner = o;
@@ -267,6 +295,7 @@ impl Namespace {
         if self.check(a, id, WRITE, p).is_err() {
             self.check_owner(a, id, p)?;
         }
+        self.save_attrs(id);
         let ino = self.slab.at_mut(id);
         if let Some(m) = mtime {
             ino.mtime = m;

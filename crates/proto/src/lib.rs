@@ -2,6 +2,7 @@
 //! responses, and the frame codec. No I/O lives here; `tdfs-rpc` moves these
 //! values over sockets.
 
+pub mod acl;
 pub mod codec;
 pub mod error;
 pub mod event;
@@ -9,9 +10,12 @@ pub mod ids;
 pub mod meta;
 pub mod path;
 pub mod perm;
+pub mod quota;
+pub mod snapshot;
 pub mod transfer;
+pub mod xattr;
 
-pub use error::FsError;
+pub use error::{FsError, QuotaKind};
 pub use ids::{BlockId, DatanodeId, MetaId};
 
 /// Version carried by the handshake; a peer with another version is refused.

@@ -1,7 +1,11 @@
 //! Requests and responses of the metadata service (clients, admins, peers
 //! and datanodes all speak to a metadata node through these).
 
+use crate::acl::{AclChange, AclStatus};
 use crate::ids::{BlockId, CallId, DatanodeId, MetaId};
+use crate::quota::{QuotaChange, QuotaUsage, ServerDefaults};
+use crate::snapshot::{SnapshotDiffReport, SnapshotInfo, SnapshottableDir};
+use crate::xattr::{XAttr, XAttrFlags};
 use serde::{Deserialize, Serialize};
 
 /// Everything a metadata node answers.
@@ -163,6 +167,103 @@ pub enum MetaRequest {
     Fsck {
         path: String,
     },
+    // ---- quotas, snapshots, ACLs, xattrs, truncate, concat, trash ----
+    /// Sets or clears a directory's name and space quotas (superuser).
+    SetQuota {
+        path: String,
+        namespace: QuotaChange,
+        space: QuotaChange,
+    },
+    /// Sets or clears a directory's quota on one storage type (superuser).
+    SetTypeQuota {
+        path: String,
+        storage_type: String,
+        quota: QuotaChange,
+    },
+    /// Quotas and their usage (read).
+    GetQuotaUsage {
+        path: String,
+    },
+    /// Lets a directory take snapshots (superuser; `dfsadmin -allowSnapshot`).
+    AllowSnapshot {
+        path: String,
+    },
+    DisallowSnapshot {
+        path: String,
+    },
+    /// Takes a snapshot (`None`: HDFS's `sYYYYMMDD-HHMMSS.mmm` name);
+    /// answers the snapshot's path.
+    CreateSnapshot {
+        path: String,
+        name: Option<String>,
+    },
+    DeleteSnapshot {
+        path: String,
+        name: String,
+    },
+    RenameSnapshot {
+        path: String,
+        old: String,
+        new: String,
+    },
+    /// The snapshottable directories the caller may see (read).
+    ListSnapshottableDirs,
+    /// The snapshots of a directory, oldest first (read).
+    ListSnapshots {
+        path: String,
+    },
+    /// What changed under `path` from snapshot `from` to `to` ("" or ".":
+    /// the current state) (read).
+    SnapshotDiff {
+        path: String,
+        from: String,
+        to: String,
+    },
+    /// Changes an inode's ACL (owner or superuser).
+    ChangeAcl {
+        path: String,
+        change: AclChange,
+    },
+    /// The ACL of an inode (read).
+    GetAclStatus {
+        path: String,
+    },
+    SetXAttr {
+        path: String,
+        name: String,
+        value: Vec<u8>,
+        flags: XAttrFlags,
+    },
+    RemoveXAttr {
+        path: String,
+        name: String,
+    },
+    /// The named extended attributes (all visible ones when `names` is
+    /// empty) (read).
+    GetXAttrs {
+        path: String,
+        names: Vec<String>,
+    },
+    /// The names of the visible extended attributes (read).
+    ListXAttrs {
+        path: String,
+    },
+    /// Cuts a file to `length` bytes: `Bool(true)` when done at once (a
+    /// block boundary), `Bool(false)` when the last block is being
+    /// recovered to the new length (the file stays under construction
+    /// until the datanodes have cut their replicas).
+    Truncate {
+        path: String,
+        length: u64,
+    },
+    /// Moves the blocks of `sources` onto the end of `target`, in order;
+    /// the sources disappear.
+    Concat {
+        target: String,
+        sources: Vec<String>,
+    },
+    /// Block size, replication and trash interval (read).
+    GetServerDefaults,
 }
 
 impl MetaRequest {
@@ -175,6 +276,14 @@ impl MetaRequest {
                 | MetaRequest::ContentSummary { .. }
                 | MetaRequest::GetBlockLocations { .. }
                 | MetaRequest::Fsck { .. }
+                | MetaRequest::GetQuotaUsage { .. }
+                | MetaRequest::ListSnapshottableDirs
+                | MetaRequest::ListSnapshots { .. }
+                | MetaRequest::SnapshotDiff { .. }
+                | MetaRequest::GetAclStatus { .. }
+                | MetaRequest::GetXAttrs { .. }
+                | MetaRequest::ListXAttrs { .. }
+                | MetaRequest::GetServerDefaults
         )
     }
 
@@ -201,6 +310,26 @@ impl MetaRequest {
             MetaRequest::ContentSummary { .. } => "content_summary",
             MetaRequest::GetBlockLocations { .. } => "get_block_locations",
             MetaRequest::Fsck { .. } => "fsck",
+            MetaRequest::SetQuota { .. } => "set_quota",
+            MetaRequest::SetTypeQuota { .. } => "set_type_quota",
+            MetaRequest::GetQuotaUsage { .. } => "get_quota_usage",
+            MetaRequest::AllowSnapshot { .. } => "allow_snapshot",
+            MetaRequest::DisallowSnapshot { .. } => "disallow_snapshot",
+            MetaRequest::CreateSnapshot { .. } => "create_snapshot",
+            MetaRequest::DeleteSnapshot { .. } => "delete_snapshot",
+            MetaRequest::RenameSnapshot { .. } => "rename_snapshot",
+            MetaRequest::ListSnapshottableDirs => "list_snapshottable_dirs",
+            MetaRequest::ListSnapshots { .. } => "list_snapshots",
+            MetaRequest::SnapshotDiff { .. } => "snapshot_diff",
+            MetaRequest::ChangeAcl { .. } => "change_acl",
+            MetaRequest::GetAclStatus { .. } => "get_acl_status",
+            MetaRequest::SetXAttr { .. } => "set_xattr",
+            MetaRequest::RemoveXAttr { .. } => "remove_xattr",
+            MetaRequest::GetXAttrs { .. } => "get_xattrs",
+            MetaRequest::ListXAttrs { .. } => "list_xattrs",
+            MetaRequest::Truncate { .. } => "truncate",
+            MetaRequest::Concat { .. } => "concat",
+            MetaRequest::GetServerDefaults => "get_server_defaults",
         }
     }
 }
@@ -226,6 +355,16 @@ pub enum MetaResponse {
         last: Option<LocatedBlock>,
     },
     Fsck(FsckReport),
+    /// A path (a new snapshot's).
+    Path(String),
+    Quota(QuotaUsage),
+    Snapshots(Vec<SnapshotInfo>),
+    SnapshottableDirs(Vec<SnapshottableDir>),
+    SnapshotDiff(SnapshotDiffReport),
+    Acl(AclStatus),
+    XAttrs(Vec<XAttr>),
+    XAttrNames(Vec<String>),
+    ServerDefaults(ServerDefaults),
 }
 
 /// Whether an inode is a file or a directory.
@@ -255,6 +394,10 @@ pub struct FileStatus {
     pub children: u64,
     /// A file open for writing.
     pub under_construction: bool,
+    /// The inode has an ACL beyond its permission bits (`ls` shows `+`).
+    pub has_acl: bool,
+    /// A directory that allows snapshots.
+    pub snapshot_enabled: bool,
 }
 
 impl FileStatus {

@@ -1,0 +1,208 @@
+//! Recording differences: every mutation calls [`Namespace::save_attrs`]
+//! before it changes an inode, and the linking code calls the child hooks
+//! when a directory gains or loses a child. With no snapshot anywhere each
+//! is one branch.
+
+use super::Diff;
+use crate::inode::flags;
+use crate::ns::Namespace;
+use crate::slab::Slot;
+
+impl Namespace {
+    /// The latest snapshot that sees `x` where it is now: its snapshot
+    /// root's latest, or a pin on it or an ancestor, whichever is newer
+    /// (0: none).
+    pub(crate) fn latest_for(&self, x: Slot) -> u32 {
+        if !self.snap.active() {
+            return 0;
+        }
+        let mut l = 0;
+        let mut c = x;
+        loop {
+            let ino = self.slab.at(c);
+            if ino.has(flags::SNAPSHOTTABLE) {
+                l = l.max(self.snap.roots.get(&c).map_or(0, |r| r.latest()));
+            }
+            if ino.has(flags::PINNED) {
+                l = l.max(self.snap.pins.get(&c).copied().unwrap_or(0));
+            }
+            if ino.parent == c || ino.has(flags::DETACHED) {
+                return l;
+            }
+            c = ino.parent;
+        }
+    }
+
+    fn newest_tag(&self, x: Slot) -> Option<u32> {
+        if !self.slab.at(x).has(flags::DIFFS) {
+            return None;
+        }
+        self.snap.diffs.get(&x)?.last().map(|d| d.tag)
+    }
+
+    /// Whether `x` existed (where a snapshot of tag `l` looks for it) when
+    /// snapshot `l` was taken: not created after it in its parent, nor in
+    /// any ancestor on the way to what provides `l`.
+    fn existed_at(&self, x: Slot, l: u32) -> bool {
+        let mut c = x;
+        loop {
+            if self.newest_tag(c).is_some_and(|t| t >= l) {
+                return true;
+            }
+            let ino = self.slab.at(c);
+            if ino.has(flags::SNAPSHOTTABLE)
+                && self.snap.roots.get(&c).is_some_and(|r| r.latest() >= l)
+            {
+                return true;
+            }
+            if ino.has(flags::PINNED) && self.snap.pins.get(&c).is_some_and(|p| *p >= l) {
+                return true;
+            }
+            let p = ino.parent;
+            if p == c || ino.has(flags::DETACHED) {
+                return true;
+            }
+            if self.created_after(p, l, c) {
+                return false;
+            }
+            c = p;
+        }
+    }
+
+    fn created_after(&self, dir: Slot, l: u32, c: Slot) -> bool {
+        if !self.slab.at(dir).has(flags::DIFFS) {
+            return false;
+        }
+        self.snap.diffs.get(&dir).is_some_and(|ds| {
+            ds.iter()
+                .rev()
+                .take_while(|d| d.tag >= l)
+                .any(|d| d.created.contains(&c))
+        })
+    }
+
+    /// Records the attributes of `x` before a change, if a snapshot sees
+    /// `x` and they are not recorded for it yet. Returns whether the latest
+    /// snapshot over `x` sees it (its state there is now recorded).
+    pub(crate) fn save_attrs(&mut self, x: Slot) -> bool {
+        let l = self.latest_for(x);
+        if l == 0 {
+            return false;
+        }
+        if self.newest_tag(x).is_some_and(|t| t >= l) {
+            let missing = self
+                .snap
+                .diffs
+                .get(&x)
+                .and_then(|v| v.last())
+                .is_some_and(|d| d.attrs.is_none());
+            if missing {
+                let a = Box::new(self.capture(x));
+                if let Some(d) = self.snap.diffs.get_mut(&x).and_then(|v| v.last_mut()) {
+                    d.attrs = Some(a);
+                }
+            }
+            return true;
+        }
+        if !self.existed_at(x, l) {
+            return false;
+        }
+        let attrs = Some(Box::new(self.capture(x)));
+        self.push_diff(x, Diff {
+            tag: l,
+            attrs,
+            ..Diff::default()
+        });
+        true
+    }
+
+    fn push_diff(&mut self, x: Slot, d: Diff) {
+        self.snap.diffs.entry(x).or_default().push(d);
+        self.slab.at_mut(x).set(flags::DIFFS, true);
+    }
+
+    /// The diff a change to the children of `dir` goes into, if a snapshot
+    /// sees `dir`'s children.
+    fn dir_diff(&mut self, dir: Slot) -> Option<&mut Diff> {
+        let l = self.latest_for(dir);
+        if l == 0 {
+            return None;
+        }
+        if !self.newest_tag(dir).is_some_and(|t| t >= l) {
+            if !self.existed_at(dir, l) {
+                return None;
+            }
+            self.push_diff(dir, Diff {
+                tag: l,
+                ..Diff::default()
+            });
+        }
+        self.snap.diffs.get_mut(&dir)?.last_mut()
+    }
+
+    /// `c` became a child of `dir`.
+    pub(crate) fn snap_child_added(&mut self, dir: Slot, c: Slot) {
+        if !self.snap.active() {
+            return;
+        }
+        if let Some(d) = self.dir_diff(dir) {
+            d.created.insert(c);
+        }
+    }
+
+    /// `c` (named `name`) stopped being a child of `dir`. Returns whether
+    /// a snapshot still sees it, so it must be kept.
+    pub(crate) fn snap_child_removed(&mut self, dir: Slot, c: Slot, name: &str) -> bool {
+        if !self.snap.active() && self.snap.refs.is_empty() {
+            return false;
+        }
+        match self.dir_diff(dir) {
+            Some(d) => {
+                let was_created = d.created.remove(&c);
+                if d.deleted.contains(c) {
+                    // Removed, re-added and removed again since the
+                    // snapshot: already recorded (under its old name).
+                    return true;
+                }
+                if was_created {
+                    // Added after the snapshot: no snapshot of this
+                    // directory saw it here.
+                    return self.snap.refs.get(&c).is_some_and(|n| *n > 0);
+                }
+                d.deleted.insert(name, c);
+                *self.snap.refs.entry(c).or_default() += 1;
+                self.slab.at_mut(c).set(flags::SNAP_REF, true);
+                true
+            }
+            None => {
+                // No snapshot sees these children now; older diffs must
+                // not name a slot that may be freed and reused.
+                if let Some(ds) = self.snap.diffs.get_mut(&dir) {
+                    for d in ds.iter_mut() {
+                        d.created.remove(&c);
+                    }
+                }
+                self.snap.refs.get(&c).is_some_and(|n| *n > 0)
+            }
+        }
+    }
+
+    /// After `x` moved: a snapshot it was seen by at its old place (`old`,
+    /// its latest there) keeps seeing it, so its later changes must still
+    /// be recorded for that snapshot.
+    pub(crate) fn pin_moved(&mut self, x: Slot, old: u32) {
+        if old > 0 && self.latest_for(x) < old {
+            self.snap.pins.insert(x, old);
+            self.slab.at_mut(x).set(flags::PINNED, true);
+        }
+    }
+}
+
+impl Namespace {
+    /// Whether the latest snapshot over `x` sees it (HDFS's
+    /// `isInLatestSnapshot`).
+    pub(crate) fn in_latest_snapshot(&self, x: Slot) -> bool {
+        let l = self.latest_for(x);
+        l > 0 && (self.newest_tag(x).is_some_and(|t| t >= l) || self.existed_at(x, l))
+    }
+}
