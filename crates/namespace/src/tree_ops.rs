@@ -168,8 +168,7 @@ impl Namespace {
             self.check_quota_move(spid, dpid, &moved)?;
         }
         // A snapshot that sees the source keeps seeing it where it was.
-        let seen = self.save_attrs(sid);
-        let old_latest = if seen { self.latest_for(sid) } else { 0 };
+        let old_latest = self.save_attrs(sid);
         let (slot, _) = self.unlink(spid, sname, now).expect("source exists");
         // Unlinking may have merged chunks of the destination when it is
         // the same directory: find the position again.

@@ -19,10 +19,12 @@
 //! keep them); it is freed, and its blocks leave, when the last diff
 //! naming it is merged away by a snapshot deletion ([`gc`]).
 //!
-//! Which snapshot an inode's change belongs to is the latest one of its
-//! snapshot root, or, for an inode moved out of a snapshotted subtree, the
-//! latest one it was seen by there (its "pin"), whichever is newer: the
-//! O(depth) walk the quota check does too.
+//! Which snapshot an inode's change belongs to is the newest one that
+//! sees it: the latest of its snapshot root if it existed there then, else
+//! for an inode moved out of (or back into) a snapshotted subtree, the
+//! latest one that saw it at a place it left (its "pin", on it or an
+//! ancestor). Finding it walks the ancestors, O(depth), as the quota
+//! check does.
 
 mod gc;
 mod ops;

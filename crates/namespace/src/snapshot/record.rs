@@ -9,28 +9,46 @@ use crate::ns::Namespace;
 use crate::slab::Slot;
 
 impl Namespace {
-    /// The latest snapshot that sees `x` where it is now: its snapshot
-    /// root's latest, or a pin on it or an ancestor, whichever is newer
-    /// (0: none).
-    pub(crate) fn latest_for(&self, x: Slot) -> u32 {
+    /// The snapshots that may see `x` where it is now, newest first: the
+    /// latest of its snapshot root, and the pins on it and its ancestors
+    /// (each the latest snapshot that saw a moved inode where it was).
+    fn candidates(&self, x: Slot) -> Vec<u32> {
+        let mut v = Vec::new();
         if !self.snap.active() {
-            return 0;
+            return v;
         }
-        let mut l = 0;
         let mut c = x;
         loop {
             let ino = self.slab.at(c);
             if ino.has(flags::SNAPSHOTTABLE) {
-                l = l.max(self.snap.roots.get(&c).map_or(0, |r| r.latest()));
+                v.extend(self.snap.roots.get(&c).map(|r| r.latest()).filter(|l| *l > 0));
             }
             if ino.has(flags::PINNED) {
-                l = l.max(self.snap.pins.get(&c).copied().unwrap_or(0));
+                v.extend(self.snap.pins.get(&c).copied());
             }
             if ino.parent == c || ino.has(flags::DETACHED) {
-                return l;
+                break;
             }
             c = ino.parent;
         }
+        v.sort_unstable_by(|a, b| b.cmp(a));
+        v.dedup();
+        v
+    }
+
+    /// The latest snapshot that sees `x` (0: none), and whether `x`
+    /// already has a diff recording its state for it.
+    fn seen_by(&self, x: Slot) -> (u32, bool) {
+        let newest = self.newest_tag(x);
+        for t in self.candidates(x) {
+            if newest.is_some_and(|n| n >= t) {
+                return (t, true);
+            }
+            if self.existed_at(x, t) {
+                return (t, false);
+            }
+        }
+        (0, false)
     }
 
     fn newest_tag(&self, x: Slot) -> Option<u32> {
@@ -82,14 +100,14 @@ impl Namespace {
     }
 
     /// Records the attributes of `x` before a change, if a snapshot sees
-    /// `x` and they are not recorded for it yet. Returns whether the latest
-    /// snapshot over `x` sees it (its state there is now recorded).
-    pub(crate) fn save_attrs(&mut self, x: Slot) -> bool {
-        let l = self.latest_for(x);
-        if l == 0 {
-            return false;
+    /// `x` and they are not recorded for it yet. Returns the latest
+    /// snapshot that sees `x` (0: none), for which its state is now kept.
+    pub(crate) fn save_attrs(&mut self, x: Slot) -> u32 {
+        let (t, recorded) = self.seen_by(x);
+        if t == 0 {
+            return 0;
         }
-        if self.newest_tag(x).is_some_and(|t| t >= l) {
+        if recorded {
             let missing = self
                 .snap
                 .diffs
@@ -102,18 +120,15 @@ impl Namespace {
                     d.attrs = Some(a);
                 }
             }
-            return true;
-        }
-        if !self.existed_at(x, l) {
-            return false;
+            return t;
         }
         let attrs = Some(Box::new(self.capture(x)));
         self.push_diff(x, Diff {
-            tag: l,
+            tag: t,
             attrs,
             ..Diff::default()
         });
-        true
+        t
     }
 
     fn push_diff(&mut self, x: Slot, d: Diff) {
@@ -124,16 +139,13 @@ impl Namespace {
     /// The diff a change to the children of `dir` goes into, if a snapshot
     /// sees `dir`'s children.
     fn dir_diff(&mut self, dir: Slot) -> Option<&mut Diff> {
-        let l = self.latest_for(dir);
-        if l == 0 {
+        let (t, recorded) = self.seen_by(dir);
+        if t == 0 {
             return None;
         }
-        if !self.newest_tag(dir).is_some_and(|t| t >= l) {
-            if !self.existed_at(dir, l) {
-                return None;
-            }
+        if !recorded {
             self.push_diff(dir, Diff {
-                tag: l,
+                tag: t,
                 ..Diff::default()
             });
         }
@@ -187,14 +199,16 @@ impl Namespace {
         }
     }
 
-    /// After `x` moved: a snapshot it was seen by at its old place (`old`,
-    /// its latest there) keeps seeing it, so its later changes must still
-    /// be recorded for that snapshot.
+    /// After `x` moved: snapshot `old`, the latest that saw it at its old
+    /// place, keeps seeing it there, so its later changes must still be
+    /// recorded for that snapshot wherever it goes.
     pub(crate) fn pin_moved(&mut self, x: Slot, old: u32) {
-        if old > 0 && self.latest_for(x) < old {
-            self.snap.pins.insert(x, old);
-            self.slab.at_mut(x).set(flags::PINNED, true);
+        if old == 0 {
+            return;
         }
+        let p = self.snap.pins.entry(x).or_default();
+        *p = (*p).max(old);
+        self.slab.at_mut(x).set(flags::PINNED, true);
     }
 }
 
@@ -202,7 +216,6 @@ impl Namespace {
     /// Whether the latest snapshot over `x` sees it (HDFS's
     /// `isInLatestSnapshot`).
     pub(crate) fn in_latest_snapshot(&self, x: Slot) -> bool {
-        let l = self.latest_for(x);
-        l > 0 && (self.newest_tag(x).is_some_and(|t| t >= l) || self.existed_at(x, l))
+        self.seen_by(x).0 > 0
     }
 }

@@ -7,6 +7,13 @@ use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::BlockInfo;
 use tdfs_proto::{DatanodeId, FsError};
 
+mod acl;
+mod edit;
+mod quota;
+mod snapshot;
+mod snapshot_model;
+mod xattr;
+
 const ROOT_USER: &str = "hdfs";
 const HOLDER: u64 = 7;
 
@@ -101,6 +108,80 @@ impl T {
             last: prev,
         })
         .unwrap();
+    }
+
+    /// Writes a closed file of blocks of the given lengths.
+    fn file_of(&mut self, user: &str, p: &str, lens: &[u64]) -> Result<(), FsError> {
+        self.create(user, p)?;
+        self.append_blocks(user, p, lens)
+    }
+
+    /// Adds committed blocks of the given lengths to an open file and closes it.
+    fn append_blocks(&mut self, user: &str, p: &str, lens: &[u64]) -> Result<(), FsError> {
+        let mut prev: Option<BlockInfo> = None;
+        for (i, len) in lens.iter().enumerate() {
+            let b = match self.as_user(
+                user,
+                LogOp::AddBlock {
+                    path: p.into(),
+                    previous: prev.clone(),
+                    targets: vec![DatanodeId("dn1".into())],
+                },
+            )? {
+                Outcome::Block { block, .. } => block,
+                other => panic!("{other:?}"),
+            };
+            prev = Some(BlockInfo {
+                len: *len,
+                sha256: Some([i as u8 + 1; 32]),
+                ..b
+            });
+        }
+        self.as_user(
+            user,
+            LogOp::Complete {
+                path: p.into(),
+                last: prev,
+            },
+        )?;
+        Ok(())
+    }
+
+    fn append(&mut self, user: &str, p: &str, lens: &[u64]) -> Result<(), FsError> {
+        self.as_user(user, LogOp::Append { path: p.into() })?;
+        self.append_blocks(user, p, lens)
+    }
+
+    /// The block ids of a file as `path` shows it.
+    fn block_ids(&self, p: &str) -> Vec<u64> {
+        self.ns
+            .locate(ROOT_USER, p, 0, u64::MAX)
+            .unwrap()
+            .blocks
+            .iter()
+            .map(|b| b.block.id)
+            .collect()
+    }
+
+    /// Block ids removed by the events so far (and forgets the events).
+    fn removed(&mut self) -> Vec<u64> {
+        let mut v: Vec<u64> = self
+            .events
+            .drain(..)
+            .filter_map(|e| match e {
+                NsEvent::BlockRemoved { id } => Some(id),
+                _ => None,
+            })
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Frees whatever deleted subtrees wait to be freed.
+    fn reclaim_all(&mut self) {
+        while self.ns.pending_reclaim() > 0 {
+            self.sys(LogOp::Reclaim { budget: 100_000 }).unwrap();
+        }
     }
 
     fn add_block(&mut self, p: &str, previous: Option<BlockInfo>) -> BlockInfo {
