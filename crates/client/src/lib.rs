@@ -3,6 +3,7 @@
 //! retry is applied once, and offers the namespace operations.
 
 pub mod checksum;
+mod features;
 pub mod file;
 pub mod meta;
 pub mod transfer;

@@ -432,6 +432,6 @@ fn unexpected(r: Response) -> FsError {
     FsError::Internal(format!("unexpected reply {r:?}"))
 }
 
-fn unexpected_meta(r: MetaResponse) -> FsError {
+pub(crate) fn unexpected_meta(r: MetaResponse) -> FsError {
     FsError::Internal(format!("unexpected reply {r:?}"))
 }

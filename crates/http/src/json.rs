@@ -109,6 +109,8 @@ mod tests {
             mode: 0o1644,
             children: 0,
             under_construction: false,
+            has_acl: false,
+            snapshot_enabled: false,
         };
         let v = file_status(&st, "f");
         assert_eq!(v["permission"], "1644");

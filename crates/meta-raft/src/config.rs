@@ -99,6 +99,10 @@ pub struct MetaConfig {
     pub balance_threshold_pct: Option<f64>,
     /// Join the gossip cluster (UDP on the port of `addr`).
     pub gossip: bool,
+    /// How long trashed files are kept, in ms (0: trash off); the flag is
+    /// `--trash-interval MINUTES`, as HDFS's `fs.trash.interval`. The
+    /// leader checkpoints and expires every user's trash this often.
+    pub trash_interval_ms: u64,
 }
 
 impl MetaConfig {
@@ -137,6 +141,7 @@ impl MetaConfig {
             dead_after_ms: defaults::DEAD_AFTER_MS,
             balance_threshold_pct: Some(defaults::BALANCE_THRESHOLD_PCT),
             gossip: true,
+            trash_interval_ms: 0,
         }
     }
 

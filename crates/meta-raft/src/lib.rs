@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod core;
 pub mod datanodes;
+mod features;
 pub mod gossip;
 pub mod leader;
 pub mod log_store;

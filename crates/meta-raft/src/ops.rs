@@ -5,6 +5,7 @@
 //! placement for new blocks and its defaults for new files) and go through
 //! Raft.
 
+use crate::features::feature_log_op;
 use crate::node::MetaNode;
 use std::time::Duration;
 use tdfs_namespace::{LogOp, Outcome};
@@ -13,7 +14,6 @@ use tdfs_proto::meta::{
     AccessMode, CorruptBlock, DatanodeAddr, FsckReport, LocatedBlock, LocatedBlocks, MetaRequest,
     MetaResponse,
 };
-use tdfs_proto::perm::new_inode_mode;
 use tdfs_proto::{BlockId, DatanodeId, FsError};
 
 /// How long a block access token is valid: longer than a lease renewal
@@ -86,10 +86,7 @@ impl MetaNode {
                 })
             }
             MetaRequest::Fsck { path } => self.fsck(user, &path).await.map(MetaResponse::Fsck),
-            other => Err(FsError::InvalidArgument(format!(
-                "{} is not a read",
-                other.name()
-            ))),
+            other => self.read_feature(user, other),
         }
     }
 
@@ -156,6 +153,7 @@ impl MetaNode {
             Outcome::Bool(b) => MetaResponse::Bool(b),
             Outcome::Status(status) if is_append => MetaResponse::Appended { status, last: None },
             Outcome::Status(s) => MetaResponse::Status(s),
+            Outcome::Path(p) => MetaResponse::Path(p),
             Outcome::Block {
                 block,
                 offset,
@@ -186,8 +184,8 @@ impl MetaNode {
                 mode,
                 parents,
             } => LogOp::Mkdirs {
+                mode: self.mode_for(user, &path, mode, 0o777),
                 path,
-                mode: new_inode_mode(mode, 0o777),
                 parents,
             },
             MetaRequest::Create {
@@ -198,11 +196,11 @@ impl MetaNode {
                 mode,
                 create_parents,
             } => LogOp::Create {
+                mode: self.mode_for(user, &path, mode, 0o666),
                 path,
                 overwrite,
                 replication: replication.unwrap_or(d.replication),
                 block_size: block_size.unwrap_or(d.block_size),
-                mode: new_inode_mode(mode, 0o666),
                 create_parents,
             },
             MetaRequest::Append { path } => LogOp::Append { path },
@@ -267,12 +265,7 @@ impl MetaNode {
             MetaRequest::SetPermission { path, mode } => LogOp::SetPermission { path, mode },
             MetaRequest::SetOwner { path, owner, group } => LogOp::SetOwner { path, owner, group },
             MetaRequest::SetTimes { path, mtime, atime } => LogOp::SetTimes { path, mtime, atime },
-            other => {
-                return Err(FsError::InvalidArgument(format!(
-                    "{} is not a mutation",
-                    other.name()
-                )))
-            }
+            other => feature_log_op(other)?,
         };
         Ok((op, promise))
     }

@@ -13,6 +13,7 @@ pub mod perm;
 pub mod quota;
 pub mod snapshot;
 pub mod transfer;
+pub mod trash;
 pub mod xattr;
 
 pub use error::{FsError, QuotaKind};

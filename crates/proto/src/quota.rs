@@ -45,6 +45,7 @@ pub struct QuotaUsage {
 pub struct ServerDefaults {
     pub block_size: u64,
     pub replication: u16,
-    /// Trash interval in minutes (0: trash is off), as `fs.trash.interval`.
-    pub trash_interval_minutes: u64,
+    /// How long trashed files are kept, in ms (0: trash is off); HDFS's
+    /// `fs.trash.interval` is this in minutes.
+    pub trash_interval_ms: u64,
 }
