@@ -15,7 +15,8 @@ async fn report(c: &MetaClient) -> anyhow::Result<ClusterReport> {
     }
 }
 
-/// `tdfs dfsadmin -report [--json] | -decommission ID | -recommission ID`.
+/// `tdfs dfsadmin -report [--json] | -decommission ID | -recommission ID`,
+/// the snapshot switches and the quota commands.
 pub async fn dfsadmin(args: Vec<String>) -> anyhow::Result<u8> {
     let o = ClientOpts::parse(args)?;
     let c = o.client()?;
@@ -75,7 +76,13 @@ pub async fn dfsadmin(args: Vec<String>) -> anyhow::Result<u8> {
             println!("{cmd} of {id} requested");
             Ok(0)
         }
-        _ => bail!("usage: tdfs dfsadmin -report [--json] | -decommission ID | -recommission ID"),
+        Some(cmd @ ("allowSnapshot" | "disallowSnapshot")) => {
+            crate::snap::allow(&c, cmd == "allowSnapshot", &rest[1..]).await
+        }
+        Some(cmd @ ("setQuota" | "clrQuota" | "setSpaceQuota" | "clrSpaceQuota")) => {
+            crate::quota::dfsadmin(&c, cmd, &rest[1..]).await
+        }
+        _ => bail!("usage: tdfs dfsadmin -report [--json] | -decommission ID | -recommission ID | -allowSnapshot DIR | -disallowSnapshot DIR | -setQuota N DIR... | -clrQuota DIR... | -setSpaceQuota BYTES [-storageType T] DIR... | -clrSpaceQuota [-storageType T] DIR..."),
     }
 }
 

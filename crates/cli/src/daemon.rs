@@ -62,6 +62,10 @@ pub struct MetaArgs {
     /// Continuous balancing threshold in percent (0 turns it off).
     #[arg(long)]
     pub balance_threshold: Option<f64>,
+    /// Minutes trashed files are kept (0 = trash off), as HDFS's
+    /// `fs.trash.interval`; the leader checkpoints and expires trash this often.
+    #[arg(long)]
+    pub trash_interval: Option<u64>,
     /// Acknowledge writes before fsync (unsafe; for experiments only).
     #[arg(long)]
     pub no_fsync: bool,
@@ -117,6 +121,11 @@ pub fn meta_config(a: MetaArgs) -> anyhow::Result<MetaConfig> {
         .unwrap_or(c.lease_timeout_ms);
     if let Some(t) = a.balance_threshold {
         c.balance_threshold_pct = (t > 0.0).then_some(t);
+    }
+    if let Some(m) = f.u64(a.trash_interval, "trash-interval")? {
+        c.trash_interval_ms = m
+            .checked_mul(60_000)
+            .context("--trash-interval is too large")?;
     }
     let no_fsync = f
         .bool(a.no_fsync.then_some(true), "no-fsync")?

@@ -14,15 +14,20 @@ commands: -put [-f] [-p] [-replication N] [-blocksize BYTES] LOCAL... REMOTE ('-
           -ls [-R] PATH...  -mkdir [-p] PATH...  -rm [-r] [-f] PATH...  -rmdir PATH...
           -mv SRC... DST  -stat [FORMAT] PATH...  -touchz PATH...  -test -e|-d|-f|-z PATH
           -chmod [-R] MODE PATH...  -chown [-R] OWNER[:GROUP] PATH...  -setrep [-w] N PATH...
-          -du [-s] PATH...  -count PATH...";
+          -du [-s] PATH...  -count [-q] [-h] [-v] PATH...
+          -rm [-f] [-r|-R] [-skipTrash] PATH...  -expunge [-immediate]
+          -createSnapshot DIR [NAME]  -deleteSnapshot DIR NAME  -renameSnapshot DIR OLD NEW
+          -setfacl [-R] -m|-x ACLSPEC PATH / -b|-k PATH / --set ACLSPEC PATH  -getfacl [-R] PATH
+          -setfattr -n NAME [-v VALUE] PATH / -x NAME PATH  -getfattr [-R] {-n NAME | -d} [-e ENC] PATH
+          -truncate [-w] LENGTH PATH...  -concat TARGET SRC...";
 
 /// Flags (single letters after `-`) and positional arguments of a command.
-struct Parsed {
-    flags: Vec<String>,
-    args: Vec<String>,
+pub(crate) struct Parsed {
+    pub flags: Vec<String>,
+    pub args: Vec<String>,
 }
 
-fn split_flags(rest: &[String], known: &[&str]) -> Parsed {
+pub(crate) fn split_flags(rest: &[String], known: &[&str]) -> Parsed {
     let mut flags = Vec::new();
     let mut args = Vec::new();
     let mut only_args = false;
@@ -39,7 +44,7 @@ fn split_flags(rest: &[String], known: &[&str]) -> Parsed {
 }
 
 impl Parsed {
-    fn has(&self, f: &str) -> bool {
+    pub(crate) fn has(&self, f: &str) -> bool {
         self.flags.iter().any(|x| x == f)
     }
 }
@@ -121,7 +126,17 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        "rm" => rm(c, split_flags(&rest, &["r", "R", "f", "skipTrash"])).await,
+        "rm" => crate::trash::rm(c, split_flags(&rest, &["r", "R", "f", "skipTrash", "safely"])).await,
+        "expunge" => crate::trash::expunge(c, &rest).await,
+        "setfacl" => crate::facl::setfacl(c, split_flags(&rest, &["R", "m", "x", "b", "k", "-set"])).await,
+        "getfacl" => crate::facl::getfacl(c, split_flags(&rest, &["R"])).await,
+        "setfattr" => crate::facl::setfattr(c, &rest).await,
+        "getfattr" => crate::facl::getfattr(c, &rest).await,
+        "createSnapshot" | "deleteSnapshot" | "renameSnapshot" => {
+            crate::snap::snapshot_cmd(c, &cmd, &rest).await
+        }
+        "truncate" => crate::edit::truncate(c, split_flags(&rest, &["w"])).await,
+        "concat" => crate::edit::concat(c, split_flags(&rest, &[])).await,
         "rmdir" => {
             let p = split_flags(&rest, &[]);
             need_args(&p, 1, "-rmdir PATH...")?;
@@ -165,7 +180,7 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<u8> {
         "chown" => chown(c, split_flags(&rest, &["R"])).await,
         "setrep" => setrep(c, split_flags(&rest, &["w", "R"])).await,
         "du" => du(c, split_flags(&rest, &["s", "h"])).await,
-        "count" => count(c, split_flags(&rest, &["q", "h"])).await,
+        "count" => crate::quota::count(c, split_flags(&rest, &["q", "h", "v", "u"])).await,
         other => bail!("-{other}: unknown command\n{USAGE}"),
     }
 }
@@ -196,7 +211,7 @@ fn take_valued(mut p: Parsed) -> anyhow::Result<(Parsed, Option<u16>, Option<u64
     Ok((p, replication, block_size))
 }
 
-fn need_args(p: &Parsed, n: usize, usage: &str) -> anyhow::Result<()> {
+pub(crate) fn need_args(p: &Parsed, n: usize, usage: &str) -> anyhow::Result<()> {
     if p.args.len() < n {
         bail!("usage: tdfs dfs {usage}");
     }
@@ -217,8 +232,10 @@ fn ls_line(s: &FileStatus, full: &str) -> String {
     } else {
         s.replication.to_string()
     };
+    // HDFS marks an inode with an ACL by a `+` after its permissions.
+    let acl = if s.has_acl { "+" } else { "" };
     format!(
-        "{} {:>3} {} {} {:>10} {} {}",
+        "{}{acl} {:>3} {} {} {:>10} {} {}",
         format_mode(s.is_dir(), s.mode),
         repl,
         s.owner,
@@ -274,32 +291,6 @@ async fn ls(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
             }
             for e in &entries {
                 println!("{}", ls_line(e, &path::child(&t, &e.name)));
-            }
-        }
-    }
-    Ok(code)
-}
-
-async fn rm(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
-    need_args(&p, 1, "-rm [-r] [-f] PATH...")?;
-    let recursive = p.has("r") || p.has("R");
-    let force = p.has("f");
-    let mut code = 0;
-    for a in &p.args {
-        let r = async {
-            let st = c.stat(a).await?;
-            if st.is_dir() && !recursive {
-                return Err(FsError::IsADirectory(a.clone()));
-            }
-            c.delete(a, recursive).await
-        }
-        .await;
-        match r {
-            Ok(()) => println!("Deleted {a}"),
-            Err(FsError::FileNotFound(_)) if force => {}
-            Err(e) => {
-                eprintln!("tdfs: {}", cmd_err("rm", a, e));
-                code = 1;
             }
         }
     }
@@ -375,7 +366,7 @@ async fn test(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
 }
 
 /// The paths a `-R` command applies to: each target and, with `-R`, everything below.
-async fn expand(
+pub(crate) async fn expand(
     c: &MetaClient,
     targets: &[String],
     recursive: bool,
@@ -504,28 +495,6 @@ async fn du(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
                     .map_err(|e| cmd_err("du", &full, e))?;
                 println!("{}  {}  {}", s.length, s.space_consumed, full);
             }
-        }
-    }
-    Ok(0)
-}
-
-async fn count(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
-    need_args(&p, 1, "-count PATH...")?;
-    for t in &p.args {
-        let s = c
-            .content_summary(t)
-            .await
-            .map_err(|e| cmd_err("count", t, e))?;
-        if p.has("q") {
-            println!(
-                "{:>12} {:>15} {:>12} {:>15} {:>12} {:>12} {:>18} {}",
-                "none", "inf", "none", "inf", s.directory_count, s.file_count, s.length, t
-            );
-        } else {
-            println!(
-                "{:>12} {:>12} {:>18} {}",
-                s.directory_count, s.file_count, s.length, t
-            );
         }
     }
     Ok(0)

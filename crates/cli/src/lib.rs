@@ -6,11 +6,16 @@ mod bench;
 mod conf;
 mod daemon;
 mod dfs;
+mod edit;
+mod facl;
 mod fmt;
 mod local;
 mod opts;
 mod progress;
+mod quota;
+mod snap;
 mod transfer;
+mod trash;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -61,6 +66,18 @@ enum Cmd {
     /// Balance block placement, as `hdfs balancer` (-threshold PCT).
     #[command(disable_help_flag = true)]
     Balancer {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The snapshottable directories, as `hdfs lsSnapshottableDir`.
+    #[command(name = "lsSnapshottableDir", disable_help_flag = true)]
+    LsSnapshottableDir {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// What changed between two snapshots, as `hdfs snapshotDiff DIR FROM TO`.
+    #[command(name = "snapshotDiff", disable_help_flag = true)]
+    SnapshotDiff {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -119,6 +136,8 @@ pub fn main() -> ExitCode {
             Cmd::Fsck { args } => admin::fsck(args).await,
             Cmd::Haadmin { args } => admin::haadmin(args).await,
             Cmd::Balancer { args } => admin::balancer(args).await,
+            Cmd::LsSnapshottableDir { args } => snap::ls_snapshottable(args).await,
+            Cmd::SnapshotDiff { args } => snap::snapshot_diff(args).await,
             Cmd::Bench(b) => bench::run(b).await.map(|_| 0),
         }
     });

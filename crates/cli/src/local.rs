@@ -31,6 +31,9 @@ pub struct LocalArgs {
     /// Lease timeout in milliseconds (how long a dead writer holds a file).
     #[arg(long)]
     pub lease_timeout_ms: Option<u64>,
+    /// Minutes trashed files are kept (0 = trash off), as HDFS's `fs.trash.interval`.
+    #[arg(long, default_value_t = 1440)]
+    pub trash_interval: u64,
     /// Acknowledge writes before fsync (benchmarks of the network path only).
     #[arg(long)]
     pub no_fsync: bool,
@@ -62,6 +65,7 @@ pub async fn run(a: LocalArgs) -> anyhow::Result<()> {
         .map(crate::conf::parse_size)
         .transpose()?;
     cfg.fsync = !a.no_fsync;
+    cfg.trash_interval_ms = a.trash_interval.saturating_mul(60_000);
     if let Some(k) = &a.cluster_key_file {
         let path = k
             .canonicalize()

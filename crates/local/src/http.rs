@@ -38,7 +38,8 @@ pub fn start_meta_http(node: &Arc<MetaNode>, listener: TcpListener) -> std::io::
         defaults: ServerDefaults {
             block_size: cfg.defaults.block_size,
             replication: cfg.defaults.replication,
-            trash_interval_minutes: 0,
+            // Minutes, rounded up: a shorter interval (tests) still means on.
+            trash_interval_minutes: cfg.trash_interval_ms.div_ceil(60_000),
         },
     };
     tdfs_http::start_meta(http, listener)

@@ -46,6 +46,9 @@ pub struct LocalConfig {
     pub tweak_datanode: Option<Tweak<DatanodeConfig>>,
     /// Seeds the fault table's random drops and reorders.
     pub seed: u64,
+    /// How long trashed files are kept, ms (0: trash off; `tdfs local`
+    /// turns it on with a day, as HDFS's `fs.trash.interval` of 1440).
+    pub trash_interval_ms: u64,
 }
 
 impl LocalConfig {
@@ -63,6 +66,7 @@ impl LocalConfig {
             tweak_meta: None,
             tweak_datanode: None,
             seed: 0,
+            trash_interval_ms: 0,
         }
     }
 }
@@ -248,6 +252,7 @@ impl LocalCluster {
         }
         mc.fsync = self.cfg.fsync;
         mc.key = self.cfg.key.clone();
+        mc.trash_interval_ms = self.cfg.trash_interval_ms;
         if let Some(t) = &self.cfg.tweak_meta {
             t(&mut mc);
         }

@@ -199,6 +199,41 @@ pub struct AclStatus {
     pub entries: Vec<AclEntry>,
 }
 
+/// The full ACL of an inode from its permission bits and the entries an
+/// [`AclStatus`] carries (HDFS's `AclUtil.getAclFromPermAndEntries`): the
+/// owner, mask and other entries come from the bits.
+pub fn full_acl(mode: u16, entries: &[AclEntry]) -> Vec<AclEntry> {
+    let bits = |shift: u16| ((mode >> shift) & 7) as u8;
+    let base = |kind, perm| AclEntry::new(AclScope::Access, kind, None, perm);
+    let (access, defaults): (Vec<&AclEntry>, Vec<&AclEntry>) =
+        entries.iter().partition(|e| e.scope == AclScope::Access);
+    let mut out = Vec::with_capacity(entries.len() + 3);
+    if access.is_empty() {
+        out.push(base(AclKind::User, bits(6)));
+        out.push(base(AclKind::Group, bits(3)));
+        out.push(base(AclKind::Other, bits(0)));
+    } else {
+        out.push(base(AclKind::User, bits(6)));
+        out.extend(access.into_iter().cloned());
+        out.push(base(AclKind::Mask, bits(3)));
+        out.push(base(AclKind::Other, bits(0)));
+    }
+    out.extend(defaults.into_iter().cloned());
+    out
+}
+
+/// What an entry of `acl` (a full, sorted ACL) actually grants: named and
+/// group entries are filtered by their scope's mask (HDFS's
+/// `AclStatus.getEffectivePermission`).
+pub fn effective(e: &AclEntry, acl: &[AclEntry]) -> u8 {
+    if e.kind == AclKind::Mask || (e.name.is_none() && e.kind != AclKind::Group) {
+        return e.perm;
+    }
+    acl.iter()
+        .find(|m| m.scope == e.scope && m.kind == AclKind::Mask)
+        .map_or(e.perm, |m| e.perm & m.perm)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
