@@ -154,13 +154,19 @@ pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
         None => None,
     };
     tracing::info!("metadata node {id} serving on {addr}");
-    wait_for_signal().await;
+    let failure = tokio::select! {
+        _ = wait_for_signal() => None,
+        why = handle.failed() => Some(why),
+    };
     tracing::info!("stopping");
     if let Some(h) = http {
         h.stop().await;
     }
     handle.shutdown().await;
-    Ok(())
+    match failure {
+        Some(why) => anyhow::bail!("{why}"),
+        None => Ok(()),
+    }
 }
 
 /// Binds the `--http` address, if one is given.

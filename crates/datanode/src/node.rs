@@ -555,7 +555,10 @@ impl Exec {
     /// work off the poller).
     async fn admit(&self, term: u64, commands: Vec<DatanodeCommand>) {
         let fence = self.fence.clone();
-        let admitted = tokio::task::spawn_blocking(move || fence.admit(term)).await;
+        let admitted = match tdfs_rpc::bugs::on(tdfs_rpc::bugs::Bug::SkipFencing) {
+            true => Ok(Ok(Admit::Yes)),
+            false => tokio::task::spawn_blocking(move || fence.admit(term)).await,
+        };
         match admitted {
             Ok(Ok(Admit::Yes)) => self.execute(commands),
             Ok(Ok(Admit::Fenced(seen))) => {

@@ -401,6 +401,11 @@ pub enum AdminRequest {
     Report,
     /// Block health counts, kept incrementally (status page, metrics).
     Health,
+    /// This node's namespace hash at applied index `index` (the
+    /// consistency check), if it computed one.
+    StateHash {
+        index: u64,
+    },
     Decommission {
         id: DatanodeId,
     },
@@ -429,6 +434,7 @@ pub enum AdminResponse {
     NodeState(NodeState),
     Report(ClusterReport),
     Health(HealthReport),
+    StateHash(Option<[u8; 32]>),
 }
 
 /// A metadata node's own state.
@@ -446,6 +452,8 @@ pub struct NodeState {
     /// Voters and learners of the current membership, with addresses.
     pub voters: Vec<(MetaId, String)>,
     pub learners: Vec<(MetaId, String)>,
+    /// The consistency check's alarm, if this node raised one.
+    pub alarm: Option<String>,
 }
 
 /// `dfsadmin -report`.
