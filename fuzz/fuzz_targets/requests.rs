@@ -21,9 +21,9 @@ use tdfs_meta_raft::command::Command;
 use tdfs_meta_raft::types::{NodeId, TypeConfig};
 use tdfs_proto::codec::{decode, decode_large};
 use tdfs_proto::meta::*;
-use tdfs_proto::transfer::{Finish, Op, ReadReply, WriteAck, PACKET_HEADER};
 use tdfs_proto::{path, FsError};
 use tdfs_rpc::{handshake, Channel, Envelope, Reply};
+use tdfs_transfer::{Finish, Op, ReadReply, WriteAck, PACKET_HEADER};
 
 fn d<T: serde::de::DeserializeOwned>(b: &[u8]) {
     let _ = decode::<T>(b);
@@ -118,8 +118,8 @@ fuzz_target!(|data: &[u8]| {
         15 => d::<ReadReply>(b),
         16 => {
             if let Some(h) = b.first_chunk::<PACKET_HEADER>() {
-                if let Ok((len, _)) = tdfs_client::transfer::parse_packet_header(*h) {
-                    assert!(len <= tdfs_proto::transfer::MAX_PACKET);
+                if let Ok((len, _)) = tdfs_transfer::parse_packet_header(*h) {
+                    assert!(len <= tdfs_transfer::MAX_PACKET);
                 }
             }
         }

@@ -4,7 +4,6 @@
 
 pub mod file;
 pub mod meta;
-pub mod transfer;
 
 pub use file::{read_range, CreateOptions, FileWriter};
 pub use meta::{ClientConfig, MetaClient};

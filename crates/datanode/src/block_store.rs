@@ -38,8 +38,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tdfs_proto::meta::{DatanodeUsage, ReplicaReport};
-use tdfs_proto::transfer::{Finish, CHUNK};
 use tdfs_proto::{BlockId, DatanodeId, FsError};
+use tdfs_transfer::{Finish, CHUNK};
 
 const LOCK_FILE: &str = "LOCK";
 const ID_FILE: &str = "datanode.id";

@@ -1,5 +1,5 @@
 //! The datanode side of the data-transfer protocol (see
-//! [`tdfs_proto::transfer`]): receiving a block and forwarding it down the
+//! [`tdfs_transfer`]): receiving a block and forwarding it down the
 //! pipeline, serving reads, and copying a replica to other nodes.
 //!
 //! A write runs three things at once: this task reads packets from upstream,
@@ -12,15 +12,14 @@
 use crate::block_store::{BlockStore, ReplicaReader, ReplicaWriter};
 use std::sync::Arc;
 use std::time::Duration;
-use tdfs_client::transfer::{
-    packet_header, read_control_mac, read_packet_header, timed_io, write_control_mac, BlockWriter,
-    IO_TIMEOUT,
-};
 use tdfs_proto::meta::{AccessMode, BlockInfo, DatanodeAddr, ReplicaReport};
-use tdfs_proto::transfer::{Finish, NodeStatus, Op, ReadReply, WriteAck, CHUNK, PACKET_HEADER};
 use tdfs_proto::{BlockId, DatanodeId, FsError};
 use tdfs_rpc::auth::wall_ms;
 use tdfs_rpc::{ClusterKey, FrameMac, Peer, SessionKeys};
+use tdfs_transfer::{
+    packet_header, read_control_mac, read_packet_header, timed_io, write_control_mac, BlockWriter,
+    Finish, NodeStatus, Op, ReadReply, WriteAck, CHUNK, IO_TIMEOUT, PACKET_HEADER,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;

@@ -6,8 +6,8 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 use tdfs_datanode::block_store::{BlockState, BlockStore, StoreConfig};
-use tdfs_proto::transfer::{Finish, CHUNK};
 use tdfs_proto::FsError;
+use tdfs_transfer::{Finish, CHUNK};
 
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;

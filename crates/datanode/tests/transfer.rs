@@ -5,14 +5,14 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
-use tdfs_client::transfer::{
-    connect, packet_header, read_block, read_control, write_control, BlockWriter,
-};
 use tdfs_datanode::transfer::{replicate, StoreEvent};
 use tdfs_proto::meta::DatanodeAddr;
-use tdfs_proto::transfer::{Finish, Op, WriteAck, CHUNK};
 use tdfs_proto::{DatanodeId, FsError};
 use tdfs_rpc::ClusterKey;
+use tdfs_transfer::{
+    connect, packet_header, read_block, read_control, write_control, BlockWriter, Finish, Op,
+    WriteAck, CHUNK,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn addrs(nodes: &[Node]) -> Vec<DatanodeAddr> {

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use tdfs_datanode::block_store::{BlockStore, StoreConfig};
 use tdfs_datanode::transfer::{handle_stream, StoreEvent, TransferCtx};
 use tdfs_proto::meta::{BlockInfo, DatanodeAddr};
-use tdfs_proto::transfer::{Finish, WriteAck, CHUNK};
 use tdfs_proto::FsError;
 use tdfs_rpc::{serve, ClusterKey, Handler, Peer, ServerConfig, Shutdown};
+use tdfs_transfer::{Finish, WriteAck, CHUNK};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -131,8 +131,7 @@ pub async fn write_block(
     key: Option<&ClusterKey>,
 ) -> Result<WriteAck, FsError> {
     let mut w =
-        tdfs_client::transfer::BlockWriter::open(pipeline, info(id, gen, data.len() as u64), key)
-            .await?;
+        tdfs_transfer::BlockWriter::open(pipeline, info(id, gen, data.len() as u64), key).await?;
     for c in data.chunks(CHUNK) {
         if w.send_chunk(c).await.is_err() {
             break;
@@ -154,8 +153,7 @@ pub async fn read(
     len: u64,
 ) -> Result<Vec<u8>, FsError> {
     let mut out = Vec::new();
-    let n =
-        tdfs_client::transfer::read_block(&node.addr, None, id, gen, offset, len, &mut out).await?;
+    let n = tdfs_transfer::read_block(&node.addr, None, id, gen, offset, len, &mut out).await?;
     assert_eq!(n as usize, out.len());
     Ok(out)
 }
