@@ -1,10 +1,14 @@
 //! The datanode daemon: serves the data-transfer protocol, and keeps every
 //! metadata node informed — registration, a full block report at start and
 //! whenever a metadata node asks (restart, new leader), incremental reports
-//! after each replica is finalized or deleted, heartbeats with usage — and
-//! runs the commands the leader hands back.
+//! after each replica is finalized, deleted or quarantined, heartbeats with
+//! usage — and runs the commands the leader hands back.
+//!
+//! A datanode never deletes a replica on its own: a corrupt one is
+//! quarantined and reported, and goes only when the leader's `Delete`
+//! names it.
 
-use crate::block_store::BlockStore;
+use crate::block_store::{BlockStore, Check};
 use crate::scanner::ScanConfig;
 use crate::transfer::{handle_stream, StoreEvent, TransferCtx};
 use std::sync::Arc;
@@ -52,9 +56,12 @@ impl DatanodeConfig {
 /// A change to report incrementally.
 #[derive(Clone, Debug)]
 enum Change {
+    /// A replica was finalized.
     Added(ReplicaReport),
+    /// The finalized replica of a block was deleted.
     Removed(BlockId),
-    Corrupt(BlockId),
+    /// A replica (block, generation) was found corrupt and quarantined.
+    Corrupt(BlockId, u64),
 }
 
 /// A running datanode.
@@ -139,8 +146,8 @@ pub async fn start(
     tasks.push(tokio::spawn(crate::scanner::run(
         store.clone(),
         cfg.scan,
-        move |b| {
-            let _ = scan_tx.send(Change::Corrupt(b));
+        move |b, gen| {
+            let _ = scan_tx.send(Change::Corrupt(b, gen));
         },
         shutdown.clone(),
     )));
@@ -218,6 +225,7 @@ async fn fan_out(
         let c = tokio::select! {
             e = events.recv() => match e {
                 Some(StoreEvent::Finalized(r)) => Change::Added(r),
+                Some(StoreEvent::Quarantined { id, gen }) => Change::Corrupt(id, gen),
                 None => return,
             },
             c = changes.recv() => match c { Some(c) => c, None => return },
@@ -285,6 +293,7 @@ async fn reporter(
                     id: id.clone(),
                     usage: store.usage(),
                     blocks: store.replicas(),
+                    quarantined: store.quarantined(),
                 },
             )
             .await
@@ -336,7 +345,7 @@ fn incremental(id: &DatanodeId, batch: Vec<Change>) -> DatanodeRequest {
         match c {
             Change::Added(r) => added.push(r),
             Change::Removed(b) => removed.push(b),
-            Change::Corrupt(b) => corrupt.push(b),
+            Change::Corrupt(b, gen) => corrupt.push((b, gen)),
         }
     }
     DatanodeRequest::IncrementalReport {
@@ -359,6 +368,9 @@ fn execute(
         if let DatanodeCommand::Replicate { block, targets } = cmd {
             let ctx = ctx.clone();
             tokio::spawn(async move {
+                // A source whose own data fails its checksums is quarantined
+                // (and reported) by `replicate`; any other failure leaves
+                // the source's replica alone.
                 match crate::transfer::replicate(&ctx, &block, &targets).await {
                     Ok(ack) => {
                         for s in ack.statuses.iter().filter(|s| s.result.is_err()) {
@@ -370,47 +382,44 @@ fn execute(
                             );
                         }
                     }
-                    Err(tdfs_proto::FsError::ChecksumMismatch { .. }) => {
-                        // Our own replica is bad: drop it and say so.
-                        tracing::warn!("block {} is corrupt here: deleting it", block.id);
-                        let s = ctx.store.clone();
-                        let id = block.id;
-                        let _ = tokio::task::spawn_blocking(move || s.delete(id)).await;
-                        let _ = changes.send(Change::Corrupt(block.id));
-                    }
                     Err(e) => tracing::info!("copy of block {} failed: {e}", block.id),
                 }
             });
             continue;
         }
-        tokio::task::spawn_blocking(move || match cmd {
-            DatanodeCommand::Delete { blocks } => {
-                for (b, gen) in blocks {
-                    if store.get(b).is_none_or(|r| r.gen > gen) {
-                        continue;
-                    }
-                    match store.delete(b) {
-                        Ok(_) => {
+        tokio::task::spawn_blocking(move || run_command(&store, cmd, &changes));
+    }
+}
+
+/// Runs one `Delete` or `Verify` (blocking disk work).
+fn run_command(store: &BlockStore, cmd: DatanodeCommand, changes: &mpsc::UnboundedSender<Change>) {
+    match cmd {
+        DatanodeCommand::Delete { blocks } => {
+            for (b, gen) in blocks {
+                match store.delete(b, gen) {
+                    Ok(d) => {
+                        // Only the finalized replica was held as far as the
+                        // metadata nodes know; a quarantined one was not.
+                        if d.finalized.is_some() {
                             let _ = changes.send(Change::Removed(b));
                         }
-                        Err(e) => tracing::warn!("deleting block {b}: {e}"),
                     }
+                    Err(e) => tracing::warn!("deleting block {b}: {e}"),
                 }
             }
-            DatanodeCommand::Verify { blocks } => {
-                for b in blocks {
-                    match store.verify(b) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!("block {b} is corrupt: deleting the replica");
-                            let _ = store.delete(b);
-                            let _ = changes.send(Change::Corrupt(b));
-                        }
-                        Err(e) => tracing::warn!("verifying block {b}: {e}"),
+        }
+        DatanodeCommand::Verify { blocks } => {
+            for b in blocks {
+                match store.check(b) {
+                    Ok(Check::Quarantined { gen }) => {
+                        tracing::warn!("block {b} gen {gen} is corrupt: quarantined");
+                        let _ = changes.send(Change::Corrupt(b, gen));
                     }
+                    Ok(Check::Good | Check::Gone) => {}
+                    Err(e) => tracing::warn!("verifying block {b}: {e}"),
                 }
             }
-            other => tracing::debug!("command not handled by this datanode yet: {other:?}"),
-        });
+        }
+        other => tracing::debug!("command not handled by this datanode yet: {other:?}"),
     }
 }

@@ -75,7 +75,7 @@ pub struct ClusterView {
     pub deleting: HashSet<(DatanodeId, BlockId)>,
     /// Copies in flight (re-replication and balancer moves), by block.
     pub replicating: HashMap<BlockId, Copy>,
-    /// Replicas found corrupt (and deleted by their datanode), by block.
+    /// Replicas found corrupt (and quarantined by their datanode), by block.
     pub corrupt: HashMap<BlockId, HashSet<DatanodeId>>,
 }
 

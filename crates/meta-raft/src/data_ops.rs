@@ -281,12 +281,20 @@ impl MetaNode {
                 }
                 id
             }
-            DatanodeRequest::FullReport { id, usage, blocks } => {
+            DatanodeRequest::FullReport {
+                id,
+                usage,
+                blocks,
+                quarantined,
+            } => {
                 let mut v = self.view.lock().unwrap();
                 if !v.heartbeat(id, *usage, now) {
                     return Ok(DatanodeResponse::Reregister);
                 }
                 v.full_report(id, blocks, now);
+                for (b, _gen) in quarantined {
+                    v.corrupt.entry(*b).or_default().insert(id.clone());
+                }
                 id
             }
             DatanodeRequest::IncrementalReport {
@@ -302,11 +310,13 @@ impl MetaNode {
                 for b in added {
                     v.add_replica(id, b);
                 }
-                for b in removed.iter().chain(corrupt) {
+                for b in removed.iter().chain(corrupt.iter().map(|(b, _)| b)) {
                     v.remove_replica(id, *b);
                 }
-                for b in corrupt {
-                    tracing::warn!("datanode {id} found its replica of block {b} corrupt");
+                for (b, gen) in corrupt {
+                    tracing::warn!(
+                        "datanode {id} found its replica of block {b} gen {gen} corrupt"
+                    );
                     v.corrupt.entry(*b).or_default().insert(id.clone());
                 }
                 if let Some(d) = v.datanodes.get_mut(id) {

@@ -456,14 +456,20 @@ pub enum DatanodeRequest {
         id: DatanodeId,
         usage: DatanodeUsage,
         blocks: Vec<ReplicaReport>,
+        /// Replicas the datanode found corrupt and keeps aside (block,
+        /// generation): never served, not in `blocks`, waiting for the
+        /// leader's `Delete` once the block has good replicas elsewhere.
+        quarantined: Vec<(BlockId, u64)>,
     },
     /// Replicas finalized or deleted since the last report.
     IncrementalReport {
         id: DatanodeId,
         added: Vec<ReplicaReport>,
         removed: Vec<BlockId>,
-        /// Replicas found corrupt by the scanner or a reader (and deleted).
-        corrupt: Vec<BlockId>,
+        /// Replicas found corrupt since the last report (block,
+        /// generation): quarantined, no longer held or served, kept until the
+        /// leader deletes them.
+        corrupt: Vec<(BlockId, u64)>,
     },
 }
 
@@ -505,11 +511,13 @@ pub enum DatanodeCommand {
         block: BlockInfo,
         targets: Vec<DatanodeAddr>,
     },
-    /// Delete replicas: each `(block, gen)` removes the local replica of
-    /// `block` only if its generation is at most `gen`, so a deletion aimed
-    /// at a stale copy never removes a newer one written since.
+    /// Delete replicas: each `(block, gen)` removes the local finalized or
+    /// quarantined replicas of `block` whose generation is at most `gen`, so
+    /// a deletion aimed at a stale or corrupt copy never removes a newer one
+    /// written since.
     Delete { blocks: Vec<(BlockId, u64)> },
-    /// Re-verify replicas (SHA-256 and chunk CRCs); delete and report the corrupt ones.
+    /// Re-verify replicas (SHA-256 and chunk CRCs); quarantine and report
+    /// the corrupt ones.
     Verify { blocks: Vec<BlockId> },
     /// Finalize a replica at a length (lease recovery).
     Recover { block: BlockInfo },

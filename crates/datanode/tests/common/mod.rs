@@ -48,13 +48,11 @@ impl Node {
 
 pub async fn start_node(capacity: Option<u64>, key: Option<ClusterKey>) -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let store = BlockStore::open(StoreConfig {
-        dir: dir.path().to_path_buf(),
-        capacity,
-        // TDFS_TEST_FSYNC=0 turns fsync off (to measure its share by hand).
-        fsync: std::env::var("TDFS_TEST_FSYNC").map_or(true, |v| v != "0"),
-    })
-    .unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.capacity = capacity;
+    // TDFS_TEST_FSYNC=0 turns fsync off (to measure its share by hand).
+    cfg.fsync = std::env::var("TDFS_TEST_FSYNC").map_or(true, |v| v != "0");
+    let store = BlockStore::open(cfg).unwrap();
     let (tx, events) = mpsc::unbounded_channel();
     let ctx = Arc::new(TransferCtx {
         store: store.clone(),
