@@ -1,5 +1,9 @@
-//! In-process datanodes on loopback sockets for the transfer tests.
+//! In-process datanodes on loopback sockets for the transfer tests, stores
+//! on in-memory disks ([`store`]) and a fake metadata node ([`meta`]).
 #![allow(dead_code)]
+
+pub mod meta;
+pub mod store;
 
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
