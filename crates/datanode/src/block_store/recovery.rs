@@ -62,30 +62,13 @@ impl BlockStore {
             sync_dir(disk, &current)?;
         }
         let n_bad = loaded.bad.len() as u64;
-        for (id, gen, why) in loaded.bad {
-            tracing::warn!("quarantining replica {id} gen {gen}: {why}");
-            let entry = match move_aside(disk, &current, &qdir, id, gen, cfg.fsync) {
-                Ok(bytes) => Quarantined {
-                    bytes,
-                    in_current: false,
-                },
-                Err(e) => {
-                    tracing::error!(
-                        "cannot move replica {id} gen {gen} into quarantine ({e}); \
-                         it stays in {} and is not served",
-                        current.display()
-                    );
-                    Quarantined {
-                        bytes: 0,
-                        in_current: true,
-                    }
-                }
-            };
-            quarantined
-                .entry((id, gen))
-                .and_modify(|q| *q = merge(*q, entry))
-                .or_insert(entry);
-        }
+        quarantine_bad(
+            disk,
+            (&current, &qdir),
+            loaded.bad,
+            &mut quarantined,
+            cfg.fsync,
+        );
         let used = loaded.replicas.values().map(|r| r.len).sum();
         let quarantined_bytes = quarantined.values().map(|q| q.bytes).sum();
         tracing::info!(
@@ -114,6 +97,41 @@ impl BlockStore {
         };
         store.stats.quarantined.inc_by(n_bad);
         Ok(Arc::new(store))
+    }
+}
+
+/// Moves the replicas the scan found bad into quarantine (or, when that
+/// fails, records them as quarantined where they are).
+fn quarantine_bad(
+    disk: &dyn Disk,
+    (current, qdir): (&Path, &Path),
+    bad: Vec<(BlockId, u64, String)>,
+    quarantined: &mut BTreeMap<(BlockId, u64), Quarantined>,
+    fsync: bool,
+) {
+    for (id, gen, why) in bad {
+        tracing::warn!("quarantining replica {id} gen {gen}: {why}");
+        let entry = match move_aside(disk, current, qdir, id, gen, fsync) {
+            Ok(bytes) => Quarantined {
+                bytes,
+                in_current: false,
+            },
+            Err(e) => {
+                tracing::error!(
+                    "cannot move replica {id} gen {gen} into quarantine ({e}); \
+                     it stays in {} and is not served",
+                    current.display()
+                );
+                Quarantined {
+                    bytes: 0,
+                    in_current: true,
+                }
+            }
+        };
+        quarantined
+            .entry((id, gen))
+            .and_modify(|q| *q = merge(*q, entry))
+            .or_insert(entry);
     }
 }
 
