@@ -58,8 +58,8 @@ impl DatanodeConfig {
 enum Change {
     /// A replica was finalized.
     Added(ReplicaReport),
-    /// The finalized replica of a block was deleted.
-    Removed(BlockId),
+    /// A replica (block, generation), finalized or quarantined, was deleted.
+    Removed(BlockId, u64),
     /// A replica (block, generation) was found corrupt and quarantined.
     Corrupt(BlockId, u64),
 }
@@ -344,7 +344,7 @@ fn incremental(id: &DatanodeId, batch: Vec<Change>) -> DatanodeRequest {
     for c in batch {
         match c {
             Change::Added(r) => added.push(r),
-            Change::Removed(b) => removed.push(b),
+            Change::Removed(b, gen) => removed.push((b, gen)),
             Change::Corrupt(b, gen) => corrupt.push((b, gen)),
         }
     }
@@ -398,10 +398,8 @@ fn run_command(store: &BlockStore, cmd: DatanodeCommand, changes: &mpsc::Unbound
             for (b, gen) in blocks {
                 match store.delete(b, gen) {
                     Ok(d) => {
-                        // Only the finalized replica was held as far as the
-                        // metadata nodes know; a quarantined one was not.
-                        if d.finalized.is_some() {
-                            let _ = changes.send(Change::Removed(b));
+                        for g in d.finalized.into_iter().chain(d.quarantined) {
+                            let _ = changes.send(Change::Removed(b, g));
                         }
                     }
                     Err(e) => tracing::warn!("deleting block {b}: {e}"),

@@ -310,8 +310,16 @@ impl MetaNode {
                 for b in added {
                     v.add_replica(id, b);
                 }
-                for b in removed.iter().chain(corrupt.iter().map(|(b, _)| b)) {
-                    v.remove_replica(id, *b);
+                for (b, gen) in removed.iter().chain(corrupt) {
+                    // Only the copy named: a newer replica of the block stays.
+                    let named = v
+                        .replicas
+                        .get(b)
+                        .and_then(|r| r.get(id))
+                        .is_some_and(|s| s.gen <= *gen);
+                    if named {
+                        v.remove_replica(id, *b);
+                    }
                 }
                 for (b, gen) in corrupt {
                     tracing::warn!(

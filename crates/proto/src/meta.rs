@@ -461,11 +461,13 @@ pub enum DatanodeRequest {
         /// leader's `Delete` once the block has good replicas elsewhere.
         quarantined: Vec<(BlockId, u64)>,
     },
-    /// Replicas finalized or deleted since the last report.
+    /// Replicas finalized, deleted or quarantined since the last report.
     IncrementalReport {
         id: DatanodeId,
         added: Vec<ReplicaReport>,
-        removed: Vec<BlockId>,
+        /// Replicas deleted (block, generation): a finalized one, or a
+        /// quarantined one the leader's `Delete` named.
+        removed: Vec<(BlockId, u64)>,
         /// Replicas found corrupt since the last report (block,
         /// generation): quarantined, no longer held or served, kept until the
         /// leader deletes them.
