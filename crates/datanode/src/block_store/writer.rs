@@ -170,10 +170,17 @@ impl BlockStore {
         failpoint!(PUBLISH_AFTER_META_DIR_FSYNC);
         self.record(w, report);
         if let Some(old) = old {
-            // The new generation is committed; the old one can go.
+            // The new generation is committed; the old one can go, durably:
+            // were it to come back after a crash while the new one is
+            // quarantined, the stale copy would be taken for the replica.
             let (d, m) = replica_paths(&self.current, w.id, old.gen);
             remove_quietly(disk, &m);
             remove_quietly(disk, &d);
+            if self.cfg.fsync {
+                if let Err(e) = sync_dir(disk, &self.current) {
+                    tracing::warn!("block {}: removing gen {}: {e}", w.id, old.gen);
+                }
+            }
         }
         Ok(())
     }
