@@ -41,6 +41,8 @@ fn load_dir(meta: &[u8], data_len: u64) {
     let root = dir();
     let current = root.join("current");
     let _ = std::fs::remove_dir_all(&current);
+    // A bad meta file is quarantined; start each input without it.
+    let _ = std::fs::remove_dir_all(root.join("quarantine"));
     std::fs::create_dir_all(&current).expect("mkdir");
     std::fs::write(current.join("blk_1_1.meta"), meta).expect("write meta");
     let f = std::fs::File::create(current.join("blk_1_1.data")).expect("create data");
