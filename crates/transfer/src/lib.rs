@@ -11,6 +11,8 @@
 //!         D1 -> C  frame(WriteAck{statuses})   one status per pipeline node, in order
 //! read:   C -> D   frame(Op::Read{block, gen, offset, len})
 //!         D -> C   frame(ReadReply{..})  then packets covering [offset, offset+len), then a 0-length packet
+//! sum:    C -> D   frame(Op::BlockChecksum{block, gen})
+//!         D -> C   frame(ChecksumReply{..})
 //! ```
 //!
 //! On a connection where both ends proved the cluster key, every control
@@ -41,9 +43,9 @@ pub use frame::{
     read_packet_header, timed, timed_io, write_control, write_control_mac, CONNECT_TIMEOUT,
     IO_TIMEOUT,
 };
-pub use reader::{read_block, read_block_with_token};
+pub use reader::{block_checksum, read_block, read_block_with_token};
 pub use wire::{
-    Finish, NodeStatus, Op, ReadReply, WriteAck, CHUNK, MAX_CONTROL_FRAME, MAX_PACKET,
-    PACKET_HEADER,
+    BlockChecksum, ChecksumReply, Finish, NodeStatus, Op, ReadReply, WriteAck, CHUNK,
+    MAX_CONTROL_FRAME, MAX_PACKET, PACKET_HEADER,
 };
 pub use writer::{first_error, BlockWriter, ACK_TIMEOUT_PER_NODE, SEND_TIMEOUT_PER_NODE};

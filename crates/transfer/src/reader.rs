@@ -3,8 +3,12 @@
 //! computed when the chunk was written, so corruption on its disk shows
 //! here as well as corruption on the wire).
 
-use crate::frame::{connect_session, parse_packet_header, timed_io, write_control_mac, IO_TIMEOUT};
-use crate::wire::{Op, ReadReply, CHUNK, MAX_CONTROL_FRAME, PACKET_HEADER};
+use crate::frame::{
+    connect_session, parse_packet_header, read_control_mac, timed_io, write_control_mac, IO_TIMEOUT,
+};
+use crate::wire::{
+    BlockChecksum, ChecksumReply, Op, ReadReply, CHUNK, MAX_CONTROL_FRAME, PACKET_HEADER,
+};
 use tdfs_proto::codec::{decode, frame_len, HEADER_LEN};
 use tdfs_proto::meta::BlockToken;
 use tdfs_proto::{BlockId, FsError};
@@ -183,4 +187,25 @@ pub async fn read_block_with_token(
         )));
     }
     Ok(written)
+}
+
+/// Asks the datanode at `addr` for the checksums of replica `block`/`gen`
+/// (computed from its stored chunk CRCs; no data moves). `token` as for
+/// [`read_block_with_token`].
+pub async fn block_checksum(
+    addr: &str,
+    key: Option<&ClusterKey>,
+    token: Option<BlockToken>,
+    (block, gen): (BlockId, u64),
+) -> Result<BlockChecksum, FsError> {
+    let (stream, mut keys) = connect_session(addr, key).await?;
+    let (mut rd, mut wr) = stream.into_split();
+    let op = Op::BlockChecksum { block, gen, token };
+    write_control_mac(&mut wr, &op, keys.as_mut().map(|k| &mut k.send)).await?;
+    let reply: ChecksumReply =
+        read_control_mac(&mut rd, IO_TIMEOUT, keys.as_mut().map(|k| &mut k.recv)).await?;
+    match reply {
+        ChecksumReply::Ok(sum) => Ok(sum),
+        ChecksumReply::Err(e) => Err(e),
+    }
 }

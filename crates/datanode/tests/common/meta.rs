@@ -1,5 +1,5 @@
 //! A fake metadata node: records what a datanode reports and hands it the
-//! commands a test queues.
+//! commands a test queues through its long poll (as the leader of term 1).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,12 +11,14 @@ use tokio::sync::{watch, Notify};
 
 #[derive(Default)]
 struct State {
-    /// Every request but heartbeats, in order.
+    /// Every request but polls, in order.
     seen: Mutex<Vec<DatanodeRequest>>,
     /// Handed out with the next reply.
     commands: Mutex<Vec<DatanodeCommand>>,
     /// Woken on every recorded request.
     changed: Notify,
+    /// Woken when a command is queued (for the long poll).
+    queued: Notify,
 }
 
 struct MetaHandler(Arc<State>);
@@ -26,12 +28,29 @@ impl Handler<Request, Response> for MetaHandler {
         let Request::Datanode(r) = req else {
             return Err(FsError::Unsupported("fake metadata node".into()));
         };
-        if !matches!(r, DatanodeRequest::Heartbeat { .. }) {
-            self.0.seen.lock().unwrap().push(r);
-            self.0.changed.notify_waiters();
+        if let DatanodeRequest::Poll { wait_ms, .. } = r {
+            // A long poll: answered as soon as commands are queued.
+            let deadline =
+                tokio::time::Instant::now() + Duration::from_millis(u64::from(wait_ms).min(200));
+            loop {
+                let queued = self.0.queued.notified();
+                tokio::pin!(queued);
+                queued.as_mut().enable();
+                let commands = std::mem::take(&mut *self.0.commands.lock().unwrap());
+                if !commands.is_empty() {
+                    return Ok(Response::Datanode(DatanodeResponse::Commands {
+                        term: 1,
+                        commands,
+                    }));
+                }
+                if tokio::time::timeout_at(deadline, queued).await.is_err() {
+                    return Ok(Response::Datanode(DatanodeResponse::Ok));
+                }
+            }
         }
-        let commands = std::mem::take(&mut *self.0.commands.lock().unwrap());
-        Ok(Response::Datanode(DatanodeResponse::Ok { commands }))
+        self.0.seen.lock().unwrap().push(r);
+        self.0.changed.notify_waiters();
+        Ok(Response::Datanode(DatanodeResponse::Ok))
     }
 }
 
@@ -62,9 +81,10 @@ impl FakeMeta {
         }
     }
 
-    /// Queues a command for the datanode's next report or heartbeat.
+    /// Queues a command for the datanode's long poll.
     pub fn push(&self, c: DatanodeCommand) {
         self.state.commands.lock().unwrap().push(c);
+        self.state.queued.notify_waiters();
     }
 
     /// Waits (20 s at most) until some request recorded so far gives `f` a value.
