@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tdfs_fuzz::{block_on, MemStream};
 use tdfs_gossip::auth::PacketAuth;
 use tdfs_gossip::{ClusterKey, GossipConfig, GossipCore, NodeIdentity, Role};
-use tdfs_meta_raft::command::Command;
+use tdfs_namespace::Batch;
 use tdfs_meta_raft::types::{NodeId, TypeConfig};
 use tdfs_proto::codec::{decode, decode_large};
 use tdfs_proto::meta::*;
@@ -132,7 +132,7 @@ fuzz_target!(|data: &[u8]| {
         22 => {
             d::<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>>(b)
         }
-        23 => d::<Command>(b),
+        23 => d::<Batch>(b),
         24 => {
             let _ = decode_large::<tdfs_meta_raft::types::Entry>(b);
         }
