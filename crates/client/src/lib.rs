@@ -5,7 +5,6 @@
 pub mod checksum;
 pub mod file;
 pub mod meta;
-pub mod transfer;
 
 pub use checksum::{file_checksum, FileChecksum};
 pub use file::{read_range, CreateOptions, FileWriter};

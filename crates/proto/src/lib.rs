@@ -9,7 +9,6 @@ pub mod ids;
 pub mod meta;
 pub mod path;
 pub mod perm;
-pub mod transfer;
 
 pub use error::FsError;
 pub use ids::{BlockId, DatanodeId, MetaId};
