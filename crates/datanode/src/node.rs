@@ -24,6 +24,10 @@ pub struct DatanodeConfig {
     /// Address clients and peers use to reach this node.
     pub addr: String,
     pub http: Option<String>,
+    /// The DataTransferProtocol address announced to metadata nodes
+    /// (`--hdfs-addr`; the server itself comes with the block store's
+    /// restructuring).
+    pub hdfs: Option<String>,
     /// Every metadata node (reports go to all of them).
     pub meta: Vec<String>,
     pub key: Option<ClusterKey>,
@@ -40,6 +44,7 @@ impl DatanodeConfig {
         DatanodeConfig {
             addr,
             http: None,
+            hdfs: None,
             meta,
             key: None,
             heartbeat: Duration::from_millis(1000),
@@ -276,6 +281,7 @@ async fn reporter(
                     id: id.clone(),
                     addr: cfg.addr.clone(),
                     http: cfg.http.clone(),
+                    hdfs: cfg.hdfs.clone(),
                 },
             )
             .await?;

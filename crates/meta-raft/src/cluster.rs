@@ -42,6 +42,8 @@ pub struct LivenessConfig {
 pub struct DnSoft {
     pub addr: String,
     pub http: Option<String>,
+    /// HDFS DataTransferProtocol address, from registration.
+    pub hdfs: Option<String>,
     pub usage: DatanodeUsage,
     pub last_contact: Instant,
     /// Whether a full block report arrived since this node last became leader.
@@ -154,10 +156,16 @@ impl ClusterView {
         }
     }
 
-    pub fn register(&mut self, id: DatanodeId, addr: String, http: Option<String>, now: Instant) {
+    pub fn register(
+        &mut self,
+        id: DatanodeId,
+        (addr, http, hdfs): (String, Option<String>, Option<String>),
+        now: Instant,
+    ) {
         let d = self.datanodes.entry(id).or_insert_with(|| DnSoft {
             addr: addr.clone(),
             http: http.clone(),
+            hdfs: hdfs.clone(),
             usage: DatanodeUsage::default(),
             last_contact: now,
             reported_this_term: false,
@@ -165,6 +173,7 @@ impl ClusterView {
         });
         d.addr = addr;
         d.http = http;
+        d.hdfs = hdfs;
         d.last_contact = now;
         // A datanode that registers is up, whatever gossip last said.
         d.gossip_down = None;

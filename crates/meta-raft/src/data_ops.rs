@@ -177,6 +177,7 @@ impl MetaNode {
                     id: id.clone(),
                     addr: r.addr.clone(),
                     http: r.http.clone(),
+                    hdfs: soft.and_then(|d| d.hdfs.clone()),
                     state: v.liveness(id, &self.liveness, now).as_str().into(),
                     admin_state: r.admin.as_str().into(),
                     capacity: usage.capacity,
@@ -249,11 +250,14 @@ impl MetaNode {
     ) -> Result<DatanodeResponse, FsError> {
         let now = Instant::now();
         let id = match &req {
-            DatanodeRequest::Register { id, addr, http } => {
-                self.view
-                    .lock()
-                    .unwrap()
-                    .register(id.clone(), addr.clone(), http.clone(), now);
+            DatanodeRequest::Register {
+                id,
+                addr,
+                http,
+                hdfs,
+            } => {
+                let addrs = (addr.clone(), http.clone(), hdfs.clone());
+                self.view.lock().unwrap().register(id.clone(), addrs, now);
                 if self.is_leader() {
                     let known = {
                         let st = self.sm.state.read().unwrap();

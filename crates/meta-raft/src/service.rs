@@ -43,20 +43,34 @@ fn require_peer(peer: &Peer) -> Result<(), FsError> {
     }
 }
 
+/// Executes a namespace operation on behalf of `user` exactly as tdfs's own
+/// protocol does — leader check, read barrier, placement, leases, retry
+/// cache, block tokens, metrics — so every protocol front end (tdfs RPC,
+/// Hadoop IPC) is one mechanism with its own encoding.
+pub async fn execute(
+    node: &Arc<MetaNode>,
+    user: String,
+    call: Option<CallId>,
+    op: MetaRequest,
+) -> Result<MetaResponse, FsError> {
+    let svc = MetaService::new(node.clone());
+    let (name, t0) = (op.name(), Instant::now());
+    let r = svc.meta(user.clone(), call, op).await;
+    node.metrics.observe(name, t0.elapsed(), r.is_ok());
+    let mut r = r?;
+    svc.add_tokens(&user, &mut r);
+    Ok(r)
+}
+
 impl Handler<Request, Response> for MetaService {
     async fn handle(&self, peer: &Peer, req: Request) -> Result<Response, FsError> {
         match req {
             Request::Ping => Ok(Response::Pong {
                 id: self.node.config.id,
             }),
-            Request::Meta { user, call, op } => {
-                let (name, t0) = (op.name(), std::time::Instant::now());
-                let r = self.meta(user.clone(), call, op).await;
-                self.node.metrics.observe(name, t0.elapsed(), r.is_ok());
-                let mut r = r?;
-                self.add_tokens(&user, &mut r);
-                Ok(Response::Meta(r))
-            }
+            Request::Meta { user, call, op } => execute(&self.node, user, call, op)
+                .await
+                .map(Response::Meta),
             Request::Admin(a) => {
                 if !matches!(a, AdminRequest::NodeState | AdminRequest::Report) {
                     require_peer(peer)?;

@@ -425,6 +425,10 @@ pub struct DatanodeReport {
     pub id: DatanodeId,
     pub addr: String,
     pub http: Option<String>,
+    /// The DataTransferProtocol address (`--hdfs-addr`), if served. Soft
+    /// state from registration, so it lives here rather than in
+    /// [`DatanodeAddr`], which the Raft log records.
+    pub hdfs: Option<String>,
     /// `live`, `stale` or `dead`.
     pub state: String,
     /// `normal`, `decommissioning` or `decommissioned`.
@@ -445,6 +449,9 @@ pub enum DatanodeRequest {
         id: DatanodeId,
         addr: String,
         http: Option<String>,
+        /// Where the datanode serves HDFS's DataTransferProtocol (`--hdfs-addr`),
+        /// the xfer address Hadoop clients are given.
+        hdfs: Option<String>,
     },
     /// Usage and liveness, also carried by gossip.
     Heartbeat {
