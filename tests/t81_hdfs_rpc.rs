@@ -1,0 +1,225 @@
+//! HDFS's own RPC (`hdfs://`) with unmodified Hadoop clients against an
+//! in-process cluster: the `hdfs-native` Python package and Hadoop's Java
+//! FsShell, both through the HA nameservice `tdfs` that `hadoop-conf/`
+//! declares over the three metadata nodes. Metadata operations only; data
+//! transfer (DataTransferProtocol on the datanodes) comes next.
+
+mod common;
+#[path = "common/hadoop_shell.rs"]
+mod hadoop_shell;
+
+use bytes::Bytes;
+use common::data::cluster;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tdfs_hdfs_rpc::ipc::{call_frame, client_hello, parse_reply};
+use tdfs_hdfs_rpc::proto::common::rpc_response_header_proto::RpcStatusProto;
+use tdfs_hdfs_rpc::proto::hdfs::GetFileInfoRequestProto;
+use tdfs_local::LocalCluster;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::Command;
+
+fn conf_dir(c: &LocalCluster) -> PathBuf {
+    c.cfg.dir.join("hadoop-conf")
+}
+
+/// Creates `/big/e0000..` (`n` directories) through tdfs's own client.
+async fn big_dir(c: &LocalCluster, n: usize) {
+    let root = c.client("root");
+    root.mkdirs("/big", true).await.unwrap();
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(n.div_ceil(16)) {
+        let (root, chunk) = (root.clone(), chunk.to_vec());
+        tasks.spawn(async move {
+            for i in chunk {
+                root.mkdirs(&format!("/big/e{i:04}"), false).await.unwrap();
+            }
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hdfs_native_python_client_metadata_ops() {
+    let py = hadoop_shell::hdfs_native_python().await;
+    let (_dir, c) = cluster(3, 1 << 20, |_| {}).await;
+    // More entries than one getListing page (1000).
+    big_dir(&c, 1234).await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hdfs/native_client.py");
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        Command::new(py)
+            .args([script, "/big", "1234"])
+            .env("HADOOP_CONF_DIR", conf_dir(&c))
+            .env("HADOOP_USER_NAME", "root")
+            .output(),
+    )
+    .await
+    .expect("hdfs-native script finishes within 2 minutes")
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success() && stdout.contains("all ok"),
+        "hdfs-native failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    c.shutdown().await;
+}
+
+/// Asserts each FsShell command's exit code and that its output contains
+/// the given fragments.
+fn expect(results: &[(i32, String)], want: &[(i32, &[&str])]) {
+    assert_eq!(results.len(), want.len());
+    for (i, ((rc, out), (want_rc, parts))) in results.iter().zip(want).enumerate() {
+        assert_eq!(rc, want_rc, "command {i} exit code; output:\n{out}");
+        for p in *parts {
+            assert!(out.contains(p), "command {i} output lacks {p:?}:\n{out}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hadoop_fsshell_over_the_ha_nameservice() {
+    let java = hadoop_shell::java().await;
+    let (_dir, mut c) = cluster(3, 1 << 20, |_| {}).await;
+    let conf = conf_dir(&c);
+    let r = java
+        .fs(
+            &conf,
+            "root",
+            &[
+                &["-mkdir", "-p", "/fs/a/b"],
+                &["-touchz", "/fs/a/empty"],
+                &["-ls", "/fs/a"],
+                &["-ls", "-R", "/fs"],
+                &["-stat", "%F %u:%g %b %r", "/fs/a/empty"],
+                &["-mv", "/fs/a/empty", "/fs/a/b/moved"],
+                &["-chmod", "700", "/fs/a/b"],
+                &["-chown", "alice:staff", "/fs/a/b/moved"],
+                &["-ls", "/fs/a/b"],
+                &["-test", "-e", "/fs/a/b/moved"],
+                &["-test", "-d", "/fs/a/b/moved"],
+                &["-test", "-f", "/fs/a/b/moved"],
+                &["-count", "/fs"],
+                &["-du", "-s", "/fs"],
+                &["-ls", "/fs/nothing"],
+            ],
+        )
+        .await;
+    expect(
+        &r,
+        &[
+            (0, &[]),
+            (0, &[]),
+            (0, &["Found 2 items", "/fs/a/b", "/fs/a/empty"]),
+            (0, &["/fs/a", "/fs/a/b", "/fs/a/empty"]),
+            (0, &["regular", "root:supergroup 0 3"]),
+            (0, &[]),
+            (0, &[]),
+            (0, &[]),
+            (0, &["-rw-r--r--", "alice staff", "/fs/a/b/moved"]),
+            (0, &[]),
+            (1, &[]),
+            (0, &[]),
+            (0, &["3            1                  0 /fs"]),
+            (0, &["0  0  /fs"]),
+            (1, &["No such file or directory"]),
+        ],
+    );
+    let st = c.client("root").stat("/fs/a/b").await.unwrap();
+    assert_eq!(st.mode, 0o700);
+
+    // Whichever node leads: stop the leader, the nameservice finds the new
+    // one (the followers answer StandbyException until then).
+    let old = c.leader().unwrap().config.id;
+    assert_standby_on_followers(&c, old).await;
+    c.stop_meta(old).await;
+    let r = java
+        .fs(
+            &conf,
+            "root",
+            &[
+                &["-rm", "-r", "-skipTrash", "/fs/a/b"],
+                &["-ls", "-R", "/fs"],
+                &["-mkdir", "/fs/after"],
+            ],
+        )
+        .await;
+    expect(&r, &[(0, &["Deleted /fs/a/b"]), (0, &["/fs/a"]), (0, &[])]);
+    assert!(!r[1].1.contains("/fs/a/b"), "{}", r[1].1);
+    let new = c.leader().unwrap().config.id;
+    assert_ne!(new, old);
+    c.start_meta(old).await.unwrap();
+
+    // Permission denied for another user, with Hadoop's exception.
+    let r = java.fs(&conf, "bob", &[&["-mkdir", "/fs/a/bob"]]).await;
+    expect(&r, &[(1, &["Permission denied", "user=bob"])]);
+    c.shutdown().await;
+}
+
+/// A direct `getFileInfo` on each follower's HDFS port is refused with
+/// `StandbyException`.
+async fn assert_standby_on_followers(c: &LocalCluster, leader: u64) {
+    for (id, addr) in c.meta_hdfs.iter().filter(|(id, _)| **id != leader) {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        s.write_all(&client_hello("root", &[4; 16])).await.unwrap();
+        let req = GetFileInfoRequestProto { src: "/".into() };
+        s.write_all(&call_frame(0, &[4; 16], "getFileInfo", &req))
+            .await
+            .unwrap();
+        let mut len = [0u8; 4];
+        s.read_exact(&mut len).await.unwrap();
+        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+        s.read_exact(&mut buf).await.unwrap();
+        let (h, _) = parse_reply(Bytes::from(buf)).unwrap();
+        assert_eq!(h.status, RpcStatusProto::Error as i32, "node {id}");
+        assert_eq!(
+            h.exception_class_name.as_deref(),
+            Some("org.apache.hadoop.ipc.StandbyException"),
+            "node {id}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_kill_during_a_java_listing_loop() {
+    let java = hadoop_shell::java().await;
+    let (_dir, c) = cluster(3, 1 << 20, |_| {}).await;
+    big_dir(&c, 50).await;
+    let mut child = java
+        .command(&conf_dir(&c), "root", &["--list-loop", "/big", "150"])
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let c = Arc::new(tokio::sync::Mutex::new(c));
+    let mut seen = Vec::new();
+    let mut killed = None;
+    while let Ok(Some(line)) =
+        tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap()
+    {
+        if line.starts_with("listed") {
+            seen.push(line.clone());
+            if seen.len() == 20 {
+                // In the middle of the loop, the leader goes away.
+                let mut g = c.lock().await;
+                let id = g.leader().unwrap().config.id;
+                g.stop_meta(id).await;
+                killed = Some(id);
+            }
+        } else {
+            println!("java: {line}");
+        }
+    }
+    let status = child.wait().await.unwrap();
+    assert!(killed.is_some(), "the loop ran past 20 listings");
+    assert!(status.success(), "the client finished its loop");
+    assert_eq!(seen.len(), 150, "every listing answered");
+    assert!(seen.iter().all(|l| l == "listed 50"), "{seen:?}");
+    let c = Arc::try_unwrap(c).ok().unwrap().into_inner();
+    assert_ne!(c.leader().unwrap().config.id, killed.unwrap());
+    c.shutdown().await;
+}
