@@ -198,8 +198,9 @@ async fn leader_kill_during_a_java_listing_loop() {
     let c = Arc::new(tokio::sync::Mutex::new(c));
     let mut seen = Vec::new();
     let mut killed = None;
-    while let Ok(Some(line)) =
-        tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.unwrap()
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .unwrap()
     {
         if line.starts_with("listed") {
             seen.push(line.clone());

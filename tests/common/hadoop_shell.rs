@@ -78,7 +78,10 @@ pub async fn java() -> &'static Java {
             let py = lib.flatten().next().expect("a python lib dir").path();
             py.join("site-packages/pyspark/jars")
         };
-        assert!(jars.join("hadoop-client-api-3.5.0.jar").exists(), "{jars:?}");
+        assert!(
+            jars.join("hadoop-client-api-3.5.0.jar").exists(),
+            "{jars:?}"
+        );
         let helper = tmp().join("hdfs-java-helper");
         std::fs::create_dir_all(&helper).unwrap();
         let src = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/hdfs/TdfsShell.java");
@@ -111,13 +114,19 @@ impl Java {
             self.jars.display()
         );
         let mut c = Command::new("java");
-        c.args(["-Xshare:auto", "-XX:TieredStopAtLevel=1", "-cp", &cp, "TdfsShell"])
-            .args(args)
-            .env("HADOOP_USER_NAME", user)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+        c.args([
+            "-Xshare:auto",
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            &cp,
+            "TdfsShell",
+        ])
+        .args(args)
+        .env("HADOOP_USER_NAME", user)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
         c
     }
 
@@ -139,8 +148,12 @@ impl Java {
         .expect("FsShell batch finishes within 3 minutes")
         .expect("java runs");
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        parse_batch(&text, cmds.len())
-            .unwrap_or_else(|| panic!("FsShell batch output:\n{text}\n{}", String::from_utf8_lossy(&out.stderr)))
+        parse_batch(&text, cmds.len()).unwrap_or_else(|| {
+            panic!(
+                "FsShell batch output:\n{text}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
     }
 }
 

@@ -25,9 +25,9 @@
 //! hands the bytes back for decoding.
 
 use crate::proto::hdfs::{
-    BlockOpResponseProto, ChecksumProto, ChecksumTypeProto,
-    ClientReadStatusProto, OpBlockChecksumProto, OpReadBlockProto, OpTransferBlockProto,
-    OpWriteBlockProto, PacketHeaderProto, PipelineAckProto, Status,
+    BlockOpResponseProto, ChecksumProto, ChecksumTypeProto, ClientReadStatusProto,
+    OpBlockChecksumProto, OpReadBlockProto, OpTransferBlockProto, OpWriteBlockProto,
+    PacketHeaderProto, PipelineAckProto, Status,
 };
 use bytes::{Buf, Bytes};
 use prost::Message;
@@ -312,7 +312,13 @@ impl Packet {
     }
 
     /// A data packet with its checksums computed.
-    pub fn new(offset: i64, seqno: i64, data: Bytes, sum: &ChecksumProto, last: bool) -> Result<Packet, DtpError> {
+    pub fn new(
+        offset: i64,
+        seqno: i64,
+        data: Bytes,
+        sum: &ChecksumProto,
+        last: bool,
+    ) -> Result<Packet, DtpError> {
         Ok(Packet {
             header: PacketHeaderProto {
                 offset_in_block: offset,
@@ -372,7 +378,12 @@ impl Packet {
                 self.data.len()
             )));
         }
-        for (i, (chunk, got)) in self.data.chunks(per).zip(self.checksums.chunks(4)).enumerate() {
+        for (i, (chunk, got)) in self
+            .data
+            .chunks(per)
+            .zip(self.checksums.chunks(4))
+            .enumerate()
+        {
             if crc(kind, chunk).to_be_bytes() != got {
                 return Err(DtpError::Checksum {
                     chunk: i,
@@ -400,7 +411,10 @@ pub fn checksums(sum: &ChecksumProto, data: &[u8]) -> Result<Vec<u8>, DtpError> 
     let Some(per) = chunk_size(sum, kind) else {
         return Ok(Vec::new());
     };
-    Ok(data.chunks(per).flat_map(|c| crc(kind, c).to_be_bytes()).collect())
+    Ok(data
+        .chunks(per)
+        .flat_map(|c| crc(kind, c).to_be_bytes())
+        .collect())
 }
 
 fn crc(kind: ChecksumTypeProto, b: &[u8]) -> u32 {
@@ -419,7 +433,11 @@ pub fn crc32_ieee(b: &[u8]) -> u32 {
             let mut c = i as u32;
             let mut k = 0;
             while k < 8 {
-                c = if c & 1 != 0 { 0xedb8_8320 ^ (c >> 1) } else { c >> 1 };
+                c = if c & 1 != 0 {
+                    0xedb8_8320 ^ (c >> 1)
+                } else {
+                    c >> 1
+                };
                 k += 1;
             }
             t[i] = c;
@@ -427,7 +445,9 @@ pub fn crc32_ieee(b: &[u8]) -> u32 {
         }
         t
     };
-    !b.iter().fold(!0u32, |c, x| TABLE[((c ^ *x as u32) & 0xff) as usize] ^ (c >> 8))
+    !b.iter().fold(!0u32, |c, x| {
+        TABLE[((c ^ *x as u32) & 0xff) as usize] ^ (c >> 8)
+    })
 }
 
 #[cfg(test)]

@@ -32,9 +32,18 @@ fn hand_built_read_block_decodes() {
         panic!("a read")
     };
     let blk = &r.header.base_header.block;
-    assert_eq!((blk.pool_id.as_str(), blk.block_id, blk.generation_stamp), ("BP", 7, 1001));
-    assert_eq!((r.header.client_name.as_str(), r.offset, r.len), ("c", 3, 9));
-    assert_eq!(r.send_checksums, None, "absent means true (Hadoop's default)");
+    assert_eq!(
+        (blk.pool_id.as_str(), blk.block_id, blk.generation_stamp),
+        ("BP", 7, 1001)
+    );
+    assert_eq!(
+        (r.header.client_name.as_str(), r.offset, r.len),
+        ("c", 3, 9)
+    );
+    assert_eq!(
+        r.send_checksums, None,
+        "absent means true (Hadoop's default)"
+    );
     assert!(b.is_empty());
     // Re-encoding gives the same bytes.
     assert_eq!(encode_op(&OpRequest::ReadBlock(r)), READ_BLOCK);
@@ -103,10 +112,16 @@ fn write_block_round_trip() {
     // The client may pipeline its first packet right behind the op.
     let mut with_packet = b.to_vec();
     with_packet.extend_from_slice(&Packet::last(0, 0).encode());
-    assert_eq!(decode_op_from(&mut b), Ok(Some(OpRequest::WriteBlock(w.clone()))));
+    assert_eq!(
+        decode_op_from(&mut b),
+        Ok(Some(OpRequest::WriteBlock(w.clone())))
+    );
     let mut b = Bytes::from(with_packet);
     assert_eq!(decode_op_from(&mut b), Ok(Some(OpRequest::WriteBlock(w))));
-    assert_eq!(Packet::decode_from(&mut b).unwrap(), Some(Packet::last(0, 0)));
+    assert_eq!(
+        Packet::decode_from(&mut b).unwrap(),
+        Some(Packet::last(0, 0))
+    );
 }
 
 /// A packet of 700 bytes at offset 512 (two chunks: 512 + 188), seqno 2.
@@ -158,14 +173,19 @@ fn corrupt_and_truncated_packets_are_errors() {
     let p = Packet::decode_from(&mut Bytes::from(bad)).unwrap().unwrap();
     assert_eq!(
         p.verify(&crc32c_512()),
-        Err(DtpError::Checksum { chunk: 1, offset: 1024 })
+        Err(DtpError::Checksum {
+            chunk: 1,
+            offset: 1024
+        })
     );
     // The same bytes read as CRC32 (another writer's choice) do not match.
     let crc32 = ChecksumProto {
         r#type: ChecksumTypeProto::ChecksumCrc32 as i32,
         bytes_per_checksum: 512,
     };
-    let p = Packet::decode_from(&mut Bytes::from(wire.clone())).unwrap().unwrap();
+    let p = Packet::decode_from(&mut Bytes::from(wire.clone()))
+        .unwrap()
+        .unwrap();
     assert!(p.verify(&crc32).is_err());
     // dataLen larger than what the payload holds.
     let mut over = wire.clone();
@@ -187,9 +207,15 @@ fn corrupt_and_truncated_packets_are_errors() {
 fn packet_lengths_are_bounded_before_allocation() {
     assert_eq!(
         packet_lengths([0, 0, 0, 4, 0, 27]),
-        Ok(PacketLengths { payload: 4, header: 27 })
+        Ok(PacketLengths {
+            payload: 4,
+            header: 27
+        })
     );
-    assert_eq!(packet_lengths([0, 0, 0, 3, 0, 27]), Err(DtpError::PayloadLength(3)));
+    assert_eq!(
+        packet_lengths([0, 0, 0, 3, 0, 27]),
+        Err(DtpError::PayloadLength(3))
+    );
     assert!(matches!(
         packet_lengths([0x01, 0, 0, 1, 0, 27]),
         Err(DtpError::PacketTooLarge(_))
@@ -211,7 +237,10 @@ fn acks_carry_flags_and_replies() {
     let (len, pre) = varint_prefix(&b).unwrap().unwrap();
     b.advance(pre);
     let back: PipelineAckProto = decode_message(b.split_to(len), "ack").unwrap();
-    assert_eq!(ack_statuses(&back), vec![Status::Success, Status::ErrorChecksum]);
+    assert_eq!(
+        ack_statuses(&back),
+        vec![Status::Success, Status::ErrorChecksum]
+    );
     // Hadoop 3's flag with ECN bits set still yields the status.
     let mut f = back.clone();
     f.flag = vec![0x20 | Status::ErrorChecksum as u32];

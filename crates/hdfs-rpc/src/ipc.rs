@@ -367,7 +367,12 @@ pub fn client_hello(user: &str, client_id: &[u8]) -> Vec<u8> {
 }
 
 /// A call frame of `method` of ClientProtocol.
-pub fn call_frame(call_id: i32, client_id: &[u8], method: &str, req: &dyn ErasedMessage) -> Vec<u8> {
+pub fn call_frame(
+    call_id: i32,
+    client_id: &[u8],
+    method: &str,
+    req: &dyn ErasedMessage,
+) -> Vec<u8> {
     let m = RequestHeaderProto {
         method_name: method.to_string(),
         declaring_class_protocol_name: CLIENT_PROTOCOL.to_string(),

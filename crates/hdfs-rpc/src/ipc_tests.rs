@@ -17,8 +17,14 @@ fn preamble_accepts_simple_auth_only() {
             auth: 0
         })
     );
-    assert_eq!(parse_preamble(b"hrpc\x08\x00\x00"), Err(IpcError::Version(8)));
-    assert_eq!(parse_preamble(b"hrpc\x09\x00\xdf"), Err(IpcError::Auth(-33)));
+    assert_eq!(
+        parse_preamble(b"hrpc\x08\x00\x00"),
+        Err(IpcError::Version(8))
+    );
+    assert_eq!(
+        parse_preamble(b"hrpc\x09\x00\xdf"),
+        Err(IpcError::Auth(-33))
+    );
     assert_eq!(
         parse_preamble(b"GET / H"),
         Err(IpcError::BadMagic(*b"GET "))
@@ -51,12 +57,18 @@ fn context_round_trip() {
 fn context_must_come_first_and_name_a_user() {
     let req = GetFileInfoRequestProto { src: "/".into() };
     let f = call_frame(0, &[1; 16], "getFileInfo", &req);
-    assert!(matches!(parse_context(strip_len(&f)), Err(IpcError::Header(_))));
+    assert!(matches!(
+        parse_context(strip_len(&f)),
+        Err(IpcError::Header(_))
+    ));
     let nobody = frame(&[
         &request_header(CONNECTION_CONTEXT_CALL_ID, &[1; 16], -1),
         &IpcConnectionContextProto::default(),
     ]);
-    assert!(matches!(parse_context(strip_len(&nobody)), Err(IpcError::Header(_))));
+    assert!(matches!(
+        parse_context(strip_len(&nobody)),
+        Err(IpcError::Header(_))
+    ));
 }
 
 #[test]
@@ -70,7 +82,10 @@ fn call_round_trip_and_ping() {
     assert_eq!(c.method.method_name, "getFileInfo");
     assert_eq!(c.method.declaring_class_protocol_name, CLIENT_PROTOCOL);
     let mut body = c.body;
-    assert_eq!(take_delimited::<GetFileInfoRequestProto>(&mut body, "req").unwrap(), req);
+    assert_eq!(
+        take_delimited::<GetFileInfoRequestProto>(&mut body, "req").unwrap(),
+        req
+    );
     let ping = frame(&[&request_header(PING_CALL_ID, &[3; 16], -1)]);
     assert_eq!(parse_call(strip_len(&ping)).unwrap(), Frame::Ping);
 }
@@ -89,7 +104,11 @@ fn truncated_and_garbage_frames_are_errors() {
             assert!(take_delimited::<GetFileInfoRequestProto>(&mut b, "req").is_err());
         }
     }
-    for garbage in [&b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"[..], b"\x05abc", b""] {
+    for garbage in [
+        &b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"[..],
+        b"\x05abc",
+        b"",
+    ] {
         assert!(parse_call(Bytes::copy_from_slice(garbage)).is_err());
     }
     // A varint length claiming more than the frame holds.
@@ -100,9 +119,15 @@ fn truncated_and_garbage_frames_are_errors() {
 fn writable_rpc_and_negative_call_ids_are_refused() {
     let mut h = request_header(1, &[1; 16], 0);
     h.rpc_kind = Some(RpcKindProto::RpcWritable as i32);
-    assert!(matches!(parse_call(strip_len(&frame(&[&h]))), Err(IpcError::Header(_))));
+    assert!(matches!(
+        parse_call(strip_len(&frame(&[&h]))),
+        Err(IpcError::Header(_))
+    ));
     let h = request_header(-7, &[1; 16], 0);
-    assert!(matches!(parse_call(strip_len(&frame(&[&h]))), Err(IpcError::Header(_))));
+    assert!(matches!(
+        parse_call(strip_len(&frame(&[&h]))),
+        Err(IpcError::Header(_))
+    ));
 }
 
 #[test]
@@ -116,7 +141,10 @@ fn replies_echo_the_call_and_carry_errors() {
     let ok = encode_reply(&to, &Outcome::Success(vec![0x02, 0x08, 0x01]));
     let (h, body) = parse_reply(strip_len(&ok)).unwrap();
     assert_eq!((h.call_id, h.status), (9, RpcStatusProto::Success as i32));
-    assert_eq!((h.client_id, h.retry_count, h.state_id), (Some(vec![5; 16]), Some(2), Some(77)));
+    assert_eq!(
+        (h.client_id, h.retry_count, h.state_id),
+        (Some(vec![5; 16]), Some(2), Some(77))
+    );
     assert_eq!(&body[..], &[0x02, 0x08, 0x01]);
     let err = Outcome::Failure {
         fatal: false,
@@ -126,11 +154,17 @@ fn replies_echo_the_call_and_carry_errors() {
     };
     let (h, body) = parse_reply(strip_len(&encode_reply(&to, &err))).unwrap();
     assert_eq!(h.status, RpcStatusProto::Error as i32);
-    assert_eq!(h.exception_class_name.as_deref(), Some("java.io.FileNotFoundException"));
+    assert_eq!(
+        h.exception_class_name.as_deref(),
+        Some("java.io.FileNotFoundException")
+    );
     assert!(body.is_empty());
     let fatal = fatal_reply(&IpcError::Version(7), None);
     let (h, _) = parse_reply(strip_len(&fatal)).unwrap();
     assert_eq!(h.status, RpcStatusProto::Fatal as i32);
-    assert_eq!(h.error_detail, Some(RpcErrorCodeProto::FatalVersionMismatch as i32));
+    assert_eq!(
+        h.error_detail,
+        Some(RpcErrorCodeProto::FatalVersionMismatch as i32)
+    );
     assert_eq!(h.call_id, INVALID_CALL_ID as u32);
 }

@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_rpc::Shutdown;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, WriteHalf};
+use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
 /// Who is on the other end of a connection, from its context.
@@ -104,7 +104,7 @@ pub async fn serve<H: IpcHandler>(
         let (handler, config, shutdown) = (handler.clone(), config.clone(), shutdown.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            connection(stream, addr, handler, config, shutdown).await;
+            serve_connection(stream, addr, handler, config, shutdown).await;
         });
     }
 }
@@ -135,7 +135,9 @@ async fn read_frame<R: AsyncRead + Unpin>(
     let mut buf = Vec::with_capacity(n.min(64 << 10));
     let mut body = rd.take(n as u64);
     match tokio::time::timeout(within, body.read_to_end(&mut buf)).await {
-        Err(_) => Err(ReadError::Gone(format!("stalled inside a frame of {n} bytes"))),
+        Err(_) => Err(ReadError::Gone(format!(
+            "stalled inside a frame of {n} bytes"
+        ))),
         Ok(Err(e)) => Err(ReadError::Gone(e.to_string())),
         Ok(Ok(_)) if buf.len() < n => Err(ReadError::Gone(format!(
             "closed after {} of {n} bytes of a frame",
@@ -152,9 +154,9 @@ This is not the correct port for the web interface on this daemon.\r\n";
 
 /// Reads the preamble and the context; on refusal writes the reply the
 /// protocol has for it.
-async fn handshake<R: AsyncRead + Unpin>(
+async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     rd: &mut R,
-    wr: &mut tokio::net::tcp::OwnedWriteHalf,
+    wr: &mut W,
     addr: SocketAddr,
     config: &IpcConfig,
 ) -> Option<Peer> {
@@ -198,7 +200,7 @@ async fn handshake<R: AsyncRead + Unpin>(
 }
 
 /// Writes replies as they come, many per syscall when they queue up.
-async fn writer(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+async fn writer<S: AsyncWrite>(mut wr: WriteHalf<S>, mut rx: mpsc::Receiver<Vec<u8>>) {
     while let Some(first) = rx.recv().await {
         let mut buf = first;
         while buf.len() < (256 << 10) {
@@ -214,14 +216,19 @@ async fn writer(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<
     let _ = wr.shutdown().await;
 }
 
-async fn connection<H: IpcHandler>(
-    stream: TcpStream,
+/// Serves one connection (a TCP stream, or an in-memory one in fuzzing)
+/// until the peer leaves, breaks the protocol or `shutdown` trips.
+pub async fn serve_connection<H, S>(
+    stream: S,
     addr: SocketAddr,
     handler: Arc<H>,
     config: IpcConfig,
     mut shutdown: Shutdown,
-) {
-    let (rd, mut wr) = stream.into_split();
+) where
+    H: IpcHandler,
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (rd, mut wr) = tokio::io::split(stream);
     let mut rd = BufReader::new(rd);
     let Some(peer) = handshake(&mut rd, &mut wr, addr, &config).await else {
         return;

@@ -188,7 +188,9 @@ async fn malformed_input_gets_a_fatal_reply_and_a_closed_connection() {
 
     // Oversized length, after a good handshake.
     let mut s = connected(addr, "mallory").await;
-    s.write_all(&(MAX_FRAME as u32 + 1).to_be_bytes()).await.unwrap();
+    s.write_all(&(MAX_FRAME as u32 + 1).to_be_bytes())
+        .await
+        .unwrap();
     let (h, _) = reply(&mut s).await;
     fatal(&h, RpcErrorCodeProto::FatalInvalidRpcHeader);
     assert!(closed(&mut s).await);

@@ -30,7 +30,10 @@ pub fn render(hdfs: &BTreeMap<u64, String>) -> (String, String) {
         (format!("dfs.ha.namenodes.{ns}"), nns.join(",")),
     ];
     for (id, addr) in hdfs {
-        props.push((format!("dfs.namenode.rpc-address.{ns}.nn{id}"), addr.clone()));
+        props.push((
+            format!("dfs.namenode.rpc-address.{ns}.nn{id}"),
+            addr.clone(),
+        ));
     }
     props.push((
         format!("dfs.client.failover.proxy.provider.{ns}"),
@@ -55,11 +58,14 @@ mod tests {
 
     #[test]
     fn names_every_node_in_one_nameservice() {
-        let hdfs: BTreeMap<u64, String> = [(1, "127.0.0.1:9001".into()), (2, "127.0.0.1:9002".into())].into();
+        let hdfs: BTreeMap<u64, String> =
+            [(1, "127.0.0.1:9001".into()), (2, "127.0.0.1:9002".into())].into();
         let (core, site) = render(&hdfs);
         assert!(core.contains("<name>fs.defaultFS</name>\n    <value>hdfs://tdfs</value>"));
         assert!(site.contains("<name>dfs.ha.namenodes.tdfs</name>\n    <value>nn1,nn2</value>"));
-        assert!(site.contains("<name>dfs.namenode.rpc-address.tdfs.nn2</name>\n    <value>127.0.0.1:9002</value>"));
+        assert!(site.contains(
+            "<name>dfs.namenode.rpc-address.tdfs.nn2</name>\n    <value>127.0.0.1:9002</value>"
+        ));
         assert!(site.contains("ConfiguredFailoverProxyProvider"));
     }
 }

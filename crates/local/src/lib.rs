@@ -268,7 +268,10 @@ impl LocalCluster {
         let http = hl.local_addr()?.to_string();
         let mut mc = self.meta_config(id);
         mc.http = Some(http.clone());
-        let want = self.meta_hdfs.get(&id).map_or("127.0.0.1:0", |s| s.as_str());
+        let want = self
+            .meta_hdfs
+            .get(&id)
+            .map_or("127.0.0.1:0", |s| s.as_str());
         let nl = bind_http(want)
             .await
             .with_context(|| format!("cannot listen on {want} (hdfs of metadata node {id})"))?;

@@ -4,9 +4,8 @@
 use crate::proto::hdfs::datanode_info_proto::AdminState;
 use crate::proto::hdfs::hdfs_file_status_proto::FileType;
 use crate::proto::hdfs::{
-    ContentSummaryProto, DatanodeIdProto, DatanodeInfoProto, ExtendedBlockProto,
-    FsPermissionProto, HdfsFileStatusProto, LocatedBlockProto, LocatedBlocksProto,
-    StorageTypeProto,
+    ContentSummaryProto, DatanodeIdProto, DatanodeInfoProto, ExtendedBlockProto, FsPermissionProto,
+    HdfsFileStatusProto, LocatedBlockProto, LocatedBlocksProto, StorageTypeProto,
 };
 use std::collections::HashMap;
 use tdfs_proto::meta::{
@@ -57,7 +56,12 @@ fn host_port(addr: &str) -> (String, u32) {
 /// A datanode as Hadoop names it. The xfer port is the datanode's HDFS
 /// (DataTransferProtocol) port; a datanode without one gets port 0, which a
 /// client cannot reach — data transfer for Hadoop clients needs it.
-pub fn datanode_id(id: &str, addr: &str, hdfs: Option<&str>, http: Option<&str>) -> DatanodeIdProto {
+pub fn datanode_id(
+    id: &str,
+    addr: &str,
+    hdfs: Option<&str>,
+    http: Option<&str>,
+) -> DatanodeIdProto {
     let (host, _) = host_port(hdfs.unwrap_or(addr));
     let xfer = hdfs.map(|h| host_port(h).1).unwrap_or(0);
     DatanodeIdProto {
@@ -131,7 +135,11 @@ pub fn located_block(lb: &LocatedBlock, dir: &DatanodeDirectory, now_ms: u64) ->
     LocatedBlockProto {
         b: extended_block(&lb.block),
         offset: lb.offset,
-        locs: lb.locations.iter().map(|a| location(a, dir, now_ms)).collect(),
+        locs: lb
+            .locations
+            .iter()
+            .map(|a| location(a, dir, now_ms))
+            .collect(),
         corrupt: false,
         block_token: lb
             .token
@@ -140,19 +148,30 @@ pub fn located_block(lb: &LocatedBlock, dir: &DatanodeDirectory, now_ms: u64) ->
             .unwrap_or_else(crate::token::empty),
         is_cached: vec![false; n],
         storage_types: vec![StorageTypeProto::Disk as i32; n],
-        storage_i_ds: lb.locations.iter().map(|a| format!("DS-{}", a.id.0)).collect(),
+        storage_i_ds: lb
+            .locations
+            .iter()
+            .map(|a| format!("DS-{}", a.id.0))
+            .collect(),
         block_indices: None,
         block_tokens: Vec::new(),
     }
 }
 
-pub fn located_blocks(lbs: &LocatedBlocks, dir: &DatanodeDirectory, now_ms: u64) -> LocatedBlocksProto {
+pub fn located_blocks(
+    lbs: &LocatedBlocks,
+    dir: &DatanodeDirectory,
+    now_ms: u64,
+) -> LocatedBlocksProto {
     let blocks: Vec<LocatedBlockProto> = lbs
         .blocks
         .iter()
         .map(|b| located_block(b, dir, now_ms))
         .collect();
-    let last_block = lbs.under_construction.then(|| blocks.last().cloned()).flatten();
+    let last_block = lbs
+        .under_construction
+        .then(|| blocks.last().cloned())
+        .flatten();
     LocatedBlocksProto {
         file_length: lbs.file_length,
         under_construction: lbs.under_construction,
@@ -169,10 +188,16 @@ pub fn located_blocks(lbs: &LocatedBlocks, dir: &DatanodeDirectory, now_ms: u64)
 pub fn file_status(s: &FileStatus, name: &[u8]) -> HdfsFileStatusProto {
     let dir = s.is_dir();
     HdfsFileStatusProto {
-        file_type: if dir { FileType::IsDir } else { FileType::IsFile } as i32,
+        file_type: if dir {
+            FileType::IsDir
+        } else {
+            FileType::IsFile
+        } as i32,
         path: name.to_vec(),
         length: if dir { 0 } else { s.length },
-        permission: FsPermissionProto { perm: s.mode as u32 },
+        permission: FsPermissionProto {
+            perm: s.mode as u32,
+        },
         owner: s.owner.clone(),
         group: s.group.clone(),
         modification_time: s.mtime,
@@ -182,7 +207,11 @@ pub fn file_status(s: &FileStatus, name: &[u8]) -> HdfsFileStatusProto {
         blocksize: Some(if dir { 0 } else { s.block_size }),
         locations: None,
         file_id: Some(s.inode),
-        children_num: Some(if dir { s.children.min(i32::MAX as u64) as i32 } else { 0 }),
+        children_num: Some(if dir {
+            s.children.min(i32::MAX as u64) as i32
+        } else {
+            0
+        }),
         file_encryption_info: None,
         storage_policy: Some(0),
         ec_policy: None,
@@ -243,8 +272,16 @@ mod tests {
 
     #[test]
     fn datanode_ids_carry_the_hdfs_port() {
-        let d = datanode_id("dn1", "127.0.0.1:7000", Some("127.0.0.1:7001"), Some("127.0.0.1:7002"));
-        assert_eq!((d.ip_addr.as_str(), d.xfer_port, d.info_port), ("127.0.0.1", 7001, 7002));
+        let d = datanode_id(
+            "dn1",
+            "127.0.0.1:7000",
+            Some("127.0.0.1:7001"),
+            Some("127.0.0.1:7002"),
+        );
+        assert_eq!(
+            (d.ip_addr.as_str(), d.xfer_port, d.info_port),
+            ("127.0.0.1", 7001, 7002)
+        );
         let d = datanode_id("dn1", "[::1]:7000", None, None);
         assert_eq!((d.ip_addr.as_str(), d.xfer_port), ("::1", 0));
     }

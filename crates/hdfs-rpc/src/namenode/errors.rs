@@ -69,9 +69,18 @@ mod tests {
     #[test]
     fn classes_hadoop_clients_branch_on() {
         let cases = [
-            (FsError::FileNotFound("/a".into()), "java.io.FileNotFoundException"),
-            (FsError::AlreadyExists("/a".into()), "org.apache.hadoop.fs.FileAlreadyExistsException"),
-            (FsError::NotADirectory("/a".into()), "org.apache.hadoop.fs.ParentNotDirectoryException"),
+            (
+                FsError::FileNotFound("/a".into()),
+                "java.io.FileNotFoundException",
+            ),
+            (
+                FsError::AlreadyExists("/a".into()),
+                "org.apache.hadoop.fs.FileAlreadyExistsException",
+            ),
+            (
+                FsError::NotADirectory("/a".into()),
+                "org.apache.hadoop.fs.ParentNotDirectoryException",
+            ),
             (
                 FsError::DirectoryNotEmpty("/a".into()),
                 "org.apache.hadoop.fs.PathIsNotEmptyDirectoryException",
@@ -85,7 +94,10 @@ mod tests {
                 "org.apache.hadoop.security.AccessControlException",
             ),
             (FsError::NotLeader { leader: None }, STANDBY),
-            (FsError::Unavailable("x".into()), "org.apache.hadoop.ipc.RetriableException"),
+            (
+                FsError::Unavailable("x".into()),
+                "org.apache.hadoop.ipc.RetriableException",
+            ),
             (
                 FsError::LeaseConflict {
                     path: "/a".into(),
@@ -97,7 +109,10 @@ mod tests {
                 FsError::LeaseExpired("/a".into()),
                 "org.apache.hadoop.hdfs.server.namenode.LeaseExpiredException",
             ),
-            (FsError::Unsupported("x".into()), "java.lang.UnsupportedOperationException"),
+            (
+                FsError::Unsupported("x".into()),
+                "java.lang.UnsupportedOperationException",
+            ),
             (FsError::Internal("x".into()), "java.io.IOException"),
         ];
         for (e, class) in cases {

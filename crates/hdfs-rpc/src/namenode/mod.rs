@@ -127,12 +127,18 @@ impl Namenode {
     }
 
     pub(crate) fn path_of_block(&self, block: u64) -> Result<String, FsError> {
-        self.blocks.lock().unwrap().0.get(&block).cloned().ok_or_else(|| {
-            FsError::Unsupported(format!(
-                "block {block} was not allocated through this metadata node's HDFS port; \
+        self.blocks
+            .lock()
+            .unwrap()
+            .0
+            .get(&block)
+            .cloned()
+            .ok_or_else(|| {
+                FsError::Unsupported(format!(
+                    "block {block} was not allocated through this metadata node's HDFS port; \
                  pipeline recovery after a failover is not supported yet"
-            ))
-        })
+                ))
+            })
     }
 
     /// Followers are standbys. While no leader is known (an election), the

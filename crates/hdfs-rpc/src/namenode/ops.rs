@@ -41,8 +41,18 @@ impl Namenode {
     /// Routes one call by method name.
     pub(crate) async fn dispatch(&self, ctx: &Ctx, method: &str, body: Bytes) -> Outcome {
         match method {
-            "getServerDefaults" => run(body, |_: GetServerDefaultsRequestProto| self.server_defaults()).await,
-            "getFileInfo" => run(body, |r: GetFileInfoRequestProto| self.get_file_info(ctx, r.src)).await,
+            "getServerDefaults" => {
+                run(body, |_: GetServerDefaultsRequestProto| {
+                    self.server_defaults()
+                })
+                .await
+            }
+            "getFileInfo" => {
+                run(body, |r: GetFileInfoRequestProto| {
+                    self.get_file_info(ctx, r.src)
+                })
+                .await
+            }
             "getFileLinkInfo" => {
                 run(body, |r: GetFileLinkInfoRequestProto| async move {
                     let fs = self.get_file_info(ctx, r.src).await?.fs;
@@ -76,10 +86,18 @@ impl Namenode {
             "updateBlockForPipeline" => run(body, |r| self.update_block_for_pipeline(ctx, r)).await,
             "updatePipeline" => run(body, |r| self.update_pipeline(ctx, r)).await,
             "getAdditionalDatanode" => run(body, |r| self.additional_datanode(ctx, r)).await,
-            "msync" => run(body, |_: MsyncRequestProto| async { Ok(MsyncResponseProto {}) }).await,
+            "msync" => {
+                run(body, |_: MsyncRequestProto| async {
+                    Ok(MsyncResponseProto {})
+                })
+                .await
+            }
             "getHAServiceState" => run(body, |_: HaServiceStateRequestProto| self.ha_state()).await,
             other => {
-                tracing::info!("hdfs: {} called {other}, which is not implemented", ctx.user);
+                tracing::info!(
+                    "hdfs: {} called {other}, which is not implemented",
+                    ctx.user
+                );
                 super::errors::failure(
                     super::errors::NO_SUCH_METHOD,
                     format!("Unknown method {other} called on {} protocol.", crate::ipc::CLIENT_PROTOCOL),
@@ -91,13 +109,21 @@ impl Namenode {
 
     /// Runs `op` through the metadata node; mutations get a call id (the
     /// lease holder is `holder` when the Hadoop call names a client).
-    async fn exec(&self, ctx: &Ctx, holder: Option<&str>, op: MetaRequest) -> Result<MetaResponse, FsError> {
+    async fn exec(
+        &self,
+        ctx: &Ctx,
+        holder: Option<&str>,
+        op: MetaRequest,
+    ) -> Result<MetaResponse, FsError> {
         let call = op.is_mutation().then(|| ctx.call(holder));
         execute(self.node(), ctx.user.clone(), call, op).await
     }
 
     async fn stat(&self, ctx: &Ctx, path: &str) -> Result<FileStatus, FsError> {
-        match self.exec(ctx, None, MetaRequest::GetFileInfo { path: path.into() }).await? {
+        match self
+            .exec(ctx, None, MetaRequest::GetFileInfo { path: path.into() })
+            .await?
+        {
             MetaResponse::Status(s) => Ok(s),
             r => Err(unexpected(r)),
         }
@@ -123,15 +149,25 @@ impl Namenode {
     }
 
     /// A missing file is an empty answer, not an error (HDFS returns null).
-    async fn get_file_info(&self, ctx: &Ctx, src: String) -> Result<GetFileInfoResponseProto, FsError> {
+    async fn get_file_info(
+        &self,
+        ctx: &Ctx,
+        src: String,
+    ) -> Result<GetFileInfoResponseProto, FsError> {
         match self.stat(ctx, &src).await {
-            Ok(s) => Ok(GetFileInfoResponseProto { fs: Some(file_status(&s, b"")) }),
+            Ok(s) => Ok(GetFileInfoResponseProto {
+                fs: Some(file_status(&s, b"")),
+            }),
             Err(FsError::FileNotFound(_)) => Ok(GetFileInfoResponseProto { fs: None }),
             Err(e) => Err(e),
         }
     }
 
-    async fn get_listing(&self, ctx: &Ctx, r: GetListingRequestProto) -> Result<GetListingResponseProto, FsError> {
+    async fn get_listing(
+        &self,
+        ctx: &Ctx,
+        r: GetListingRequestProto,
+    ) -> Result<GetListingResponseProto, FsError> {
         let start_after = (!r.start_after.is_empty())
             .then(|| String::from_utf8(r.start_after.clone()))
             .transpose()
@@ -148,15 +184,20 @@ impl Namenode {
             Err(e) => Err(e)?,
         };
         // A file lists as itself, under the empty name (HDFS's EMPTY_NAME).
-        let listed_file = entries.len() == 1 && !entries[0].is_dir() && r.start_after.is_empty() && {
-            !self.stat(ctx, &r.src).await?.is_dir()
-        };
+        let listed_file = entries.len() == 1
+            && !entries[0].is_dir()
+            && r.start_after.is_empty()
+            && { !self.stat(ctx, &r.src).await?.is_dir() };
         let mut partial = Vec::with_capacity(entries.len());
         for e in &entries {
             let name: &[u8] = if listed_file { b"" } else { e.name.as_bytes() };
             let mut s = file_status(e, name);
             if r.need_location && !e.is_dir() {
-                let path = if listed_file { r.src.clone() } else { child(&r.src, &e.name) };
+                let path = if listed_file {
+                    r.src.clone()
+                } else {
+                    child(&r.src, &e.name)
+                };
                 s.locations = Some(self.locations(ctx, &path, 0, u64::MAX).await?);
             }
             partial.push(s);
@@ -169,8 +210,18 @@ impl Namenode {
         })
     }
 
-    async fn locations(&self, ctx: &Ctx, path: &str, offset: u64, len: u64) -> Result<LocatedBlocksProto, FsError> {
-        let op = MetaRequest::GetBlockLocations { path: path.into(), offset, len };
+    async fn locations(
+        &self,
+        ctx: &Ctx,
+        path: &str,
+        offset: u64,
+        len: u64,
+    ) -> Result<LocatedBlocksProto, FsError> {
+        let op = MetaRequest::GetBlockLocations {
+            path: path.into(),
+            offset,
+            len,
+        };
         match self.exec(ctx, None, op).await? {
             MetaResponse::Blocks(b) => Ok(located_blocks(&b, &self.directory(), now_ms())),
             r => Err(unexpected(r)),
@@ -182,13 +233,23 @@ impl Namenode {
         DatanodeDirectory::new(&self.node().report().datanodes)
     }
 
-    async fn get_block_locations(&self, ctx: &Ctx, r: GetBlockLocationsRequestProto) -> Result<GetBlockLocationsResponseProto, FsError> {
+    async fn get_block_locations(
+        &self,
+        ctx: &Ctx,
+        r: GetBlockLocationsRequestProto,
+    ) -> Result<GetBlockLocationsResponseProto, FsError> {
         let locations = self.locations(ctx, &r.src, r.offset, r.length).await?;
-        Ok(GetBlockLocationsResponseProto { locations: Some(locations) })
+        Ok(GetBlockLocationsResponseProto {
+            locations: Some(locations),
+        })
     }
 
     /// HDFS's mkdirs answers true when the directory exists already.
-    async fn mkdirs(&self, ctx: &Ctx, r: MkdirsRequestProto) -> Result<MkdirsResponseProto, FsError> {
+    async fn mkdirs(
+        &self,
+        ctx: &Ctx,
+        r: MkdirsRequestProto,
+    ) -> Result<MkdirsResponseProto, FsError> {
         let op = MetaRequest::Mkdirs {
             path: r.src.clone(),
             mode: Some((r.masked.perm & 0o7777) as u16),
@@ -204,7 +265,11 @@ impl Namenode {
         }
     }
 
-    async fn create(&self, ctx: &Ctx, r: CreateRequestProto) -> Result<CreateResponseProto, FsError> {
+    async fn create(
+        &self,
+        ctx: &Ctx,
+        r: CreateRequestProto,
+    ) -> Result<CreateResponseProto, FsError> {
         let op = MetaRequest::Create {
             path: r.src.clone(),
             overwrite: r.create_flag & CREATE_OVERWRITE != 0,
@@ -217,11 +282,19 @@ impl Namenode {
             MetaResponse::Status(s) => s,
             _ => self.stat(ctx, &r.src).await?,
         };
-        Ok(CreateResponseProto { fs: Some(file_status(&s, b"")) })
+        Ok(CreateResponseProto {
+            fs: Some(file_status(&s, b"")),
+        })
     }
 
-    async fn append(&self, ctx: &Ctx, r: AppendRequestProto) -> Result<AppendResponseProto, FsError> {
-        let op = MetaRequest::Append { path: r.src.clone() };
+    async fn append(
+        &self,
+        ctx: &Ctx,
+        r: AppendRequestProto,
+    ) -> Result<AppendResponseProto, FsError> {
+        let op = MetaRequest::Append {
+            path: r.src.clone(),
+        };
         match self.exec(ctx, Some(&r.client_name), op).await? {
             MetaResponse::Appended { status, last } => {
                 if let Some(lb) = &last {
@@ -236,16 +309,26 @@ impl Namenode {
         }
     }
 
-    async fn add_block(&self, ctx: &Ctx, r: AddBlockRequestProto) -> Result<AddBlockResponseProto, FsError> {
+    async fn add_block(
+        &self,
+        ctx: &Ctx,
+        r: AddBlockRequestProto,
+    ) -> Result<AddBlockResponseProto, FsError> {
         let op = MetaRequest::AddBlock {
             path: r.src.clone(),
             previous: r.previous.as_ref().map(block_info),
-            excluded: r.exclude_nodes.iter().map(|d| DatanodeId(d.id.datanode_uuid.clone())).collect(),
+            excluded: r
+                .exclude_nodes
+                .iter()
+                .map(|d| DatanodeId(d.id.datanode_uuid.clone()))
+                .collect(),
         };
         match self.exec(ctx, Some(&r.client_name), op).await? {
             MetaResponse::Block(lb) => {
                 self.remember_block(lb.block.id, &r.src);
-                Ok(AddBlockResponseProto { block: located_block(&lb, &self.directory(), now_ms()) })
+                Ok(AddBlockResponseProto {
+                    block: located_block(&lb, &self.directory(), now_ms()),
+                })
             }
             other => Err(unexpected(other)),
         }
@@ -253,8 +336,15 @@ impl Namenode {
 
     /// `false` while the last block is not yet reported by a datanode:
     /// Hadoop's client calls `complete` again after a pause.
-    async fn complete(&self, ctx: &Ctx, r: CompleteRequestProto) -> Result<CompleteResponseProto, FsError> {
-        let op = MetaRequest::Complete { path: r.src.clone(), last: r.last.as_ref().map(block_info) };
+    async fn complete(
+        &self,
+        ctx: &Ctx,
+        r: CompleteRequestProto,
+    ) -> Result<CompleteResponseProto, FsError> {
+        let op = MetaRequest::Complete {
+            path: r.src.clone(),
+            last: r.last.as_ref().map(block_info),
+        };
         match self.exec(ctx, Some(&r.client_name), op).await {
             Ok(_) => Ok(CompleteResponseProto { result: true }),
             Err(FsError::Unavailable(_)) => Ok(CompleteResponseProto { result: false }),
@@ -262,15 +352,29 @@ impl Namenode {
         }
     }
 
-    async fn abandon_block(&self, ctx: &Ctx, r: AbandonBlockRequestProto) -> Result<AbandonBlockResponseProto, FsError> {
-        let op = MetaRequest::AbandonBlock { path: r.src.clone(), block: r.b.block_id };
+    async fn abandon_block(
+        &self,
+        ctx: &Ctx,
+        r: AbandonBlockRequestProto,
+    ) -> Result<AbandonBlockResponseProto, FsError> {
+        let op = MetaRequest::AbandonBlock {
+            path: r.src.clone(),
+            block: r.b.block_id,
+        };
         self.exec(ctx, Some(&r.holder), op).await?;
         Ok(AbandonBlockResponseProto {})
     }
 
     /// `false` for a missing path, as HDFS.
-    async fn delete(&self, ctx: &Ctx, r: DeleteRequestProto) -> Result<DeleteResponseProto, FsError> {
-        let op = MetaRequest::Delete { path: r.src, recursive: r.recursive };
+    async fn delete(
+        &self,
+        ctx: &Ctx,
+        r: DeleteRequestProto,
+    ) -> Result<DeleteResponseProto, FsError> {
+        let op = MetaRequest::Delete {
+            path: r.src,
+            recursive: r.recursive,
+        };
         match self.exec(ctx, None, op).await {
             Ok(MetaResponse::Bool(b)) => Ok(DeleteResponseProto { result: b }),
             Ok(_) => Ok(DeleteResponseProto { result: true }),
@@ -281,14 +385,22 @@ impl Namenode {
 
     /// The old rename: into an existing directory, `false` (not an error)
     /// when the source is missing or the target taken.
-    async fn rename(&self, ctx: &Ctx, r: RenameRequestProto) -> Result<RenameResponseProto, FsError> {
-        let op = MetaRequest::Rename { src: r.src, dst: r.dst, into_dir: true };
+    async fn rename(
+        &self,
+        ctx: &Ctx,
+        r: RenameRequestProto,
+    ) -> Result<RenameResponseProto, FsError> {
+        let op = MetaRequest::Rename {
+            src: r.src,
+            dst: r.dst,
+            into_dir: true,
+        };
         match self.exec(ctx, None, op).await {
             Ok(MetaResponse::Bool(b)) => Ok(RenameResponseProto { result: b }),
             Ok(_) => Ok(RenameResponseProto { result: true }),
-            Err(FsError::FileNotFound(_) | FsError::AlreadyExists(_) | FsError::NotADirectory(_)) => {
-                Ok(RenameResponseProto { result: false })
-            }
+            Err(
+                FsError::FileNotFound(_) | FsError::AlreadyExists(_) | FsError::NotADirectory(_),
+            ) => Ok(RenameResponseProto { result: false }),
             Err(e) => Err(e),
         }
     }
@@ -296,42 +408,80 @@ impl Namenode {
     /// `rename2` renames to exactly `dst` and throws on failure. With
     /// OVERWRITE, an existing file or empty directory at `dst` is deleted
     /// first — two steps, not one atomic rename as in HDFS.
-    async fn rename2(&self, ctx: &Ctx, r: Rename2RequestProto) -> Result<Rename2ResponseProto, FsError> {
+    async fn rename2(
+        &self,
+        ctx: &Ctx,
+        r: Rename2RequestProto,
+    ) -> Result<Rename2ResponseProto, FsError> {
         if r.overwrite_dest {
             if let Ok(d) = self.stat(ctx, &r.dst).await {
                 if d.is_dir() && d.children > 0 {
                     return Err(FsError::DirectoryNotEmpty(r.dst));
                 }
                 self.stat(ctx, &r.src).await?;
-                self.exec(ctx, None, MetaRequest::Delete { path: r.dst.clone(), recursive: false }).await?;
+                self.exec(
+                    ctx,
+                    None,
+                    MetaRequest::Delete {
+                        path: r.dst.clone(),
+                        recursive: false,
+                    },
+                )
+                .await?;
             }
         }
-        let op = MetaRequest::Rename { src: r.src, dst: r.dst, into_dir: false };
+        let op = MetaRequest::Rename {
+            src: r.src,
+            dst: r.dst,
+            into_dir: false,
+        };
         match self.exec(ctx, None, op).await? {
             MetaResponse::Bool(false) => Err(FsError::Io("rename failed".into())),
             _ => Ok(Rename2ResponseProto {}),
         }
     }
 
-    async fn renew_lease(&self, ctx: &Ctx, r: RenewLeaseRequestProto) -> Result<RenewLeaseResponseProto, FsError> {
-        self.exec(ctx, Some(&r.client_name), MetaRequest::RenewLease).await?;
+    async fn renew_lease(
+        &self,
+        ctx: &Ctx,
+        r: RenewLeaseRequestProto,
+    ) -> Result<RenewLeaseResponseProto, FsError> {
+        self.exec(ctx, Some(&r.client_name), MetaRequest::RenewLease)
+            .await?;
         Ok(RenewLeaseResponseProto {})
     }
 
     /// True when the file is closed. An open file is recovered by the
     /// leader once its writer's lease expires; this call does not hurry it.
-    async fn recover_lease(&self, ctx: &Ctx, r: RecoverLeaseRequestProto) -> Result<RecoverLeaseResponseProto, FsError> {
+    async fn recover_lease(
+        &self,
+        ctx: &Ctx,
+        r: RecoverLeaseRequestProto,
+    ) -> Result<RecoverLeaseResponseProto, FsError> {
         let s = self.stat(ctx, &r.src).await?;
-        Ok(RecoverLeaseResponseProto { result: !s.under_construction })
+        Ok(RecoverLeaseResponseProto {
+            result: !s.under_construction,
+        })
     }
 
-    async fn set_permission(&self, ctx: &Ctx, r: SetPermissionRequestProto) -> Result<SetPermissionResponseProto, FsError> {
-        let op = MetaRequest::SetPermission { path: r.src, mode: (r.permission.perm & 0o7777) as u16 };
+    async fn set_permission(
+        &self,
+        ctx: &Ctx,
+        r: SetPermissionRequestProto,
+    ) -> Result<SetPermissionResponseProto, FsError> {
+        let op = MetaRequest::SetPermission {
+            path: r.src,
+            mode: (r.permission.perm & 0o7777) as u16,
+        };
         self.exec(ctx, None, op).await?;
         Ok(SetPermissionResponseProto {})
     }
 
-    async fn set_owner(&self, ctx: &Ctx, r: SetOwnerRequestProto) -> Result<SetOwnerResponseProto, FsError> {
+    async fn set_owner(
+        &self,
+        ctx: &Ctx,
+        r: SetOwnerRequestProto,
+    ) -> Result<SetOwnerResponseProto, FsError> {
         let op = MetaRequest::SetOwner {
             path: r.src,
             owner: r.username.filter(|u| !u.is_empty()),
@@ -341,13 +491,24 @@ impl Namenode {
         Ok(SetOwnerResponseProto {})
     }
 
-    async fn set_replication(&self, ctx: &Ctx, r: SetReplicationRequestProto) -> Result<SetReplicationResponseProto, FsError> {
-        let op = MetaRequest::SetReplication { path: r.src, replication: r.replication.min(u16::MAX as u32) as u16 };
+    async fn set_replication(
+        &self,
+        ctx: &Ctx,
+        r: SetReplicationRequestProto,
+    ) -> Result<SetReplicationResponseProto, FsError> {
+        let op = MetaRequest::SetReplication {
+            path: r.src,
+            replication: r.replication.min(u16::MAX as u32) as u16,
+        };
         let result = !matches!(self.exec(ctx, None, op).await?, MetaResponse::Bool(false));
         Ok(SetReplicationResponseProto { result })
     }
 
-    async fn set_times(&self, ctx: &Ctx, r: SetTimesRequestProto) -> Result<SetTimesResponseProto, FsError> {
+    async fn set_times(
+        &self,
+        ctx: &Ctx,
+        r: SetTimesRequestProto,
+    ) -> Result<SetTimesResponseProto, FsError> {
         let op = MetaRequest::SetTimes {
             path: r.src,
             mtime: (r.mtime != UNCHANGED).then_some(r.mtime),
@@ -357,19 +518,36 @@ impl Namenode {
         Ok(SetTimesResponseProto {})
     }
 
-    async fn summary(&self, ctx: &Ctx, path: String) -> Result<tdfs_proto::meta::ContentSummary, FsError> {
-        match self.exec(ctx, None, MetaRequest::ContentSummary { path }).await? {
+    async fn summary(
+        &self,
+        ctx: &Ctx,
+        path: String,
+    ) -> Result<tdfs_proto::meta::ContentSummary, FsError> {
+        match self
+            .exec(ctx, None, MetaRequest::ContentSummary { path })
+            .await?
+        {
             MetaResponse::Summary(s) => Ok(s),
             r => Err(unexpected(r)),
         }
     }
 
-    async fn content_summary(&self, ctx: &Ctx, r: GetContentSummaryRequestProto) -> Result<GetContentSummaryResponseProto, FsError> {
+    async fn content_summary(
+        &self,
+        ctx: &Ctx,
+        r: GetContentSummaryRequestProto,
+    ) -> Result<GetContentSummaryResponseProto, FsError> {
         let s = self.summary(ctx, r.path).await?;
-        Ok(GetContentSummaryResponseProto { summary: content_summary(&s) })
+        Ok(GetContentSummaryResponseProto {
+            summary: content_summary(&s),
+        })
     }
 
-    async fn quota_usage(&self, ctx: &Ctx, r: GetQuotaUsageRequestProto) -> Result<GetQuotaUsageResponseProto, FsError> {
+    async fn quota_usage(
+        &self,
+        ctx: &Ctx,
+        r: GetQuotaUsageRequestProto,
+    ) -> Result<GetQuotaUsageResponseProto, FsError> {
         let s = self.summary(ctx, r.path).await?;
         Ok(GetQuotaUsageResponseProto {
             usage: QuotaUsageProto {
@@ -382,9 +560,15 @@ impl Namenode {
         })
     }
 
-    async fn preferred_block_size(&self, ctx: &Ctx, r: GetPreferredBlockSizeRequestProto) -> Result<GetPreferredBlockSizeResponseProto, FsError> {
+    async fn preferred_block_size(
+        &self,
+        ctx: &Ctx,
+        r: GetPreferredBlockSizeRequestProto,
+    ) -> Result<GetPreferredBlockSizeResponseProto, FsError> {
         let s = self.stat(ctx, &r.filename).await?;
-        Ok(GetPreferredBlockSizeResponseProto { bsize: s.block_size })
+        Ok(GetPreferredBlockSizeResponseProto {
+            bsize: s.block_size,
+        })
     }
 
     /// tdfs persists lengths when blocks finish; an fsync only checks that
@@ -405,10 +589,18 @@ impl Namenode {
             used += d.used;
             remaining += d.remaining;
         }
-        Ok(GetFsStatsResponseProto { capacity, used, remaining, ..Default::default() })
+        Ok(GetFsStatsResponseProto {
+            capacity,
+            used,
+            remaining,
+            ..Default::default()
+        })
     }
 
-    async fn datanode_report(&self, r: GetDatanodeReportRequestProto) -> Result<GetDatanodeReportResponseProto, FsError> {
+    async fn datanode_report(
+        &self,
+        r: GetDatanodeReportRequestProto,
+    ) -> Result<GetDatanodeReportResponseProto, FsError> {
         use DatanodeReportTypeProto as T;
         let want = T::try_from(r.r#type).unwrap_or(T::All);
         let now = now_ms();
@@ -431,16 +623,31 @@ impl Namenode {
 
     /// A new generation stamp for a block whose pipeline failed. tdfs picks
     /// the new pipeline in the same step; `updatePipeline` then only checks.
-    async fn update_block_for_pipeline(&self, ctx: &Ctx, r: UpdateBlockForPipelineRequestProto) -> Result<UpdateBlockForPipelineResponseProto, FsError> {
+    async fn update_block_for_pipeline(
+        &self,
+        ctx: &Ctx,
+        r: UpdateBlockForPipelineRequestProto,
+    ) -> Result<UpdateBlockForPipelineResponseProto, FsError> {
         let path = self.path_of_block(r.block.block_id)?;
-        let op = MetaRequest::UpdatePipeline { path, block: r.block.block_id, keep: Vec::new(), excluded: Vec::new() };
+        let op = MetaRequest::UpdatePipeline {
+            path,
+            block: r.block.block_id,
+            keep: Vec::new(),
+            excluded: Vec::new(),
+        };
         match self.exec(ctx, Some(&r.client_name), op).await? {
-            MetaResponse::Block(lb) => Ok(UpdateBlockForPipelineResponseProto { block: located_block(&lb, &self.directory(), now_ms()) }),
+            MetaResponse::Block(lb) => Ok(UpdateBlockForPipelineResponseProto {
+                block: located_block(&lb, &self.directory(), now_ms()),
+            }),
             other => Err(unexpected(other)),
         }
     }
 
-    async fn update_pipeline(&self, ctx: &Ctx, r: UpdatePipelineRequestProto) -> Result<UpdatePipelineResponseProto, FsError> {
+    async fn update_pipeline(
+        &self,
+        ctx: &Ctx,
+        r: UpdatePipelineRequestProto,
+    ) -> Result<UpdatePipelineResponseProto, FsError> {
         let path = self.path_of_block(r.old_block.block_id)?;
         if !self.stat(ctx, &path).await?.under_construction {
             return Err(FsError::LeaseExpired(path));
@@ -450,25 +657,50 @@ impl Namenode {
 
     /// Replacement datanodes for a pipeline: placed like a new block's,
     /// away from the nodes the client has or excludes.
-    async fn additional_datanode(&self, ctx: &Ctx, r: GetAdditionalDatanodeRequestProto) -> Result<GetAdditionalDatanodeResponseProto, FsError> {
+    async fn additional_datanode(
+        &self,
+        ctx: &Ctx,
+        r: GetAdditionalDatanodeRequestProto,
+    ) -> Result<GetAdditionalDatanodeResponseProto, FsError> {
         let s = self.stat(ctx, &r.src).await?;
-        let mut exclude: Vec<DatanodeId> = r.existings.iter().chain(&r.excludes).map(|d| DatanodeId(d.id.datanode_uuid.clone())).collect();
+        let mut exclude: Vec<DatanodeId> = r
+            .existings
+            .iter()
+            .chain(&r.excludes)
+            .map(|d| DatanodeId(d.id.datanode_uuid.clone()))
+            .collect();
         exclude.dedup();
-        let more = self.node().place(r.num_additional_nodes as usize, s.block_size, &exclude);
+        let more = self
+            .node()
+            .place(r.num_additional_nodes as usize, s.block_size, &exclude);
         let dir = self.directory();
-        let mut lb = LocatedBlockProto { b: r.blk.clone(), ..Default::default() };
+        let mut lb = LocatedBlockProto {
+            b: r.blk.clone(),
+            ..Default::default()
+        };
         lb.locs = r.existings.clone();
-        lb.locs.extend(more.iter().filter_map(|a| dir_info(&dir, &a.id)));
+        lb.locs
+            .extend(more.iter().filter_map(|a| dir_info(&dir, &a.id)));
         let n = lb.locs.len();
         lb.storage_types = vec![StorageTypeProto::Disk as i32; n];
-        lb.storage_i_ds = lb.locs.iter().map(|d| format!("DS-{}", d.id.datanode_uuid)).collect();
+        lb.storage_i_ds = lb
+            .locs
+            .iter()
+            .map(|d| format!("DS-{}", d.id.datanode_uuid))
+            .collect();
         lb.is_cached = vec![false; n];
         Ok(GetAdditionalDatanodeResponseProto { block: lb })
     }
 
     async fn ha_state(&self) -> Result<HaServiceStateResponseProto, FsError> {
-        let state = if self.node().is_leader() { HaServiceStateProto::Active } else { HaServiceStateProto::Standby };
-        Ok(HaServiceStateResponseProto { state: state as i32 })
+        let state = if self.node().is_leader() {
+            HaServiceStateProto::Active
+        } else {
+            HaServiceStateProto::Standby
+        };
+        Ok(HaServiceStateResponseProto {
+            state: state as i32,
+        })
     }
 }
 
