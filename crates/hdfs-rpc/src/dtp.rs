@@ -130,7 +130,8 @@ fn decode<M: Message + Default>(b: Bytes, what: &'static str) -> Result<M, DtpEr
 /// An operation request with its decoded proto.
 #[derive(Clone, Debug, PartialEq)]
 pub enum OpRequest {
-    WriteBlock(OpWriteBlockProto),
+    /// Boxed: by far the largest op.
+    WriteBlock(Box<OpWriteBlockProto>),
     ReadBlock(OpReadBlockProto),
     BlockChecksum(OpBlockChecksumProto),
     TransferBlock(OpTransferBlockProto),
@@ -139,7 +140,7 @@ pub enum OpRequest {
 /// Decodes an op's message (the bytes after its varint prefix).
 pub fn decode_op(op: Op, msg: Bytes) -> Result<OpRequest, DtpError> {
     Ok(match op {
-        Op::WriteBlock => OpRequest::WriteBlock(decode(msg, "OpWriteBlockProto")?),
+        Op::WriteBlock => OpRequest::WriteBlock(Box::new(decode(msg, "OpWriteBlockProto")?)),
         Op::ReadBlock => OpRequest::ReadBlock(decode(msg, "OpReadBlockProto")?),
         Op::BlockChecksum => OpRequest::BlockChecksum(decode(msg, "OpBlockChecksumProto")?),
         Op::TransferBlock => OpRequest::TransferBlock(decode(msg, "OpTransferBlockProto")?),

@@ -107,6 +107,7 @@ fn write_block_round_trip() {
         requested_checksum: crc32c_512(),
         ..Default::default()
     };
+    let w = Box::new(w);
     let wire = encode_op(&OpRequest::WriteBlock(w.clone()));
     let mut b = Bytes::from(wire);
     // The client may pipeline its first packet right behind the op.

@@ -193,7 +193,7 @@ pub struct Call {
 pub enum Frame {
     /// A keep-alive; Hadoop's server ignores it.
     Ping,
-    Call(Call),
+    Call(Box<Call>),
 }
 
 /// Parses a call frame. Only protobuf calls are accepted (Writable RPC is
@@ -216,11 +216,11 @@ pub fn parse_call(mut frame: Bytes) -> Result<Frame, IpcError> {
         )));
     }
     let method: RequestHeaderProto = take_delimited(&mut frame, "RequestHeaderProto")?;
-    Ok(Frame::Call(Call {
+    Ok(Frame::Call(Box::new(Call {
         header,
         method,
         body: frame,
-    }))
+    })))
 }
 
 /// A reply's outcome.

@@ -169,7 +169,7 @@ async fn handshake<R: AsyncRead + Unpin, W: AsyncWrite + Unpin>(
     if let Err(e) = parse_preamble(&pre) {
         tracing::info!("hdfs ipc: refusing {addr}: {e}");
         let reply = match &e {
-            IpcError::BadMagic(m) if m == b"GET " => HTTP_REPLY.to_vec(),
+            IpcError::BadMagic([b'G', b'E', b'T', b' ']) => HTTP_REPLY.to_vec(),
             IpcError::BadMagic(_) => Vec::new(),
             e => fatal_reply(e, None),
         };
@@ -249,7 +249,7 @@ pub async fn serve_connection<H, S>(
         };
         let call = match frame.map(parse_call) {
             Ok(Ok(Frame::Ping)) => continue,
-            Ok(Ok(Frame::Call(c))) => c,
+            Ok(Ok(Frame::Call(c))) => *c,
             Ok(Err(e)) | Err(ReadError::Bad(e)) => {
                 tracing::info!("hdfs ipc: closing {addr}: {e}");
                 let _ = tx.send(fatal_reply(&e, None)).await;

@@ -186,13 +186,13 @@ fn write_fuzz_seeds() {
         r#type: p::ChecksumTypeProto::ChecksumCrc32c as i32,
         bytes_per_checksum: 512,
     };
-    let write_op = OpRequest::WriteBlock(p::OpWriteBlockProto {
+    let write_op = OpRequest::WriteBlock(Box::new(p::OpWriteBlockProto {
         header,
         stage: 6,
         pipeline_size: 1,
         requested_checksum: sum.clone(),
         ..Default::default()
-    });
+    }));
     let data = Bytes::from((0..1500u32).map(|i| i as u8).collect::<Vec<_>>());
     let stream = [
         dtp::encode_op(&write_op),
