@@ -10,12 +10,14 @@ mod hadoop_shell;
 
 use bytes::Bytes;
 use common::data::cluster;
+use prost::Message;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tdfs_hdfs_rpc::ipc::{call_frame, client_hello, parse_reply};
+use tdfs_hdfs_rpc::ipc::{call_frame, client_hello, parse_reply, ErasedMessage};
 use tdfs_hdfs_rpc::proto::common::rpc_response_header_proto::RpcStatusProto;
-use tdfs_hdfs_rpc::proto::hdfs::GetFileInfoRequestProto;
+use tdfs_hdfs_rpc::proto::common::RpcResponseHeaderProto;
+use tdfs_hdfs_rpc::proto::hdfs::{self as p, GetFileInfoRequestProto};
 use tdfs_local::LocalCluster;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
@@ -161,21 +163,34 @@ async fn hadoop_fsshell_over_the_ha_nameservice() {
     c.shutdown().await;
 }
 
+/// One raw Hadoop IPC call on a fresh connection: the reply's header and
+/// body (the response, varint-delimited).
+async fn ipc_call(
+    addr: &str,
+    user: &str,
+    client_id: [u8; 16],
+    call_id: i32,
+    method: &str,
+    req: &dyn ErasedMessage,
+) -> (RpcResponseHeaderProto, Bytes) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(&client_hello(user, &client_id)).await.unwrap();
+    s.write_all(&call_frame(call_id, &client_id, method, req))
+        .await
+        .unwrap();
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).await.unwrap();
+    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut buf).await.unwrap();
+    parse_reply(Bytes::from(buf)).unwrap()
+}
+
 /// A direct `getFileInfo` on each follower's HDFS port is refused with
 /// `StandbyException`.
 async fn assert_standby_on_followers(c: &LocalCluster, leader: u64) {
     for (id, addr) in c.meta_hdfs.iter().filter(|(id, _)| **id != leader) {
-        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-        s.write_all(&client_hello("root", &[4; 16])).await.unwrap();
         let req = GetFileInfoRequestProto { src: "/".into() };
-        s.write_all(&call_frame(0, &[4; 16], "getFileInfo", &req))
-            .await
-            .unwrap();
-        let mut len = [0u8; 4];
-        s.read_exact(&mut len).await.unwrap();
-        let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
-        s.read_exact(&mut buf).await.unwrap();
-        let (h, _) = parse_reply(Bytes::from(buf)).unwrap();
+        let (h, _) = ipc_call(addr, "root", [4; 16], 0, "getFileInfo", &req).await;
         assert_eq!(h.status, RpcStatusProto::Error as i32, "node {id}");
         assert_eq!(
             h.exception_class_name.as_deref(),
@@ -183,6 +198,76 @@ async fn assert_standby_on_followers(c: &LocalCluster, leader: u64) {
             "node {id}"
         );
     }
+}
+
+/// A call Hadoop retries (same client id and call id, as after a failover)
+/// is answered from the retry cache: a delete retried is still `true`; a
+/// new call id is a new delete (`false`, nothing left).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_retried_call_is_answered_from_the_retry_cache() {
+    let (_dir, c) = cluster(1, 1 << 20, |_| {}).await;
+    c.client("root").mkdirs("/r/x", true).await.unwrap();
+    let addr = c.meta_hdfs[&c.leader().unwrap().config.id].clone();
+    let del = p::DeleteRequestProto {
+        src: "/r".into(),
+        recursive: true,
+    };
+    let id = [9u8; 16];
+    let mut results = Vec::new();
+    for call_id in [5, 5, 6] {
+        let (h, body) = ipc_call(&addr, "root", id, call_id, "delete", &del).await;
+        assert_eq!(h.status, RpcStatusProto::Success as i32, "{h:?}");
+        assert_eq!(h.call_id, call_id as u32);
+        results.push(
+            p::DeleteResponseProto::decode_length_delimited(body)
+                .unwrap()
+                .result,
+        );
+    }
+    assert_eq!(results, [true, true, false]);
+    c.shutdown().await;
+}
+
+/// Located blocks in Hadoop's shape; on a keyed cluster each carries the
+/// tdfs block token in a `TokenProto` (kind `HDFS_BLOCK_TOKEN`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn block_locations_carry_tokens_on_a_keyed_cluster() {
+    let (_dir, c) = cluster(3, 1 << 20, |cfg| cfg.use_generated_key().unwrap()).await;
+    let root = c.client("root");
+    let data = common::data::bytes(5, (1 << 20) + 1000);
+    common::data::write(&root, "/t.bin", &data, 300_000).await;
+    common::data::wait_replicas(&root, "/t.bin", 3).await;
+    let addr = c.meta_hdfs[&c.leader().unwrap().config.id].clone();
+    let req = p::GetBlockLocationsRequestProto {
+        src: "/t.bin".into(),
+        offset: 0,
+        length: u64::MAX,
+    };
+    let (h, body) = ipc_call(&addr, "alice", [2; 16], 1, "getBlockLocations", &req).await;
+    assert_eq!(h.status, RpcStatusProto::Success as i32, "{h:?}");
+    let lbs = p::GetBlockLocationsResponseProto::decode_length_delimited(body)
+        .unwrap()
+        .locations
+        .unwrap();
+    assert_eq!(lbs.file_length, data.len() as u64);
+    assert_eq!(lbs.blocks.len(), 2);
+    let ids: Vec<String> = c
+        .datanodes
+        .iter()
+        .map(|d| d.id.clone().unwrap().0)
+        .collect();
+    for b in &lbs.blocks {
+        assert_eq!(b.b.pool_id, tdfs_hdfs_rpc::namenode::POOL_ID);
+        assert_eq!(b.locs.len(), 3);
+        assert!(b.locs.iter().all(|l| ids.contains(&l.id.datanode_uuid)));
+        let t = tdfs_hdfs_rpc::token::decode(&b.block_token).expect("a tdfs block token");
+        assert_eq!(
+            (t.block, t.gen, t.user.as_str()),
+            (b.b.block_id, b.b.generation_stamp, "alice")
+        );
+        assert_eq!(t.mode, tdfs_proto::meta::AccessMode::Read);
+    }
+    c.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -223,4 +308,49 @@ async fn leader_kill_during_a_java_listing_loop() {
     let c = Arc::try_unwrap(c).ok().unwrap().into_inner();
     assert_ne!(c.leader().unwrap().config.id, killed.unwrap());
     c.shutdown().await;
+}
+
+/// `tdfs meta --hdfs-addr` serves ClientNamenodeProtocol; kill -9 and a
+/// restart on the same address serve again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tdfs_meta_daemon_serves_hdfs_addr() {
+    let ports = common::free_ports(2);
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, hdfs) = (
+        format!("127.0.0.1:{}", ports[0]),
+        format!("127.0.0.1:{}", ports[1]),
+    );
+    let spawn = || {
+        std::process::Command::new(common::tdfs_bin())
+            .args(["meta", "--id", "1", "--addr", &addr])
+            .args(["--peers", &format!("1={addr}"), "--hdfs-addr", &hdfs])
+            .args(["--superuser", "root"])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let stat_root = || async {
+        if tokio::net::TcpStream::connect(&hdfs).await.is_err() {
+            return None;
+        }
+        let req = GetFileInfoRequestProto { src: "/".into() };
+        let (h, body) = ipc_call(&hdfs, "root", [3; 16], 0, "getFileInfo", &req).await;
+        (h.status == RpcStatusProto::Success as i32).then(|| {
+            p::GetFileInfoResponseProto::decode_length_delimited(body)
+                .unwrap()
+                .fs
+                .unwrap()
+        })
+    };
+    for _ in 0..2 {
+        let mut child = spawn();
+        let fs =
+            common::wait_for("the daemon's HDFS port", Duration::from_secs(30), stat_root).await;
+        assert_eq!((fs.owner.as_str(), fs.file_type), ("root", 1));
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
 }
