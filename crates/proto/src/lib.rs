@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod meta;
 pub mod path;

@@ -8,6 +8,8 @@
 
 pub mod auth;
 pub mod client;
+pub mod clock;
+pub mod events;
 pub mod frame;
 pub mod handshake;
 pub mod server;
@@ -15,6 +17,8 @@ pub mod session;
 
 pub use auth::ClusterKey;
 pub use client::{RpcClient, RpcError};
+pub use clock::Clock;
+pub use events::EventBus;
 pub use server::{serve, Handler, Peer, ServerConfig, Shutdown};
 pub use session::{FrameMac, SessionKeys};
 

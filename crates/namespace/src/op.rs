@@ -1,0 +1,241 @@
+//! What the replicated log carries: state-machine mutations only, each
+//! stamped by the leader with the caller, the call id and the time so that
+//! applying it is deterministic on every replica. These types are the log
+//! and snapshot format, separate from the wire protocol: a new RPC field
+//! does not change the log, and a new operation is appended at the end of
+//! [`LogOp`] so older records still decode.
+
+use serde::{Deserialize, Serialize};
+use tdfs_proto::ids::CallId;
+use tdfs_proto::meta::{BlockInfo, FileStatus};
+use tdfs_proto::{BlockId, DatanodeId};
+
+/// Version of the log record and snapshot formats built from these types.
+/// A node refuses (with an error naming both versions) a log or snapshot
+/// of another version.
+pub const FORMAT_VERSION: u16 = 1;
+
+/// Who asked for an operation, and when, as the leader stamped it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub user: String,
+    /// Present for client mutations; keys the retry cache.
+    pub call: Option<CallId>,
+    /// The leader's wall clock, milliseconds since the Unix epoch.
+    pub now: u64,
+}
+
+/// One operation with its stamp.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stamped {
+    pub stamp: Stamp,
+    pub op: LogOp,
+}
+
+/// One log entry's payload: operations committed together (group commit:
+/// one fsync and one AppendEntries for the whole batch).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub ops: Vec<Stamped>,
+}
+
+/// A datanode's administrative state, replicated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AdminState {
+    Normal,
+    Decommissioning,
+    Decommissioned,
+}
+
+impl AdminState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AdminState::Normal => "normal",
+            AdminState::Decommissioning => "decommissioning",
+            AdminState::Decommissioned => "decommissioned",
+        }
+    }
+}
+
+/// The state-machine mutations. Modes are final (the service applied the
+/// umask, or kept an explicit permission as given); replication and block
+/// size are concrete (the leader filled in its defaults).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum LogOp {
+    /// Creates the root directory, owned by the superuser.
+    Init {
+        superuser: String,
+        supergroup: String,
+    },
+    /// Does nothing; a new leader commits one to learn its commit index.
+    Noop,
+    Mkdirs {
+        path: String,
+        mode: u16,
+        parents: bool,
+    },
+    Create {
+        path: String,
+        overwrite: bool,
+        replication: u16,
+        block_size: u64,
+        mode: u16,
+        create_parents: bool,
+    },
+    /// Reopens a complete file for appending, under the caller's lease.
+    Append {
+        path: String,
+    },
+    /// Commits `previous` (the last block as the client wrote it) and
+    /// allocates the next block on `targets`, the leader's placement.
+    AddBlock {
+        path: String,
+        previous: Option<BlockInfo>,
+        targets: Vec<DatanodeId>,
+    },
+    /// A new generation for the last block, written to `targets`.
+    UpdatePipeline {
+        path: String,
+        block: BlockId,
+        targets: Vec<DatanodeId>,
+    },
+    AbandonBlock {
+        path: String,
+        block: BlockId,
+    },
+    /// Commits the last block and closes the file.
+    Complete {
+        path: String,
+        last: Option<BlockInfo>,
+    },
+    Delete {
+        path: String,
+        recursive: bool,
+    },
+    /// With `into_dir`, an existing directory `dst` receives `src` under
+    /// its own name (the `mv` semantics).
+    Rename {
+        src: String,
+        dst: String,
+        into_dir: bool,
+    },
+    SetReplication {
+        path: String,
+        replication: u16,
+    },
+    SetPermission {
+        path: String,
+        mode: u16,
+    },
+    SetOwner {
+        path: String,
+        owner: Option<String>,
+        group: Option<String>,
+    },
+    SetTimes {
+        path: String,
+        mtime: Option<u64>,
+        atime: Option<u64>,
+    },
+    /// Records (or updates) a datanode in the registry.
+    RegisterDatanode {
+        id: DatanodeId,
+        addr: String,
+        http: Option<String>,
+        hdfs: Option<String>,
+    },
+    SetAdminState {
+        id: DatanodeId,
+        state: AdminState,
+    },
+    /// Lease recovery: closes a file whose writer went away. Applies only
+    /// if the file is still under construction by `holder` with the last
+    /// block the leader decided on (`expect`: id and generation, `None`
+    /// when the file had no open block) — a compare-and-set, so a decision
+    /// taken on an older state never clobbers a newer one. Keeps `last`'s
+    /// length and digest, or drops the open block.
+    RecoverLease {
+        path: String,
+        holder: u64,
+        expect: Option<(BlockId, u64)>,
+        last: Option<BlockInfo>,
+        drop_last: bool,
+    },
+    /// Frees up to `budget` inodes of deleted subtrees (the work behind a
+    /// large delete, done in bounded steps).
+    Reclaim {
+        budget: u32,
+    },
+}
+
+impl LogOp {
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LogOp::Init { .. } => "init",
+            LogOp::Noop => "noop",
+            LogOp::Mkdirs { .. } => "mkdirs",
+            LogOp::Create { .. } => "create",
+            LogOp::Append { .. } => "append",
+            LogOp::AddBlock { .. } => "add_block",
+            LogOp::UpdatePipeline { .. } => "update_pipeline",
+            LogOp::AbandonBlock { .. } => "abandon_block",
+            LogOp::Complete { .. } => "complete",
+            LogOp::Delete { .. } => "delete",
+            LogOp::Rename { .. } => "rename",
+            LogOp::SetReplication { .. } => "set_replication",
+            LogOp::SetPermission { .. } => "set_permission",
+            LogOp::SetOwner { .. } => "set_owner",
+            LogOp::SetTimes { .. } => "set_times",
+            LogOp::RegisterDatanode { .. } => "register_datanode",
+            LogOp::SetAdminState { .. } => "set_admin_state",
+            LogOp::RecoverLease { .. } => "recover_lease",
+            LogOp::Reclaim { .. } => "reclaim",
+        }
+    }
+}
+
+/// What a mutation answers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Outcome {
+    Done,
+    Bool(bool),
+    Status(FileStatus),
+    /// A new block (or a new generation of one) and where to write it.
+    Block {
+        block: BlockInfo,
+        /// Offset of the block's first byte in the file.
+        offset: u64,
+        targets: Vec<DatanodeId>,
+    },
+}
+
+/// Changes to blocks and leases that the leader's policies track
+/// incrementally, emitted by [`crate::Namespace::apply`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NsEvent {
+    /// A block was allocated, or got a new generation, and is being written.
+    BlockOpen {
+        id: BlockId,
+        gen: u64,
+        replication: u16,
+        block_size: u64,
+    },
+    /// A block's length and digest are final.
+    BlockCommitted {
+        id: BlockId,
+        gen: u64,
+        len: u64,
+        replication: u16,
+    },
+    /// A block left the namespace: its replicas are orphans.
+    BlockRemoved { id: BlockId },
+    /// A block's file changed its replication factor.
+    Replication { id: BlockId, replication: u16 },
+    /// `holder` opened the file for writing.
+    LeaseOpened { holder: u64, file: u64 },
+    /// The file is closed (completed, recovered or deleted).
+    LeaseClosed { holder: u64, file: u64 },
+    /// A datanode's admin state changed.
+    AdminState { id: DatanodeId, state: AdminState },
+}

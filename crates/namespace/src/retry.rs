@@ -1,0 +1,207 @@
+//! The client retry cache: (client id, call id) → the result of the first
+//! attempt. A call retried after a failover (because its reply was lost) is
+//! answered from here, so it is applied exactly once. Replicated with the
+//! namespace, so a new leader has the same cache.
+//!
+//! Expiry runs on the log's clock — the largest stamp any applied operation
+//! carried — never on a leader's wall clock, so a new leader whose clock is
+//! behind cannot resurrect or keep entries the old one expired, and every
+//! replica expires the same entries at the same log position.
+
+use crate::op::Outcome;
+use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use tdfs_proto::ids::CallId;
+use tdfs_proto::FsError;
+
+/// Results kept per client; a client has at most this many calls whose
+/// reply it may still be waiting for.
+pub const PER_CLIENT: usize = 4096;
+/// Results kept over all clients; the longest-silent clients go first.
+pub const TOTAL: usize = 256 * 1024;
+/// A client silent for this long (in log time) is forgotten.
+pub const CLIENT_TTL_MS: u64 = 15 * 60 * 1000;
+/// How often (in log time) expired clients are swept.
+const SWEEP_MS: u64 = 60_000;
+
+type Cached = Result<Outcome, FsError>;
+
+/// The cache. Each client's calls sit behind an `Arc`, so a frozen copy
+/// for a snapshot shares them until the client's next call.
+#[derive(Clone, Debug, Default)]
+pub struct RetryCache {
+    clients: FxHashMap<u64, Arc<ClientCalls>>,
+    /// Results held, over all clients.
+    total: usize,
+    /// Log time of the last sweep.
+    last_sweep: u64,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct ClientCalls {
+    last_seen: u64,
+    calls: VecDeque<(u64, Cached)>,
+}
+
+/// The cache as snapshots store it: clients in id order, so that the
+/// bytes (and their digest) are the same on every replica.
+#[derive(Deserialize)]
+pub(crate) struct RetryImage {
+    clients: Vec<(u64, ClientCalls)>,
+    last_sweep: u64,
+}
+
+/// [`RetryImage`] for writing, borrowing the calls (encodes the same).
+#[derive(Serialize)]
+pub(crate) struct RetryImageRef<'a> {
+    clients: Vec<(u64, &'a ClientCalls)>,
+    last_sweep: u64,
+}
+
+impl RetryCache {
+    pub(crate) fn image(&self) -> RetryImageRef<'_> {
+        let mut clients: Vec<(u64, &ClientCalls)> =
+            self.clients.iter().map(|(id, c)| (*id, &**c)).collect();
+        clients.sort_unstable_by_key(|(id, _)| *id);
+        RetryImageRef {
+            clients,
+            last_sweep: self.last_sweep,
+        }
+    }
+
+    pub(crate) fn from_image(img: RetryImage) -> Self {
+        let total = img.clients.iter().map(|(_, c)| c.calls.len()).sum();
+        RetryCache {
+            clients: img
+                .clients
+                .into_iter()
+                .map(|(id, c)| (id, Arc::new(c)))
+                .collect(),
+            total,
+            last_sweep: img.last_sweep,
+        }
+    }
+
+    /// The recorded result of `call`, if any.
+    pub fn get(&self, call: CallId) -> Option<Cached> {
+        let c = self.clients.get(&call.client)?;
+        c.calls
+            .iter()
+            .rev()
+            .find(|(seq, _)| *seq == call.seq)
+            .map(|(_, r)| r.clone())
+    }
+
+    /// Records the result of `call`, applied when the log clock read `clock`.
+    pub fn insert(&mut self, call: CallId, clock: u64, result: Cached) {
+        let c = Arc::make_mut(self.clients.entry(call.client).or_default());
+        c.last_seen = c.last_seen.max(clock);
+        c.calls.push_back((call.seq, result));
+        self.total += 1;
+        if c.calls.len() > PER_CLIENT {
+            c.calls.pop_front();
+            self.total -= 1;
+        }
+        if clock >= self.last_sweep + SWEEP_MS {
+            self.last_sweep = clock;
+            self.expire(clock);
+        }
+        if self.total > TOTAL {
+            self.shed();
+        }
+    }
+
+    /// Forgets clients silent for longer than the TTL.
+    fn expire(&mut self, clock: u64) {
+        let mut dropped = 0;
+        self.clients.retain(|_, c| {
+            let keep = c.last_seen + CLIENT_TTL_MS >= clock;
+            if !keep {
+                dropped += c.calls.len();
+            }
+            keep
+        });
+        self.total -= dropped;
+    }
+
+    /// Drops the longest-silent clients until the total fits again. Ties
+    /// are broken by client id so every replica drops the same ones.
+    fn shed(&mut self) {
+        let mut by_age: Vec<(u64, u64, usize)> = self
+            .clients
+            .iter()
+            .map(|(id, c)| (c.last_seen, *id, c.calls.len()))
+            .collect();
+        by_age.sort_unstable();
+        for (_, id, n) in by_age {
+            if self.total <= TOTAL * 3 / 4 {
+                break;
+            }
+            self.clients.remove(&id);
+            self.total -= n;
+        }
+    }
+
+    /// Results held.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(client: u64, seq: u64) -> CallId {
+        CallId { client, seq }
+    }
+
+    #[test]
+    fn answers_a_retry_and_forgets_old_calls() {
+        let mut r = RetryCache::default();
+        r.insert(call(1, 1), 10, Ok(Outcome::Bool(true)));
+        assert_eq!(r.get(call(1, 1)), Some(Ok(Outcome::Bool(true))));
+        assert_eq!(r.get(call(1, 2)), None);
+        for s in 2..(PER_CLIENT as u64 + 10) {
+            r.insert(call(1, s), 10, Ok(Outcome::Done));
+        }
+        assert_eq!(r.get(call(1, 1)), None);
+        assert_eq!(r.len(), PER_CLIENT);
+    }
+
+    #[test]
+    fn expiry_follows_the_log_clock_not_the_caller() {
+        let mut r = RetryCache::default();
+        r.insert(call(1, 1), 1_000, Ok(Outcome::Done));
+        // A later entry stamped by a leader whose clock is behind: the
+        // cache is swept by the log clock the caller passes, which the
+        // namespace keeps monotonic.
+        r.insert(
+            call(2, 1),
+            1_000 + CLIENT_TTL_MS + SWEEP_MS,
+            Ok(Outcome::Done),
+        );
+        assert_eq!(r.get(call(1, 1)), None);
+        assert!(r.get(call(2, 1)).is_some());
+        assert_eq!(r.len(), 1);
+    }
+
+    #[test]
+    fn the_total_is_bounded() {
+        let mut r = RetryCache::default();
+        for c in 0..(TOTAL as u64 / 100 + 10) {
+            for s in 0..100 {
+                r.insert(call(c, s), c, Ok(Outcome::Done));
+            }
+        }
+        assert!(r.len() <= TOTAL);
+        // The most recent client survives.
+        assert!(r.get(call(TOTAL as u64 / 100 + 9, 99)).is_some());
+    }
+}

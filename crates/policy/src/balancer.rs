@@ -1,0 +1,217 @@
+//! The balancer: a pure function that moves blocks from nodes above the
+//! average utilization to nodes below it until every node is within a
+//! threshold of the average. A move is a copy to the target; once the copy
+//! lands the block is over-replicated and excess removal drops the replica
+//! on the fullest holder (the source, typically). Loads in the snapshot
+//! already count moves in flight (promised bytes on targets, bytes leaving
+//! sources), so consecutive rounds do not oscillate.
+
+use crate::replication::{Action, BlockView, NodeView};
+use std::collections::{BTreeMap, HashMap};
+use tdfs_proto::DatanodeId;
+
+/// Whether every eligible node is within `threshold` (a fraction, 0.1 =
+/// 10 points) of the average utilization.
+pub fn balanced(nodes: &BTreeMap<DatanodeId, NodeView>, threshold: f64) -> bool {
+    let el: Vec<&NodeView> = eligible(nodes).map(|(_, n)| n).collect();
+    let Some(avg) = average(&el) else { return true };
+    el.iter()
+        .all(|n| (n.utilization() - avg).abs() <= threshold)
+}
+
+fn eligible(
+    nodes: &BTreeMap<DatanodeId, NodeView>,
+) -> impl Iterator<Item = (&DatanodeId, &NodeView)> {
+    nodes.iter().filter(|(_, n)| {
+        n.liveness == crate::liveness::Liveness::Live
+            && n.admin == tdfs_namespace::AdminState::Normal
+            && n.capacity > 0
+    })
+}
+
+fn average(nodes: &[&NodeView]) -> Option<f64> {
+    let cap: u64 = nodes.iter().map(|n| n.capacity).sum();
+    if cap == 0 || nodes.len() < 2 {
+        return None;
+    }
+    Some(nodes.iter().map(|n| n.load).sum::<u64>() as f64 / cap as f64)
+}
+
+/// Plans at most `max_per_node` moves per node this round.
+pub fn plan_balance(
+    nodes: &BTreeMap<DatanodeId, NodeView>,
+    blocks: &[BlockView],
+    threshold: f64,
+    max_per_node: usize,
+) -> Vec<Action> {
+    let el: Vec<(&DatanodeId, &NodeView)> = eligible(nodes).collect();
+    let Some(avg) = average(&el.iter().map(|(_, n)| *n).collect::<Vec<_>>()) else {
+        return Vec::new();
+    };
+    let mut load: HashMap<&DatanodeId, (u64, u64)> = el
+        .iter()
+        .map(|(id, n)| (*id, (n.load, n.capacity)))
+        .collect();
+    let util = |l: &HashMap<&DatanodeId, (u64, u64)>, id: &DatanodeId| {
+        let (ld, cap) = l[id];
+        ld as f64 / cap as f64
+    };
+    let any_under = el.iter().any(|(_, n)| n.utilization() < avg - threshold);
+    let any_over = el.iter().any(|(_, n)| n.utilization() > avg + threshold);
+    if !any_under && !any_over {
+        return Vec::new();
+    }
+    // Sources: over the threshold (or merely above average when some node is
+    // under it); fullest first.
+    let mut sources: Vec<&DatanodeId> = el
+        .iter()
+        .filter(|(_, n)| {
+            let u = n.utilization();
+            u > avg + threshold || (any_under && u > avg)
+        })
+        .map(|(id, _)| *id)
+        .collect();
+    sources.sort_by(|a, b| {
+        util(&load, b)
+            .partial_cmp(&util(&load, a))
+            .unwrap()
+            .then(a.cmp(b))
+    });
+    let mut moves: HashMap<&DatanodeId, usize> = HashMap::new();
+    let mut out = Vec::new();
+    let mut moving: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    for src in sources {
+        for b in blocks
+            .iter()
+            .filter(|b| b.replicas.contains(src) && !b.in_flight)
+        {
+            let stop_at = if any_under { avg } else { avg + threshold };
+            if util(&load, src) <= stop_at || moves.get(src).copied().unwrap_or(0) >= max_per_node {
+                break;
+            }
+            if moving.contains(&b.id) {
+                continue;
+            }
+            // The emptiest node below average that lacks the block and can take it.
+            let target = el
+                .iter()
+                .map(|(id, _)| *id)
+                .filter(|t| !b.replicas.contains(t) && !b.exclude.contains(t))
+                .filter(|t| util(&load, t) < avg)
+                .filter(|t| moves.get(t).copied().unwrap_or(0) < max_per_node)
+                .filter(|t| {
+                    let (ld, cap) = load[t];
+                    cap.saturating_sub(ld) >= b.len
+                })
+                .min_by(|a, c| {
+                    util(&load, a)
+                        .partial_cmp(&util(&load, c))
+                        .unwrap()
+                        .then(a.cmp(c))
+                });
+            let Some(t) = target else { continue };
+            // Do not overshoot: the move must bring the pair closer together.
+            let after_t = (load[t].0 + b.len) as f64 / load[t].1 as f64;
+            let after_s = (load[src].0.saturating_sub(b.len)) as f64 / load[src].1 as f64;
+            if after_t > after_s {
+                continue;
+            }
+            load.get_mut(src).unwrap().0 -= b.len.min(load[src].0);
+            load.get_mut(t).unwrap().0 += b.len;
+            *moves.entry(src).or_default() += 1;
+            *moves.entry(t).or_default() += 1;
+            moving.insert(b.id);
+            out.push(Action::Replicate {
+                block: b.id,
+                source: src.clone(),
+                targets: vec![t.clone()],
+            });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::liveness::Liveness;
+    use tdfs_namespace::AdminState;
+
+    fn node(load_mb: u64) -> NodeView {
+        NodeView {
+            liveness: Liveness::Live,
+            admin: AdminState::Normal,
+            capacity: 100 << 20,
+            load: load_mb << 20,
+            streams: 0,
+        }
+    }
+
+    fn id(s: &str) -> DatanodeId {
+        DatanodeId(s.into())
+    }
+
+    #[test]
+    fn moves_from_full_to_empty_until_balanced() {
+        let mut nodes: BTreeMap<DatanodeId, NodeView> = [("a", 60), ("b", 60), ("c", 60), ("e", 0)]
+            .iter()
+            .map(|(n, l)| (id(n), node(*l)))
+            .collect();
+        // 60 blocks of 1 MiB on a, b, c (three replicas each).
+        let blocks: Vec<BlockView> = (0..60)
+            .map(|i| BlockView {
+                id: i,
+                gen: 1,
+                len: 1 << 20,
+                replication: 3,
+                replicas: vec![id("a"), id("b"), id("c")],
+                sha256: None,
+                in_flight: false,
+                exclude: Vec::new(),
+            })
+            .collect();
+        assert!(!balanced(&nodes, 0.10));
+        // Simulate rounds: each move lands and the source's copy is dropped.
+        let mut blocks = blocks;
+        for round in 0..100 {
+            let acts = plan_balance(&nodes, &blocks, 0.10, 4);
+            if acts.is_empty() {
+                break;
+            }
+            for a in acts {
+                let Action::Replicate {
+                    block,
+                    source,
+                    targets,
+                } = a
+                else {
+                    panic!()
+                };
+                let b = blocks.iter_mut().find(|b| b.id == block).unwrap();
+                b.replicas.retain(|r| *r != source);
+                b.replicas.push(targets[0].clone());
+                nodes.get_mut(&source).unwrap().load -= 1 << 20;
+                nodes.get_mut(&targets[0]).unwrap().load += 1 << 20;
+            }
+            assert!(round < 99, "did not converge");
+        }
+        assert!(balanced(&nodes, 0.10), "{nodes:?}");
+        // Never two replicas on one node.
+        for b in &blocks {
+            let mut r = b.replicas.clone();
+            r.sort();
+            r.dedup();
+            assert_eq!(r.len(), 3);
+        }
+    }
+
+    #[test]
+    fn balanced_cluster_plans_nothing() {
+        let nodes: BTreeMap<DatanodeId, NodeView> = [("a", 50), ("b", 45), ("c", 55)]
+            .iter()
+            .map(|(n, l)| (id(n), node(*l)))
+            .collect();
+        assert!(balanced(&nodes, 0.10));
+        assert!(plan_balance(&nodes, &[], 0.10, 4).is_empty());
+    }
+}
