@@ -267,6 +267,25 @@ async fn block_locations_carry_tokens_on_a_keyed_cluster() {
         );
         assert_eq!(t.mode, tdfs_proto::meta::AccessMode::Read);
     }
+    // A listing with locations (as listLocatedStatus asks for it).
+    let list = p::GetListingRequestProto {
+        src: "/".into(),
+        start_after: Vec::new(),
+        need_location: true,
+    };
+    let (h, body) = ipc_call(&addr, "alice", [2; 16], 2, "getListing", &list).await;
+    assert_eq!(h.status, RpcStatusProto::Success as i32, "{h:?}");
+    let dl = p::GetListingResponseProto::decode_length_delimited(body)
+        .unwrap()
+        .dir_list
+        .unwrap();
+    let f = dl
+        .partial_listing
+        .iter()
+        .find(|e| e.path == b"t.bin")
+        .unwrap();
+    assert_eq!(f.locations.as_ref().unwrap().blocks.len(), 2);
+    assert_eq!(dl.remaining_entries, 0);
     c.shutdown().await;
 }
 

@@ -14,6 +14,7 @@
 mod convert;
 mod errors;
 mod ops;
+mod write_ops;
 
 pub use convert::POOL_ID;
 pub use errors::java_class;

@@ -4,8 +4,7 @@
 //! `rename`), so does this.
 
 use super::convert::{
-    block_info, content_summary, datanode_info, file_status, located_block, located_blocks,
-    DatanodeDirectory,
+    content_summary, datanode_info, file_status, located_blocks, DatanodeDirectory,
 };
 use super::{run, Ctx, Namenode};
 use crate::ipc::Outcome;
@@ -14,18 +13,16 @@ use crate::proto::hdfs::*;
 use bytes::Bytes;
 use tdfs_meta_raft::service::execute;
 use tdfs_proto::meta::{FileStatus, MetaRequest, MetaResponse};
-use tdfs_proto::{DatanodeId, FsError};
+use tdfs_proto::FsError;
 
-/// Hadoop's `CreateFlag` bits.
-const CREATE_OVERWRITE: u32 = 0x02;
 /// Java's `-1` ("leave unchanged") in an unsigned field.
 const UNCHANGED: u64 = u64::MAX;
 
-fn unexpected(r: MetaResponse) -> FsError {
+pub(super) fn unexpected(r: MetaResponse) -> FsError {
     FsError::Internal(format!("unexpected reply {r:?}"))
 }
 
-fn now_ms() -> u64 {
+pub(super) fn now_ms() -> u64 {
     tdfs_meta_raft::node::now_ms()
 }
 
@@ -109,7 +106,7 @@ impl Namenode {
 
     /// Runs `op` through the metadata node; mutations get a call id (the
     /// lease holder is `holder` when the Hadoop call names a client).
-    async fn exec(
+    pub(super) async fn exec(
         &self,
         ctx: &Ctx,
         holder: Option<&str>,
@@ -119,7 +116,7 @@ impl Namenode {
         execute(self.node(), ctx.user.clone(), call, op).await
     }
 
-    async fn stat(&self, ctx: &Ctx, path: &str) -> Result<FileStatus, FsError> {
+    pub(super) async fn stat(&self, ctx: &Ctx, path: &str) -> Result<FileStatus, FsError> {
         match self
             .exec(ctx, None, MetaRequest::GetFileInfo { path: path.into() })
             .await?
@@ -188,6 +185,11 @@ impl Namenode {
             && !entries[0].is_dir()
             && r.start_after.is_empty()
             && { !self.stat(ctx, &r.src).await?.is_dir() };
+        let dir = if r.need_location {
+            self.directory()
+        } else {
+            DatanodeDirectory::default()
+        };
         let mut partial = Vec::with_capacity(entries.len());
         for e in &entries {
             let name: &[u8] = if listed_file { b"" } else { e.name.as_bytes() };
@@ -198,7 +200,7 @@ impl Namenode {
                 } else {
                     child(&r.src, &e.name)
                 };
-                s.locations = Some(self.locations(ctx, &path, 0, u64::MAX).await?);
+                s.locations = Some(self.locations(ctx, &path, (0, u64::MAX), &dir).await?);
             }
             partial.push(s);
         }
@@ -214,8 +216,8 @@ impl Namenode {
         &self,
         ctx: &Ctx,
         path: &str,
-        offset: u64,
-        len: u64,
+        (offset, len): (u64, u64),
+        dir: &DatanodeDirectory,
     ) -> Result<LocatedBlocksProto, FsError> {
         let op = MetaRequest::GetBlockLocations {
             path: path.into(),
@@ -223,13 +225,13 @@ impl Namenode {
             len,
         };
         match self.exec(ctx, None, op).await? {
-            MetaResponse::Blocks(b) => Ok(located_blocks(&b, &self.directory(), now_ms())),
+            MetaResponse::Blocks(b) => Ok(located_blocks(&b, dir, now_ms())),
             r => Err(unexpected(r)),
         }
     }
 
     /// The datanodes' HDFS addresses and usage, as the report has them.
-    fn directory(&self) -> DatanodeDirectory {
+    pub(super) fn directory(&self) -> DatanodeDirectory {
         DatanodeDirectory::new(&self.node().report().datanodes)
     }
 
@@ -238,7 +240,10 @@ impl Namenode {
         ctx: &Ctx,
         r: GetBlockLocationsRequestProto,
     ) -> Result<GetBlockLocationsResponseProto, FsError> {
-        let locations = self.locations(ctx, &r.src, r.offset, r.length).await?;
+        let dir = self.directory();
+        let locations = self
+            .locations(ctx, &r.src, (r.offset, r.length), &dir)
+            .await?;
         Ok(GetBlockLocationsResponseProto {
             locations: Some(locations),
         })
@@ -263,106 +268,6 @@ impl Namenode {
             },
             Err(e) => Err(e),
         }
-    }
-
-    async fn create(
-        &self,
-        ctx: &Ctx,
-        r: CreateRequestProto,
-    ) -> Result<CreateResponseProto, FsError> {
-        let op = MetaRequest::Create {
-            path: r.src.clone(),
-            overwrite: r.create_flag & CREATE_OVERWRITE != 0,
-            replication: (r.replication > 0).then_some(r.replication.min(u16::MAX as u32) as u16),
-            block_size: (r.block_size > 0).then_some(r.block_size),
-            mode: Some((r.masked.perm & 0o7777) as u16),
-            create_parents: r.create_parent,
-        };
-        let s = match self.exec(ctx, Some(&r.client_name), op).await? {
-            MetaResponse::Status(s) => s,
-            _ => self.stat(ctx, &r.src).await?,
-        };
-        Ok(CreateResponseProto {
-            fs: Some(file_status(&s, b"")),
-        })
-    }
-
-    async fn append(
-        &self,
-        ctx: &Ctx,
-        r: AppendRequestProto,
-    ) -> Result<AppendResponseProto, FsError> {
-        let op = MetaRequest::Append {
-            path: r.src.clone(),
-        };
-        match self.exec(ctx, Some(&r.client_name), op).await? {
-            MetaResponse::Appended { status, last } => {
-                if let Some(lb) = &last {
-                    self.remember_block(lb.block.id, &r.src);
-                }
-                Ok(AppendResponseProto {
-                    block: last.map(|lb| located_block(&lb, &self.directory(), now_ms())),
-                    stat: Some(file_status(&status, b"")),
-                })
-            }
-            other => Err(unexpected(other)),
-        }
-    }
-
-    async fn add_block(
-        &self,
-        ctx: &Ctx,
-        r: AddBlockRequestProto,
-    ) -> Result<AddBlockResponseProto, FsError> {
-        let op = MetaRequest::AddBlock {
-            path: r.src.clone(),
-            previous: r.previous.as_ref().map(block_info),
-            excluded: r
-                .exclude_nodes
-                .iter()
-                .map(|d| DatanodeId(d.id.datanode_uuid.clone()))
-                .collect(),
-        };
-        match self.exec(ctx, Some(&r.client_name), op).await? {
-            MetaResponse::Block(lb) => {
-                self.remember_block(lb.block.id, &r.src);
-                Ok(AddBlockResponseProto {
-                    block: located_block(&lb, &self.directory(), now_ms()),
-                })
-            }
-            other => Err(unexpected(other)),
-        }
-    }
-
-    /// `false` while the last block is not yet reported by a datanode:
-    /// Hadoop's client calls `complete` again after a pause.
-    async fn complete(
-        &self,
-        ctx: &Ctx,
-        r: CompleteRequestProto,
-    ) -> Result<CompleteResponseProto, FsError> {
-        let op = MetaRequest::Complete {
-            path: r.src.clone(),
-            last: r.last.as_ref().map(block_info),
-        };
-        match self.exec(ctx, Some(&r.client_name), op).await {
-            Ok(_) => Ok(CompleteResponseProto { result: true }),
-            Err(FsError::Unavailable(_)) => Ok(CompleteResponseProto { result: false }),
-            Err(e) => Err(e),
-        }
-    }
-
-    async fn abandon_block(
-        &self,
-        ctx: &Ctx,
-        r: AbandonBlockRequestProto,
-    ) -> Result<AbandonBlockResponseProto, FsError> {
-        let op = MetaRequest::AbandonBlock {
-            path: r.src.clone(),
-            block: r.b.block_id,
-        };
-        self.exec(ctx, Some(&r.holder), op).await?;
-        Ok(AbandonBlockResponseProto {})
     }
 
     /// `false` for a missing path, as HDFS.
@@ -439,29 +344,6 @@ impl Namenode {
             MetaResponse::Bool(false) => Err(FsError::Io("rename failed".into())),
             _ => Ok(Rename2ResponseProto {}),
         }
-    }
-
-    async fn renew_lease(
-        &self,
-        ctx: &Ctx,
-        r: RenewLeaseRequestProto,
-    ) -> Result<RenewLeaseResponseProto, FsError> {
-        self.exec(ctx, Some(&r.client_name), MetaRequest::RenewLease)
-            .await?;
-        Ok(RenewLeaseResponseProto {})
-    }
-
-    /// True when the file is closed. An open file is recovered by the
-    /// leader once its writer's lease expires; this call does not hurry it.
-    async fn recover_lease(
-        &self,
-        ctx: &Ctx,
-        r: RecoverLeaseRequestProto,
-    ) -> Result<RecoverLeaseResponseProto, FsError> {
-        let s = self.stat(ctx, &r.src).await?;
-        Ok(RecoverLeaseResponseProto {
-            result: !s.under_construction,
-        })
     }
 
     async fn set_permission(
@@ -571,16 +453,6 @@ impl Namenode {
         })
     }
 
-    /// tdfs persists lengths when blocks finish; an fsync only checks that
-    /// the caller still has the file open.
-    async fn fsync(&self, ctx: &Ctx, r: FsyncRequestProto) -> Result<FsyncResponseProto, FsError> {
-        let s = self.stat(ctx, &r.src).await?;
-        if !s.under_construction {
-            return Err(FsError::LeaseExpired(r.src));
-        }
-        Ok(FsyncResponseProto {})
-    }
-
     async fn fs_stats(&self) -> Result<GetFsStatsResponseProto, FsError> {
         let report = self.node().report();
         let (mut capacity, mut used, mut remaining) = (0, 0, 0);
@@ -621,77 +493,6 @@ impl Namenode {
         Ok(GetDatanodeReportResponseProto { di })
     }
 
-    /// A new generation stamp for a block whose pipeline failed. tdfs picks
-    /// the new pipeline in the same step; `updatePipeline` then only checks.
-    async fn update_block_for_pipeline(
-        &self,
-        ctx: &Ctx,
-        r: UpdateBlockForPipelineRequestProto,
-    ) -> Result<UpdateBlockForPipelineResponseProto, FsError> {
-        let path = self.path_of_block(r.block.block_id)?;
-        let op = MetaRequest::UpdatePipeline {
-            path,
-            block: r.block.block_id,
-            keep: Vec::new(),
-            excluded: Vec::new(),
-        };
-        match self.exec(ctx, Some(&r.client_name), op).await? {
-            MetaResponse::Block(lb) => Ok(UpdateBlockForPipelineResponseProto {
-                block: located_block(&lb, &self.directory(), now_ms()),
-            }),
-            other => Err(unexpected(other)),
-        }
-    }
-
-    async fn update_pipeline(
-        &self,
-        ctx: &Ctx,
-        r: UpdatePipelineRequestProto,
-    ) -> Result<UpdatePipelineResponseProto, FsError> {
-        let path = self.path_of_block(r.old_block.block_id)?;
-        if !self.stat(ctx, &path).await?.under_construction {
-            return Err(FsError::LeaseExpired(path));
-        }
-        Ok(UpdatePipelineResponseProto {})
-    }
-
-    /// Replacement datanodes for a pipeline: placed like a new block's,
-    /// away from the nodes the client has or excludes.
-    async fn additional_datanode(
-        &self,
-        ctx: &Ctx,
-        r: GetAdditionalDatanodeRequestProto,
-    ) -> Result<GetAdditionalDatanodeResponseProto, FsError> {
-        let s = self.stat(ctx, &r.src).await?;
-        let mut exclude: Vec<DatanodeId> = r
-            .existings
-            .iter()
-            .chain(&r.excludes)
-            .map(|d| DatanodeId(d.id.datanode_uuid.clone()))
-            .collect();
-        exclude.dedup();
-        let more = self
-            .node()
-            .place(r.num_additional_nodes as usize, s.block_size, &exclude);
-        let dir = self.directory();
-        let mut lb = LocatedBlockProto {
-            b: r.blk.clone(),
-            ..Default::default()
-        };
-        lb.locs = r.existings.clone();
-        lb.locs
-            .extend(more.iter().filter_map(|a| dir_info(&dir, &a.id)));
-        let n = lb.locs.len();
-        lb.storage_types = vec![StorageTypeProto::Disk as i32; n];
-        lb.storage_i_ds = lb
-            .locs
-            .iter()
-            .map(|d| format!("DS-{}", d.id.datanode_uuid))
-            .collect();
-        lb.is_cached = vec![false; n];
-        Ok(GetAdditionalDatanodeResponseProto { block: lb })
-    }
-
     async fn ha_state(&self) -> Result<HaServiceStateResponseProto, FsError> {
         let state = if self.node().is_leader() {
             HaServiceStateProto::Active
@@ -702,8 +503,4 @@ impl Namenode {
             state: state as i32,
         })
     }
-}
-
-fn dir_info(dir: &DatanodeDirectory, id: &DatanodeId) -> Option<DatanodeInfoProto> {
-    dir.info(&id.0, now_ms())
 }
