@@ -131,6 +131,7 @@ impl ClusterState {
                 id: n.id.clone(),
                 addr: n.addr.clone(),
                 http: n.http.clone(),
+                hdfs: n.hdfs.clone(),
                 state: n.liveness.as_str().into(),
                 admin_state: n.admin.as_str().into(),
                 capacity: n.usage.capacity,
