@@ -264,7 +264,11 @@ fn data_commands_and_a_restart_keep_every_byte() {
     let parts: Vec<&str> = sum1.trim().split('\t').collect();
     assert_eq!(parts.len(), 3, "{sum1}");
     assert_eq!(parts[0], "/d/f");
-    assert_eq!(parts[2].len(), 64);
+    // HDFS's composite CRC: the CRC32C of the file's bytes.
+    assert_eq!(parts[1], "COMPOSITE-CRC32C");
+    assert_eq!(parts[2], format!("{:08x}", crc32c::crc32c(&data)));
+    let sha = l.ok(&["-checksum", "-sha256", "/d/f"]);
+    assert!(sha.contains("\tSHA256-of-BLOCK-SHA256\t"), "{sha}");
     let cluster = l.cluster();
     let (code, out, _) = run_tdfs(
         &["dfsadmin", "--cluster", &cluster, "-report", "--json"],

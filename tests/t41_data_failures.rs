@@ -8,21 +8,14 @@ use common::wait_for;
 use std::collections::HashSet;
 use std::time::Duration;
 use tdfs_client::{CreateOptions, FileWriter};
-use tdfs_meta_raft::namespace::Body;
 
 /// The pipeline (datanode ids) of the last block of an open file, from the leader.
 fn last_block_targets(cl: &tdfs_local::LocalCluster, path: &str) -> Vec<tdfs_proto::DatanodeId> {
     let leader = cl.leader().expect("a leader");
-    let st = leader.sm.state.read().unwrap();
-    let id = st.ns.lookup("root", path).unwrap();
-    match &st.ns.inodes[&id].body {
-        Body::File(f) => f
-            .blocks
-            .last()
-            .map(|b| b.targets.clone())
-            .unwrap_or_default(),
-        _ => panic!("{path} is not a file"),
-    }
+    leader.inspect(|ns, _| {
+        let id = ns.lookup("root", path).unwrap();
+        ns.open_file(id).map(|f| f.targets).unwrap_or_default()
+    })
 }
 
 fn slot_of(cl: &tdfs_local::LocalCluster, id: &tdfs_proto::DatanodeId) -> usize {

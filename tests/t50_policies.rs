@@ -157,7 +157,7 @@ async fn a_flapping_datanode_inside_the_grace_period_costs_nothing() {
         let down = std::time::Instant::now();
         while down.elapsed() < Duration::from_millis(1200) {
             assert!(
-                leader.view.lock().unwrap().replicating.is_empty(),
+                leader.inspect(|_, v| v.copies_in_flight() == 0),
                 "a copy was scheduled for a node inside its grace period"
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -165,7 +165,7 @@ async fn a_flapping_datanode_inside_the_grace_period_costs_nothing() {
         cl.start_datanode(2).await.unwrap();
         cl.wait_ready(Duration::from_secs(10)).await.unwrap();
     }
-    assert!(leader.view.lock().unwrap().replicating.is_empty());
+    assert!(leader.inspect(|_, v| v.copies_in_flight() == 0));
     assert_eq!(replica_counts(&cl), before);
     cl.shutdown().await;
 }
@@ -253,7 +253,7 @@ async fn decommission_drains_then_the_node_can_go() {
     assert_eq!(f.missing, 0);
     assert_eq!(read(&c, "/dec/f", 0, data.len() as u64).await, data);
     // The admin state survives a leader failover.
-    let leader = cl.leader().unwrap().config.id;
+    let leader = cl.leader().unwrap().id();
     cl.stop_meta(leader).await;
     wait_for(
         "a new leader that knows",
@@ -289,16 +289,20 @@ async fn re_replication_survives_a_leader_failover() {
         Duration::from_secs(20),
         || async {
             let l = cl.leader()?;
-            let v = l.view.lock().unwrap();
-            let dead = v.liveness(&victim, &l.liveness, std::time::Instant::now())
-                == tdfs_meta_raft::cluster::Liveness::Dead;
-            (dead || !v.replicating.is_empty()).then(|| l.config.id)
+            let (live, copies) = l.inspect(|_, v| {
+                (
+                    v.liveness_of(&victim, std::time::Instant::now()),
+                    v.copies_in_flight(),
+                )
+            });
+            let dead = live == Some(tdfs_policy::Liveness::Dead);
+            (dead || copies > 0).then(|| l.id())
         },
     )
     .await;
     cl.stop_meta(leader).await;
     wait_healthy(&c, "health under the new leader", 40).await;
-    assert_ne!(cl.leader().unwrap().config.id, leader);
+    assert_ne!(cl.leader().unwrap().id(), leader);
     assert_eq!(
         sha(&read(&c, "/fo/f", 0, data.len() as u64).await),
         sha(&data)
@@ -327,9 +331,8 @@ async fn gossip_marks_a_killed_datanode_stale_fast() {
         "gossip to report the datanode down",
         Duration::from_secs(10),
         || async {
-            let v = leader.view.lock().unwrap();
-            let l = v.liveness(&id, &leader.liveness, std::time::Instant::now());
-            (l == tdfs_meta_raft::cluster::Liveness::Stale).then(|| killed.elapsed())
+            let l = leader.inspect(|_, v| v.liveness_of(&id, std::time::Instant::now()));
+            (l == Some(tdfs_policy::Liveness::Stale)).then(|| killed.elapsed())
         },
     )
     .await;
@@ -343,10 +346,8 @@ async fn gossip_marks_a_killed_datanode_stale_fast() {
         "the datanode live again",
         Duration::from_secs(10),
         || async {
-            let v = leader.view.lock().unwrap();
-            (v.liveness(&id, &leader.liveness, std::time::Instant::now())
-                == tdfs_meta_raft::cluster::Liveness::Live)
-                .then_some(())
+            let l = leader.inspect(|_, v| v.liveness_of(&id, std::time::Instant::now()));
+            (l == Some(tdfs_policy::Liveness::Live)).then_some(())
         },
     )
     .await;

@@ -37,7 +37,7 @@ fn keyless_client(c: &LocalCluster, user: &str) -> Arc<MetaClient> {
 
 fn voters_and_learners(c: &LocalCluster) -> (Vec<u64>, Vec<u64>, u64) {
     let l = c.leader().unwrap();
-    let m = l.raft.metrics().borrow().clone();
+    let m = l.raft().metrics().borrow().clone();
     let mem = m.membership_config.membership();
     (
         mem.voter_ids().collect(),
@@ -50,7 +50,7 @@ fn voters_and_learners(c: &LocalCluster) -> (Vec<u64>, Vec<u64>, u64) {
 async fn nodes_without_the_key_cannot_join_gossip_raft_or_the_registry() {
     let (dir, c) = cluster(2, 1 << 20, |cfg| cfg.key = Some(key(1))).await;
     let (voters, learners, term) = voters_and_learners(&c);
-    let leader_id = c.leader().unwrap().config.id;
+    let leader_id = c.leader().unwrap().id();
 
     // A metadata node with the wrong key that names the group as its peers.
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -128,38 +128,23 @@ async fn nodes_without_the_key_cannot_join_gossip_raft_or_the_registry() {
     // Raft: the group did not change, no election was disturbed, the rogue
     // node leads nothing.
     assert_eq!(voters_and_learners(&c), (voters, learners, term));
-    assert_eq!(c.leader().unwrap().config.id, leader_id);
+    assert_eq!(c.leader().unwrap().id(), leader_id);
     assert!(!rogue_meta.node.is_leader());
-    assert!(rogue_meta
-        .node
-        .sm
-        .state
-        .read()
-        .unwrap()
-        .ns
-        .datanodes
-        .is_empty());
+    assert!(rogue_meta.node.inspect(|ns, _| ns.datanodes().is_empty()));
 
     // Registry and soft view: only the real datanodes.
     let l = c.leader().unwrap();
     let registered: Vec<String> =
-        l.sm.state
-            .read()
-            .unwrap()
-            .ns
-            .datanodes
-            .values()
-            .map(|d| format!("{d:?}"))
-            .collect();
+        l.inspect(|ns, _| ns.datanodes().values().map(|d| format!("{d:?}")).collect());
     for a in &rogue_addrs {
         assert!(
             !registered.iter().any(|r| r.contains(a.as_str())),
             "rogue datanode {a} registered: {registered:?}"
         );
     }
-    assert_eq!(l.view.lock().unwrap().datanodes.len(), 2);
+    assert_eq!(l.inspect(|_, v| v.nodes.len()), 2);
     for h in &rogue_dns {
-        assert!(!l.view.lock().unwrap().datanodes.contains_key(&h.id));
+        assert!(l.inspect(|_, v| v.nodes.by_id(&h.id).is_none()));
     }
 
     // Admin calls need the key: refused with none or the wrong one.

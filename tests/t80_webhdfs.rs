@@ -109,7 +109,7 @@ fn assert_remote(r: &Http, status: u16, exception: &str, msg: &str) {
 
 async fn start(datanodes: usize) -> (tempfile::TempDir, LocalCluster, String) {
     let (dir, c) = cluster(datanodes, MIB, |_| {}).await;
-    let leader = c.leader().unwrap().config.id;
+    let leader = c.leader().unwrap().id();
     let http = c.meta_http[&leader].clone();
     (dir, c, http)
 }
@@ -318,13 +318,48 @@ async fn namespace_operations_and_hadoop_errors() {
         ),
         (2, 0o600, "bob", "eng", 1000)
     );
+    // HdfsCLI's findings: a directory's replication cannot be set (false,
+    // not an error); an explicit permission is applied as given.
+    let r = put("/a", "op=SETREPLICATION&replication=2&user.name=root").await;
+    assert_eq!(r.json(), serde_json::json!({"boolean": false}));
+    let r = put("/a/open", "op=MKDIRS&permission=777&user.name=root").await;
+    assert_eq!(r.json()["boolean"], true);
+    assert_eq!(root.stat("/a/open").await.unwrap().mode, 0o777);
+    root.delete("/a/open", false).await.unwrap();
+    let r = curl(d, &[], &get("/", "op=GETSERVERDEFAULTS")).await;
+    let sd = &r.json()["FsServerDefaults"];
+    assert_eq!(
+        (sd["blockSize"].as_u64(), sd["trashInterval"].as_u64()),
+        (Some(MIB), Some(0))
+    );
+    assert_eq!(sd["checksumType"], 2, "CRC32C");
     let r = put("/a/f1", "op=RENAME&destination=/a/b&user.name=root").await;
     assert_eq!(r.json()["boolean"], true);
     assert!(root.exists("/a/b/f1").await.unwrap().is_some());
     let r = put("/a/nope", "op=RENAME&destination=/a/x&user.name=root").await;
     assert_eq!(r.json()["boolean"], false);
+    let r = curl(d, &[], &get("/a/f2", "op=GET_BLOCK_LOCATIONS")).await;
+    let lb = &r.json()["LocatedBlocks"];
+    assert_eq!(
+        (
+            lb["fileLength"].as_u64(),
+            lb["isLastBlockComplete"].as_bool()
+        ),
+        (Some(0), Some(true))
+    );
+    let r = curl(d, &[], &get("/a/f2", "op=GETFILEBLOCKLOCATIONS")).await;
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"BlockLocations": {"BlockLocation": []}})
+    );
     let r = curl(d, &[], &get("/a/f2", "op=GETFILECHECKSUM")).await;
-    assert_eq!(r.json()["FileChecksum"]["length"], 32);
+    assert_eq!(r.json()["FileChecksum"]["length"], 28);
+    let q = "op=GETFILECHECKSUM&checksumcombinemode=COMPOSITE_CRC";
+    let r = curl(d, &[], &get("/a/f2", q)).await;
+    assert_eq!(
+        r.json()["FileChecksum"],
+        serde_json::json!({"algorithm": "COMPOSITE-CRC32C", "bytes": "00000000", "length": 4})
+    );
 
     // Errors, as Hadoop answers them.
     let r = curl(d, &[], &get("/missing", "op=GETFILESTATUS")).await;

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod data;
+pub mod hadoop;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;

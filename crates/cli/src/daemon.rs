@@ -6,7 +6,7 @@ use clap::Args;
 use std::path::PathBuf;
 
 use tdfs_meta_raft::config::{parse_peers, MetaConfig};
-use tdfs_meta_raft::network::Faults;
+
 use tdfs_rpc::ClusterKey;
 
 #[derive(Args, Debug)]
@@ -160,11 +160,11 @@ pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
     };
     let id = c.id;
     let addr = c.addr.clone();
-    let handle = tdfs_meta_raft::start(c, listener, Faults::new())
+    let handle = tdfs_meta_raft::start(c, listener, tdfs_meta_raft::Seams::default())
         .await
         .context("cannot start the metadata node")?;
     let http = match http_listener {
-        Some(l) => Some(tdfs_http::start_meta(handle.node.clone(), l)?),
+        Some(l) => Some(tdfs_local::http::start_meta_http(&handle.node, l)?),
         None => None,
     };
     let hdfs = match hdfs_listener {
@@ -279,7 +279,11 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {addr}"))?;
     let http_listener = bind_http(dc.http.as_deref()).await?;
     let http = match http_listener {
-        Some(l) => Some(tdfs_http::start_datanode(&dc, store.clone(), l)?),
+        Some(l) => Some(tdfs_local::http::start_datanode_http(
+            &dc,
+            store.clone(),
+            l,
+        )?),
         None => None,
     };
     let handle = tdfs_datanode::node::start(dc, store, listener).await?;

@@ -10,7 +10,7 @@ use tdfs_proto::{path, FsError};
 
 const USAGE: &str = "usage: tdfs dfs [--meta HOST:PORT,...] [--user NAME] COMMAND ARGS
 commands: -put [-f] [-p] [-replication N] [-blocksize BYTES] LOCAL... REMOTE ('-' reads stdin)
-          -get REMOTE LOCAL  -cat REMOTE...  -appendToFile LOCAL... REMOTE  -checksum PATH  -df
+          -get REMOTE LOCAL  -cat REMOTE...  -appendToFile LOCAL... REMOTE  -checksum [-sha256] PATH  -df
           -ls [-R] PATH...  -mkdir [-p] PATH...  -rm [-r] [-f] PATH...  -rmdir PATH...
           -mv SRC... DST  -stat [FORMAT] PATH...  -touchz PATH...  -test -e|-d|-f|-z PATH
           -chmod [-R] MODE PATH...  -chown [-R] OWNER[:GROUP] PATH...  -setrep [-w] N PATH...
@@ -98,10 +98,11 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<u8> {
             Ok(0)
         }
         "checksum" => {
-            let p = split_flags(&rest, &[]);
-            need_args(&p, 1, "-checksum PATH...")?;
+            let p = split_flags(&rest, &["sha256"]);
+            need_args(&p, 1, "-checksum [-sha256] PATH...")?;
+            let sha = p.flags.iter().any(|f| f == "sha256");
             for a in &p.args {
-                println!("{}", crate::transfer::checksum(c, a).await?);
+                println!("{}", crate::transfer::checksum(c, a, sha).await?);
             }
             Ok(0)
         }

@@ -230,14 +230,25 @@ pub async fn append(c: &Arc<MetaClient>, locals: &[String], remote: &str) -> any
     Ok(())
 }
 
-/// The file checksum: SHA-256 over the SHA-256 digests of the blocks, in order.
-pub async fn checksum(c: &MetaClient, p: &str) -> anyhow::Result<String> {
+/// `-checksum`: the file's composite CRC32C as HDFS prints it with
+/// `dfs.checksum.combine.mode=COMPOSITE_CRC` (`PATH\tCOMPOSITE-CRC32C\tHEX`,
+/// the CRC32C of the file's bytes, whatever its block size), computed by
+/// the datanodes from their stored chunk CRCs. With `sha256`, tdfs's own
+/// SHA-256 over the blocks' SHA-256 digests instead.
+pub async fn checksum(c: &MetaClient, p: &str, sha256: bool) -> anyhow::Result<String> {
     let st = c
         .stat(p)
         .await
         .map_err(|e| crate::dfs::cmd_err("checksum", p, e))?;
     if st.is_dir() {
         bail!("checksum: `{p}': Is a directory");
+    }
+    if !sha256 {
+        let sum = tdfs_client::file_checksum(c, p)
+            .await
+            .map_err(|e| crate::dfs::cmd_err("checksum", p, e))?;
+        let alg = tdfs_client::FileChecksum::COMPOSITE;
+        return Ok(format!("{p}\t{alg}\t{:08x}", sum.crc32c));
     }
     let lbs = c.block_locations(p, 0, st.length.max(1)).await?;
     let mut h = Sha256::new();

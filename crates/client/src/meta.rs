@@ -27,6 +27,8 @@ pub struct ClientConfig {
     pub attempt_timeout: Duration,
     /// How often open files' leases are renewed.
     pub lease_renew: Duration,
+    /// How it connects (fault filters in tests).
+    pub connector: tdfs_rpc::Connector,
 }
 
 impl ClientConfig {
@@ -38,6 +40,7 @@ impl ClientConfig {
             deadline: Duration::from_secs(30),
             attempt_timeout: Duration::from_secs(10),
             lease_renew: Duration::from_secs(5),
+            connector: tdfs_rpc::Connector::direct(),
         }
     }
 }
@@ -152,7 +155,13 @@ impl MetaClient {
                 }
             }
         }
-        let c = RpcClient::connect(addr, self.cfg.key.as_ref(), Duration::from_secs(2)).await?;
+        let c = RpcClient::connect_via(
+            &self.cfg.connector,
+            addr,
+            self.cfg.key.as_ref(),
+            Duration::from_secs(2),
+        )
+        .await?;
         self.conns.lock().await.insert(addr.to_string(), c.clone());
         Ok(c)
     }

@@ -15,7 +15,8 @@ use std::time::Duration;
 use tdfs_proto::codec::{decode, encode_frame, frame_len, HEADER_LEN};
 use tdfs_proto::meta::{BlockInfo, BlockToken, DatanodeAddr};
 use tdfs_proto::transfer::{
-    Finish, Op, ReadReply, WriteAck, CHUNK, MAX_CONTROL_FRAME, MAX_PACKET, PACKET_HEADER,
+    BlockChecksum, ChecksumReply, Finish, Op, ReadReply, WriteAck, CHUNK, MAX_CONTROL_FRAME,
+    MAX_PACKET, PACKET_HEADER,
 };
 use tdfs_proto::{BlockId, DatanodeId, FsError};
 use tdfs_rpc::frame::read_frame;
@@ -578,4 +579,25 @@ pub async fn read_block_with_token(
         )));
     }
     Ok(written)
+}
+
+/// Asks the datanode at `addr` for the checksums of replica `block`/`gen`
+/// (computed from its stored chunk CRCs; no data moves). `token` as for
+/// [`read_block_with_token`].
+pub async fn block_checksum(
+    addr: &str,
+    key: Option<&ClusterKey>,
+    token: Option<BlockToken>,
+    (block, gen): (BlockId, u64),
+) -> Result<BlockChecksum, FsError> {
+    let (stream, mut keys) = connect_session(addr, key).await?;
+    let (mut rd, mut wr) = stream.into_split();
+    let op = Op::BlockChecksum { block, gen, token };
+    write_control_mac(&mut wr, &op, keys.as_mut().map(|k| &mut k.send)).await?;
+    let reply: ChecksumReply =
+        read_control_mac(&mut rd, IO_TIMEOUT, keys.as_mut().map(|k| &mut k.recv)).await?;
+    match reply {
+        ChecksumReply::Ok(sum) => Ok(sum),
+        ChecksumReply::Err(e) => Err(e),
+    }
 }

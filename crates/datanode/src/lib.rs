@@ -3,6 +3,7 @@
 //! ([`transfer`]): pipelined writes, checksummed reads, replica copies.
 
 pub mod block_store;
+pub mod fence;
 pub mod metrics;
 pub mod transfer;
 

@@ -1,21 +1,29 @@
 //! The datanode daemon: serves the data-transfer protocol, and keeps every
-//! metadata node informed — registration, a full block report at start and
-//! whenever a metadata node asks (restart, new leader), incremental reports
-//! after each replica is finalized or deleted, heartbeats with usage — and
-//! runs the commands the leader hands back.
+//! metadata node informed — registration, a full block report (in pages) at
+//! start and whenever a metadata node asks (restart, new leader), and
+//! incremental reports after each replica is finalized, deleted or
+//! quarantined. Liveness and usage travel by gossip, so there is no
+//! heartbeat: a datanode calls when it has something to say, and holds one
+//! long poll per metadata node through which the leader hands it commands,
+//! fenced by the leader's term.
 
 use crate::block_store::BlockStore;
+use crate::fence::{Admit, Fence};
 use crate::scanner::ScanConfig;
 use crate::transfer::{handle_stream, StoreEvent, TransferCtx};
 use std::sync::Arc;
 use std::time::Duration;
+use tdfs_proto::event::EventKind;
 use tdfs_proto::meta::{
-    DatanodeCommand, DatanodeRequest, DatanodeResponse, ReplicaReport, Request, Response,
+    BlockInfo, DatanodeAddr, DatanodeCommand, DatanodeRequest, DatanodeResponse, ReplicaReport,
+    Request, Response,
 };
 use tdfs_proto::{BlockId, DatanodeId, FsError};
-use tdfs_rpc::{serve, ClusterKey, Handler, Peer, RpcClient, ServerConfig, Shutdown};
+use tdfs_rpc::{
+    serve, Clock, ClusterKey, Connector, EventBus, Handler, Peer, RpcClient, ServerConfig, Shutdown,
+};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
 /// Settings of a running datanode.
@@ -24,19 +32,23 @@ pub struct DatanodeConfig {
     /// Address clients and peers use to reach this node.
     pub addr: String,
     pub http: Option<String>,
-    /// The DataTransferProtocol address announced to metadata nodes
-    /// (`--hdfs-addr`; the server itself comes with the block store's
-    /// restructuring).
+    /// Address of the HDFS DataTransferProtocol server, if one runs.
     pub hdfs: Option<String>,
     /// Every metadata node (reports go to all of them).
     pub meta: Vec<String>,
     pub key: Option<ClusterKey>,
-    /// How often usage is sent to each metadata node.
+    /// How often usage is refreshed in gossip.
     pub heartbeat: Duration,
+    /// How long one command poll waits at a metadata node.
+    pub poll_wait: Duration,
     /// Pace of the background integrity scanner.
     pub scan: ScanConfig,
     /// Join the gossip cluster (UDP on the port of `addr`).
     pub gossip: bool,
+    /// How it connects to metadata nodes and peers (fault filters in tests).
+    pub connector: Connector,
+    /// Its clock (skew in tests).
+    pub clock: Clock,
 }
 
 impl DatanodeConfig {
@@ -48,8 +60,11 @@ impl DatanodeConfig {
             meta,
             key: None,
             heartbeat: Duration::from_millis(1000),
+            poll_wait: Duration::from_secs(30),
             scan: ScanConfig::default(),
             gossip: true,
+            connector: Connector::direct(),
+            clock: Clock::real(),
         }
     }
 }
@@ -58,14 +73,18 @@ impl DatanodeConfig {
 #[derive(Clone, Debug)]
 enum Change {
     Added(ReplicaReport),
-    Removed(BlockId),
-    Corrupt(BlockId),
+    /// A replica deleted: id and generation.
+    Removed(BlockId, u64),
+    /// A replica quarantined as corrupt: id and generation.
+    Corrupt(BlockId, u64),
 }
 
 /// A running datanode.
 pub struct DatanodeHandle {
     pub id: DatanodeId,
     pub store: Arc<BlockStore>,
+    /// This datanode's events.
+    pub events: Arc<EventBus>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     gossip: Option<tdfs_gossip::GossipHandle>,
@@ -94,12 +113,17 @@ impl DatanodeHandle {
 
 struct DnService {
     ctx: Arc<TransferCtx>,
+    events: Arc<EventBus>,
 }
 
 impl Handler<Request, Response> for DnService {
     async fn handle(&self, _peer: &Peer, req: Request) -> Result<Response, FsError> {
         match req {
             Request::Ping => Ok(Response::Pong { id: 0 }),
+            Request::Events { after, wait_ms } => {
+                let wait = Duration::from_millis(wait_ms.min(30_000) as u64);
+                Ok(Response::Events(self.events.poll(after, 1000, wait).await))
+            }
             _ => Err(FsError::Unsupported(
                 "a datanode serves the data-transfer protocol only".into(),
             )),
@@ -120,6 +144,11 @@ pub async fn start(
     if cfg.meta.is_empty() {
         anyhow::bail!("a datanode needs at least one metadata node (--meta)");
     }
+    let fence = Arc::new(Fence::open(&store.config().dir)?);
+    let events = Arc::new(EventBus::new(
+        store.datanode_id().0.clone(),
+        cfg.clock.clone(),
+    ));
     let (stop, shutdown) = Shutdown::new();
     let (ev_tx, ev_rx) = mpsc::unbounded_channel();
     let ctx = Arc::new(TransferCtx {
@@ -134,7 +163,10 @@ pub async fn start(
     };
     tasks.push(tokio::spawn(serve::<Request, Response, _>(
         listener,
-        Arc::new(DnService { ctx: ctx.clone() }),
+        Arc::new(DnService {
+            ctx: ctx.clone(),
+            events: events.clone(),
+        }),
         server_config,
         shutdown.clone(),
     )));
@@ -145,24 +177,44 @@ pub async fn start(
         store.clone(),
         cfg.scan,
         move |b| {
-            let _ = scan_tx.send(Change::Corrupt(b));
+            // The scanner already took the replica out of service.
+            let _ = scan_tx.send(Change::Corrupt(b, 0));
         },
         shutdown.clone(),
     )));
+    let exec = Arc::new(Exec {
+        ctx: ctx.clone(),
+        changes: change_tx.clone(),
+        fence,
+        events: events.clone(),
+    });
     let mut outs = Vec::new();
     for addr in &cfg.meta {
         let (tx, rx) = mpsc::unbounded_channel();
         outs.push(tx);
+        let resync = Arc::new(Notify::new());
         tasks.push(tokio::spawn(reporter(
             addr.clone(),
             cfg.clone(),
             ctx.clone(),
             rx,
-            change_tx.clone(),
+            resync.clone(),
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(poller(
+            addr.clone(),
+            cfg.clone(),
+            exec.clone(),
+            resync,
             shutdown.clone(),
         )));
     }
-    tasks.push(tokio::spawn(fan_out(ev_rx, change_rx, outs)));
+    tasks.push(tokio::spawn(fan_out(
+        ev_rx,
+        change_rx,
+        outs,
+        events.clone(),
+    )));
     let gossip = if cfg.gossip {
         let g = start_gossip(&cfg, store.datanode_id()).await?;
         let usage_of = store.clone();
@@ -185,6 +237,7 @@ pub async fn start(
     Ok(DatanodeHandle {
         id: store.datanode_id().clone(),
         store,
+        events,
         stop,
         tasks,
         gossip,
@@ -218,6 +271,7 @@ async fn fan_out(
     mut events: mpsc::UnboundedReceiver<StoreEvent>,
     mut changes: mpsc::UnboundedReceiver<Change>,
     outs: Vec<mpsc::UnboundedSender<Change>>,
+    bus: Arc<EventBus>,
 ) {
     loop {
         let c = tokio::select! {
@@ -227,6 +281,24 @@ async fn fan_out(
             },
             c = changes.recv() => match c { Some(c) => c, None => return },
         };
+        let datanode = DatanodeId(bus.node().to_string());
+        bus.publish(match &c {
+            Change::Added(r) => EventKind::ReplicaFinalized {
+                datanode,
+                block: r.id,
+                gen: r.gen,
+            },
+            Change::Removed(b, gen) => EventKind::ReplicaDeleted {
+                datanode,
+                block: *b,
+                gen: *gen,
+            },
+            Change::Corrupt(b, gen) => EventKind::ReplicaQuarantined {
+                datanode,
+                block: *b,
+                gen: *gen,
+            },
+        });
         for o in &outs {
             let _ = o.send(c.clone());
         }
@@ -235,39 +307,99 @@ async fn fan_out(
 
 type MetaConn = RpcClient<Request, Response>;
 
-async fn call(conn: &MetaConn, req: DatanodeRequest) -> Result<DatanodeResponse, FsError> {
-    match conn
-        .call(Request::Datanode(req), Duration::from_secs(10))
-        .await
-    {
+async fn call(
+    conn: &MetaConn,
+    req: DatanodeRequest,
+    timeout: Duration,
+) -> Result<DatanodeResponse, FsError> {
+    match conn.call(Request::Datanode(req), timeout).await {
         Ok(Response::Datanode(r)) => Ok(r),
         Ok(other) => Err(FsError::Protocol(format!("unexpected reply {other:?}"))),
         Err(e) => Err(e.into_fs()),
     }
 }
 
-/// Keeps one metadata node informed, re-registering whenever it asks.
+/// Replicas per full-report page: a page stays far below the frame limit
+/// (about 70 bytes a replica).
+const REPORT_PAGE: usize = 50_000;
+
+/// Sends the full report in pages of increasing block ids.
+async fn full_report(
+    conn: &MetaConn,
+    id: &DatanodeId,
+    store: &BlockStore,
+) -> Result<DatanodeResponse, FsError> {
+    let mut blocks = store.replicas();
+    blocks.sort_unstable_by_key(|r| r.id);
+    let report: u64 = rand::random();
+    let pages: Vec<&[ReplicaReport]> = if blocks.is_empty() {
+        vec![&[]]
+    } else {
+        blocks.chunks(REPORT_PAGE).collect()
+    };
+    let n = pages.len();
+    let mut last_reply = DatanodeResponse::Ok;
+    for (i, page) in pages.into_iter().enumerate() {
+        let last = i + 1 == n;
+        let hi = if last {
+            u64::MAX
+        } else {
+            page.last().map_or(0, |r| r.id)
+        };
+        last_reply = call(
+            conn,
+            DatanodeRequest::FullReport {
+                id: id.clone(),
+                usage: store.usage(),
+                report,
+                page: i as u32,
+                hi,
+                last,
+                blocks: page.to_vec(),
+                quarantined: Vec::new(),
+            },
+            Duration::from_secs(30),
+        )
+        .await?;
+        if last_reply == DatanodeResponse::Reregister {
+            break;
+        }
+    }
+    Ok(last_reply)
+}
+
+/// Keeps one metadata node informed: registration and a full report, then
+/// incremental reports as replicas change; starts over whenever the node
+/// asks (`Reregister`, here or on the poller's connection).
 async fn reporter(
     addr: String,
     cfg: DatanodeConfig,
     ctx: Arc<TransferCtx>,
     mut changes: mpsc::UnboundedReceiver<Change>,
-    change_tx: mpsc::UnboundedSender<Change>,
+    resync: Arc<Notify>,
     mut shutdown: Shutdown,
 ) {
     let store = ctx.store.clone();
     let id = store.datanode_id().clone();
+    let retry = Duration::from_millis(300);
     loop {
         if shutdown.is_shutdown() {
             return;
         }
-        let conn = match MetaConn::connect(&addr, cfg.key.as_ref(), Duration::from_secs(2)).await {
+        let conn = match MetaConn::connect_via(
+            &cfg.connector,
+            &addr,
+            cfg.key.as_ref(),
+            Duration::from_secs(2),
+        )
+        .await
+        {
             Ok(c) => c,
             Err(e) => {
                 tracing::debug!("metadata node {addr} unreachable: {e}");
                 tokio::select! {
                     _ = shutdown.wait() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(300)) => continue,
+                    _ = tokio::time::sleep(retry) => continue,
                 }
             }
         };
@@ -275,44 +407,32 @@ async fn reporter(
         // of the inventory are covered by it.
         while changes.try_recv().is_ok() {}
         let registered = async {
-            call(
-                &conn,
-                DatanodeRequest::Register {
-                    id: id.clone(),
-                    addr: cfg.addr.clone(),
-                    http: cfg.http.clone(),
-                    hdfs: cfg.hdfs.clone(),
-                },
-            )
-            .await?;
-            call(
-                &conn,
-                DatanodeRequest::FullReport {
-                    id: id.clone(),
-                    usage: store.usage(),
-                    blocks: store.replicas(),
-                },
-            )
-            .await
+            let reg = DatanodeRequest::Register {
+                id: id.clone(),
+                addr: cfg.addr.clone(),
+                http: cfg.http.clone(),
+                hdfs: cfg.hdfs.clone(),
+            };
+            call(&conn, reg, Duration::from_secs(10)).await?;
+            full_report(&conn, &id, &store).await
         }
         .await;
         match registered {
-            Ok(DatanodeResponse::Ok { commands }) => execute(&ctx, commands, &change_tx),
             Ok(DatanodeResponse::Reregister) => continue,
+            Ok(_) => {}
             Err(e) => {
                 tracing::debug!("registration with {addr} failed: {e}");
                 tokio::select! {
                     _ = shutdown.wait() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(300)) => continue,
+                    _ = tokio::time::sleep(retry) => continue,
                 }
             }
         }
         tracing::info!("registered with metadata node {addr}");
-        let mut tick = tokio::time::interval(cfg.heartbeat);
         loop {
             let req = tokio::select! {
                 _ = shutdown.wait() => return,
-                _ = tick.tick() => DatanodeRequest::Heartbeat { id: id.clone(), usage: store.usage() },
+                _ = resync.notified() => break,
                 c = changes.recv() => {
                     let Some(c) = c else { return };
                     let mut batch = vec![c];
@@ -322,9 +442,9 @@ async fn reporter(
                     incremental(&id, batch)
                 }
             };
-            match call(&conn, req).await {
-                Ok(DatanodeResponse::Ok { commands }) => execute(&ctx, commands, &change_tx),
+            match call(&conn, req, Duration::from_secs(10)).await {
                 Ok(DatanodeResponse::Reregister) => break,
+                Ok(_) => {}
                 Err(e) => {
                     tracing::debug!("report to {addr} failed: {e}");
                     break;
@@ -341,8 +461,8 @@ fn incremental(id: &DatanodeId, batch: Vec<Change>) -> DatanodeRequest {
     for c in batch {
         match c {
             Change::Added(r) => added.push(r),
-            Change::Removed(b) => removed.push(b),
-            Change::Corrupt(b) => corrupt.push(b),
+            Change::Removed(b, g) => removed.push((b, g)),
+            Change::Corrupt(b, g) => corrupt.push((b, g)),
         }
     }
     DatanodeRequest::IncrementalReport {
@@ -353,70 +473,190 @@ fn incremental(id: &DatanodeId, batch: Vec<Change>) -> DatanodeRequest {
     }
 }
 
-/// Runs the leader's commands in the background (disk work off the reporter).
-fn execute(
-    ctx: &Arc<TransferCtx>,
-    commands: Vec<DatanodeCommand>,
+/// Holds one long poll at a metadata node for the leader's commands; asks
+/// the reporter to start over when the node wants a fresh registration.
+async fn poller(
+    addr: String,
+    cfg: DatanodeConfig,
+    exec: Arc<Exec>,
+    resync: Arc<Notify>,
+    mut shutdown: Shutdown,
+) {
+    let id = exec.ctx.store.datanode_id().clone();
+    let wait_ms = cfg.poll_wait.as_millis().min(u32::MAX as u128) as u32;
+    let mut conn: Option<MetaConn> = None;
+    loop {
+        if shutdown.is_shutdown() {
+            return;
+        }
+        let c = match conn.as_ref().filter(|c| !c.is_closed()) {
+            Some(c) => c.clone(),
+            None => match MetaConn::connect_via(
+                &cfg.connector,
+                &addr,
+                cfg.key.as_ref(),
+                Duration::from_secs(2),
+            )
+            .await
+            {
+                Ok(c) => {
+                    conn = Some(c.clone());
+                    c
+                }
+                Err(_) => {
+                    tokio::select! {
+                        _ = shutdown.wait() => return,
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                    }
+                }
+            },
+        };
+        let req = DatanodeRequest::Poll {
+            id: id.clone(),
+            usage: exec.ctx.store.usage(),
+            wait_ms,
+        };
+        let r = tokio::select! {
+            _ = shutdown.wait() => return,
+            r = call(&c, req, cfg.poll_wait + Duration::from_secs(10)) => r,
+        };
+        match r {
+            Ok(DatanodeResponse::Commands { term, commands }) => exec.admit(term, commands).await,
+            Ok(DatanodeResponse::Reregister) => {
+                resync.notify_one();
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                }
+            }
+            Ok(DatanodeResponse::Ok) => {}
+            Err(e) => {
+                tracing::debug!("poll of {addr} failed: {e}");
+                conn = None;
+                tokio::select! {
+                    _ = shutdown.wait() => return,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Runs the leader's commands.
+struct Exec {
+    ctx: Arc<TransferCtx>,
+    changes: mpsc::UnboundedSender<Change>,
+    fence: Arc<Fence>,
+    events: Arc<EventBus>,
+}
+
+impl Exec {
+    /// Checks the fence, then runs the commands in the background (disk
+    /// work off the poller).
+    async fn admit(&self, term: u64, commands: Vec<DatanodeCommand>) {
+        let fence = self.fence.clone();
+        let admitted = tokio::task::spawn_blocking(move || fence.admit(term)).await;
+        match admitted {
+            Ok(Ok(Admit::Yes)) => self.execute(commands),
+            Ok(Ok(Admit::Fenced(seen))) => {
+                tracing::warn!(
+                    fault = "peer",
+                    "refusing commands of term {term}: a leader of term {seen} exists"
+                );
+                self.events.publish(EventKind::CommandFenced {
+                    datanode: self.ctx.store.datanode_id().clone(),
+                    term,
+                    seen,
+                });
+            }
+            Ok(Err(e)) => tracing::warn!(fault = "local", "cannot record the leader's term: {e}"),
+            Err(e) => tracing::warn!(fault = "local", "fence task failed: {e}"),
+        }
+    }
+
+    fn execute(&self, commands: Vec<DatanodeCommand>) {
+        for cmd in commands {
+            let store = self.ctx.store.clone();
+            let changes = self.changes.clone();
+            if let DatanodeCommand::Replicate { block, targets } = cmd {
+                let ctx = self.ctx.clone();
+                tokio::spawn(async move { copy(&ctx, &block, &targets, &changes).await });
+                continue;
+            }
+            tokio::task::spawn_blocking(move || run_local(&store, cmd, &changes));
+        }
+    }
+}
+
+/// A copy to other datanodes; only a checksum failure of our own stored
+/// data takes our replica out of service, never a failure downstream.
+async fn copy(
+    ctx: &TransferCtx,
+    block: &BlockInfo,
+    targets: &[DatanodeAddr],
     changes: &mpsc::UnboundedSender<Change>,
 ) {
-    for cmd in commands {
-        let store = ctx.store.clone();
-        let changes = changes.clone();
-        if let DatanodeCommand::Replicate { block, targets } = cmd {
-            let ctx = ctx.clone();
-            tokio::spawn(async move {
-                match crate::transfer::replicate(&ctx, &block, &targets).await {
-                    Ok(ack) => {
-                        for s in ack.statuses.iter().filter(|s| s.result.is_err()) {
-                            tracing::info!(
-                                "copy of block {} to {} failed: {:?}",
-                                block.id,
-                                s.node,
-                                s.result
-                            );
-                        }
-                    }
-                    Err(tdfs_proto::FsError::ChecksumMismatch { .. }) => {
-                        // Our own replica is bad: drop it and say so.
-                        tracing::warn!("block {} is corrupt here: deleting it", block.id);
-                        let s = ctx.store.clone();
-                        let id = block.id;
-                        let _ = tokio::task::spawn_blocking(move || s.delete(id)).await;
-                        let _ = changes.send(Change::Corrupt(block.id));
-                    }
-                    Err(e) => tracing::info!("copy of block {} failed: {e}", block.id),
-                }
-            });
-            continue;
+    match crate::transfer::replicate(ctx, block, targets).await {
+        Ok(ack) => {
+            for s in ack.statuses.iter().filter(|s| s.result.is_err()) {
+                tracing::info!(
+                    "copy of block {} to {} failed: {:?}",
+                    block.id,
+                    s.node,
+                    s.result
+                );
+            }
         }
-        tokio::task::spawn_blocking(move || match cmd {
-            DatanodeCommand::Delete { blocks } => {
-                for (b, gen) in blocks {
-                    if store.get(b).is_none_or(|r| r.gen > gen) {
-                        continue;
+        Err(FsError::ChecksumMismatch { .. }) => {
+            tracing::warn!(
+                fault = "local",
+                "block {} is corrupt here: taking it out of service",
+                block.id
+            );
+            let s = ctx.store.clone();
+            let id = block.id;
+            let gen = s.get(id).map_or(block.gen, |r| r.gen);
+            let _ = tokio::task::spawn_blocking(move || s.delete(id)).await;
+            let _ = changes.send(Change::Corrupt(block.id, gen));
+        }
+        Err(e) => tracing::info!("copy of block {} failed: {e}", block.id),
+    }
+}
+
+/// Deletes and verifications (blocking).
+fn run_local(store: &BlockStore, cmd: DatanodeCommand, changes: &mpsc::UnboundedSender<Change>) {
+    match cmd {
+        DatanodeCommand::Delete { blocks } => {
+            for (b, gen) in blocks {
+                let Some(have) = store.get(b) else { continue };
+                if have.gen > gen {
+                    continue;
+                }
+                match store.delete(b) {
+                    Ok(_) => {
+                        let _ = changes.send(Change::Removed(b, have.gen));
                     }
-                    match store.delete(b) {
-                        Ok(_) => {
-                            let _ = changes.send(Change::Removed(b));
-                        }
-                        Err(e) => tracing::warn!("deleting block {b}: {e}"),
-                    }
+                    Err(e) => tracing::warn!(fault = "local", "deleting block {b}: {e}"),
                 }
             }
-            DatanodeCommand::Verify { blocks } => {
-                for b in blocks {
-                    match store.verify(b) {
-                        Ok(true) => {}
-                        Ok(false) => {
-                            tracing::warn!("block {b} is corrupt: deleting the replica");
-                            let _ = store.delete(b);
-                            let _ = changes.send(Change::Corrupt(b));
-                        }
-                        Err(e) => tracing::warn!("verifying block {b}: {e}"),
+        }
+        DatanodeCommand::Verify { blocks } => {
+            for b in blocks {
+                match store.verify(b) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(
+                            fault = "local",
+                            "block {b} is corrupt: taking it out of service"
+                        );
+                        let gen = store.get(b).map_or(0, |r| r.gen);
+                        let _ = store.delete(b);
+                        let _ = changes.send(Change::Corrupt(b, gen));
                     }
+                    Err(e) => tracing::warn!(fault = "local", "verifying block {b}: {e}"),
                 }
             }
-            other => tracing::debug!("command not handled by this datanode yet: {other:?}"),
-        });
+        }
+        other => tracing::debug!("command not handled by this datanode yet: {other:?}"),
     }
 }

@@ -17,7 +17,9 @@ use tdfs_client::transfer::{
     IO_TIMEOUT,
 };
 use tdfs_proto::meta::{AccessMode, BlockInfo, DatanodeAddr, ReplicaReport};
-use tdfs_proto::transfer::{Finish, NodeStatus, Op, ReadReply, WriteAck, CHUNK, PACKET_HEADER};
+use tdfs_proto::transfer::{
+    BlockChecksum, ChecksumReply, Finish, NodeStatus, Op, ReadReply, WriteAck, CHUNK, PACKET_HEADER,
+};
 use tdfs_proto::{BlockId, DatanodeId, FsError};
 use tdfs_rpc::auth::wall_ms;
 use tdfs_rpc::{ClusterKey, FrameMac, Peer, SessionKeys};
@@ -134,6 +136,49 @@ async fn serve(ctx: Arc<TransferCtx>, peer: Peer, stream: TcpStream) -> Result<(
             }
             handle_read(ctx, w, (block, gen), offset, len, keys).await
         }
+        Op::BlockChecksum { block, gen, token } => {
+            let mut w = wr;
+            let reply = match check(token.as_ref(), block, gen, AccessMode::Read) {
+                Err(e) => {
+                    tracing::info!(addr = %peer.addr, "refusing a block checksum: {e}");
+                    ChecksumReply::Err(e)
+                }
+                Ok(()) => {
+                    let store = ctx.store.clone();
+                    let sum = tokio::task::spawn_blocking(move || {
+                        store.open_read(block, gen).map(|r| replica_checksum(&r))
+                    });
+                    match sum.await.map_err(join_err).and_then(|r| r) {
+                        Ok(s) => ChecksumReply::Ok(s),
+                        Err(e) => ChecksumReply::Err(e),
+                    }
+                }
+            };
+            write_control_mac(&mut w, &reply, send_mac(&mut keys)).await?;
+            let _ = timed_io(IO_TIMEOUT, w.shutdown()).await;
+            Ok(())
+        }
+    }
+}
+
+/// A replica's checksums from the chunk CRCs stored beside it: the CRC32C
+/// of its bytes (`crc32c_combine` folds each chunk's CRC in with its
+/// length) and the MD5 of the CRCs. Reads the meta file only, never the data.
+pub fn replica_checksum(r: &ReplicaReader) -> BlockChecksum {
+    use md5::{Digest, Md5};
+    let mut crc = 0u32;
+    let mut md5 = Md5::new();
+    for i in 0..r.chunks() {
+        let c = r.chunk_crc(i).unwrap_or_default();
+        crc = crc32c::crc32c_combine(crc, c, r.chunk_len(i));
+        md5.update(c.to_be_bytes());
+    }
+    BlockChecksum {
+        len: r.len(),
+        bytes_per_crc: CHUNK as u32,
+        crcs: r.chunks(),
+        crc32c: crc,
+        crc_md5: md5.finalize().into(),
     }
 }
 

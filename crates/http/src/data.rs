@@ -133,7 +133,11 @@ async fn create(
         overwrite: req.params.bool("overwrite", false)?,
         replication: req.params.replication()?,
         block_size,
-        mode: req.params.permission()?,
+        // Final, as for MKDIRS: the client applied its umask.
+        mode: req
+            .params
+            .permission()?
+            .map(|m| m | tdfs_proto::perm::AS_GIVEN),
         create_parents: true,
     };
     let w = FileWriter::create(c, &req.path, o).await?;

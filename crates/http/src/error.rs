@@ -49,7 +49,10 @@ impl WebError {
 /// illegal arguments, 403 for every other IOException, 500 for the rest.
 impl From<FsError> for WebError {
     fn from(e: FsError) -> Self {
-        let exception = e.hadoop_exception();
+        let exception = match &e {
+            FsError::Unsupported(_) => "UnsupportedOperationException",
+            _ => e.hadoop_exception(),
+        };
         let status = match &e {
             FsError::FileNotFound(_) | FsError::IsADirectory(_) => 404,
             FsError::InvalidPath { .. } | FsError::InvalidArgument(_) | FsError::Unsupported(_) => {
@@ -85,6 +88,13 @@ fn java_class(exception: &str) -> &'static str {
         "ChecksumException" => "org.apache.hadoop.fs.ChecksumException",
         "DiskQuotaExceededException" => "org.apache.hadoop.hdfs.protocol.DSQuotaExceededException",
         "RetriableException" => "org.apache.hadoop.ipc.RetriableException",
+        "SafeModeException" => "org.apache.hadoop.hdfs.server.namenode.SafeModeException",
+        "PathIsNotDirectoryException" => "org.apache.hadoop.fs.PathIsNotDirectoryException",
+        "QuotaExceededException" => "org.apache.hadoop.hdfs.protocol.QuotaExceededException",
+        "NSQuotaExceededException" => "org.apache.hadoop.hdfs.protocol.NSQuotaExceededException",
+        "SnapshotException" => "org.apache.hadoop.hdfs.protocol.SnapshotException",
+        "LeaseExpiredException" => "org.apache.hadoop.hdfs.server.namenode.LeaseExpiredException",
+        "InvalidToken" => "org.apache.hadoop.security.token.SecretManager$InvalidToken",
         _ => "java.io.IOException",
     }
 }

@@ -2,6 +2,7 @@
 //! the first step of OPEN/CREATE/APPEND, a 307 to a datanode's HTTP address
 //! where the second request moves the data.
 
+use crate::blocks::{self, ServerDefaults};
 use crate::clients::Clients;
 use crate::error::WebError;
 use crate::json;
@@ -9,11 +10,11 @@ use crate::query::{percent_encode_path, Op, WebRequest};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use rand::seq::SliceRandom;
-use sha2::{Digest, Sha256};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tdfs_client::MetaClient;
-use tdfs_proto::meta::{AdminRequest, AdminResponse, MetaRequest, MetaResponse};
+use tdfs_client::{file_checksum, MetaClient};
+use tdfs_proto::meta::{AdminRequest, AdminResponse, ClusterReport, MetaRequest, MetaResponse};
+use tdfs_proto::perm::AS_GIVEN;
 use tdfs_proto::FsError;
 
 /// Entries per LISTSTATUS_BATCH page (Hadoop's `dfs.ls.limit` default).
@@ -28,15 +29,18 @@ pub struct Gateway {
     /// This node's own HTTP address: the target of a redirect when no
     /// datanode serves HTTP (the gateway then moves the data, as HttpFS).
     pub self_http: String,
+    /// Answered to GETSERVERDEFAULTS.
+    pub defaults: ServerDefaults,
     /// Live datanodes' HTTP addresses, refreshed at most every second.
     datanodes: Mutex<(Option<Instant>, Vec<String>)>,
 }
 
 impl Gateway {
-    pub fn new(clients: Clients, self_http: String) -> Self {
+    pub fn new(clients: Clients, self_http: String, defaults: ServerDefaults) -> Self {
         Gateway {
             clients,
             self_http,
+            defaults,
             datanodes: Mutex::new((None, Vec::new())),
         }
     }
@@ -44,22 +48,36 @@ impl Gateway {
     /// Answers a namespace operation, or redirects a data operation.
     pub async fn handle(&self, req: WebRequest) -> Result<Response, WebError> {
         let c = self.clients.for_user(req.params.user())?;
-        let user = c.config().user.clone();
-        let p = &req.params;
-        let path = req.path.as_str();
-        let r = match req.op {
-            Op::Open | Op::Create | Op::Append => return self.redirect(&c, &req).await,
+        match req.op {
+            Op::Open | Op::Create | Op::Append => self.redirect(&c, &req).await,
+            Op::Mkdirs
+            | Op::Rename
+            | Op::Delete
+            | Op::SetReplication
+            | Op::SetPermission
+            | Op::SetOwner
+            | Op::SetTimes
+            | Op::Truncate => write_op(&c, &req).await,
+            _ => self.read_op(&c, &req).await,
+        }
+    }
+
+    /// The GET operations answered here.
+    async fn read_op(&self, c: &MetaClient, req: &WebRequest) -> Result<Response, WebError> {
+        let user = &c.config().user;
+        let (p, path) = (&req.params, req.path.as_str());
+        let v = match req.op {
             Op::GetFileStatus => {
                 let st = c.stat(path).await?;
-                json::ok(&serde_json::json!({"FileStatus": json::file_status(&st, "")}))
+                serde_json::json!({"FileStatus": json::file_status(&st, "")})
             }
             Op::ListStatus => {
                 let st = c.stat(path).await?;
                 if st.is_dir() {
-                    json::ok(&json::file_statuses(&c.list(path).await?))
+                    json::file_statuses(&c.list(path).await?)
                 } else {
                     let one = json::file_status(&st, "");
-                    json::ok(&serde_json::json!({"FileStatuses": {"FileStatus": [one]}}))
+                    serde_json::json!({"FileStatuses": {"FileStatus": [one]}})
                 }
             }
             Op::ListStatusBatch => {
@@ -70,109 +88,46 @@ impl Gateway {
                 };
                 match c.meta(op).await? {
                     MetaResponse::Listing { entries, remaining } => {
-                        json::ok(&json::directory_listing(&entries, remaining))
+                        json::directory_listing(&entries, remaining)
                     }
                     other => return Err(unexpected(other)),
                 }
             }
-            Op::GetContentSummary => {
-                json::ok(&json::content_summary(&c.content_summary(path).await?))
+            Op::GetContentSummary => json::content_summary(&c.content_summary(path).await?),
+            Op::GetQuotaUsage => json::quota_usage(&c.content_summary(path).await?),
+            Op::GetFileChecksum => {
+                let mode = blocks::ChecksumMode::parse(p.get("checksumcombinemode"))?;
+                blocks::file_checksum(&file_checksum(c, path).await?, mode)
             }
-            Op::GetFileChecksum => json::ok(&json::file_checksum(&checksum(&c, path).await?)),
-            Op::GetHomeDirectory => json::ok(&json::path(&format!("/user/{user}"))),
-            Op::GetTrashRoot => json::ok(&json::path(&format!("/user/{user}/.Trash"))),
-            Op::Mkdirs => {
-                let op = MetaRequest::Mkdirs {
-                    path: path.to_string(),
-                    mode: p.permission()?,
-                    parents: true,
-                };
-                c.meta(op).await?;
-                json::ok(&json::boolean(true))
-            }
-            Op::Rename => {
-                let dst = p
-                    .get("destination")
-                    .filter(|d| !d.is_empty())
-                    .ok_or_else(|| {
-                        WebError::illegal("Missing webhdfs parameter \"destination\"")
-                    })?;
-                let op = MetaRequest::Rename {
-                    src: path.to_string(),
-                    dst: dst.to_string(),
-                    into_dir: true,
-                };
-                // Hadoop's rename answers false, not an exception, when the
-                // source is missing or the destination is taken.
-                match c.meta(op).await {
-                    Ok(_) => json::ok(&json::boolean(true)),
-                    Err(FsError::FileNotFound(_) | FsError::AlreadyExists(_)) => {
-                        json::ok(&json::boolean(false))
-                    }
-                    Err(e) => return Err(e.into()),
+            Op::GetFileBlockLocations | Op::GetBlockLocations => {
+                let offset = p.num("offset", 10)?.unwrap_or(0);
+                let len = p.num("length", 10)?.unwrap_or(u64::MAX);
+                let lbs = c.block_locations(path, offset, len).await?;
+                if req.op == Op::GetFileBlockLocations {
+                    blocks::block_locations(&lbs)
+                } else {
+                    blocks::located_blocks(&lbs)
                 }
             }
-            Op::Delete => {
-                let op = MetaRequest::Delete {
-                    path: path.to_string(),
-                    recursive: p.bool("recursive", false)?,
-                };
-                match c.meta(op).await {
-                    Ok(_) => json::ok(&json::boolean(true)),
-                    Err(FsError::FileNotFound(_)) => json::ok(&json::boolean(false)),
-                    Err(e) => return Err(e.into()),
-                }
+            Op::GetServerDefaults => blocks::server_defaults(&self.defaults),
+            Op::GetStatus => {
+                let r = report(c).await?;
+                let dns = r.datanodes.iter().filter(|d| d.state != "dead");
+                let (cap, used, rem) = dns.fold((0, 0, 0), |(a, b, c), d| {
+                    (a + d.capacity, b + d.used, c + d.remaining)
+                });
+                blocks::fs_status(cap, used, rem)
             }
-            Op::SetReplication => {
-                let op = MetaRequest::SetReplication {
-                    path: path.to_string(),
-                    replication: p.replication()?.unwrap_or(3),
-                };
-                match c.meta(op).await {
-                    Ok(_) => json::ok(&json::boolean(true)),
-                    Err(FsError::IsADirectory(_)) => json::ok(&json::boolean(false)),
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Op::SetPermission => {
-                let mode = p.permission()?.unwrap_or(0o755);
-                c.meta(MetaRequest::SetPermission {
-                    path: path.to_string(),
-                    mode,
-                })
-                .await?;
-                empty_ok()
-            }
-            Op::SetOwner => {
-                let owner = p.get("owner").filter(|s| !s.is_empty()).map(str::to_string);
-                let group = p.get("group").filter(|s| !s.is_empty()).map(str::to_string);
-                if owner.is_none() && group.is_none() {
-                    return Err(WebError::illegal("Both owner and group are empty."));
-                }
-                c.meta(MetaRequest::SetOwner {
-                    path: path.to_string(),
-                    owner,
-                    group,
-                })
-                .await?;
-                empty_ok()
-            }
-            Op::SetTimes => {
-                c.meta(MetaRequest::SetTimes {
-                    path: path.to_string(),
-                    mtime: p.time("modificationtime")?,
-                    atime: p.time("accesstime")?,
-                })
-                .await?;
-                empty_ok()
-            }
-            Op::Truncate => {
-                return Err(WebError::unsupported(
-                    "TRUNCATE is not supported by tdfs: files only grow (append)",
-                ))
+            Op::GetHomeDirectory => json::path(&format!("/user/{user}")),
+            Op::GetTrashRoot => json::path(&format!("/user/{user}/.Trash")),
+            other => {
+                return Err(WebError::illegal(format!(
+                    "{} is not a namespace read",
+                    other.name()
+                )))
             }
         };
-        Ok(r)
+        Ok(json::ok(&v))
     }
 
     /// Step one of a data operation: 307 to a datanode (one holding the
@@ -252,18 +207,106 @@ impl Gateway {
                 return g.1.choose(&mut rand::thread_rng()).cloned();
             }
         }
-        let list: Vec<String> = match c.admin(AdminRequest::Report).await {
-            Ok(AdminResponse::Report(r)) => r
+        let list: Vec<String> = match report(c).await {
+            Ok(r) => r
                 .datanodes
                 .into_iter()
                 .filter(|d| d.state == "live" && d.admin_state == "normal")
                 .filter_map(|d| d.http)
                 .collect(),
-            _ => Vec::new(),
+            Err(_) => Vec::new(),
         };
         let pick = list.choose(&mut rand::thread_rng()).cloned();
         *self.datanodes.lock().unwrap_or_else(|p| p.into_inner()) = (Some(Instant::now()), list);
         pick
+    }
+}
+
+async fn report(c: &MetaClient) -> Result<ClusterReport, WebError> {
+    match c.admin(AdminRequest::Report).await? {
+        AdminResponse::Report(r) => Ok(r),
+        other => Err(FsError::Internal(format!("unexpected reply {other:?}")).into()),
+    }
+}
+
+/// The PUT and DELETE namespace operations.
+async fn write_op(c: &MetaClient, req: &WebRequest) -> Result<Response, WebError> {
+    let (p, path) = (&req.params, req.path.clone());
+    let op = match req.op {
+        // Hadoop's clients send the mode with their umask applied: it is
+        // final (HDFS's namenode applies it as given).
+        Op::Mkdirs => MetaRequest::Mkdirs {
+            path,
+            mode: p.permission()?.map(|m| m | AS_GIVEN),
+            parents: true,
+        },
+        Op::Rename => {
+            let dst = p
+                .get("destination")
+                .filter(|d| !d.is_empty())
+                .ok_or_else(|| WebError::illegal("Missing webhdfs parameter \"destination\""))?;
+            MetaRequest::Rename {
+                src: path,
+                dst: dst.to_string(),
+                into_dir: true,
+            }
+        }
+        Op::Delete => MetaRequest::Delete {
+            path,
+            recursive: p.bool("recursive", false)?,
+        },
+        Op::SetReplication => MetaRequest::SetReplication {
+            path,
+            replication: p.replication()?.unwrap_or(3),
+        },
+        Op::SetPermission => MetaRequest::SetPermission {
+            path,
+            mode: p.permission()?.unwrap_or(0o755),
+        },
+        Op::SetOwner => {
+            let owner = p.get("owner").filter(|s| !s.is_empty()).map(str::to_string);
+            let group = p.get("group").filter(|s| !s.is_empty()).map(str::to_string);
+            if owner.is_none() && group.is_none() {
+                return Err(WebError::illegal("Both owner and group are empty."));
+            }
+            MetaRequest::SetOwner { path, owner, group }
+        }
+        Op::SetTimes => MetaRequest::SetTimes {
+            path,
+            mtime: p.time("modificationtime")?,
+            atime: p.time("accesstime")?,
+        },
+        Op::Truncate => {
+            return Err(WebError::unsupported(
+                "TRUNCATE is not supported by tdfs: files only grow (append)",
+            ))
+        }
+        other => {
+            return Err(WebError::illegal(format!(
+                "{} is not a namespace write",
+                other.name()
+            )))
+        }
+    };
+    let boolean = matches!(
+        req.op,
+        Op::Mkdirs | Op::Rename | Op::Delete | Op::SetReplication
+    );
+    match (c.meta(op).await, req.op) {
+        // The namespace answers some of these with its own verdict
+        // (setReplication of a directory: false).
+        (Ok(MetaResponse::Bool(b)), _) if boolean => Ok(json::ok(&json::boolean(b))),
+        (Ok(_), _) if boolean => Ok(json::ok(&json::boolean(true))),
+        (Ok(_), _) => Ok(empty_ok()),
+        // Hadoop answers false, not an exception: rename when the source is
+        // missing or the target taken, delete of nothing, setReplication
+        // of a directory.
+        (Err(FsError::FileNotFound(_) | FsError::AlreadyExists(_)), Op::Rename)
+        | (Err(FsError::FileNotFound(_)), Op::Delete)
+        | (Err(FsError::IsADirectory(_)), Op::SetReplication) => {
+            Ok(json::ok(&json::boolean(false)))
+        }
+        (Err(e), _) => Err(e.into()),
     }
 }
 
@@ -276,24 +319,4 @@ fn empty_ok() -> Response {
 
 fn unexpected(r: MetaResponse) -> WebError {
     FsError::Internal(format!("unexpected reply {r:?}")).into()
-}
-
-/// SHA-256 over the blocks' digests, as `tdfs dfs -checksum`.
-async fn checksum(c: &MetaClient, path: &str) -> Result<[u8; 32], WebError> {
-    let st = c.stat(path).await?;
-    if st.is_dir() {
-        return Err(FsError::FileNotFound(format!("{path} is a directory")).into());
-    }
-    let lbs = c.block_locations(path, 0, st.length.max(1)).await?;
-    let mut h = Sha256::new();
-    for b in &lbs.blocks {
-        let d = b.block.sha256.ok_or_else(|| {
-            WebError::from(FsError::Unavailable(format!(
-                "block {} of {path} is not complete",
-                b.block.id
-            )))
-        })?;
-        h.update(d);
-    }
-    Ok(h.finalize().into())
 }

@@ -20,7 +20,11 @@ pub fn ok(v: &Value) -> Response {
 }
 
 /// One `FileStatus` object; `suffix` is the name relative to the listed
-/// directory (empty for GETFILESTATUS).
+/// directory (empty for GETFILESTATUS). `fileId` is the inode id; the
+/// flags `aclBit`, `encBit`, `ecBit` and `snapshotEnabled` appear only when
+/// true, as Hadoop writes them, and tdfs sets none of them yet (no ACLs,
+/// encryption, erasure coding or snapshots). Directories have length,
+/// block size and replication 0, as in HDFS.
 pub fn file_status(st: &FileStatus, suffix: &str) -> Value {
     let dir = st.is_dir();
     json!({
@@ -65,14 +69,14 @@ pub fn content_summary(s: &ContentSummary) -> Value {
     }})
 }
 
-/// tdfs's file checksum: SHA-256 over the blocks' SHA-256 digests (the same
-/// value as `tdfs dfs -checksum`).
-pub fn file_checksum(digest: &[u8; 32]) -> Value {
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    json!({"FileChecksum": {
-        "algorithm": "SHA256-of-BLOCK-SHA256",
-        "bytes": hex,
-        "length": 32,
+/// GETQUOTAUSAGE: the usage half of a content summary (no quotas in tdfs).
+pub fn quota_usage(s: &ContentSummary) -> Value {
+    json!({"QuotaUsage": {
+        "fileAndDirectoryCount": s.file_count + s.directory_count,
+        "quota": -1,
+        "spaceConsumed": s.space_consumed,
+        "spaceQuota": -1,
+        "typeQuota": {},
     }})
 }
 

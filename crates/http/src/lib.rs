@@ -7,6 +7,7 @@
 //! and block streams go through `tdfs-client`, acting as the user the
 //! request names (`user.name`, Hadoop's simple authentication).
 
+pub mod blocks;
 pub mod clients;
 pub mod data;
 pub mod error;
@@ -24,12 +25,13 @@ use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 
+pub use blocks::ServerDefaults;
 pub use clients::Clients;
 pub use data::DataCounters;
 pub use error::WebError;
 pub use gateway::Gateway;
 pub use query::{parse_request, Op, Params, WebRequest};
-pub use server::{start_datanode, start_meta, HttpServer};
+pub use server::{start_datanode, start_meta, HttpServer, MetaHttpConfig};
 
 /// Renders a node's metrics in the Prometheus/OpenMetrics text format.
 pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;

@@ -21,6 +21,11 @@ pub enum Op {
     GetFileChecksum,
     GetHomeDirectory,
     GetTrashRoot,
+    GetServerDefaults,
+    GetFileBlockLocations,
+    GetBlockLocations,
+    GetStatus,
+    GetQuotaUsage,
     // PUT
     Create,
     Mkdirs,
@@ -50,6 +55,11 @@ impl Op {
             "GETFILECHECKSUM" => Op::GetFileChecksum,
             "GETHOMEDIRECTORY" => Op::GetHomeDirectory,
             "GETTRASHROOT" => Op::GetTrashRoot,
+            "GETSERVERDEFAULTS" => Op::GetServerDefaults,
+            "GETFILEBLOCKLOCATIONS" => Op::GetFileBlockLocations,
+            "GET_BLOCK_LOCATIONS" => Op::GetBlockLocations,
+            "GETSTATUS" => Op::GetStatus,
+            "GETQUOTAUSAGE" => Op::GetQuotaUsage,
             "CREATE" => Op::Create,
             "MKDIRS" => Op::Mkdirs,
             "RENAME" => Op::Rename,
@@ -79,8 +89,19 @@ impl Op {
     pub fn method(self) -> &'static str {
         use Op::*;
         match self {
-            Open | GetFileStatus | ListStatus | ListStatusBatch | GetContentSummary
-            | GetFileChecksum | GetHomeDirectory | GetTrashRoot => "GET",
+            Open
+            | GetFileStatus
+            | ListStatus
+            | ListStatusBatch
+            | GetContentSummary
+            | GetFileChecksum
+            | GetHomeDirectory
+            | GetTrashRoot
+            | GetServerDefaults
+            | GetFileBlockLocations
+            | GetBlockLocations
+            | GetStatus
+            | GetQuotaUsage => "GET",
             Create | Mkdirs | Rename | SetReplication | SetPermission | SetOwner | SetTimes => {
                 "PUT"
             }
@@ -105,6 +126,11 @@ impl Op {
             GetFileChecksum => "GETFILECHECKSUM",
             GetHomeDirectory => "GETHOMEDIRECTORY",
             GetTrashRoot => "GETTRASHROOT",
+            GetServerDefaults => "GETSERVERDEFAULTS",
+            GetFileBlockLocations => "GETFILEBLOCKLOCATIONS",
+            GetBlockLocations => "GET_BLOCK_LOCATIONS",
+            GetStatus => "GETSTATUS",
+            GetQuotaUsage => "GETQUOTAUSAGE",
             Create => "CREATE",
             Mkdirs => "MKDIRS",
             Rename => "RENAME",

@@ -1,17 +1,33 @@
-//! Starting the HTTP server of a metadata node or a datanode.
+//! Starting the HTTP server of a metadata node or a datanode. The caller
+//! (the daemon or the in-process cluster) binds the socket and hands over
+//! plain values: where the cluster is, and how to render its own metrics.
+//! This crate never reaches into the metadata node or the block store.
 
-use crate::{datanode_router, meta_router, Clients, DataCounters, DataHttp, Gateway, MetaHttp};
+use crate::{
+    datanode_router, meta_router, Clients, DataCounters, DataHttp, Gateway, MetaHttp, MetricsFn,
+    ServerDefaults,
+};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_client::ClientConfig;
-use tdfs_datanode::metrics::DatanodeMetrics;
-use tdfs_datanode::node::DatanodeConfig;
-use tdfs_datanode::BlockStore;
-use tdfs_meta_raft::MetaNode;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// What a metadata node's HTTP server is given.
+pub struct MetaHttpConfig {
+    /// Template of the gateway's clients (one per user): the metadata
+    /// nodes, this one first, and the cluster key.
+    pub client: ClientConfig,
+    /// This node's RPC address (the status page asks it for its state).
+    pub self_rpc: String,
+    /// The node's own metrics; WebHDFS counters are appended.
+    pub metrics: MetricsFn,
+    /// What GETSERVERDEFAULTS reports (FsShell's `-rm` reads the trash
+    /// interval from it).
+    pub defaults: ServerDefaults,
+}
 
 /// A running HTTP server; [`stop`](Self::stop) ends it.
 pub struct HttpServer {
@@ -66,46 +82,37 @@ fn join_metrics(own: String, c: &DataCounters) -> String {
     s + &webhdfs_metrics(c)
 }
 
-/// Serves WebHDFS, the status page and `/metrics` for metadata node `node`.
-pub fn start_meta(node: Arc<MetaNode>, listener: TcpListener) -> std::io::Result<HttpServer> {
-    let cfg = &node.config;
-    let mut meta = vec![cfg.addr.clone()];
-    meta.extend(
-        cfg.peers
-            .iter()
-            .filter(|(id, _)| **id != cfg.id)
-            .map(|(_, a)| a.clone()),
-    );
-    let mut cc = ClientConfig::new(meta, "dr.who");
-    cc.key = cfg.key.clone();
+/// Adds the WebHDFS counters to a node's own metrics.
+fn with_counters(own: MetricsFn, counters: &Arc<DataCounters>) -> MetricsFn {
+    let c = counters.clone();
+    Arc::new(move || join_metrics(own(), &c))
+}
+
+/// Serves WebHDFS, the status page and `/metrics` for a metadata node.
+pub fn start_meta(cfg: MetaHttpConfig, listener: TcpListener) -> std::io::Result<HttpServer> {
     let self_http = listener.local_addr()?.to_string();
     let counters = Arc::new(DataCounters::default());
-    let c2 = counters.clone();
-    let n2 = node.clone();
     let st = Arc::new(MetaHttp {
-        gateway: Gateway::new(Clients::new(cc), self_http),
-        self_rpc: cfg.addr.clone(),
+        gateway: Gateway::new(Clients::new(cfg.client), self_http, cfg.defaults),
+        self_rpc: cfg.self_rpc,
+        metrics: with_counters(cfg.metrics, &counters),
         counters,
-        metrics: Arc::new(move || join_metrics(n2.metrics.render(&n2.raft), &c2)),
     });
     HttpServer::spawn(listener, meta_router(st))
 }
 
-/// Serves `/metrics` and the WebHDFS data endpoints for a datanode.
+/// Serves `/metrics` and the WebHDFS data endpoints for a datanode; its
+/// clients reach the metadata nodes `client` names.
 pub fn start_datanode(
-    cfg: &DatanodeConfig,
-    store: Arc<BlockStore>,
+    client: ClientConfig,
+    metrics: MetricsFn,
     listener: TcpListener,
 ) -> std::io::Result<HttpServer> {
-    let mut cc = ClientConfig::new(cfg.meta.clone(), "dr.who");
-    cc.key = cfg.key.clone();
     let counters = Arc::new(DataCounters::default());
-    let c2 = counters.clone();
-    let m = DatanodeMetrics::new(store);
     let st = Arc::new(DataHttp {
-        clients: Clients::new(cc),
+        clients: Clients::new(client),
+        metrics: with_counters(metrics, &counters),
         counters,
-        metrics: Arc::new(move || join_metrics(m.render(), &c2)),
     });
     HttpServer::spawn(listener, datanode_router(st))
 }

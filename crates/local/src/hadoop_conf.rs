@@ -8,6 +8,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Marks the files `tdfs local` wrote (and may rewrite).
+const MARK: &str = "Written by tdfs local; rewritten when addresses change.";
+
 /// The nameservice's name, so `hdfs://tdfs/` reaches the cluster.
 pub const NAMESERVICE: &str = "tdfs";
 
@@ -17,7 +20,7 @@ fn property(name: &str, value: &str) -> String {
 
 fn configuration(props: &[(String, String)]) -> String {
     let body: String = props.iter().map(|(k, v)| property(k, v)).collect();
-    format!("<?xml version=\"1.0\"?>\n<!-- Written by tdfs local. -->\n<configuration>\n{body}</configuration>\n")
+    format!("<?xml version=\"1.0\"?>\n<!-- {MARK} -->\n<configuration>\n{body}</configuration>\n")
 }
 
 /// The two files' contents for metadata nodes `id → hdfs address`.
@@ -47,8 +50,13 @@ pub fn write(dir: &Path, hdfs: &BTreeMap<u64, String>) -> std::io::Result<PathBu
     let conf = dir.join("hadoop-conf");
     std::fs::create_dir_all(&conf)?;
     let (core, site) = render(hdfs);
-    tdfs_meta_raft::log_store::write_atomic(&conf, "core-site.xml", core.as_bytes())?;
-    tdfs_meta_raft::log_store::write_atomic(&conf, "hdfs-site.xml", site.as_bytes())?;
+    for (name, text) in [("core-site.xml", core), ("hdfs-site.xml", site)] {
+        // A file someone else wrote (a user's or a test's own settings) stays.
+        let ours = std::fs::read_to_string(conf.join(name)).map_or(true, |t| t.contains(MARK));
+        if ours {
+            tdfs_meta_raft::log_store::write_atomic(&conf, name, text.as_bytes())?;
+        }
+    }
     Ok(conf)
 }
 

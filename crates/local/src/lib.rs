@@ -3,6 +3,8 @@
 //! and tests. Nodes can be stopped and restarted on their addresses and data
 //! directories; metadata links can be cut through each node's fault table.
 
+pub mod http;
+
 use anyhow::Context;
 use serde::Deserialize;
 use serde_json::json;
@@ -17,10 +19,9 @@ use tdfs_datanode::block_store::{BlockStore, StoreConfig};
 use tdfs_datanode::node::{DatanodeConfig, DatanodeHandle};
 use tdfs_http::HttpServer;
 use tdfs_meta_raft::config::MetaConfig;
-use tdfs_meta_raft::network::Faults;
 use tdfs_meta_raft::{MetaHandle, MetaNode};
 use tdfs_proto::DatanodeId;
-use tdfs_rpc::ClusterKey;
+use tdfs_rpc::{ClusterKey, Connector, FaultNet};
 use tokio::net::TcpListener;
 
 /// Adjusts a node's configuration before it starts.
@@ -45,6 +46,8 @@ pub struct LocalConfig {
     pub tweak_meta: Option<Tweak<MetaConfig>>,
     /// Adjusts each datanode's config.
     pub tweak_datanode: Option<Tweak<DatanodeConfig>>,
+    /// Seeds the fault table's random drops and reorders.
+    pub seed: u64,
 }
 
 impl LocalConfig {
@@ -61,6 +64,7 @@ impl LocalConfig {
             key_file: None,
             tweak_meta: None,
             tweak_datanode: None,
+            seed: 0,
         }
     }
 }
@@ -131,7 +135,10 @@ pub struct LocalCluster {
     pub cfg: LocalConfig,
     pub meta_addrs: BTreeMap<u64, String>,
     pub metas: BTreeMap<u64, Option<MetaHandle>>,
-    pub faults: BTreeMap<u64, Arc<Faults>>,
+    /// The fault table every node's connections go through: partition,
+    /// isolate, cut one way, drop, delay and reorder links by node name
+    /// (`meta-<id>`, a datanode's id, `client`).
+    pub net: Arc<FaultNet>,
     pub datanodes: Vec<DnSlot>,
     /// Each metadata node's HTTP address (WebHDFS, status page, metrics).
     pub meta_http: BTreeMap<u64, String>,
@@ -139,6 +146,8 @@ pub struct LocalCluster {
     /// Each metadata node's HDFS IPC address (`hdfs://`, ClientNamenodeProtocol).
     pub meta_hdfs: BTreeMap<u64, String>,
     hdfs_servers: BTreeMap<u64, tdfs_hdfs_rpc::namenode::HdfsServer>,
+    /// Each node's clock, by name, so a test can skew or jump one.
+    pub clocks: BTreeMap<String, tdfs_rpc::Clock>,
 }
 
 /// What the `cluster.json` of a previous run says: the addresses a
@@ -199,7 +208,7 @@ impl LocalCluster {
             cfg: cfg.clone(),
             meta_addrs,
             metas: BTreeMap::new(),
-            faults: BTreeMap::new(),
+            net: FaultNet::new(cfg.seed),
             datanodes: Vec::new(),
             meta_http: prev
                 .meta
@@ -213,6 +222,7 @@ impl LocalCluster {
                 .filter_map(|m| Some((m.id, m.hdfs.clone()?)))
                 .collect(),
             hdfs_servers: BTreeMap::new(),
+            clocks: BTreeMap::new(),
         };
         for (id, l) in listeners {
             c.start_meta_on(id, l).await?;
@@ -257,7 +267,12 @@ impl LocalCluster {
     }
 
     async fn start_meta_on(&mut self, id: u64, l: TcpListener) -> anyhow::Result<()> {
-        let faults = self.faults.entry(id).or_default().clone();
+        let name = format!("meta-{id}");
+        self.net.name(&self.meta_addrs[&id], &name);
+        let seams = tdfs_meta_raft::Seams {
+            connector: Connector::filtered(&name, self.net.clone()),
+            clock: self.clocks.entry(name).or_default().clone(),
+        };
         let want = self
             .meta_http
             .get(&id)
@@ -275,8 +290,8 @@ impl LocalCluster {
         let nl = bind_http(want)
             .await
             .with_context(|| format!("cannot listen on {want} (hdfs of metadata node {id})"))?;
-        let h = tdfs_meta_raft::start(mc, l, faults).await?;
-        let server = tdfs_http::start_meta(h.node.clone(), hl)?;
+        let h = tdfs_meta_raft::start(mc, l, seams).await?;
+        let server = http::start_meta_http(&h.node, hl)?;
         let hdfs = tdfs_hdfs_rpc::namenode::start(h.node.clone(), nl, Default::default())?;
         self.meta_http.insert(id, http);
         self.http_servers.insert(id, server);
@@ -326,10 +341,14 @@ impl LocalCluster {
         let mut dc = DatanodeConfig::new(addr.clone(), self.meta_addrs.values().cloned().collect());
         dc.key = self.cfg.key.clone();
         dc.http = Some(http.clone());
+        let name = store.datanode_id().0.clone();
+        self.net.name(&addr, &name);
+        dc.connector = Connector::filtered(&name, self.net.clone());
+        dc.clock = self.clocks.entry(name).or_default().clone();
         if let Some(t) = &self.cfg.tweak_datanode {
             t(&mut dc);
         }
-        let server = tdfs_http::start_datanode(&dc, store.clone(), hl)?;
+        let server = http::start_datanode_http(&dc, store.clone(), hl)?;
         let h = tdfs_datanode::node::start(dc, store, l).await?;
         let slot = &mut self.datanodes[i];
         slot.http = Some(http);
@@ -420,25 +439,23 @@ impl LocalCluster {
         let mut missing = String::from("no leader");
         loop {
             if let Some(l) = self.leader() {
-                let init = l.sm.state.read().unwrap().ns.is_initialized();
-                let unregistered: Vec<&DatanodeId> = {
-                    let st = l.sm.state.read().unwrap();
-                    want.iter()
-                        .filter(|id| !st.ns.datanodes.contains_key(id))
-                        .collect()
-                };
-                let unreported: Vec<&DatanodeId> = {
-                    let v = l.view.lock().unwrap();
-                    want.iter()
-                        .filter(|id| !v.datanodes.get(id).is_some_and(|d| d.reported_this_term))
-                        .collect()
-                };
+                let (init, unregistered, unreported) = l.inspect(|ns, v| {
+                    let unregistered: Vec<&DatanodeId> = want
+                        .iter()
+                        .filter(|id| !ns.datanodes().contains_key(id))
+                        .collect();
+                    let unreported: Vec<&DatanodeId> = want
+                        .iter()
+                        .filter(|id| !v.nodes.by_id(id).is_some_and(|d| d.reported_this_term))
+                        .collect();
+                    (ns.is_initialized(), unregistered, unreported)
+                });
                 if init && unregistered.is_empty() && unreported.is_empty() {
                     return Ok(());
                 }
                 missing = format!(
                     "leader {}: initialized {init}, unregistered {unregistered:?}, no full report from {unreported:?}",
-                    l.config.id
+                    l.id()
                 );
             }
             if Instant::now() >= deadline {
@@ -452,6 +469,7 @@ impl LocalCluster {
     pub fn client(&self, user: &str) -> Arc<MetaClient> {
         let mut cfg = ClientConfig::new(self.meta_addrs.values().cloned().collect(), user);
         cfg.key = self.cfg.key.clone();
+        cfg.connector = Connector::filtered("client", self.net.clone());
         Arc::new(MetaClient::new(cfg).expect("addresses are set"))
     }
 

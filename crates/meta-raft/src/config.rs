@@ -1,6 +1,5 @@
 //! Configuration of a metadata node, with defaults in one place.
 
-use crate::namespace::Defaults;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use tdfs_rpc::ClusterKey;
@@ -40,6 +39,32 @@ pub mod defaults {
     pub const BLOCK_SIZE: u64 = 64 << 20;
 }
 
+/// Cluster-wide defaults for new files (stamped into each create by the
+/// leader, so every replica applies the same).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Defaults {
+    pub replication: u16,
+    pub block_size: u64,
+}
+
+impl Default for Defaults {
+    fn default() -> Self {
+        Defaults {
+            replication: defaults::REPLICATION,
+            block_size: defaults::BLOCK_SIZE,
+        }
+    }
+}
+
+/// Policy settings with this node's defaults (tests of the state machine).
+pub fn policy_config_default() -> tdfs_policy::PolicyConfig {
+    tdfs_policy::PolicyConfig::new(tdfs_policy::LivenessConfig {
+        stale_after: std::time::Duration::from_millis(defaults::STALE_AFTER_MS),
+        dead_after: std::time::Duration::from_millis(defaults::DEAD_AFTER_MS),
+        gossip: true,
+    })
+}
+
 /// Everything a metadata node needs to start.
 #[derive(Clone, Debug)]
 pub struct MetaConfig {
@@ -77,6 +102,20 @@ pub struct MetaConfig {
 }
 
 impl MetaConfig {
+    /// The policies' settings.
+    pub fn policy(&self) -> tdfs_policy::PolicyConfig {
+        let mut p = tdfs_policy::PolicyConfig::new(tdfs_policy::LivenessConfig {
+            stale_after: std::time::Duration::from_millis(self.stale_after_ms),
+            dead_after: std::time::Duration::from_millis(self.dead_after_ms),
+            gossip: self.gossip,
+        });
+        p.streams_per_node = defaults::STREAMS_PER_NODE;
+        p.moves_per_node = defaults::MOVES_PER_NODE;
+        p
+    }
+}
+
+impl MetaConfig {
     /// A config with defaults for everything but identity and location.
     pub fn new(id: u64, addr: String, data_dir: PathBuf, peers: BTreeMap<u64, String>) -> Self {
         MetaConfig {
@@ -91,10 +130,7 @@ impl MetaConfig {
             election_min_ms: defaults::ELECTION_MIN_MS,
             election_max_ms: defaults::ELECTION_MAX_MS,
             snapshot_logs: defaults::SNAPSHOT_LOGS,
-            defaults: Defaults {
-                replication: defaults::REPLICATION,
-                block_size: defaults::BLOCK_SIZE,
-            },
+            defaults: Defaults::default(),
             superuser: current_user(),
             lease_timeout_ms: defaults::LEASE_TIMEOUT_MS,
             stale_after_ms: defaults::STALE_AFTER_MS,
@@ -135,13 +171,8 @@ impl MetaConfig {
         if self.defaults.replication == 0 {
             return Err("replication must be at least 1".into());
         }
-        if self.defaults.block_size < crate::namespace::MIN_BLOCK_SIZE {
-            return Err(format!(
-                "block size {} is below the minimum {}",
-                self.defaults.block_size,
-                crate::namespace::MIN_BLOCK_SIZE
-            ));
-        }
+        tdfs_namespace::check_file_params(self.defaults.replication, self.defaults.block_size)
+            .map_err(|e| e.to_string())?;
         Ok(())
     }
 }

@@ -1,23 +1,23 @@
-//! The metadata service: openraft type configuration, durable log store,
-//! namespace state machine, Raft network, RPC server and leader duties.
+//! The metadata service: openraft's type configuration, the durable log
+//! store, the state machine over the pure namespace, the Raft network, and
+//! the node — its operations (one core behind every protocol front end),
+//! the datanode protocol, administration and the leader's duties.
 
-pub mod balancer;
-pub mod cluster;
-pub mod command;
+pub mod admin;
 pub mod config;
-pub mod data_ops;
+pub mod core;
+pub mod datanodes;
+pub mod gossip;
+pub mod leader;
 pub mod log_store;
 pub mod metrics;
-pub mod namespace;
 pub mod network;
 pub mod node;
-pub mod placement;
-pub mod policy;
-pub mod replication;
-pub mod retry;
+pub mod ops;
 pub mod service;
+pub mod snapshot;
 pub mod state_machine;
 pub mod types;
 
 pub use config::MetaConfig;
-pub use node::{start, MetaHandle, MetaNode};
+pub use node::{start, MetaHandle, MetaNode, Seams};

@@ -1,6 +1,6 @@
 //! The Raft network: openraft's RPCs as `Request::Raft` frames over the
-//! authenticated RPC transport, with a fault table in front of every send so
-//! tests can partition, isolate and heal nodes in-process.
+//! authenticated RPC transport, through the node's connector (whose fault
+//! filters let tests partition, isolate, delay and heal links in process).
 
 use crate::types::{NodeId, TypeConfig};
 use openraft::error::{
@@ -13,46 +13,13 @@ use openraft::raft::{
 };
 use openraft::BasicNode;
 use serde::{de::DeserializeOwned, Serialize};
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tdfs_proto::codec::{decode, encode};
 use tdfs_proto::meta::{RaftKind, Request, Response};
 use tdfs_proto::FsError;
-use tdfs_rpc::{ClusterKey, RpcClient, RpcError};
-
-/// Links that are cut: a message from `a` to `b` is dropped when `(a, b)` is
-/// in the set. Empty in production.
-#[derive(Debug, Default)]
-pub struct Faults {
-    cut: RwLock<HashSet<(NodeId, NodeId)>>,
-}
-
-impl Faults {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Faults::default())
-    }
-
-    /// Whether `from` may reach `to`.
-    pub fn allows(&self, from: NodeId, to: NodeId) -> bool {
-        let cut = self.cut.read().unwrap();
-        cut.is_empty() || !cut.contains(&(from, to))
-    }
-
-    /// Cuts both directions between `node` and each of `others`.
-    pub fn isolate(&self, node: NodeId, others: &[NodeId]) {
-        let mut cut = self.cut.write().unwrap();
-        for &o in others {
-            cut.insert((node, o));
-            cut.insert((o, node));
-        }
-    }
-
-    /// Restores every link.
-    pub fn heal(&self) {
-        self.cut.write().unwrap().clear();
-    }
-}
+use tdfs_rpc::{ClusterKey, Connector, RpcClient, RpcError};
 
 /// Multiplexed connections to peers, shared by every Raft client of a node
 /// (openraft creates a client per replication stream and per leadership
@@ -62,17 +29,20 @@ pub type Pool = Arc<Mutex<HashMap<String, RpcClient<Request, Response>>>>;
 /// Returns a live pooled connection to `addr`, connecting if needed.
 pub async fn pooled(
     pool: &Pool,
+    connector: &Connector,
     addr: &str,
     key: Option<&ClusterKey>,
     timeout: Duration,
 ) -> Result<RpcClient<Request, Response>, RpcError> {
-    if let Some(c) = pool.lock().unwrap().get(addr) {
+    if let Some(c) = pool.lock().unwrap_or_else(|e| e.into_inner()).get(addr) {
         if !c.is_closed() {
             return Ok(c.clone());
         }
     }
-    let c = RpcClient::connect(addr, key, timeout).await?;
-    pool.lock().unwrap().insert(addr.to_string(), c.clone());
+    let c = RpcClient::connect_via(connector, addr, key, timeout).await?;
+    pool.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(addr.to_string(), c.clone());
     Ok(c)
 }
 
@@ -81,7 +51,7 @@ pub async fn pooled(
 pub struct Network {
     pub id: NodeId,
     pub key: Option<ClusterKey>,
-    pub faults: Arc<Faults>,
+    pub connector: Connector,
     pub pool: Pool,
 }
 
@@ -90,11 +60,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         PeerClient {
-            from: self.id,
             target,
             addr: node.addr.clone(),
             key: self.key.clone(),
-            faults: self.faults.clone(),
+            connector: self.connector.clone(),
             pool: self.pool.clone(),
         }
     }
@@ -102,11 +71,10 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 /// One Raft peer, connected lazily and reconnected after failures.
 pub struct PeerClient {
-    from: NodeId,
     target: NodeId,
     addr: String,
     key: Option<ClusterKey>,
-    faults: Arc<Faults>,
+    connector: Connector,
     pool: Pool,
 }
 
@@ -119,14 +87,9 @@ impl PeerClient {
         req: &Q,
         timeout: Duration,
     ) -> Result<A, RpcErr<E>> {
-        if !self.faults.allows(self.from, self.target) {
-            return Err(unreachable(format!(
-                "link {} -> {} is cut",
-                self.from, self.target
-            )));
-        }
         let conn = pooled(
             &self.pool,
+            &self.connector,
             &self.addr,
             self.key.as_ref(),
             timeout.max(Duration::from_millis(500)),
@@ -147,13 +110,6 @@ impl PeerClient {
             Err(RpcError::Unreachable { reason, .. }) => return Err(unreachable(reason)),
             Err(e) => return Err(network(e.to_string())),
         };
-        // The link may have been cut while the call was in flight.
-        if !self.faults.allows(self.target, self.from) {
-            return Err(unreachable(format!(
-                "link {} -> {} is cut",
-                self.target, self.from
-            )));
-        }
         let r: Result<A, E> = decode(&bytes).map_err(|e| network(e.to_string()))?;
         r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }

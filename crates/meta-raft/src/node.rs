@@ -1,48 +1,61 @@
 //! A metadata node: Raft, the state machine, the group-commit proposer, the
-//! batched read-index gate, leader duties and the RPC server, wired together.
+//! batched read-index gate, the leadership watcher, the leader driver and
+//! the RPC server, wired together. Its state is private: callers go
+//! through its methods, and both locks are taken in one place
+//! ([`crate::core`]).
 
-use crate::cluster::{ClusterView, LivenessConfig};
-use crate::command::{Command, Op, OpKind};
 use crate::config::{defaults, MetaConfig};
+use crate::core::Core;
 use crate::log_store::LogStore;
-use crate::network::{pooled, Faults, Network, Pool};
+use crate::metrics::MetaMetrics;
+use crate::network::{pooled, Network, Pool};
 use crate::service::MetaService;
-use crate::state_machine::{SmShared, StateMachine};
-use crate::types::{NodeId, Raft};
+use crate::state_machine::{reload_view, StateMachine};
+use crate::types::{BatchResult, NodeId, Raft};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState, SnapshotPolicy};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tdfs_proto::meta::{MetaResponse, Request, Response};
+use std::time::Duration;
+use tdfs_namespace::{Batch, LogOp, Namespace, Outcome, Stamp, Stamped};
+use tdfs_policy::ClusterState;
+use tdfs_proto::event::EventKind;
+use tdfs_proto::ids::CallId;
+use tdfs_proto::meta::{Request, Response};
 use tdfs_proto::FsError;
-use tdfs_rpc::{serve, ServerConfig, Shutdown};
+use tdfs_rpc::{serve, Clock, Connector, EventBus, ServerConfig, Shutdown};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-type Reply = oneshot::Sender<Result<MetaResponse, FsError>>;
+type Reply = oneshot::Sender<Result<Outcome, FsError>>;
+
+/// The seams a node runs on: how it connects and what time it is.
+#[derive(Clone, Debug, Default)]
+pub struct Seams {
+    pub connector: Connector,
+    pub clock: Clock,
+}
 
 /// A running metadata node.
 pub struct MetaNode {
-    pub config: MetaConfig,
-    pub raft: Raft,
-    /// The state machine's state, read by the RPC server.
-    pub sm: Arc<SmShared>,
-    /// Cut links for fault-injection tests.
-    pub faults: Arc<Faults>,
+    config: MetaConfig,
+    raft: Raft,
+    core: Arc<Core>,
+    seams: Seams,
     /// Connections to the other metadata nodes.
-    pub pool: Pool,
-    /// Replica locations, datanode liveness, intents and leases (soft state).
-    pub view: Mutex<ClusterView>,
-    pub liveness: LivenessConfig,
-    /// A threshold asked for by `tdfs balancer` (percent), overriding the
-    /// configured one while it runs.
-    pub balance_override: Mutex<Option<f64>>,
-    /// Prometheus metrics of this node.
-    pub metrics: Arc<crate::metrics::MetaMetrics>,
-    proposals: mpsc::Sender<(Op, Reply)>,
+    pool: Pool,
+    metrics: Arc<MetaMetrics>,
+    proposals: mpsc::Sender<(Stamped, Reply)>,
     reads: mpsc::Sender<oneshot::Sender<Result<u64, FsError>>>,
+    /// The term this node leads in and has applied an entry of (0: not
+    /// ready to lead): the leader driver and the datanode polls wait on it.
+    ready_term: watch::Sender<u64>,
+    /// A threshold asked for by `tdfs balancer`, as f64 bits (0: none).
+    balance_override: AtomicU64,
+    /// Counts the leader's policy rounds (the balancer waits on it).
+    rounds: watch::Sender<u64>,
 }
 
 /// Owns a node's tasks; dropping it does not stop them, `shutdown` does.
@@ -67,19 +80,11 @@ impl MetaHandle {
     }
 }
 
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Starts a metadata node serving on `listener` (bound by the caller).
 pub async fn start(
     config: MetaConfig,
     listener: TcpListener,
-    faults: Arc<Faults>,
+    seams: Seams,
 ) -> anyhow::Result<MetaHandle> {
     config.validate().map_err(anyhow::Error::msg)?;
     let raft_config = openraft::Config {
@@ -96,42 +101,46 @@ pub async fn start(
     }
     .validate()?;
     let log = LogStore::open(&config.data_dir.join("raft"), config.fsync)?;
-    let metrics = crate::metrics::MetaMetrics::new(log.committed_index());
-    let sm = StateMachine::open(&config.data_dir.join("sm"), config.defaults.clone())?;
-    let shared = sm.shared.clone();
+    let metrics = Arc::new(MetaMetrics::new(log.committed_index()));
+    let sm_dir = config.data_dir.join("sm");
+    let (rep, meta) = crate::state_machine::load(&sm_dir)?;
+    let events = EventBus::new(format!("meta-{}", config.id), seams.clock.clone());
+    let mut view = ClusterState::new(config.policy());
+    reload_view(&rep, &mut view, seams.clock.now());
+    let core = Arc::new(Core::new(rep, view, events, seams.clock.clone()));
+    let sm = StateMachine::new(core.clone(), &sm_dir, meta);
     let pool: Pool = Arc::new(Mutex::new(HashMap::new()));
     let network = Network {
         id: config.id,
         key: config.key.clone(),
-        faults: faults.clone(),
+        connector: seams.connector.clone(),
         pool: pool.clone(),
     };
     let raft = Raft::new(config.id, Arc::new(raft_config), network, log, sm).await?;
-
     let (stop, shutdown) = Shutdown::new();
     let (ptx, prx) = mpsc::channel(8192);
     let (rtx, rrx) = mpsc::channel(8192);
     let node = Arc::new(MetaNode {
         config: config.clone(),
         raft: raft.clone(),
-        sm: shared,
-        faults,
+        core,
+        seams,
         pool,
-        view: Mutex::new(ClusterView::default()),
-        liveness: LivenessConfig {
-            stale_after: Duration::from_millis(config.stale_after_ms),
-            dead_after: Duration::from_millis(config.dead_after_ms),
-        },
-        balance_override: Mutex::new(None),
-        metrics: Arc::new(metrics),
+        metrics,
         proposals: ptx,
         reads: rtx,
+        ready_term: watch::channel(0).0,
+        balance_override: AtomicU64::new(0),
+        rounds: watch::channel(0).0,
     });
     let mut tasks = vec![
         tokio::spawn(proposer(raft.clone(), prx, shutdown.clone())),
         tokio::spawn(read_gate(node.clone(), rrx, shutdown.clone())),
-        tokio::spawn(leader_duties(node.clone(), shutdown.clone())),
-        tokio::spawn(crate::policy::run(node.clone(), shutdown.clone())),
+        tokio::spawn(crate::leader::watch_leadership(
+            node.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(crate::leader::drive(node.clone(), shutdown.clone())),
     ];
     let server_config = ServerConfig {
         key: config.key.clone(),
@@ -144,10 +153,9 @@ pub async fn start(
         server_config,
         shutdown.clone(),
     )));
-
     let gossip = if config.gossip {
-        let g = start_gossip(&config).await?;
-        tasks.push(tokio::spawn(follow_gossip(
+        let g = crate::gossip::start(&config).await?;
+        tasks.push(tokio::spawn(crate::gossip::follow(
             node.clone(),
             g.subscribe(),
             shutdown.clone(),
@@ -156,20 +164,7 @@ pub async fn start(
     } else {
         None
     };
-
-    if config.peers.contains_key(&config.id) && !raft.is_initialized().await? {
-        let members: BTreeMap<NodeId, BasicNode> = config
-            .peers
-            .iter()
-            .map(|(id, a)| (*id, BasicNode::new(a.clone())))
-            .collect();
-        // Every founding member initializes with the same membership; openraft
-        // accepts identical initial logs, and a node that already received
-        // logs from a peer answers NotAllowed, which is fine.
-        if let Err(e) = raft.initialize(members).await {
-            tracing::debug!("initialize: {e}");
-        }
-    }
+    initialize(&config, &raft).await?;
     Ok(MetaHandle {
         node,
         stop,
@@ -178,80 +173,97 @@ pub async fn start(
     })
 }
 
-/// Joins the gossip cluster on UDP at this node's port, seeded with the
-/// other metadata nodes.
-async fn start_gossip(config: &MetaConfig) -> anyhow::Result<tdfs_gossip::GossipHandle> {
-    use tdfs_gossip::{GossipConfig, NodeIdentity, Role};
-    let addr: std::net::SocketAddr = tokio::net::lookup_host(&config.addr)
-        .await?
-        .next()
-        .ok_or_else(|| anyhow::anyhow!("cannot resolve {}", config.addr))?;
-    let mut seeds = Vec::new();
-    for (id, a) in &config.peers {
-        if *id != config.id {
-            if let Some(s) = tokio::net::lookup_host(a).await?.next() {
-                seeds.push(s);
-            }
+/// Founding members initialize the group with the same membership;
+/// openraft accepts identical initial logs, and a node that already
+/// received logs from a peer answers NotAllowed, which is fine.
+async fn initialize(config: &MetaConfig, raft: &Raft) -> anyhow::Result<()> {
+    if config.peers.contains_key(&config.id) && !raft.is_initialized().await? {
+        let members: BTreeMap<NodeId, BasicNode> = config
+            .peers
+            .iter()
+            .map(|(id, a)| (*id, BasicNode::new(a.clone())))
+            .collect();
+        if let Err(e) = raft.initialize(members).await {
+            tracing::debug!("initialize: {e}");
         }
     }
-    let ident = NodeIdentity::new(format!("meta-{}", config.id), Role::Meta, addr);
-    let mut gc = GossipConfig::new(ident, seeds);
-    gc.key = config.key.clone();
-    Ok(tdfs_gossip::start(gc).await?)
-}
-
-/// Feeds gossip's view of the datanodes into the soft cluster view.
-async fn follow_gossip(
-    node: Arc<MetaNode>,
-    mut events: tokio::sync::broadcast::Receiver<tdfs_gossip::MemberEvent>,
-    mut shutdown: Shutdown,
-) {
-    use tdfs_gossip::{MemberEvent, Role};
-    loop {
-        let ev = tokio::select! {
-            _ = shutdown.wait() => return,
-            e = events.recv() => e,
-        };
-        let now = std::time::Instant::now();
-        match ev {
-            Ok(MemberEvent::Down(m)) if m.role == Role::Datanode => {
-                tracing::info!("gossip: datanode {} is down", m.id);
-                node.view
-                    .lock()
-                    .unwrap()
-                    .gossip(&tdfs_proto::DatanodeId(m.id), true, now);
-            }
-            Ok(MemberEvent::Up(m)) if m.role == Role::Datanode => {
-                node.view
-                    .lock()
-                    .unwrap()
-                    .gossip(&tdfs_proto::DatanodeId(m.id), false, now);
-            }
-            Ok(MemberEvent::Usage(id, u)) => {
-                node.view
-                    .lock()
-                    .unwrap()
-                    .gossip_usage(&tdfs_proto::DatanodeId(id), u);
-            }
-            Ok(_) => {}
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                tracing::warn!("gossip: {n} membership events were missed");
-            }
-            Err(_) => return,
-        }
-    }
+    Ok(())
 }
 
 impl MetaNode {
+    pub fn config(&self) -> &MetaConfig {
+        &self.config
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.config.id
+    }
+
+    /// The Raft handle (metrics, triggers).
+    pub fn raft(&self) -> &Raft {
+        &self.raft
+    }
+
+    pub fn metrics(&self) -> &Arc<MetaMetrics> {
+        &self.metrics
+    }
+
+    /// This node's events.
+    pub fn events(&self) -> &EventBus {
+        &self.core.events
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.seams.clock
+    }
+
+    pub fn connector(&self) -> &Connector {
+        &self.seams.connector
+    }
+
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Looks at the namespace and the soft state together (read-only;
+    /// tests and reports).
+    pub fn inspect<R>(&self, f: impl FnOnce(&Namespace, &ClusterState) -> R) -> R {
+        self.core.both(|r, v| f(&r.ns, v))
+    }
+
+    /// The last applied log index.
+    pub fn applied_index(&self) -> u64 {
+        self.core.applied()
+    }
+
+    /// A stamp for an operation by `user`, on this node's clock.
+    pub fn stamp(&self, user: &str, call: Option<CallId>) -> Stamp {
+        Stamp {
+            user: user.to_string(),
+            call,
+            now: self.core.wall_ms(),
+        }
+    }
+
     /// Proposes a mutation through Raft and waits for its result.
-    pub async fn propose(&self, op: Op) -> Result<MetaResponse, FsError> {
+    pub async fn propose(&self, stamp: Stamp, op: LogOp) -> Result<Outcome, FsError> {
         let (tx, rx) = oneshot::channel();
+        let shutting = || FsError::Unavailable("node is shutting down".into());
         self.proposals
-            .send((op, tx))
+            .send((Stamped { stamp, op }, tx))
             .await
-            .map_err(|_| FsError::Unavailable("node is shutting down".into()))?;
-        rx.await
-            .map_err(|_| FsError::Unavailable("node is shutting down".into()))?
+            .map_err(|_| shutting())?;
+        rx.await.map_err(|_| shutting())?
+    }
+
+    /// Proposes an operation on behalf of the node itself.
+    pub async fn propose_system(&self, op: LogOp) -> Result<Outcome, FsError> {
+        let stamp = self.stamp(&self.config.superuser, None);
+        self.propose(stamp, op).await
     }
 
     /// Waits until a linearizable read may be served from the local state:
@@ -265,26 +277,21 @@ impl MetaNode {
     /// A read index obtained together with every concurrent reader's.
     pub async fn batched_read_index(&self) -> Result<u64, FsError> {
         let (tx, rx) = oneshot::channel();
-        self.reads
-            .send(tx)
-            .await
-            .map_err(|_| FsError::Unavailable("node is shutting down".into()))?;
-        rx.await
-            .map_err(|_| FsError::Unavailable("node is shutting down".into()))?
+        let shutting = || FsError::Unavailable("node is shutting down".into());
+        self.reads.send(tx).await.map_err(|_| shutting())?;
+        rx.await.map_err(|_| shutting())?
     }
 
     /// Waits until the local state machine has applied `index`.
     pub async fn wait_applied(&self, index: u64) -> Result<(), FsError> {
-        let applied = self.sm.state.read().unwrap().last_applied.map(|l| l.index);
-        if applied.is_some_and(|a| a >= index) {
-            return Ok(());
+        let mut rx = self.core.applied.subscribe();
+        let r = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|a| *a >= index)).await;
+        match r {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(FsError::Unavailable(format!(
+                "state machine is behind read index {index}"
+            ))),
         }
-        self.raft
-            .wait(Some(Duration::from_secs(10)))
-            .applied_index_at_least(Some(index), "read barrier")
-            .await
-            .map(|_| ())
-            .map_err(|e| FsError::Unavailable(format!("state machine is behind: {e}")))
     }
 
     /// The leader as this node knows it: id and address.
@@ -303,17 +310,42 @@ impl MetaNode {
         self.raft.metrics().borrow().current_leader == Some(self.config.id)
     }
 
-    /// Obtains a read index: the leader confirms its leadership with a quorum;
-    /// a follower asks the leader.
+    /// Leads, with an entry of its own term applied (so it judges replicas
+    /// against a namespace no older than any earlier leader's).
+    pub fn leader_ready(&self) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        m.state == ServerState::Leader
+            && m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term)
+    }
+
+    /// Counts the leader's policy rounds.
+    pub(crate) fn rounds(&self) -> &watch::Sender<u64> {
+        &self.rounds
+    }
+
+    /// The term this node is ready to lead in (0 when not).
+    pub(crate) fn ready_term(&self) -> &watch::Sender<u64> {
+        &self.ready_term
+    }
+
+    pub fn not_leader(&self) -> FsError {
+        FsError::NotLeader {
+            leader: self.leader_hint(),
+        }
+    }
+
+    /// Obtains a read index: the leader confirms its leadership with a
+    /// quorum; a follower asks the leader.
     async fn obtain_read_index(&self) -> Result<u64, FsError> {
         if self.is_leader() {
-            return self.leader_read_index().await;
+            return self.leader_read_index().await.map(|(i, _)| i);
         }
         let Some((_, addr)) = self.leader_hint() else {
             return Err(FsError::NotLeader { leader: None });
         };
         let conn = pooled(
             &self.pool,
+            &self.seams.connector,
             &addr,
             self.config.key.as_ref(),
             Duration::from_secs(1),
@@ -327,11 +359,13 @@ impl MetaNode {
         }
     }
 
-    /// Leader side of a read index: confirm leadership with a quorum and
-    /// return the index the state machine must reach.
-    pub async fn leader_read_index(&self) -> Result<u64, FsError> {
+    /// Leader side of a read index: confirms leadership with a quorum and
+    /// returns the index the state machine must reach and the term in
+    /// which leadership was confirmed.
+    pub async fn leader_read_index(&self) -> Result<(u64, u64), FsError> {
+        let term = self.raft.metrics().borrow().current_term;
         match self.raft.get_read_log_id().await {
-            Ok((read, _)) => Ok(read.map(|l| l.index).unwrap_or(0)),
+            Ok((read, _)) => Ok((read.map(|l| l.index).unwrap_or(0), term)),
             Err(RaftError::APIError(e)) => match e {
                 openraft::error::CheckIsLeaderError::ForwardToLeader(f) => {
                     Err(FsError::NotLeader {
@@ -348,21 +382,22 @@ impl MetaNode {
 
     /// The balancing threshold in force, as a fraction.
     pub fn balance_threshold(&self) -> Option<f64> {
-        self.balance_override
-            .lock()
-            .unwrap()
-            .or(self.config.balance_threshold_pct)
-            .map(|p| p / 100.0)
+        let o = self.balance_override.load(Ordering::Relaxed);
+        if o != 0 {
+            return Some(f64::from_bits(o) / 100.0);
+        }
+        self.config.balance_threshold_pct.map(|p| p / 100.0)
     }
 
-    /// A stamped operation on behalf of the node itself.
-    pub fn system_op(&self, kind: OpKind) -> Op {
-        Op {
-            user: self.config.superuser.clone(),
-            call: None,
-            now: now_ms(),
-            kind,
-        }
+    /// Sets (or clears) the threshold `tdfs balancer` asked for, percent.
+    pub(crate) fn set_balance_override(&self, pct: Option<f64>) {
+        self.balance_override
+            .store(pct.map_or(0, f64::to_bits), Ordering::Relaxed);
+    }
+
+    /// Publishes an event from this node.
+    pub(crate) fn publish(&self, e: EventKind) {
+        self.core.events.publish(e);
     }
 }
 
@@ -382,7 +417,7 @@ pub fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) ->
 /// Group commit: drains whatever proposals are queued into one Raft entry,
 /// keeping up to `MAX_INFLIGHT_BATCHES` entries in flight; while they are,
 /// new proposals pile up and go out together in the next entry.
-async fn proposer(raft: Raft, mut rx: mpsc::Receiver<(Op, Reply)>, mut shutdown: Shutdown) {
+async fn proposer(raft: Raft, mut rx: mpsc::Receiver<(Stamped, Reply)>, mut shutdown: Shutdown) {
     let inflight = Arc::new(Semaphore::new(defaults::MAX_INFLIGHT_BATCHES));
     loop {
         let first = tokio::select! {
@@ -402,10 +437,11 @@ async fn proposer(raft: Raft, mut rx: mpsc::Receiver<(Op, Reply)>, mut shutdown:
         let raft = raft.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let (ops, replies): (Vec<Op>, Vec<Reply>) = batch.into_iter().unzip();
-            match raft.client_write(Command { ops }).await {
+            let (ops, replies): (Vec<Stamped>, Vec<Reply>) = batch.into_iter().unzip();
+            match raft.client_write(Batch { ops }).await {
                 Ok(resp) => {
-                    for (tx, r) in replies.into_iter().zip(resp.data) {
+                    let results: BatchResult = resp.data;
+                    for (tx, r) in replies.into_iter().zip(results) {
                         let _ = tx.send(r);
                     }
                 }
@@ -439,43 +475,6 @@ async fn read_gate(
         let r = node.obtain_read_index().await;
         for w in waiters {
             let _ = w.send(r.clone());
-        }
-    }
-}
-
-/// Work only the leader does: initialize the namespace on a fresh cluster,
-/// and commit an entry of its own term at once so reads are served promptly.
-async fn leader_duties(node: Arc<MetaNode>, mut shutdown: Shutdown) {
-    let mut metrics = node.raft.metrics();
-    let mut led_term = None;
-    loop {
-        let (state, term) = {
-            let m = metrics.borrow_and_update();
-            (m.state, m.current_term)
-        };
-        if state == ServerState::Leader && led_term != Some(term) {
-            led_term = Some(term);
-            node.view.lock().unwrap().new_term();
-            let initialized = node.sm.state.read().unwrap().ns.is_initialized();
-            if !initialized {
-                let op = node.system_op(OpKind::Init {
-                    superuser: node.config.superuser.clone(),
-                    supergroup: "supergroup".into(),
-                });
-                match node.propose(op).await {
-                    Ok(_) => {
-                        tracing::info!("namespace initialized, superuser {}", node.config.superuser)
-                    }
-                    Err(e) => tracing::warn!("namespace initialization failed: {e}"),
-                }
-            }
-            tracing::info!("node {} is the leader in term {term}", node.config.id);
-        } else if state != ServerState::Leader {
-            led_term = None;
-        }
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            r = metrics.changed() => if r.is_err() { return },
         }
     }
 }

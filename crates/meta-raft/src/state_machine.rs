@@ -1,131 +1,135 @@
-//! The Raft state machine: applies committed batches to the namespace and
-//! builds, stores and installs snapshots of it.
+//! The Raft state machine: applies committed batches to the namespace (and
+//! feeds what changed to the soft cluster state), and builds, stores and
+//! installs snapshots.
 //!
-//! A snapshot is built off the hot path: the namespace is cloned under a
-//! short read lock and serialized and written on a blocking thread. The
-//! newest snapshot is kept in one file (`snapshot.bin`, replaced atomically);
-//! at start the state machine loads it and openraft replays the log after it.
+//! A snapshot is built off the hot path: the namespace is frozen (its
+//! pages shared copy-on-write) under a short read lock and streamed to a
+//! file on a blocking thread while applies go on. The newest snapshot is
+//! one file (`snapshot.bin`, replaced atomically); at start the state
+//! machine loads it and openraft replays the log after it.
 
-use crate::command::CommandResult;
-use crate::log_store::write_atomic;
-use crate::namespace::{Defaults, Namespace};
+use crate::core::{Core, Replicated};
+use crate::snapshot::{read_snapshot_file, write_snapshot_file, SnapshotFileError};
 use crate::types::{
-    Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
+    BatchResult, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
-use serde::{Deserialize, Serialize};
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+use tdfs_namespace::Namespace;
+use tdfs_policy::ClusterState;
 
-const SNAPSHOT_FILE: &str = "snapshot.bin";
-
-/// Everything the state machine holds; readers take the read lock.
-pub struct SmState {
-    pub last_applied: Option<LogId>,
-    pub membership: StoredMembership,
-    pub ns: Namespace,
-}
-
-/// State shared between the state machine (writer) and the RPC server (readers).
-pub struct SmShared {
-    pub state: RwLock<SmState>,
+/// What the state machine keeps beside the shared core.
+struct SmFiles {
     dir: PathBuf,
     /// Metadata of the snapshot on disk.
-    snapshot_meta: Mutex<Option<SnapshotMeta>>,
-    snapshot_seq: AtomicU64,
+    meta: Mutex<Option<SnapshotMeta>>,
+    seq: AtomicU64,
     /// Serializes snapshot builds and installs.
-    snapshot_lock: tokio::sync::Mutex<()>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct SnapshotFile {
-    meta: SnapshotMeta,
-    data: Vec<u8>,
+    lock: tokio::sync::Mutex<()>,
 }
 
 /// The openraft state machine; clones share the same state.
 #[derive(Clone)]
 pub struct StateMachine {
-    pub shared: Arc<SmShared>,
+    core: Arc<Core>,
+    files: Arc<SmFiles>,
 }
 
-fn sm_err(e: impl std::fmt::Display) -> StorageError {
+pub(crate) fn sm_err(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::write_state_machine(AnyError::error(e.to_string())).into()
 }
+
 fn snap_err(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::read_snapshot(None, AnyError::error(e.to_string())).into()
 }
 
+/// Loads the replicated state from `dir`'s snapshot, if any. A snapshot
+/// that fails its checksum or does not decode is an error naming the file:
+/// the node must not start from a damaged state.
+pub fn load(dir: &Path) -> Result<(Replicated, Option<SnapshotMeta>), SnapshotFileError> {
+    std::fs::create_dir_all(dir).map_err(|e| SnapshotFileError::io(dir, e))?;
+    match read_snapshot_file(dir)? {
+        Some((meta, ns)) => Ok((
+            Replicated {
+                last_applied: meta.last_log_id,
+                membership: meta.last_membership.clone(),
+                ns,
+            },
+            Some(meta),
+        )),
+        None => Ok((
+            Replicated {
+                last_applied: None,
+                membership: StoredMembership::default(),
+                ns: Namespace::new(),
+            },
+            None,
+        )),
+    }
+}
+
 impl StateMachine {
-    /// Opens the state machine in `dir`, loading the newest snapshot.
-    pub fn open(dir: &Path, defaults: Defaults) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir).map_err(sm_err)?;
-        let mut state = SmState {
-            last_applied: None,
-            membership: StoredMembership::default(),
-            ns: Namespace::new(defaults),
-        };
-        let mut meta = None;
-        if let Some(file) = read_snapshot_file(dir)? {
-            let ns = decode_ns(&file.data)?;
-            state.last_applied = file.meta.last_log_id;
-            state.membership = file.meta.last_membership.clone();
-            state.ns = ns;
-            meta = Some(file.meta);
-        }
-        Ok(StateMachine {
-            shared: Arc::new(SmShared {
-                state: RwLock::new(state),
+    /// The state machine over `core`, whose replicated state was loaded
+    /// from `dir` with [`load`] (`meta` is that snapshot's metadata).
+    pub fn new(core: Arc<Core>, dir: &Path, meta: Option<SnapshotMeta>) -> Self {
+        StateMachine {
+            core,
+            files: Arc::new(SmFiles {
                 dir: dir.to_path_buf(),
-                snapshot_meta: Mutex::new(meta),
-                snapshot_seq: AtomicU64::new(0),
-                snapshot_lock: tokio::sync::Mutex::new(()),
+                meta: Mutex::new(meta),
+                seq: AtomicU64::new(0),
+                lock: tokio::sync::Mutex::new(()),
             }),
-        })
+        }
+    }
+
+    /// A state machine with its own core (the storage conformance suite).
+    pub fn open_standalone(dir: &Path) -> Result<Self, StorageError> {
+        let (rep, meta) = load(dir).map_err(snap_err)?;
+        let core = Arc::new(Core::new(
+            rep,
+            ClusterState::new(crate::config::policy_config_default()),
+            tdfs_rpc::EventBus::new("meta-0", tdfs_rpc::Clock::real()),
+            tdfs_rpc::Clock::real(),
+        ));
+        Ok(Self::new(core, dir, meta))
     }
 }
 
-fn read_snapshot_file(dir: &Path) -> Result<Option<SnapshotFile>, StorageError> {
-    let raw = match std::fs::read(dir.join(SNAPSHOT_FILE)) {
-        Ok(r) => r,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(snap_err(e)),
-    };
-    if raw.len() < 4
-        || crc32c::crc32c(&raw[4..]) != u32::from_be_bytes(raw[..4].try_into().unwrap())
-    {
-        return Err(snap_err("snapshot.bin is corrupt (crc mismatch)"));
+/// Rebuilds the soft state's block map from the namespace (after a load or
+/// a snapshot install).
+pub(crate) fn reload_view(rep: &Replicated, view: &mut ClusterState, now: std::time::Instant) {
+    let ns = &rep.ns;
+    let mut blocks = Vec::new();
+    ns.for_each_block(|b| blocks.push(b));
+    let admin: Vec<_> = ns
+        .datanodes()
+        .iter()
+        .map(|(id, r)| (id.clone(), r.admin))
+        .collect();
+    view.load_namespace(
+        blocks.into_iter(),
+        ns.next_block_id(),
+        admin.into_iter(),
+        ns.open_files(),
+        now,
+    );
+    for (id, r) in ns.datanodes() {
+        view.set_registered(id, r.admin, now);
     }
-    tdfs_proto::codec::decode_large(&raw[4..])
-        .map(Some)
-        .map_err(snap_err)
-}
-
-fn decode_ns(data: &[u8]) -> Result<Namespace, StorageError> {
-    let mut ns: Namespace = tdfs_proto::codec::decode_large(data).map_err(snap_err)?;
-    ns.rebuild_indexes();
-    Ok(ns)
-}
-
-fn write_snapshot_file(dir: &Path, file: &SnapshotFile) -> Result<(), StorageError> {
-    let body = tdfs_proto::codec::encode(file).map_err(sm_err)?;
-    let mut out = Vec::with_capacity(body.len() + 4);
-    out.extend_from_slice(&crc32c::crc32c(&body).to_be_bytes());
-    out.extend_from_slice(&body);
-    write_atomic(dir, SNAPSHOT_FILE, &out).map_err(sm_err)
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot, StorageError> {
-        let _g = self.shared.snapshot_lock.lock().await;
-        let (ns, last_applied, membership) = {
-            let st = self.shared.state.read().unwrap();
-            (st.ns.clone(), st.last_applied, st.membership.clone())
-        };
-        let seq = self.shared.snapshot_seq.fetch_add(1, Ordering::Relaxed);
+        let _g = self.files.lock.lock().await;
+        let (frozen, last_applied, membership) = self
+            .core
+            .ns(|r| (r.ns.freeze(), r.last_applied, r.membership.clone()));
+        let seq = self.files.seq.fetch_add(1, Ordering::Relaxed);
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{seq}", l.leader_id.term, l.index),
             None => format!("0-0-{seq}"),
@@ -135,17 +139,13 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             last_membership: membership,
             snapshot_id,
         };
-        let dir = self.shared.dir.clone();
-        let meta2 = meta.clone();
-        let data = tokio::task::spawn_blocking(move || {
-            let data = tdfs_proto::codec::encode(&ns).map_err(sm_err)?;
-            let file = SnapshotFile { meta: meta2, data };
-            write_snapshot_file(&dir, &file)?;
-            Ok::<_, StorageError>(file.data)
-        })
-        .await
-        .map_err(sm_err)??;
-        *self.shared.snapshot_meta.lock().unwrap() = Some(meta.clone());
+        let dir = self.files.dir.clone();
+        let m = meta.clone();
+        let data = tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &m, &frozen))
+            .await
+            .map_err(sm_err)?
+            .map_err(sm_err)?;
+        *self.files.meta.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta.clone());
         tracing::info!("snapshot {} built ({} bytes)", meta.snapshot_id, data.len());
         Ok(Snapshot {
             meta,
@@ -158,32 +158,41 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     type SnapshotBuilder = Self;
 
     async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), StorageError> {
-        let st = self.shared.state.read().unwrap();
-        Ok((st.last_applied, st.membership.clone()))
+        Ok(self.core.ns(|r| (r.last_applied, r.membership.clone())))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<CommandResult>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<BatchResult>, StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut st = self.shared.state.write().unwrap();
-        let mut out = Vec::new();
-        for e in entries {
-            st.last_applied = Some(e.log_id);
-            match e.payload {
-                EntryPayload::Blank => out.push(Vec::new()),
-                EntryPayload::Normal(cmd) => {
-                    let rs = cmd.ops.iter().map(|op| st.ns.apply(op)).collect();
-                    out.push(rs);
-                }
-                EntryPayload::Membership(m) => {
-                    st.membership = StoredMembership::new(Some(e.log_id), m);
-                    out.push(Vec::new());
+        let now = self.core.now();
+        Ok(self.core.apply(|rep, view| {
+            let mut out = Vec::new();
+            let mut events = Vec::new();
+            for e in entries {
+                rep.last_applied = Some(e.log_id);
+                match e.payload {
+                    EntryPayload::Blank => out.push(Vec::new()),
+                    EntryPayload::Normal(batch) => {
+                        let rs = batch
+                            .ops
+                            .iter()
+                            .map(|s| rep.ns.apply(&s.stamp, &s.op, &mut events))
+                            .collect();
+                        out.push(rs);
+                        for ev in events.drain(..) {
+                            view.ns_event(&ev, now);
+                        }
+                    }
+                    EntryPayload::Membership(m) => {
+                        rep.membership = StoredMembership::new(Some(e.log_id), m);
+                        out.push(Vec::new());
+                    }
                 }
             }
-        }
-        Ok(out)
+            out
+        }))
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
@@ -199,42 +208,54 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         meta: &SnapshotMeta,
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError> {
-        let _g = self.shared.snapshot_lock.lock().await;
+        let _g = self.files.lock.lock().await;
         let data = snapshot.into_inner();
-        let ns = decode_ns(&data)?;
-        let file = SnapshotFile {
-            meta: meta.clone(),
-            data,
-        };
-        let dir = self.shared.dir.clone();
-        let file = tokio::task::spawn_blocking(move || {
-            write_snapshot_file(&dir, &file)?;
-            Ok::<_, StorageError>(file)
+        let dir = self.files.dir.clone();
+        // Check and decode before anything replaces the current state.
+        let (file_meta, ns) = tokio::task::spawn_blocking(move || {
+            let parsed = crate::snapshot::parse(&data).map_err(snap_err)?;
+            crate::snapshot::store_raw(&dir, &data).map_err(sm_err)?;
+            Ok::<_, StorageError>(parsed)
         })
         .await
         .map_err(sm_err)??;
-        {
-            let mut st = self.shared.state.write().unwrap();
-            st.ns = ns;
-            st.last_applied = meta.last_log_id;
-            st.membership = meta.last_membership.clone();
+        if file_meta.last_log_id != meta.last_log_id {
+            tracing::warn!(
+                "installed snapshot names {:?}, openraft gave {:?}",
+                file_meta.last_log_id,
+                meta.last_log_id
+            );
         }
-        *self.shared.snapshot_meta.lock().unwrap() = Some(file.meta);
+        let now = self.core.now();
+        self.core.apply(|rep, view| {
+            rep.ns = ns;
+            rep.last_applied = meta.last_log_id;
+            rep.membership = meta.last_membership.clone();
+            reload_view(rep, view, now);
+        });
+        *self.files.meta.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta.clone());
         tracing::info!("installed snapshot {}", meta.snapshot_id);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        if self.shared.snapshot_meta.lock().unwrap().is_none() {
+        let Some(meta) = self
+            .files
+            .meta
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        else {
             return Ok(None);
-        }
-        let dir = self.shared.dir.clone();
-        let file = tokio::task::spawn_blocking(move || read_snapshot_file(&dir))
+        };
+        let dir = self.files.dir.clone();
+        let data = tokio::task::spawn_blocking(move || crate::snapshot::read_raw(&dir))
             .await
-            .map_err(snap_err)??;
-        Ok(file.map(|f| Snapshot {
-            meta: f.meta,
-            snapshot: Box::new(Cursor::new(f.data)),
+            .map_err(snap_err)?
+            .map_err(snap_err)?;
+        Ok(data.map(|d| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(d)),
         }))
     }
 }

@@ -1,13 +1,18 @@
-//! The openraft type configuration.
+//! The openraft type configuration: log entries carry the namespace's
+//! [`Batch`] of log operations, never a wire request.
 
-use crate::command::{Command, CommandResult};
 use std::io::Cursor;
+use tdfs_namespace::{Batch, Outcome};
+use tdfs_proto::FsError;
+
+/// The state machine's answer to a batch: one result per operation.
+pub type BatchResult = Vec<Result<Outcome, FsError>>;
 
 openraft::declare_raft_types!(
     /// Raft types of the metadata service.
     pub TypeConfig:
-        D = Command,
-        R = CommandResult,
+        D = Batch,
+        R = BatchResult,
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
@@ -23,13 +28,3 @@ pub type StorageError = openraft::StorageError<NodeId>;
 pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
 pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
 pub type Snapshot = openraft::Snapshot<TypeConfig>;
-
-/// Wraps an I/O error as an openraft storage error.
-pub fn io_err(
-    subject: openraft::ErrorSubject<NodeId>,
-    verb: openraft::ErrorVerb,
-    e: impl std::fmt::Display,
-) -> StorageError {
-    let io = std::io::Error::other(e.to_string());
-    openraft::StorageIOError::new(subject, verb, openraft::AnyError::new(&io)).into()
-}

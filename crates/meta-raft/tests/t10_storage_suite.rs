@@ -4,7 +4,6 @@
 use openraft::testing::{StoreBuilder, Suite};
 use openraft::StorageError;
 use tdfs_meta_raft::log_store::LogStore;
-use tdfs_meta_raft::namespace::Defaults;
 use tdfs_meta_raft::state_machine::StateMachine;
 use tdfs_meta_raft::types::TypeConfig;
 
@@ -16,7 +15,7 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<u64>> {
         let dir = tempfile::tempdir().unwrap();
         let log = LogStore::open(&dir.path().join("raft"), true)?;
-        let sm = StateMachine::open(&dir.path().join("sm"), Defaults::default())?;
+        let sm = StateMachine::open_standalone(&dir.path().join("sm"))?;
         Ok((dir, log, sm))
     }
 }

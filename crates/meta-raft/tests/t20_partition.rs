@@ -18,7 +18,7 @@ async fn isolated_leader_is_replaced_and_converges_after_heal() {
     let cluster = Cluster::start(3).await;
     let all = cluster.live();
     let old = cluster.wait_leader(&all, Duration::from_secs(10)).await;
-    let old_term = cluster.node(old).raft.metrics().borrow().current_term;
+    let old_term = cluster.node(old).raft().metrics().borrow().current_term;
     let client = client_id();
     let mut seq = 0u64;
     let mut next = || {
@@ -44,7 +44,7 @@ async fn isolated_leader_is_replaced_and_converges_after_heal() {
 
     // Cut the leader off from both followers.
     let majority: Vec<u64> = all.iter().copied().filter(|&id| id != old).collect();
-    cluster.faults.isolate(old, &majority);
+    cluster.isolate(old, &majority);
 
     // Watch the old leader's applied state for the stale write for the rest
     // of the test: it must never show up, not even briefly.
@@ -70,7 +70,7 @@ async fn isolated_leader_is_replaced_and_converges_after_heal() {
         new, old,
         "the isolated node cannot stay the majority's leader"
     );
-    let new_term = cluster.node(new).raft.metrics().borrow().current_term;
+    let new_term = cluster.node(new).raft().metrics().borrow().current_term;
     assert!(new_term > old_term, "new term {new_term} <= old {old_term}");
 
     // The majority keeps committing.
@@ -106,7 +106,7 @@ async fn isolated_leader_is_replaced_and_converges_after_heal() {
 
     // Heal: the old leader steps down, follows the current leader and
     // catches up on every acknowledged write.
-    cluster.faults.heal();
+    cluster.net.heal();
     wait_until(
         Duration::from_secs(10),
         "the old leader to follow the majority's leader and catch up",
@@ -114,7 +114,7 @@ async fn isolated_leader_is_replaced_and_converges_after_heal() {
             let Some(leader) = cluster.agreed_leader(&all) else {
                 return false;
             };
-            let m = cluster.node(old).raft.metrics().borrow().clone();
+            let m = cluster.node(old).raft().metrics().borrow().clone();
             leader != old
                 && m.state == ServerState::Follower
                 && m.current_leader == Some(leader)

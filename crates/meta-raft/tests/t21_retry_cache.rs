@@ -168,8 +168,9 @@ async fn retry_after_failover_is_answered_by_the_new_leader() {
     })
     .await;
     let cached = |id: u64, seq: u64| {
-        let st = cluster.node(id).sm.state.read().unwrap();
-        st.ns.retry.get(CallId { client: x, seq })
+        cluster
+            .node(id)
+            .inspect(|ns, _| ns.retry_result(CallId { client: x, seq }))
     };
     for seq in 1..=6 {
         let on_leader = cached(leader, seq);
@@ -185,43 +186,4 @@ async fn retry_after_failover_is_answered_by_the_new_leader() {
     }
 
     cluster.shutdown().await;
-}
-
-/// A call that failed with a retriable error (here: it reached a leader
-/// before the namespace was initialized) had no effect, and the client is
-/// told to retry it with the same call id; the retry must be applied, not
-/// answered with the remembered failure.
-#[test]
-fn a_retriable_failure_is_not_remembered() {
-    use tdfs_meta_raft::command::{Op, OpKind};
-    use tdfs_meta_raft::namespace::{Defaults, Namespace};
-
-    let mut ns = Namespace::new(Defaults::default());
-    let call = CallId { client: 7, seq: 1 };
-    let op = Op {
-        user: SUPERUSER.into(),
-        call: Some(call),
-        now: 1,
-        kind: OpKind::Meta {
-            req: mkdirs("/early", true),
-            targets: Vec::new(),
-        },
-    };
-    let r = ns.apply(&op);
-    assert!(matches!(&r, Err(e) if e.is_retriable()), "{r:?}");
-    ns.apply(&Op {
-        user: SUPERUSER.into(),
-        call: None,
-        now: 2,
-        kind: OpKind::Init {
-            superuser: SUPERUSER.into(),
-            supergroup: "supergroup".into(),
-        },
-    })
-    .unwrap();
-    // The client's retry, same call id.
-    assert_eq!(ns.apply(&op), Ok(MetaResponse::Bool(true)));
-    // And that success is what further retries get.
-    assert_eq!(ns.apply(&op), Ok(MetaResponse::Bool(true)));
-    assert_eq!(ns.retry.get(call), Some(Ok(MetaResponse::Bool(true))));
 }

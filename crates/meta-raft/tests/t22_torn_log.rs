@@ -9,10 +9,9 @@ use openraft::{EntryPayload, RaftLogReader};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tdfs_meta_raft::command::OpKind;
 use tdfs_meta_raft::log_store::{log_file_path, LogStore};
+use tdfs_namespace::LogOp;
 use tdfs_proto::ids::CallId;
-use tdfs_proto::meta::MetaRequest;
 
 fn log_path(cluster: &Cluster) -> PathBuf {
     log_file_path(&cluster.data_dir(1).join("raft"))
@@ -179,7 +178,7 @@ async fn a_cut_last_record_is_dropped_whole() {
             EntryPayload::Normal(cmd) => {
                 assert_eq!(cmd.ops.len(), 1);
                 assert!(
-                    matches!(&cmd.ops[0].kind, OpKind::Meta { req: MetaRequest::Mkdirs { path, .. }, .. } if *path == lost),
+                    matches!(&cmd.ops[0].op, LogOp::Mkdirs { path, .. } if *path == lost),
                     "last record is {:?}",
                     cmd.ops[0]
                 );

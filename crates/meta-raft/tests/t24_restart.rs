@@ -32,7 +32,7 @@ async fn everywhere(cluster: &Cluster, want: &[String], within: Duration) {
 fn snapshot_index(cluster: &Cluster, id: u64) -> Option<u64> {
     cluster
         .node(id)
-        .raft
+        .raft()
         .metrics()
         .borrow()
         .snapshot
@@ -42,7 +42,7 @@ fn snapshot_index(cluster: &Cluster, id: u64) -> Option<u64> {
 fn purged_index(cluster: &Cluster, id: u64) -> Option<u64> {
     cluster
         .node(id)
-        .raft
+        .raft()
         .metrics()
         .borrow()
         .purged
@@ -56,20 +56,20 @@ fn purged_index(cluster: &Cluster, id: u64) -> Option<u64> {
 async fn snapshot_and_purge(cluster: &Cluster, id: u64) -> u64 {
     let node = cluster.node(id).clone();
     let applied = node
-        .raft
+        .raft()
         .metrics()
         .borrow()
         .last_applied
         .map(|l| l.index)
         .unwrap();
-    node.raft.trigger().snapshot().await.unwrap();
+    node.raft().trigger().snapshot().await.unwrap();
     let snap = wait_for(
         Duration::from_secs(5),
         &format!("node {id} to snapshot at {applied}"),
         || snapshot_index(cluster, id).filter(|&s| s >= applied),
     )
     .await;
-    node.raft.trigger().purge_log(snap).await.unwrap();
+    node.raft().trigger().purge_log(snap).await.unwrap();
     wait_for(
         Duration::from_secs(5),
         &format!("node {id} to purge its log up to {snap}"),
@@ -108,7 +108,7 @@ async fn whole_cluster_restart_keeps_everything() {
     let last_log: Vec<(u64, u64)> = all
         .iter()
         .map(|&id| {
-            let m = cluster.node(id).raft.metrics().borrow().clone();
+            let m = cluster.node(id).raft().metrics().borrow().clone();
             (id, m.last_log_index.unwrap())
         })
         .collect();
@@ -135,9 +135,9 @@ async fn whole_cluster_restart_keeps_everything() {
     }
     // The snapshot is loaded before anything is replayed.
     for &(id, snap) in &snapshots {
-        let applied = cluster.node(id).sm.state.read().unwrap().last_applied;
+        let applied = cluster.node(id).applied_index();
         assert!(
-            applied.is_some_and(|a| a.index >= snap),
+            applied >= snap,
             "node {id} restarted at {applied:?}, snapshot was at {snap}"
         );
     }
@@ -204,7 +204,7 @@ async fn lagging_follower_catches_up_from_a_snapshot_and_survives_restart() {
     mkdir_all(&cluster, &all, client, 1000, &more, 4).await;
     want.extend(more);
     everywhere(&cluster, &want, Duration::from_secs(10)).await;
-    let last = node.raft.metrics().borrow().last_log_index.unwrap();
+    let last = node.raft().metrics().borrow().last_log_index.unwrap();
     let snap = snapshot_index(&cluster, lagging).unwrap();
     assert!(
         last > snap,

@@ -177,7 +177,7 @@ impl Namespace {
         let r = f(ino);
         let after = ino.usage();
         let parent = ino.parent;
-        self.propagate(parent, Delta::of(&after).add(Delta::of(&before).neg()));
+        self.propagate(parent, Delta::of(&after) - Delta::of(&before));
         r
     }
 

@@ -90,15 +90,6 @@ impl Delta {
         *self == Delta::default()
     }
 
-    pub fn neg(self) -> Delta {
-        Delta {
-            files: -self.files,
-            dirs: -self.dirs,
-            bytes: -self.bytes,
-            space: -self.space,
-        }
-    }
-
     pub fn of(u: &Usage) -> Delta {
         Delta {
             files: u.files as i64,
@@ -106,6 +97,37 @@ impl Delta {
             bytes: u.bytes as i64,
             space: u.space as i64,
         }
+    }
+}
+
+impl std::ops::Neg for Delta {
+    type Output = Delta;
+    fn neg(self) -> Delta {
+        Delta {
+            files: -self.files,
+            dirs: -self.dirs,
+            bytes: -self.bytes,
+            space: -self.space,
+        }
+    }
+}
+
+impl std::ops::Add for Delta {
+    type Output = Delta;
+    fn add(self, o: Delta) -> Delta {
+        Delta {
+            files: self.files + o.files,
+            dirs: self.dirs + o.dirs,
+            bytes: self.bytes + o.bytes,
+            space: self.space + o.space,
+        }
+    }
+}
+
+impl std::ops::Sub for Delta {
+    type Output = Delta;
+    fn sub(self, o: Delta) -> Delta {
+        self + -o
     }
 }
 

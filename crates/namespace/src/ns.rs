@@ -152,6 +152,10 @@ impl Namespace {
                 rec.addr = addr.clone();
                 rec.http = http.clone();
                 rec.hdfs = hdfs.clone();
+                ev.push(NsEvent::AdminState {
+                    id: id.clone(),
+                    state: rec.admin,
+                });
                 Ok(Outcome::Done)
             }
             LogOp::SetAdminState { id, state } => match self.datanodes.get_mut(id) {
@@ -486,7 +490,7 @@ impl Namespace {
         p.mtime = now;
         let slot = p.dir_mut().expect("a directory").children.remove_at(pos);
         let usage = self.slab.at(slot).usage();
-        self.propagate(parent, Delta::of(&usage).neg());
+        self.propagate(parent, -Delta::of(&usage));
         Some(slot)
     }
 
@@ -607,6 +611,11 @@ impl Namespace {
     /// Live inodes (files and directories).
     pub fn inode_count(&self) -> u64 {
         self.slab.live()
+    }
+
+    /// The retry cache's answer for `call`, if it holds one.
+    pub fn retry_result(&self, call: tdfs_proto::ids::CallId) -> Option<Result<Outcome, FsError>> {
+        self.retry.get(call)
     }
 
     /// Retry cache entries held.

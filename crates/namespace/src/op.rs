@@ -236,6 +236,6 @@ pub enum NsEvent {
     LeaseOpened { holder: u64, file: u64 },
     /// The file is closed (completed, recovered or deleted).
     LeaseClosed { holder: u64, file: u64 },
-    /// A datanode's admin state changed.
+    /// A datanode was registered or its admin state changed.
     AdminState { id: DatanodeId, state: AdminState },
 }

@@ -494,3 +494,39 @@ fn walks_resume_across_chunks_in_name_order() {
     assert_eq!(paths[2], "/w/a/f00");
     assert_eq!(paths.last().unwrap(), "/w/b/g");
 }
+
+/// A call that failed with a retriable error (it reached the leader before
+/// the namespace was initialized) had no effect, and the client is told to
+/// retry it with the same call id; the retry must be applied, not answered
+/// with the remembered failure.
+#[test]
+fn a_retriable_failure_is_not_remembered() {
+    let mut ns = Namespace::new();
+    let call = CallId { client: 7, seq: 1 };
+    let s = Stamp {
+        user: ROOT_USER.into(),
+        call: Some(call),
+        now: 1,
+    };
+    let op = LogOp::Mkdirs {
+        path: "/early".into(),
+        mode: 0o755,
+        parents: true,
+    };
+    let mut ev = Vec::new();
+    let r = ns.apply(&s, &op, &mut ev);
+    assert!(matches!(&r, Err(e) if e.is_retriable()), "{r:?}");
+    let init = LogOp::Init {
+        superuser: ROOT_USER.into(),
+        supergroup: "supergroup".into(),
+    };
+    let sys = Stamp {
+        user: ROOT_USER.into(),
+        call: None,
+        now: 2,
+    };
+    ns.apply(&sys, &init, &mut ev).unwrap();
+    assert_eq!(ns.apply(&s, &op, &mut ev), Ok(Outcome::Bool(true)));
+    assert_eq!(ns.apply(&s, &op, &mut ev), Ok(Outcome::Bool(true)));
+    assert_eq!(ns.retry_result(call), Some(Ok(Outcome::Bool(true))));
+}

@@ -201,7 +201,7 @@ impl Namespace {
             });
         }
         let after = self.slab.at(id).usage();
-        self.propagate(parent, Delta::of(&after).add(Delta::of(&before).neg()));
+        self.propagate(parent, Delta::of(&after) - Delta::of(&before));
         Ok(Outcome::Bool(true))
     }
 
@@ -275,17 +275,5 @@ impl Namespace {
             ino.atime = t;
         }
         Ok(Outcome::Done)
-    }
-}
-
-impl Delta {
-    /// The sum of two deltas.
-    pub fn add(self, o: Delta) -> Delta {
-        Delta {
-            files: self.files + o.files,
-            dirs: self.dirs + o.dirs,
-            bytes: self.bytes + o.bytes,
-            space: self.space + o.space,
-        }
     }
 }

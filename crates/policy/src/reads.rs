@@ -132,7 +132,14 @@ impl ClusterState {
                 addr: n.addr.clone(),
                 http: n.http.clone(),
                 hdfs: n.hdfs.clone(),
-                state: n.liveness.as_str().into(),
+                state: crate::liveness::judge(
+                    &self.cfg.liveness,
+                    n.gossip_down,
+                    n.last_contact,
+                    now,
+                )
+                .as_str()
+                .into(),
                 admin_state: n.admin.as_str().into(),
                 capacity: n.usage.capacity,
                 used: n.usage.used,
@@ -157,6 +164,18 @@ impl ClusterState {
             }
         }
         c
+    }
+
+    /// Copies in flight (re-replication and balancer moves).
+    pub fn copies_in_flight(&self) -> usize {
+        self.copies.len()
+    }
+
+    /// The liveness of `id` judged now (not as of the last round).
+    pub fn liveness_of(&self, id: &DatanodeId, now: Instant) -> Option<Liveness> {
+        self.nodes
+            .by_id(id)
+            .map(|n| crate::liveness::judge(&self.cfg.liveness, n.gossip_down, n.last_contact, now))
     }
 
     /// Copies in flight that are balancer moves.

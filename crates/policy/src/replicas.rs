@@ -12,6 +12,8 @@ const INLINE: usize = 4;
 pub struct Replicas {
     inline: [NodeIx; INLINE],
     len: u8,
+    /// Beyond four; boxed so the common case costs one thin pointer.
+    #[allow(clippy::box_collection)]
     more: Option<Box<Vec<NodeIx>>>,
 }
 

@@ -29,19 +29,36 @@ pub struct RoundOutput {
 }
 
 impl ClusterState {
-    /// One round of the leader's block policies. `balance` is the
-    /// balancer's threshold (a fraction) when it runs.
-    pub fn round(&mut self, now: Instant, balance: Option<f64>) -> RoundOutput {
+    /// What every metadata node does periodically, leader or not, so that
+    /// its view (what fsck and reads answer from, and what a new leader
+    /// starts with) follows time: liveness, the end of young blocks'
+    /// grace, and a step of a pending rescan. Returns the decommissioning
+    /// nodes found drained when a rescan pass ended.
+    pub fn tick(&mut self, now: Instant) -> Vec<DatanodeId> {
+        self.block_events = 0;
+        self.update_liveness(now);
+        self.blocks.expire_young(now, &self.nodes);
+        let drained = self.rescan();
+        self.drain_transitions();
+        drained
+    }
+
+    /// One round of the leader's block policies (after a [`tick`](Self::tick)).
+    /// `balance` is the balancer's threshold (a fraction) when it runs;
+    /// `drained` what the tick found.
+    pub fn round(
+        &mut self,
+        now: Instant,
+        balance: Option<f64>,
+        drained: Vec<DatanodeId>,
+    ) -> RoundOutput {
         let mut out = RoundOutput::default();
         if !self.leader {
             return out;
         }
-        self.block_events = 0;
-        self.update_liveness(now);
-        self.blocks.expire_young(now, &self.nodes);
         self.expire_copies(now);
         self.expire_intents(now);
-        out.decommissioned = self.rescan();
+        out.decommissioned = drained;
         self.purge_corrupt(&mut out);
         let views = self.node_views();
         self.plan_copies(&views, now, &mut out);

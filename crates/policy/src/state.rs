@@ -504,11 +504,30 @@ impl ClusterState {
             let src = self.nodes.get_mut(c.source);
             src.streams = src.streams.saturating_sub(1);
             if c.is_move {
-                // The source keeps its leaving credit until its replica goes.
-                src.leaving += c.bytes;
-                self.moving_out.insert((c.source, block), c.bytes);
+                self.finish_move(c.source, block, c.bytes);
             }
         }
+    }
+
+    /// A balancer move's copy landed: the source's replica goes (HDFS's
+    /// delete hint), unless the block would fall below its factor, and the
+    /// source keeps its leaving credit until the deletion is done.
+    fn finish_move(&mut self, source: NodeIx, block: BlockId, bytes: u64) {
+        let Some(e) = self.blocks.get(block) else {
+            return;
+        };
+        let others = e
+            .replicas
+            .iter()
+            .filter(|n| *n != source && self.nodes.get(*n).counts())
+            .count();
+        if others < e.repl as usize || !e.replicas.contains(source) {
+            return;
+        }
+        let gen = e.gen;
+        self.nodes.get_mut(source).leaving += bytes;
+        self.moving_out.insert((source, block), bytes);
+        self.delete_replica(source, block, gen, 0);
     }
 
     /// Queues deletion of `n`'s replica of `block` up to generation `gen`
@@ -560,6 +579,17 @@ impl ClusterState {
             .ix(node)
             .and_then(|ix| self.commands.remove(&ix))
             .unwrap_or_default()
+    }
+
+    /// Puts commands back at the front of `node`'s queue (they could not
+    /// be sent).
+    pub fn requeue_commands(&mut self, node: &DatanodeId, mut cmds: Vec<DatanodeCommand>) {
+        let Some(ix) = self.nodes.ix(node) else {
+            return;
+        };
+        let q = self.commands.entry(ix).or_default();
+        cmds.append(q);
+        *q = cmds;
     }
 
     /// Whether commands wait for `node`.
@@ -673,6 +703,9 @@ impl ClusterState {
             return;
         }
         for (ix, l) in changed {
+            if !self.leader {
+                continue;
+            }
             let datanode = self.nodes.get(ix).id.clone();
             self.events.push(match l {
                 Liveness::Live => EventKind::DatanodeLive { datanode },

@@ -114,7 +114,8 @@ impl H {
     }
 
     fn round(&mut self) -> crate::RoundOutput {
-        self.c.round(self.now, None)
+        let drained = self.c.tick(self.now);
+        self.c.round(self.now, None, drained)
     }
 
     fn commands(&mut self, n: &str) -> Vec<DatanodeCommand> {
@@ -397,7 +398,7 @@ fn incremental_state_agrees_with_a_full_recomputation() {
             h.round();
             // Let a pending rescan finish, then everything must agree.
             while h.c.blocks.rescanning() {
-                h.c.round(h.now, None);
+                h.round();
             }
             h.c.blocks
                 .check_consistency(&h.c.nodes)

@@ -26,6 +26,9 @@ pub enum Request {
     ReadIndex,
     /// Datanode to metadata node.
     Datanode(DatanodeRequest),
+    /// Events this node recorded after `after`; with `wait_ms`, waits that
+    /// long for the next one when there is none yet (`tdfs events --follow`).
+    Events { after: u64, wait_ms: u32 },
 }
 
 /// Which Raft RPC a `Request::Raft` payload holds.
@@ -45,6 +48,7 @@ pub enum Response {
     Raft(Vec<u8>),
     ReadIndex(u64),
     Datanode(DatanodeResponse),
+    Events(Vec<crate::event::Event>),
 }
 
 /// Namespace operations. Reads are served linearizably by any metadata node;
@@ -55,6 +59,7 @@ pub enum MetaRequest {
     Mkdirs {
         path: String,
         /// Permission bits before the umask; `None` means 0777 & !umask.
+        /// With `perm::AS_GIVEN` set, applied as given (no umask).
         mode: Option<u16>,
         /// Create missing parents (`mkdir -p`); without it the parent must exist.
         parents: bool,
@@ -64,6 +69,7 @@ pub enum MetaRequest {
         overwrite: bool,
         replication: Option<u16>,
         block_size: Option<u64>,
+        /// As for `Mkdirs` (0666 & !umask by default).
         mode: Option<u16>,
         create_parents: bool,
     },
@@ -344,6 +350,33 @@ pub struct FsckReport {
     pub corrupt: u64,
     /// Files with a missing or corrupt block (paths, bounded).
     pub bad_files: Vec<String>,
+    /// Blocks whose only replicas are corrupt, with their file and the
+    /// datanodes holding the corrupt copies (bounded).
+    pub corrupt_blocks: Vec<CorruptBlock>,
+}
+
+/// A block every replica of which failed verification.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorruptBlock {
+    pub path: String,
+    pub block: BlockId,
+    /// Datanodes holding the (quarantined) corrupt replicas.
+    pub locations: Vec<DatanodeId>,
+}
+
+/// Block health of the whole cluster, kept by the leader as it changes.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub blocks: u64,
+    pub under_replicated: u64,
+    pub over_replicated: u64,
+    pub missing: u64,
+    pub corrupt: u64,
+    pub files: u64,
+    pub directories: u64,
+    pub datanodes_live: u64,
+    pub datanodes_stale: u64,
+    pub datanodes_dead: u64,
 }
 
 /// Cluster administration.
@@ -366,6 +399,8 @@ pub enum AdminRequest {
     StartElection,
     /// Datanodes, capacity and usage (`dfsadmin -report`).
     Report,
+    /// Block health counts, kept incrementally (status page, metrics).
+    Health,
     Decommission {
         id: DatanodeId,
     },
@@ -393,6 +428,7 @@ pub enum AdminResponse {
     },
     NodeState(NodeState),
     Report(ClusterReport),
+    Health(HealthReport),
 }
 
 /// A metadata node's own state.
@@ -441,7 +477,9 @@ pub struct DatanodeReport {
     pub last_contact_ms: u64,
 }
 
-/// Datanode to metadata node.
+/// Datanode to metadata node. Liveness and usage travel by gossip; a
+/// datanode calls when it has something to report, and holds one long
+/// poll per metadata node through which the leader hands it commands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DatanodeRequest {
     /// Announces (or re-announces) a datanode; recorded through Raft.
@@ -449,28 +487,41 @@ pub enum DatanodeRequest {
         id: DatanodeId,
         addr: String,
         http: Option<String>,
-        /// Where the datanode serves HDFS's DataTransferProtocol (`--hdfs-addr`),
-        /// the xfer address Hadoop clients are given.
+        /// Address of its HDFS DataTransferProtocol server, if any.
         hdfs: Option<String>,
     },
-    /// Usage and liveness, also carried by gossip.
-    Heartbeat {
-        id: DatanodeId,
-        usage: DatanodeUsage,
-    },
-    /// Every finalized replica the datanode holds.
+    /// One page of a full block report: the finalized replicas with ids in
+    /// `(previous page's hi, hi]`, sorted by id. Page 0 starts a report,
+    /// the last page has `last` and `hi = u64::MAX`; pages keep a report of
+    /// millions of replicas within the frame limit and let the metadata
+    /// node apply it in bounded steps.
     FullReport {
         id: DatanodeId,
         usage: DatanodeUsage,
+        /// Identifies one report (its pages share it).
+        report: u64,
+        page: u32,
+        hi: BlockId,
+        last: bool,
         blocks: Vec<ReplicaReport>,
+        /// Replicas quarantined as corrupt (id, generation) in this range.
+        quarantined: Vec<(BlockId, u64)>,
     },
-    /// Replicas finalized or deleted since the last report.
+    /// Replicas finalized, deleted or quarantined since the last report.
     IncrementalReport {
         id: DatanodeId,
         added: Vec<ReplicaReport>,
-        removed: Vec<BlockId>,
-        /// Replicas found corrupt by the scanner or a reader (and deleted).
-        corrupt: Vec<BlockId>,
+        /// Replicas deleted (id, generation).
+        removed: Vec<(BlockId, u64)>,
+        /// Replicas found corrupt and quarantined (id, generation).
+        corrupt: Vec<(BlockId, u64)>,
+    },
+    /// Waits up to `wait_ms` for commands (answered at once when some are
+    /// queued). `usage` keeps a node without gossip known.
+    Poll {
+        id: DatanodeId,
+        usage: DatanodeUsage,
+        wait_ms: u32,
     },
 }
 
@@ -493,14 +544,19 @@ pub struct ReplicaReport {
     pub sha256: [u8; 32],
 }
 
-/// Metadata node to datanode, in answer to a report or heartbeat.
+/// Metadata node to datanode.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DatanodeResponse {
-    Ok {
+    Ok,
+    /// Commands from the leader of `term`. A datanode that has seen a
+    /// higher term refuses them (fencing a deposed leader); it records the
+    /// highest term it saw durably before acting on it.
+    Commands {
+        term: u64,
         commands: Vec<DatanodeCommand>,
     },
-    /// The metadata node does not know this datanode: register and send a
-    /// full report.
+    /// The metadata node does not know this datanode (or, as a new leader,
+    /// has no full report from it yet): register and send a full report.
     Reregister,
 }
 

@@ -12,6 +12,22 @@ pub const STICKY: u16 = 0o1000;
 /// Default umask applied to new files and directories (as HDFS's 022).
 pub const UMASK: u16 = 0o022;
 
+/// Marks the mode of a `Mkdirs` or `Create` request as final: applied as
+/// given, without [`UMASK`]. Hadoop's clients (WebHDFS, HDFS RPC) apply
+/// their own umask and send the result, which the namespace must not mask
+/// again; tdfs's own client sends unmasked modes. Outside the mode bits
+/// (at most 0o1777), so no real mode carries it by accident.
+pub const AS_GIVEN: u16 = 0x8000;
+
+/// The mode a new file or directory gets: `requested` (or `default`) with
+/// the umask applied, unless the request marked it [`AS_GIVEN`].
+pub fn new_inode_mode(requested: Option<u16>, default: u16) -> u16 {
+    match requested {
+        Some(m) if m & AS_GIVEN != 0 => m & 0o1777,
+        m => m.unwrap_or(default) & !UMASK & 0o1777,
+    }
+}
+
 /// Formats mode bits like `drwxr-xr-x`.
 pub fn format_mode(is_dir: bool, mode: u16) -> String {
     let mut s = String::with_capacity(10);
@@ -129,5 +145,13 @@ mod tests {
         assert_eq!(parse_mode("a=rx,u+w", 0, true).unwrap(), 0o755);
         assert!(parse_mode("q+x", 0, false).is_err());
         assert!(parse_mode("9999", 0, false).is_err());
+    }
+
+    #[test]
+    fn new_modes_are_masked_unless_given_as_final() {
+        assert_eq!(new_inode_mode(None, 0o777), 0o755);
+        assert_eq!(new_inode_mode(Some(0o777), 0o666), 0o755);
+        assert_eq!(new_inode_mode(Some(0o777 | AS_GIVEN), 0o666), 0o777);
+        assert_eq!(new_inode_mode(Some(0o1770 | AS_GIVEN), 0o666), 0o1770);
     }
 }

@@ -11,6 +11,8 @@
 //!         D1 -> C  frame(WriteAck{statuses})   one status per pipeline node, in order
 //! read:   C -> D   frame(Op::Read{block, gen, offset, len})
 //!         D -> C   frame(ReadReply{..})  then packets covering [offset, offset+len), then a 0-length packet
+//! sum:    C -> D   frame(Op::BlockChecksum{block, gen})
+//!         D -> C   frame(ChecksumReply{..})
 //! ```
 //!
 //! On a connection where both ends proved the cluster key, every control
@@ -57,6 +59,15 @@ pub enum Op {
         /// Required from a caller without the cluster key on a keyed cluster.
         token: Option<BlockToken>,
     },
+    /// Report the checksums of a finalized replica, computed from the CRC32C
+    /// the datanode stored for every chunk when it was written: no data is
+    /// read, so a file's checksum costs one small exchange per block (as
+    /// HDFS's `OP_BLOCK_CHECKSUM`). Needs a read token like `Read`.
+    BlockChecksum {
+        block: BlockId,
+        gen: u64,
+        token: Option<BlockToken>,
+    },
 }
 
 /// Sent by the writer after the last packet.
@@ -90,4 +101,29 @@ pub enum ReadReply {
         block_len: u64,
     },
     Err(FsError),
+}
+
+/// The datanode's answer to `Op::BlockChecksum`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChecksumReply {
+    Ok(BlockChecksum),
+    Err(FsError),
+}
+
+/// A replica's checksums, in the two forms HDFS combines into a file
+/// checksum.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockChecksum {
+    /// The replica's length.
+    pub len: u64,
+    /// Bytes covered by each stored CRC ([`CHUNK`]; the last may cover fewer).
+    pub bytes_per_crc: u32,
+    /// How many chunk CRCs the replica has.
+    pub crcs: u64,
+    /// The CRC32C of the replica's bytes (its chunk CRCs combined): HDFS's
+    /// composite block CRC, independent of the chunk size.
+    pub crc32c: u32,
+    /// MD5 over the chunk CRCs, each as 4 big-endian bytes: HDFS's
+    /// MD5-of-CRC32C block checksum.
+    pub crc_md5: [u8; 16],
 }

@@ -3,6 +3,7 @@
 //! replies to their callers by id.
 
 use crate::auth::ClusterKey;
+use crate::connector::{Connector, Link, Verdict};
 use crate::frame::read_frame;
 use crate::session::{max_with_mac, FrameMac};
 use crate::{handshake, Channel, Envelope, Reply};
@@ -15,7 +16,6 @@ use std::time::Duration;
 use tdfs_proto::codec::{decode, encode_frame, MAX_FRAME_LEN};
 use tdfs_proto::FsError;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 
 /// Why a call failed. Callers back off differently: `Unreachable` means the
@@ -75,8 +75,19 @@ where
     Req: Serialize + Send + 'static,
     Resp: DeserializeOwned + Send + 'static,
 {
-    /// Connects and handshakes within `timeout`.
+    /// Connects directly and handshakes within `timeout`.
     pub async fn connect(
+        addr: &str,
+        key: Option<&ClusterKey>,
+        timeout: Duration,
+    ) -> Result<Self, RpcError> {
+        Self::connect_via(&Connector::direct(), addr, key, timeout).await
+    }
+
+    /// Connects through `connector` (whose filters then apply to every
+    /// frame in both directions) and handshakes within `timeout`.
+    pub async fn connect_via(
+        connector: &Connector,
         addr: &str,
         key: Option<&ClusterKey>,
         timeout: Duration,
@@ -85,11 +96,10 @@ where
             addr: addr.to_string(),
             reason,
         };
-        let mut stream = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        let (mut stream, link) = connector
+            .connect(addr, timeout)
             .await
-            .map_err(|_| unreachable("connect timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        stream.set_nodelay(true).ok();
         let session = handshake::client_session(&mut stream, Channel::Rpc, key)
             .await
             .map_err(|e| match e {
@@ -105,8 +115,14 @@ where
         let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
         let pending: Pending<Resp> = Arc::new(Mutex::new(HashMap::new()));
         let closed = Arc::new(AtomicBool::new(false));
-        tokio::spawn(write_loop(wr, rx, closed.clone(), send_mac));
-        tokio::spawn(read_loop(rd, pending.clone(), closed.clone(), recv_mac));
+        tokio::spawn(write_loop(wr, rx, closed.clone(), send_mac, link.clone()));
+        tokio::spawn(read_loop(
+            rd,
+            pending.clone(),
+            closed.clone(),
+            recv_mac,
+            link,
+        ));
         Ok(RpcClient {
             addr: addr.to_string(),
             tx,
@@ -185,39 +201,56 @@ async fn write_loop(
     mut rx: mpsc::Receiver<Vec<u8>>,
     closed: Arc<AtomicBool>,
     mut mac: Option<FrameMac>,
+    link: Link,
 ) {
     let mut w = BufWriter::with_capacity(64 << 10, wr);
-    while let Some(frame) = rx.recv().await {
-        let Some(frame) = sealed(&mut mac, frame) else {
-            break;
-        };
-        if w.write_all(&frame).await.is_err() {
-            break;
-        }
+    // A frame held back by a reorder rule, sent after the next one.
+    let mut held: Option<Vec<u8>> = None;
+    'outer: while let Some(frame) = rx.recv().await {
+        let mut batch = vec![frame];
         // Batch whatever else is already queued into the same flush.
-        let mut ok = true;
         while let Ok(more) = rx.try_recv() {
-            let Some(more) = sealed(&mut mac, more) else {
-                ok = false;
-                break;
+            batch.push(more);
+        }
+        for frame in batch {
+            let frame = match link.outgoing() {
+                Verdict::Pass => frame,
+                Verdict::Drop => continue,
+                Verdict::Cut => break 'outer,
+                Verdict::Delay(d) => {
+                    tokio::time::sleep(d).await;
+                    frame
+                }
+                Verdict::Reorder => {
+                    if let Some(prev) = held.replace(frame) {
+                        prev
+                    } else {
+                        continue;
+                    }
+                }
             };
-            if w.write_all(&more).await.is_err() {
-                ok = false;
-                break;
+            for f in std::iter::once(frame).chain(held.take().filter(|_| link.is_filtered())) {
+                let Some(f) = sealed(&mut mac, f) else {
+                    break 'outer;
+                };
+                if w.write_all(&f).await.is_err() {
+                    break 'outer;
+                }
             }
         }
-        if !ok || w.flush().await.is_err() {
+        if w.flush().await.is_err() {
             break;
         }
     }
     closed.store(true, Ordering::Relaxed);
 }
 
-async fn read_loop<Resp: DeserializeOwned>(
+async fn read_loop<Resp: DeserializeOwned + Send + 'static>(
     rd: tokio::net::tcp::OwnedReadHalf,
     pending: Pending<Resp>,
     closed: Arc<AtomicBool>,
     mut mac: Option<FrameMac>,
+    link: Link,
 ) {
     let mut r = BufReader::with_capacity(64 << 10, rd);
     let max = max_with_mac(MAX_FRAME_LEN, mac.is_some());
@@ -240,6 +273,22 @@ async fn read_loop<Resp: DeserializeOwned>(
                 break;
             }
         };
+        match link.incoming() {
+            Verdict::Pass | Verdict::Reorder => {}
+            Verdict::Drop => continue,
+            Verdict::Cut => break,
+            Verdict::Delay(d) => {
+                // Delivered later; replies behind it may overtake it.
+                let pending = pending.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    if let Some(tx) = pending.lock().unwrap().remove(&reply.id) {
+                        let _ = tx.send(reply.result);
+                    }
+                });
+                continue;
+            }
+        }
         if let Some(tx) = pending.lock().unwrap().remove(&reply.id) {
             let _ = tx.send(reply.result);
         }

@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod client;
 pub mod clock;
+pub mod connector;
 pub mod events;
 pub mod frame;
 pub mod handshake;
@@ -18,6 +19,7 @@ pub mod session;
 pub use auth::ClusterKey;
 pub use client::{RpcClient, RpcError};
 pub use clock::Clock;
+pub use connector::{Connector, FaultNet, Link, Sel, Verdict};
 pub use events::EventBus;
 pub use server::{serve, Handler, Peer, ServerConfig, Shutdown};
 pub use session::{FrameMac, SessionKeys};

@@ -1,6 +1,6 @@
 //! `ClientNamenodeProtocol` served by a tdfs metadata node. Each call is
 //! decoded, mapped to a `MetaRequest` and executed through
-//! [`tdfs_meta_raft::service::execute`] — the same leader check, read
+//! [`MetaNode::execute`](tdfs_meta_raft::MetaNode::execute) — the same leader check, read
 //! barrier, permissions, leases, placement, retry cache and Raft path as
 //! tdfs's own protocol; only the encoding differs.
 //!
@@ -215,8 +215,7 @@ impl IpcHandler for Namenode {
     }
 
     fn state_id(&self) -> i64 {
-        let m = self.node.raft.metrics().borrow().clone();
-        m.last_applied.map_or(0, |l| l.index as i64)
+        self.node.applied_index() as i64
     }
 }
 

@@ -11,7 +11,6 @@ use crate::ipc::Outcome;
 use crate::proto::common::HaServiceStateProto;
 use crate::proto::hdfs::*;
 use bytes::Bytes;
-use tdfs_meta_raft::service::execute;
 use tdfs_proto::meta::{FileStatus, MetaRequest, MetaResponse};
 use tdfs_proto::FsError;
 
@@ -23,7 +22,9 @@ pub(super) fn unexpected(r: MetaResponse) -> FsError {
 }
 
 pub(super) fn now_ms() -> u64 {
-    tdfs_meta_raft::node::now_ms()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn child(dir: &str, name: &str) -> String {
@@ -113,7 +114,7 @@ impl Namenode {
         op: MetaRequest,
     ) -> Result<MetaResponse, FsError> {
         let call = op.is_mutation().then(|| ctx.call(holder));
-        execute(self.node(), ctx.user.clone(), call, op).await
+        self.node().execute(&ctx.user, call, op).await
     }
 
     pub(super) async fn stat(&self, ctx: &Ctx, path: &str) -> Result<FileStatus, FsError> {
@@ -127,7 +128,7 @@ impl Namenode {
     }
 
     async fn server_defaults(&self) -> Result<GetServerDefaultsResponseProto, FsError> {
-        let d = &self.node().config.defaults;
+        let d = &self.node().config().defaults;
         Ok(GetServerDefaultsResponseProto {
             server_defaults: FsServerDefaultsProto {
                 block_size: d.block_size,
@@ -257,7 +258,7 @@ impl Namenode {
     ) -> Result<MkdirsResponseProto, FsError> {
         let op = MetaRequest::Mkdirs {
             path: r.src.clone(),
-            mode: Some((r.masked.perm & 0o7777) as u16),
+            mode: Some((r.masked.perm & 0o1777) as u16 | tdfs_proto::perm::AS_GIVEN),
             parents: r.create_parent,
         };
         match self.exec(ctx, None, op).await {

@@ -23,7 +23,7 @@ impl Namenode {
             overwrite: r.create_flag & CREATE_OVERWRITE != 0,
             replication: (r.replication > 0).then_some(r.replication.min(u16::MAX as u32) as u16),
             block_size: (r.block_size > 0).then_some(r.block_size),
-            mode: Some((r.masked.perm & 0o7777) as u16),
+            mode: Some((r.masked.perm & 0o1777) as u16 | tdfs_proto::perm::AS_GIVEN),
             create_parents: r.create_parent,
         };
         let s = match self.exec(ctx, Some(&r.client_name), op).await? {
@@ -199,9 +199,17 @@ impl Namenode {
             .map(|d| DatanodeId(d.id.datanode_uuid.clone()))
             .collect();
         exclude.dedup();
-        let more = self
-            .node()
-            .place(r.num_additional_nodes as usize, s.block_size, &exclude);
+        // Placed like a new block's; no placement promise is recorded (the
+        // client may not use them), unlike a block the leader allocates.
+        let mut rand01 = rand::random::<f64>;
+        let more = self.node().inspect(|_, view| {
+            view.place(
+                r.num_additional_nodes as usize,
+                s.block_size,
+                &exclude,
+                &mut rand01,
+            )
+        });
         let dir = self.directory();
         let mut lb = LocatedBlockProto {
             b: r.blk.clone(),

@@ -11,11 +11,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tdfs_meta_raft::network::Faults;
 use tdfs_meta_raft::{MetaConfig, MetaHandle, MetaNode};
 use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{MetaRequest, MetaResponse, Request, Response};
 use tdfs_proto::FsError;
+use tdfs_rpc::{Connector, FaultNet};
 use tdfs_rpc::{RpcClient, RpcError};
 use tokio::net::TcpListener;
 
@@ -88,7 +88,8 @@ pub struct Cluster {
     pub root: tempfile::TempDir,
     pub addrs: BTreeMap<u64, String>,
     pub handles: BTreeMap<u64, MetaHandle>,
-    pub faults: Arc<Faults>,
+    /// The fault table in front of every node's connections.
+    pub net: Arc<FaultNet>,
     tweak: fn(&mut MetaConfig),
 }
 
@@ -113,11 +114,14 @@ impl Cluster {
             root,
             addrs,
             handles: BTreeMap::new(),
-            faults: Faults::new(),
+            net: FaultNet::new(rand::random()),
             tweak,
         };
+        for (id, a) in &cluster.addrs {
+            cluster.net.name(a, &format!("meta-{id}"));
+        }
         for (id, l) in listeners {
-            let h = tdfs_meta_raft::start(cluster.config(id), l, cluster.faults.clone())
+            let h = tdfs_meta_raft::start(cluster.config(id), l, cluster.seams(id))
                 .await
                 .unwrap();
             cluster.handles.insert(id, h);
@@ -133,6 +137,20 @@ impl Cluster {
         let mut c = test_config(id, &self.addrs[&id], &self.data_dir(id), &self.addrs);
         (self.tweak)(&mut c);
         c
+    }
+
+    /// Node `id`'s seams: its connections go through the fault table.
+    pub fn seams(&self, id: u64) -> tdfs_meta_raft::Seams {
+        tdfs_meta_raft::Seams {
+            connector: Connector::filtered(&format!("meta-{id}"), self.net.clone()),
+            clock: Default::default(),
+        }
+    }
+
+    /// Cuts node `node` off from each of `others` (both ways).
+    pub fn isolate(&self, node: u64, others: &[u64]) {
+        let o: Vec<String> = others.iter().map(|i| format!("meta-{i}")).collect();
+        self.net.partition(&[format!("meta-{node}")], &o);
     }
 
     pub fn node(&self, id: u64) -> &Arc<MetaNode> {
@@ -154,7 +172,7 @@ impl Cluster {
     pub async fn restart(&mut self, id: u64) {
         assert!(!self.handles.contains_key(&id), "node {id} is running");
         let l = bind_again(&self.addrs[&id]).await;
-        let h = tdfs_meta_raft::start(self.config(id), l, self.faults.clone())
+        let h = tdfs_meta_raft::start(self.config(id), l, self.seams(id))
             .await
             .unwrap();
         self.handles.insert(id, h);
@@ -169,20 +187,25 @@ impl Cluster {
     /// The leader of the nodes `among`: a node in state leader that every
     /// node of `among` follows, with an initialized namespace.
     pub fn agreed_leader(&self, among: &[u64]) -> Option<u64> {
-        let first = self.node(among[0]).raft.metrics().borrow().current_leader?;
+        let first = self
+            .node(among[0])
+            .raft()
+            .metrics()
+            .borrow()
+            .current_leader?;
         if !among.contains(&first) {
             return None;
         }
         for id in among {
-            let m = self.node(*id).raft.metrics().borrow().clone();
+            let m = self.node(*id).raft().metrics().borrow().clone();
             if m.current_leader != Some(first) {
                 return None;
             }
         }
         let l = self.node(first);
-        let m = l.raft.metrics().borrow().clone();
-        let ready = m.state == openraft::ServerState::Leader
-            && l.sm.state.read().unwrap().ns.is_initialized();
+        let m = l.raft().metrics().borrow().clone();
+        let ready =
+            m.state == openraft::ServerState::Leader && l.inspect(|ns, _| ns.is_initialized());
         ready.then_some(first)
     }
 
@@ -281,19 +304,12 @@ pub fn mkdirs(path: &str, parents: bool) -> MetaRequest {
 
 /// Whether `node`'s applied state has a directory at `path`.
 pub fn has_dir(node: &MetaNode, path: &str) -> bool {
-    let st = node.sm.state.read().unwrap();
-    matches!(
-        st.ns.read(SUPERUSER, &MetaRequest::GetFileInfo { path: path.into() }),
-        Ok(MetaResponse::Status(s)) if s.is_dir()
-    )
+    node.inspect(|ns, _| ns.stat(SUPERUSER, path).is_ok_and(|s| s.is_dir()))
 }
 
 /// Whether `node`'s applied state has anything at `path`.
 pub fn exists(node: &MetaNode, path: &str) -> bool {
-    let st = node.sm.state.read().unwrap();
-    st.ns
-        .read(SUPERUSER, &MetaRequest::GetFileInfo { path: path.into() })
-        .is_ok()
+    node.inspect(|ns, _| ns.stat(SUPERUSER, path).is_ok())
 }
 
 /// The paths of `paths` missing from `node`'s applied state.

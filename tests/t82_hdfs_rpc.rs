@@ -5,11 +5,12 @@
 //! transfer (DataTransferProtocol on the datanodes) comes next.
 
 mod common;
-#[path = "common/hadoop_shell.rs"]
-mod hadoop_shell;
+#[path = "common/hdfs_native.rs"]
+mod hdfs_native;
 
 use bytes::Bytes;
 use common::data::cluster;
+use common::hadoop::{cmd_as, Hadoop, ShellOut};
 use prost::Message;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,7 +47,7 @@ async fn big_dir(c: &LocalCluster, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hdfs_native_python_client_metadata_ops() {
-    let py = hadoop_shell::hdfs_native_python().await;
+    let py = hdfs_native::python().await;
     let (_dir, c) = cluster(3, 1 << 20, |_| {}).await;
     // More entries than one getListing page (1000).
     big_dir(&c, 1234).await;
@@ -72,43 +73,47 @@ async fn hdfs_native_python_client_metadata_ops() {
     c.shutdown().await;
 }
 
-/// Asserts each FsShell command's exit code and that its output contains
-/// the given fragments.
-fn expect(results: &[(i32, String)], want: &[(i32, &[&str])]) {
+/// Asserts each FsShell command's exit code and that its output (stdout
+/// and stderr) contains the given fragments.
+fn expect(results: &[ShellOut], want: &[(i32, &[&str])]) {
     assert_eq!(results.len(), want.len());
-    for (i, ((rc, out), (want_rc, parts))) in results.iter().zip(want).enumerate() {
-        assert_eq!(rc, want_rc, "command {i} exit code; output:\n{out}");
+    for (r, (want_rc, parts)) in results.iter().zip(want) {
+        let out = format!("{}{}", r.stdout, r.stderr);
+        assert_eq!(r.code, *want_rc, "hadoop fs {:?}; output:\n{out}", r.args);
         for p in *parts {
-            assert!(out.contains(p), "command {i} output lacks {p:?}:\n{out}");
+            assert!(
+                out.contains(p),
+                "hadoop fs {:?} output lacks {p:?}:\n{out}",
+                r.args
+            );
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hadoop_fsshell_over_the_ha_nameservice() {
-    let java = hadoop_shell::java().await;
+    let h = Hadoop::get().await;
     let (_dir, mut c) = cluster(3, 1 << 20, |_| {}).await;
     let conf = conf_dir(&c);
-    let r = java
-        .fs(
+    let r = h
+        .fs_shell(
             &conf,
-            "root",
             &[
-                &["-mkdir", "-p", "/fs/a/b"],
-                &["-touchz", "/fs/a/empty"],
-                &["-ls", "/fs/a"],
-                &["-ls", "-R", "/fs"],
-                &["-stat", "%F %u:%g %b %r", "/fs/a/empty"],
-                &["-mv", "/fs/a/empty", "/fs/a/b/moved"],
-                &["-chmod", "700", "/fs/a/b"],
-                &["-chown", "alice:staff", "/fs/a/b/moved"],
-                &["-ls", "/fs/a/b"],
-                &["-test", "-e", "/fs/a/b/moved"],
-                &["-test", "-d", "/fs/a/b/moved"],
-                &["-test", "-f", "/fs/a/b/moved"],
-                &["-count", "/fs"],
-                &["-du", "-s", "/fs"],
-                &["-ls", "/fs/nothing"],
+                cmd_as("root", &["-mkdir", "-p", "/fs/a/b"]),
+                cmd_as("root", &["-touchz", "/fs/a/empty"]),
+                cmd_as("root", &["-ls", "/fs/a"]),
+                cmd_as("root", &["-ls", "-R", "/fs"]),
+                cmd_as("root", &["-stat", "%F %u:%g %b %r", "/fs/a/empty"]),
+                cmd_as("root", &["-mv", "/fs/a/empty", "/fs/a/b/moved"]),
+                cmd_as("root", &["-chmod", "700", "/fs/a/b"]),
+                cmd_as("root", &["-chown", "alice:staff", "/fs/a/b/moved"]),
+                cmd_as("root", &["-ls", "/fs/a/b"]),
+                cmd_as("root", &["-test", "-e", "/fs/a/b/moved"]),
+                cmd_as("root", &["-test", "-d", "/fs/a/b/moved"]),
+                cmd_as("root", &["-test", "-f", "/fs/a/b/moved"]),
+                cmd_as("root", &["-count", "/fs"]),
+                cmd_as("root", &["-du", "-s", "/fs"]),
+                cmd_as("root", &["-ls", "/fs/nothing"]),
             ],
         )
         .await;
@@ -137,28 +142,29 @@ async fn hadoop_fsshell_over_the_ha_nameservice() {
 
     // Whichever node leads: stop the leader, the nameservice finds the new
     // one (the followers answer StandbyException until then).
-    let old = c.leader().unwrap().config.id;
+    let old = c.leader().unwrap().config().id;
     assert_standby_on_followers(&c, old).await;
     c.stop_meta(old).await;
-    let r = java
-        .fs(
+    let r = h
+        .fs_shell(
             &conf,
-            "root",
             &[
-                &["-rm", "-r", "-skipTrash", "/fs/a/b"],
-                &["-ls", "-R", "/fs"],
-                &["-mkdir", "/fs/after"],
+                cmd_as("root", &["-rm", "-r", "-skipTrash", "/fs/a/b"]),
+                cmd_as("root", &["-ls", "-R", "/fs"]),
+                cmd_as("root", &["-mkdir", "/fs/after"]),
             ],
         )
         .await;
     expect(&r, &[(0, &["Deleted /fs/a/b"]), (0, &["/fs/a"]), (0, &[])]);
-    assert!(!r[1].1.contains("/fs/a/b"), "{}", r[1].1);
-    let new = c.leader().unwrap().config.id;
+    assert!(!r[1].stdout.contains("/fs/a/b"), "{}", r[1].stdout);
+    let new = c.leader().unwrap().config().id;
     assert_ne!(new, old);
     c.start_meta(old).await.unwrap();
 
     // Permission denied for another user, with Hadoop's exception.
-    let r = java.fs(&conf, "bob", &[&["-mkdir", "/fs/a/bob"]]).await;
+    let r = h
+        .fs_shell(&conf, &[cmd_as("bob", &["-mkdir", "/fs/a/bob"])])
+        .await;
     expect(&r, &[(1, &["Permission denied", "user=bob"])]);
     c.shutdown().await;
 }
@@ -207,7 +213,7 @@ async fn assert_standby_on_followers(c: &LocalCluster, leader: u64) {
 async fn a_retried_call_is_answered_from_the_retry_cache() {
     let (_dir, c) = cluster(1, 1 << 20, |_| {}).await;
     c.client("root").mkdirs("/r/x", true).await.unwrap();
-    let addr = c.meta_hdfs[&c.leader().unwrap().config.id].clone();
+    let addr = c.meta_hdfs[&c.leader().unwrap().config().id].clone();
     let del = p::DeleteRequestProto {
         src: "/r".into(),
         recursive: true,
@@ -237,7 +243,7 @@ async fn block_locations_carry_tokens_on_a_keyed_cluster() {
     let data = common::data::bytes(5, (1 << 20) + 1000);
     common::data::write(&root, "/t.bin", &data, 300_000).await;
     common::data::wait_replicas(&root, "/t.bin", 3).await;
-    let addr = c.meta_hdfs[&c.leader().unwrap().config.id].clone();
+    let addr = c.meta_hdfs[&c.leader().unwrap().config().id].clone();
     let req = p::GetBlockLocationsRequestProto {
         src: "/t.bin".into(),
         offset: 0,
@@ -291,11 +297,19 @@ async fn block_locations_carry_tokens_on_a_keyed_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_kill_during_a_java_listing_loop() {
-    let java = hadoop_shell::java().await;
+    let h = Hadoop::get().await;
     let (_dir, c) = cluster(3, 1 << 20, |_| {}).await;
     big_dir(&c, 50).await;
-    let mut child = java
-        .command(&conf_dir(&c), "root", &["--list-loop", "/big", "150"])
+    let mut child = Command::new("java")
+        .args([
+            "-XX:TieredStopAtLevel=1",
+            "-cp",
+            &h.classpath(&conf_dir(&c)),
+        ])
+        .args(["ListLoop", "/big", "150"])
+        .env("HADOOP_USER_NAME", "root")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
@@ -311,7 +325,7 @@ async fn leader_kill_during_a_java_listing_loop() {
             if seen.len() == 20 {
                 // In the middle of the loop, the leader goes away.
                 let mut g = c.lock().await;
-                let id = g.leader().unwrap().config.id;
+                let id = g.leader().unwrap().config().id;
                 g.stop_meta(id).await;
                 killed = Some(id);
             }
@@ -325,7 +339,7 @@ async fn leader_kill_during_a_java_listing_loop() {
     assert_eq!(seen.len(), 150, "every listing answered");
     assert!(seen.iter().all(|l| l == "listed 50"), "{seen:?}");
     let c = Arc::try_unwrap(c).ok().unwrap().into_inner();
-    assert_ne!(c.leader().unwrap().config.id, killed.unwrap());
+    assert_ne!(c.leader().unwrap().config().id, killed.unwrap());
     c.shutdown().await;
 }
 

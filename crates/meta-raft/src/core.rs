@@ -1,0 +1,126 @@
+//! A metadata node's two pieces of state and the one place their locks are
+//! taken: the replicated namespace (behind a read-write lock, written only
+//! by the state machine) and the soft cluster state (behind a mutex). When
+//! both are needed they are taken in one order — namespace, then cluster
+//! state — so no two paths can deadlock; nothing outside this file touches
+//! a lock.
+
+use crate::types::{LogId, StoredMembership};
+use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Instant;
+use tdfs_namespace::Namespace;
+use tdfs_policy::ClusterState;
+use tdfs_rpc::{Clock, EventBus};
+use tokio::sync::{watch, Notify};
+
+/// The replicated state as the state machine applied it.
+pub struct Replicated {
+    pub last_applied: Option<LogId>,
+    pub membership: StoredMembership,
+    pub ns: Namespace,
+}
+
+/// Both states, their locks, and what waiters wait on.
+pub struct Core {
+    sm: RwLock<Replicated>,
+    view: Mutex<ClusterState>,
+    /// Wakes whoever waits for a replica report (the write path waits for
+    /// a block to be reported before it commits it).
+    pub(crate) reported: Notify,
+    /// Wakes datanodes' long polls when commands are queued.
+    pub(crate) commands: Notify,
+    /// The applied index, for read barriers.
+    pub(crate) applied: watch::Sender<u64>,
+    pub(crate) events: EventBus,
+    pub(crate) clock: Clock,
+}
+
+impl Core {
+    pub fn new(sm: Replicated, view: ClusterState, events: EventBus, clock: Clock) -> Self {
+        let applied = sm.last_applied.map_or(0, |l| l.index);
+        Core {
+            sm: RwLock::new(sm),
+            view: Mutex::new(view),
+            reported: Notify::new(),
+            commands: Notify::new(),
+            applied: watch::channel(applied).0,
+            events,
+            clock,
+        }
+    }
+
+    fn read_sm(&self) -> RwLockReadGuard<'_, Replicated> {
+        self.sm.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write_sm(&self) -> RwLockWriteGuard<'_, Replicated> {
+        self.sm.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_view(&self) -> MutexGuard<'_, ClusterState> {
+        self.view.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Reads the replicated state.
+    pub fn ns<R>(&self, f: impl FnOnce(&Replicated) -> R) -> R {
+        f(&self.read_sm())
+    }
+
+    /// Reads or changes the soft state; publishes the events it produced.
+    pub fn view<R>(&self, f: impl FnOnce(&mut ClusterState) -> R) -> R {
+        let (r, events) = {
+            let mut v = self.lock_view();
+            let r = f(&mut v);
+            (r, v.take_events())
+        };
+        self.publish(events);
+        r
+    }
+
+    /// Reads the namespace and changes the soft state, in the one order.
+    pub fn both<R>(&self, f: impl FnOnce(&Replicated, &mut ClusterState) -> R) -> R {
+        let (r, events) = {
+            let sm = self.read_sm();
+            let mut v = self.lock_view();
+            let r = f(&sm, &mut v);
+            (r, v.take_events())
+        };
+        self.publish(events);
+        r
+    }
+
+    /// Changes the replicated state (the state machine only), then the soft
+    /// state, in the one order.
+    pub fn apply<R>(&self, f: impl FnOnce(&mut Replicated, &mut ClusterState) -> R) -> R {
+        let (r, events, applied) = {
+            let mut sm = self.write_sm();
+            let mut v = self.lock_view();
+            let r = f(&mut sm, &mut v);
+            (r, v.take_events(), sm.last_applied.map_or(0, |l| l.index))
+        };
+        self.applied.send_replace(applied);
+        self.publish(events);
+        r
+    }
+
+    fn publish(&self, events: Vec<tdfs_proto::event::EventKind>) {
+        for e in events {
+            self.events.publish(e);
+        }
+    }
+
+    /// Monotonic now, on this node's clock.
+    pub fn now(&self) -> Instant {
+        self.clock.now()
+    }
+
+    /// Wall time on this node's clock, ms since the epoch.
+    pub fn wall_ms(&self) -> u64 {
+        self.clock.wall_ms()
+    }
+
+    /// The applied index.
+    pub fn applied(&self) -> u64 {
+        *self.applied.borrow()
+    }
+}
