@@ -469,6 +469,10 @@ pub struct DatanodeReport {
     pub id: DatanodeId,
     pub addr: String,
     pub http: Option<String>,
+    /// The DataTransferProtocol address (`--hdfs-addr`), if served. Soft
+    /// state from registration, so it lives here rather than in
+    /// [`DatanodeAddr`], which the Raft log records.
+    pub hdfs: Option<String>,
     /// `live`, `stale` or `dead`.
     pub state: String,
     /// `normal`, `decommissioning` or `decommissioned`.
