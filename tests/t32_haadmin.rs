@@ -75,12 +75,13 @@ async fn add_transfer_and_remove_metadata_nodes() {
 
     let (code, out, err) = ha(&meta, &["-addMeta", "4", &addr4]);
     assert_eq!(code, 0, "{out}{err}");
-    let r = roles(&meta);
-    assert_eq!(r.len(), 4, "{r:?}");
-    assert!(
-        r.iter().any(|(id, role)| *id == 4 && role == "follower"),
-        "{r:?}"
-    );
+    // The new voter learns of its promotion when it applies the membership
+    // entry, a moment after the leader committed it.
+    wait_for("node 4 a follower", Duration::from_secs(10), || async {
+        let r = roles(&meta);
+        (r.len() == 4 && r.iter().any(|(id, role)| *id == 4 && role == "follower")).then_some(())
+    })
+    .await;
 
     let (code, out, err) = ha(&meta, &["-transferLeader", "4"]);
     assert_eq!(code, 0, "{out}{err}");

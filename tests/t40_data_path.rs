@@ -6,7 +6,7 @@ mod common;
 use common::data::*;
 use common::wait_for;
 use std::time::Duration;
-use tdfs_proto::transfer::CHUNK;
+use tdfs_transfer::CHUNK;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_trips_straddle_block_and_packet_boundaries() {

@@ -11,17 +11,16 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
-use tdfs_client::transfer::{first_error, read_block_with_token, BlockWriter};
 use tdfs_client::{ClientConfig, MetaClient};
 use tdfs_datanode::block_store::{BlockStore, StoreConfig};
 use tdfs_datanode::node::DatanodeConfig;
 use tdfs_local::LocalCluster;
 use tdfs_meta_raft::config::MetaConfig;
 use tdfs_proto::meta::{AccessMode, AdminRequest, BlockInfo, BlockToken, LocatedBlock};
-use tdfs_proto::transfer::Finish;
 use tdfs_proto::FsError;
 use tdfs_rpc::auth::wall_ms;
 use tdfs_rpc::ClusterKey;
+use tdfs_transfer::{first_error, read_block_with_token, BlockWriter, Finish};
 use tokio::net::TcpListener;
 
 fn key(b: u8) -> ClusterKey {

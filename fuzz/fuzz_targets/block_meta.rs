@@ -41,6 +41,8 @@ fn load_dir(meta: &[u8], data_len: u64) {
     let root = dir();
     let current = root.join("current");
     let _ = std::fs::remove_dir_all(&current);
+    // A bad meta file is quarantined; start each input without it.
+    let _ = std::fs::remove_dir_all(root.join("quarantine"));
     std::fs::create_dir_all(&current).expect("mkdir");
     std::fs::write(current.join("blk_1_1.meta"), meta).expect("write meta");
     let f = std::fs::File::create(current.join("blk_1_1.data")).expect("create data");
@@ -54,7 +56,7 @@ fn load_dir(meta: &[u8], data_len: u64) {
         assert_eq!(r.len, data_len);
         let _ = store.verify(1);
         if let Ok(reader) = store.open_read(1, r.gen) {
-            let mut buf = vec![0u8; tdfs_proto::transfer::CHUNK];
+            let mut buf = vec![0u8; tdfs_transfer::CHUNK];
             for i in 0..reader.chunks().min(4) {
                 let _ = reader.read_chunk(i, &mut buf);
             }
@@ -76,7 +78,7 @@ fuzz_target!(|data: &[u8]| {
     let fixed = fixed_crc(&fixed);
     let parsed = decode_meta_for_fuzzing(&fixed);
     if let Ok((_, _, len, n)) = parsed {
-        assert_eq!(n as u64, len.div_ceil(tdfs_proto::transfer::CHUNK as u64));
+        assert_eq!(n as u64, len.div_ceil(tdfs_transfer::CHUNK as u64));
     }
     if ctl & 1 == 1 {
         // The data file matches the meta's length when that is small, so

@@ -17,13 +17,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tdfs_fuzz::{block_on, MemStream};
 use tdfs_gossip::auth::PacketAuth;
 use tdfs_gossip::{ClusterKey, GossipConfig, GossipCore, NodeIdentity, Role};
-use tdfs_meta_raft::command::Command;
+use tdfs_namespace::Batch;
 use tdfs_meta_raft::types::{NodeId, TypeConfig};
 use tdfs_proto::codec::{decode, decode_large};
 use tdfs_proto::meta::*;
-use tdfs_proto::transfer::{Finish, Op, ReadReply, WriteAck, PACKET_HEADER};
 use tdfs_proto::{path, FsError};
 use tdfs_rpc::{handshake, Channel, Envelope, Reply};
+use tdfs_transfer::{Finish, Op, ReadReply, WriteAck, PACKET_HEADER};
 
 fn d<T: serde::de::DeserializeOwned>(b: &[u8]) {
     let _ = decode::<T>(b);
@@ -118,8 +118,8 @@ fuzz_target!(|data: &[u8]| {
         15 => d::<ReadReply>(b),
         16 => {
             if let Some(h) = b.first_chunk::<PACKET_HEADER>() {
-                if let Ok((len, _)) = tdfs_client::transfer::parse_packet_header(*h) {
-                    assert!(len <= tdfs_proto::transfer::MAX_PACKET);
+                if let Ok((len, _)) = tdfs_transfer::parse_packet_header(*h) {
+                    assert!(len <= tdfs_transfer::MAX_PACKET);
                 }
             }
         }
@@ -132,7 +132,7 @@ fuzz_target!(|data: &[u8]| {
         22 => {
             d::<Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>>(b)
         }
-        23 => d::<Command>(b),
+        23 => d::<Batch>(b),
         24 => {
             let _ = decode_large::<tdfs_meta_raft::types::Entry>(b);
         }

@@ -67,3 +67,52 @@ thread_local! {
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     RT.with(|rt| rt.block_on(f))
 }
+
+/// Like [`MemStream`], owning its input, for servers that spawn tasks and
+/// so need a `'static` stream.
+pub struct OwnedStream {
+    input: Vec<u8>,
+    pos: usize,
+    piece: usize,
+}
+
+impl OwnedStream {
+    pub fn new(input: Vec<u8>, piece: usize) -> Self {
+        OwnedStream {
+            input,
+            pos: 0,
+            piece: piece.max(1),
+        }
+    }
+}
+
+impl AsyncRead for OwnedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let left = self.input.len() - self.pos;
+        let n = left.min(self.piece).min(buf.remaining());
+        let start = self.pos;
+        buf.put_slice(&self.input[start..start + n]);
+        self.pos += n;
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl AsyncWrite for OwnedStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Poll::Ready(Ok(buf.len()))
+    }
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}

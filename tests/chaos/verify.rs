@@ -7,8 +7,8 @@ use super::workload::{expected_sha, DataFile, Shared};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
-use tdfs_client::transfer::read_block;
 use tdfs_client::{read_range, MetaClient};
+use tdfs_transfer::read_block;
 
 /// Polls `f` every `every` until it returns `Ok`, or returns its last error
 /// once `timeout` has passed.

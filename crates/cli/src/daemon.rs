@@ -26,6 +26,10 @@ pub struct MetaArgs {
     /// HTTP address for the status page, metrics and WebHDFS.
     #[arg(long)]
     pub http: Option<String>,
+    /// Address for HDFS's own RPC (Hadoop IPC, ClientNamenodeProtocol):
+    /// what unmodified Hadoop clients reach as hdfs://HOST:PORT.
+    #[arg(long)]
+    pub hdfs_addr: Option<String>,
     /// File holding the cluster key shared by every node.
     #[arg(long)]
     pub cluster_key_file: Option<PathBuf>,
@@ -147,12 +151,22 @@ pub fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
+    let hdfs_addr =
+        FileConf::load(a.config.as_deref())?.string(a.hdfs_addr.clone(), "hdfs-addr")?;
     let c = meta_config(a)?;
     check_data_dir(&c.data_dir)?;
     let listener = tokio::net::TcpListener::bind(&c.addr)
         .await
         .with_context(|| format!("cannot listen on {}", c.addr))?;
     let http_listener = bind_http(c.http.as_deref()).await?;
+    let hdfs_listener = match &hdfs_addr {
+        None => None,
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (--hdfs-addr)"))?,
+        ),
+    };
     let id = c.id;
     let addr = c.addr.clone();
     let handle = tdfs_meta_raft::start(c, listener, tdfs_meta_raft::Seams::default())
@@ -162,14 +176,31 @@ pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
         Some(l) => Some(tdfs_local::http::start_meta_http(&handle.node, l)?),
         None => None,
     };
+    let hdfs = match hdfs_listener {
+        Some(l) => Some(tdfs_hdfs_rpc::namenode::start(
+            handle.node.clone(),
+            l,
+            Default::default(),
+        )?),
+        None => None,
+    };
     tracing::info!("metadata node {id} serving on {addr}");
-    wait_for_signal().await;
+    let failure = tokio::select! {
+        _ = wait_for_signal() => None,
+        why = handle.failed() => Some(why),
+    };
     tracing::info!("stopping");
     if let Some(h) = http {
         h.stop().await;
     }
+    if let Some(h) = hdfs {
+        h.stop().await;
+    }
     handle.shutdown().await;
-    Ok(())
+    match failure {
+        Some(why) => anyhow::bail!("{why}"),
+        None => Ok(()),
+    }
 }
 
 /// Binds the `--http` address, if one is given.

@@ -87,6 +87,10 @@ pub async fn run(a: LocalArgs) -> anyhow::Result<()> {
             "status page and WebHDFS: http://{h}/ (every metadata node's \"http\" in cluster.json)"
         );
     }
+    eprintln!(
+        "Hadoop clients: HADOOP_CONF_DIR={} hadoop fs -ls hdfs://tdfs/",
+        cluster.cfg.dir.join("hadoop-conf").display()
+    );
     crate::daemon::wait_for_signal().await;
     tracing::info!("stopping the local cluster");
     cluster.shutdown().await;

@@ -6,12 +6,11 @@
 //! (the MD5 of the blocks' MD5s of their chunk CRCs), the only form
 //! Hadoop's WebHDFS client parses.
 
-use crate::transfer::block_checksum;
 use crate::MetaClient;
 use md5::{Digest, Md5};
 use tdfs_proto::meta::LocatedBlock;
-use tdfs_proto::transfer::{BlockChecksum, CHUNK};
 use tdfs_proto::FsError;
+use tdfs_transfer::{block_checksum, BlockChecksum, CHUNK};
 
 /// A file's checksums.
 #[derive(Clone, Debug, PartialEq, Eq)]

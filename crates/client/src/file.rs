@@ -3,12 +3,11 @@
 //! failed over on read.
 
 use crate::meta::MetaClient;
-use crate::transfer::{read_block_with_token, BlockWriter};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use tdfs_proto::meta::{BlockInfo, LocatedBlock, MetaRequest, MetaResponse};
-use tdfs_proto::transfer::{Finish, CHUNK};
 use tdfs_proto::{DatanodeId, FsError};
+use tdfs_transfer::{read_block_with_token, BlockWriter, Finish, CHUNK};
 use tokio::io::AsyncWrite;
 
 /// Attempts at writing one block before giving up.

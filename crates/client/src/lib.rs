@@ -6,7 +6,6 @@ pub mod checksum;
 mod features;
 pub mod file;
 pub mod meta;
-pub mod transfer;
 
 pub use checksum::{file_checksum, FileChecksum};
 pub use file::{read_range, CreateOptions, FileWriter};

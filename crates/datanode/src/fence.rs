@@ -1,10 +1,12 @@
 //! Fencing: the highest leader term this datanode has seen, kept durably in
 //! its data directory. Commands from a lower term come from a deposed
 //! leader and are refused, so a partitioned old leader that can still
-//! reach datanodes destroys nothing.
+//! reach datanodes destroys nothing. It lives on the block store's disk
+//! (the [`Disk`] seam), replaced atomically.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use tdfs_disk::Disk;
 use tdfs_proto::FsError;
 
 const FILE: &str = "fence";
@@ -12,6 +14,9 @@ const FILE: &str = "fence";
 /// The durable fence of one datanode.
 #[derive(Debug)]
 pub struct Fence {
+    /// The disk the fence file is on (the block store's).
+    disk: Arc<dyn Disk>,
+    /// `DIR/fence`.
     path: PathBuf,
     /// Highest term seen; raised (on disk first) before acting on it.
     term: Mutex<u64>,
@@ -30,9 +35,12 @@ impl Fence {
     /// Loads the fence of the data directory `dir` (0 when new). A fence
     /// file that does not parse is an error: guessing 0 would let a deposed
     /// leader back in.
-    pub fn open(dir: &Path) -> Result<Fence, FsError> {
+    pub fn open(disk: Arc<dyn Disk>, dir: &Path) -> Result<Fence, FsError> {
         let path = dir.join(FILE);
-        let term = match std::fs::read_to_string(&path) {
+        let read = disk
+            .read_max(&path, 64)
+            .map(|b| String::from_utf8_lossy(&b).into_owned());
+        let term = match read {
             Ok(s) => s.trim().parse::<u64>().map_err(|_| {
                 FsError::Io(format!(
                     "{} is damaged: {s:?} is not a term",
@@ -43,6 +51,7 @@ impl Fence {
             Err(e) => return Err(FsError::Io(format!("{}: {e}", path.display()))),
         };
         Ok(Fence {
+            disk,
             path,
             term: Mutex::new(term),
         })
@@ -60,27 +69,13 @@ impl Fence {
             return Ok(Admit::Fenced(*t));
         }
         if term > *t {
-            write_durably(&self.path, term)?;
+            self.disk
+                .write_atomic(&self.path, format!("{term}\n").as_bytes())
+                .map_err(|e| FsError::Io(format!("{}: {e}", self.path.display())))?;
             *t = term;
         }
         Ok(Admit::Yes)
     }
-}
-
-fn write_durably(path: &Path, term: u64) -> Result<(), FsError> {
-    use std::io::Write;
-    let io = |e: std::io::Error| FsError::Io(format!("{}: {e}", path.display()));
-    let tmp = path.with_extension("tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(format!("{term}\n").as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -90,16 +85,29 @@ mod tests {
     #[test]
     fn a_lower_term_is_refused_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let f = Fence::open(dir.path()).unwrap();
+        let open = || Fence::open(tdfs_disk::real(), dir.path());
+        let f = open().unwrap();
         assert_eq!(f.admit(3).unwrap(), Admit::Yes);
         assert_eq!(f.admit(3).unwrap(), Admit::Yes);
         assert_eq!(f.admit(2).unwrap(), Admit::Fenced(3));
         drop(f);
-        let f = Fence::open(dir.path()).unwrap();
+        let f = open().unwrap();
         assert_eq!(f.term(), 3);
         assert_eq!(f.admit(1).unwrap(), Admit::Fenced(3));
         assert_eq!(f.admit(5).unwrap(), Admit::Yes);
         std::fs::write(dir.path().join(FILE), "garbage").unwrap();
-        assert!(Fence::open(dir.path()).is_err());
+        assert!(open().is_err());
+    }
+
+    #[test]
+    fn the_fence_is_durable_on_the_disk_seam() {
+        let mem = tdfs_disk::MemDisk::new();
+        mem.create_dir_all(Path::new("/dn")).unwrap();
+        mem.sync_dir(Path::new("/")).unwrap();
+        let f = Fence::open(mem.shared(), Path::new("/dn")).unwrap();
+        assert_eq!(f.admit(7).unwrap(), Admit::Yes);
+        mem.crash();
+        let f = Fence::open(mem.restarted().shared(), Path::new("/dn")).unwrap();
+        assert_eq!(f.term(), 7);
     }
 }

@@ -45,6 +45,11 @@ impl DatanodeMetrics {
             "Replicas found corrupt (scanner, verify command or digest mismatch on finalize)",
             s.verify_failures.clone(),
         );
+        r.register(
+            "replicas_quarantined",
+            "Replicas moved into quarantine (found corrupt or unreadable)",
+            s.quarantined.clone(),
+        );
         let g = |r: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
             r.register(name, help, g.clone());

@@ -1,9 +1,10 @@
 //! The integrity scanner: re-verifies the SHA-256 and chunk CRCs of every
 //! finalized replica in the background at a bounded rate. A replica that no
-//! longer matches is deleted and reported corrupt; the leader re-replicates
-//! the block from a good copy.
+//! longer matches (or that the disk cannot read back) is quarantined and
+//! reported corrupt; the leader re-replicates the block from a good copy,
+//! and only then deletes the quarantined one.
 
-use crate::block_store::BlockStore;
+use crate::block_store::{BlockStore, Check};
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_proto::BlockId;
@@ -28,11 +29,11 @@ impl Default for ScanConfig {
 }
 
 /// Runs passes until shutdown; `corrupt` is told about every bad replica
-/// after it is deleted.
+/// (block and generation) once it is quarantined.
 pub async fn run(
     store: Arc<BlockStore>,
     cfg: ScanConfig,
-    corrupt: impl Fn(BlockId) + Send + 'static,
+    corrupt: impl Fn(BlockId, u64) + Send + 'static,
     mut shutdown: Shutdown,
 ) {
     loop {
@@ -42,16 +43,16 @@ pub async fn run(
             }
             let s = store.clone();
             let id = r.id;
-            let verdict = tokio::task::spawn_blocking(move || s.verify(id)).await;
+            let verdict = tokio::task::spawn_blocking(move || s.check(id)).await;
             match verdict {
-                Ok(Ok(false)) => {
-                    tracing::warn!("scanner: replica of block {id} is corrupt; deleting it");
-                    let s = store.clone();
-                    let _ = tokio::task::spawn_blocking(move || s.delete(id)).await;
-                    corrupt(id);
+                Ok(Ok(Check::Quarantined { gen })) => {
+                    tracing::warn!(
+                        "scanner: replica of block {id} gen {gen} is corrupt: quarantined"
+                    );
+                    corrupt(id, gen);
                 }
-                Ok(Ok(true)) => {}
                 // Deleted or replaced while being checked: nothing to do.
+                Ok(Ok(Check::Good | Check::Gone)) => {}
                 Ok(Err(e)) => tracing::debug!("scanner: block {id}: {e}"),
                 Err(e) => tracing::warn!("scanner: block {id}: {e}"),
             }

@@ -1,5 +1,5 @@
 //! The datanode side of the data-transfer protocol (see
-//! [`tdfs_proto::transfer`]): receiving a block and forwarding it down the
+//! [`tdfs_transfer`]): receiving a block and forwarding it down the
 //! pipeline, serving reads, and copying a replica to other nodes.
 //!
 //! A write runs three things at once: this task reads packets from upstream,
@@ -12,17 +12,15 @@
 use crate::block_store::{BlockStore, ReplicaReader, ReplicaWriter};
 use std::sync::Arc;
 use std::time::Duration;
-use tdfs_client::transfer::{
-    packet_header, read_control_mac, read_packet_header, timed_io, write_control_mac, BlockWriter,
-    IO_TIMEOUT,
-};
 use tdfs_proto::meta::{AccessMode, BlockInfo, DatanodeAddr, ReplicaReport};
-use tdfs_proto::transfer::{
-    BlockChecksum, ChecksumReply, Finish, NodeStatus, Op, ReadReply, WriteAck, CHUNK, PACKET_HEADER,
-};
 use tdfs_proto::{BlockId, DatanodeId, FsError};
 use tdfs_rpc::auth::wall_ms;
 use tdfs_rpc::{ClusterKey, FrameMac, Peer, SessionKeys};
+use tdfs_transfer::{
+    packet_header, read_control_mac, read_packet_header, timed_io, write_control_mac,
+    BlockChecksum, BlockWriter, ChecksumReply, Finish, NodeStatus, Op, ReadReply, WriteAck, CHUNK,
+    IO_TIMEOUT, PACKET_HEADER,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
@@ -48,13 +46,24 @@ const READER_STALL: Duration = Duration::from_secs(300);
 pub enum StoreEvent {
     /// A replica was published (received through a pipeline or a copy).
     Finalized(ReplicaReport),
+    /// A replica was found corrupt (its own stored data failed a checksum
+    /// while being copied) and quarantined.
+    Quarantined {
+        /// The block.
+        id: BlockId,
+        /// The generation quarantined.
+        gen: u64,
+    },
 }
 
 /// What the transfer handlers need from the daemon.
 pub struct TransferCtx {
+    /// The replicas received and served.
     pub store: Arc<BlockStore>,
     /// Used to connect to downstream datanodes.
     pub key: Option<ClusterKey>,
+    /// Where finalized and quarantined replicas are announced (for the
+    /// incremental reports).
     pub events: mpsc::UnboundedSender<StoreEvent>,
 }
 
@@ -506,8 +515,12 @@ async fn handle_read(
 
 /// Copies finalized replica `block` (id and gen) to `targets`, a pipeline,
 /// as a `Replicate` command asks. Every chunk is checked against its stored
-/// CRC before it leaves: a corrupt local replica fails with
-/// `ChecksumMismatch` (to be reported) instead of spreading.
+/// CRC before it leaves: when this node's own stored data fails a checksum
+/// (a chunk CRC, its meta file, a data file shorter than recorded) the
+/// replica is quarantined and announced ([`StoreEvent::Quarantined`]) and
+/// the copy fails with `ChecksumMismatch` instead of spreading it.
+/// Failures downstream (a target down, full or refusing) come back in the
+/// acknowledgement or as another error and never touch the source replica.
 pub async fn replicate(
     ctx: &TransferCtx,
     block: &BlockInfo,
@@ -515,10 +528,16 @@ pub async fn replicate(
 ) -> Result<WriteAck, FsError> {
     let store = ctx.store.clone();
     let (id, gen) = (block.id, block.gen);
-    let reader = tokio::task::spawn_blocking(move || store.open_read(id, gen))
+    let opened = tokio::task::spawn_blocking(move || store.open_read(id, gen))
         .await
-        .map_err(join_err)??;
-    let reader = Arc::new(reader);
+        .map_err(join_err)?;
+    let reader = match opened {
+        Ok(r) => Arc::new(r),
+        Err(e @ FsError::ChecksumMismatch { .. }) => {
+            return Err(source_corrupt(ctx, id, gen, e).await)
+        }
+        Err(e) => return Err(e),
+    };
     let info = BlockInfo {
         id,
         gen,
@@ -539,15 +558,22 @@ pub async fn replicate(
         .await
         .map_err(join_err)?;
         buf = b;
-        let got = got?;
+        let got = match got {
+            Ok(n) => n,
+            Err(e @ FsError::ChecksumMismatch { .. }) => {
+                return Err(source_corrupt(ctx, id, gen, e).await)
+            }
+            Err(e) => return Err(e),
+        };
         for (k, piece) in buf[..got].chunks(CHUNK).enumerate() {
             let i = next + k as u64;
             let crc = reader.chunk_crc(i).unwrap_or_default();
             if crc32c::crc32c(piece) != crc {
-                return Err(FsError::ChecksumMismatch {
+                let e = FsError::ChecksumMismatch {
                     block: id,
                     detail: format!("local replica: chunk {i} fails its CRC32C"),
-                });
+                };
+                return Err(source_corrupt(ctx, id, gen, e).await);
             }
             if bw.send_chunk_with_crc(piece, crc).await.is_err() {
                 // `finish` returns the pipeline's answer or the failure.
@@ -561,4 +587,21 @@ pub async fn replicate(
         sha256: reader.sha256(),
     })
     .await
+}
+
+/// Quarantines this node's replica `id`/`gen`, whose own stored data failed
+/// a checksum (`e`) while being copied, announces it, and returns `e`.
+async fn source_corrupt(ctx: &TransferCtx, id: BlockId, gen: u64, e: FsError) -> FsError {
+    tracing::warn!("block {id} gen {gen} is corrupt here: {e}");
+    let store = ctx.store.clone();
+    let why = e.to_string();
+    match tokio::task::spawn_blocking(move || store.quarantine(id, gen, &why)).await {
+        Ok(Ok(true)) => {
+            let _ = ctx.events.send(StoreEvent::Quarantined { id, gen });
+        }
+        Ok(Ok(false)) => {}
+        Ok(Err(q)) => tracing::warn!("block {id}: cannot quarantine: {q}"),
+        Err(j) => tracing::warn!("block {id}: cannot quarantine: {j}"),
+    }
+    e
 }

@@ -6,8 +6,8 @@ use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 use tdfs_datanode::block_store::{BlockState, BlockStore, StoreConfig};
-use tdfs_proto::transfer::{Finish, CHUNK};
 use tdfs_proto::FsError;
+use tdfs_transfer::{Finish, CHUNK};
 
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
@@ -30,12 +30,9 @@ fn open(dir: &Path) -> Arc<BlockStore> {
 }
 
 fn open_cap(dir: &Path, cap: u64) -> Arc<BlockStore> {
-    BlockStore::open(StoreConfig {
-        dir: dir.to_path_buf(),
-        capacity: Some(cap),
-        fsync: true,
-    })
-    .unwrap()
+    let mut cfg = StoreConfig::new(dir);
+    cfg.capacity = Some(cap);
+    BlockStore::open(cfg).unwrap()
 }
 
 fn put(store: &Arc<BlockStore>, id: u64, gen: u64, data: &[u8]) -> Result<(), FsError> {
@@ -203,6 +200,20 @@ fn torn_or_mismatched_meta_is_detected() {
     assert_eq!(store.replicas().len(), 1);
     assert!(store.get(5).is_some());
     assert_eq!(files(&cur), vec!["blk_5_1.data", "blk_5_1.meta"]);
+    // They were finalized replicas: quarantined, not deleted.
+    assert_eq!(store.quarantined(), vec![(1, 1), (2, 1), (3, 1), (4, 1)]);
+    assert_eq!(
+        files(&dir.path().join("quarantine")),
+        vec![
+            "blk_1_1.data",
+            "blk_1_1.meta",
+            "blk_2_1.data",
+            "blk_2_1.meta",
+            "blk_3_1.data",
+            "blk_3_1.meta",
+            "blk_4_1.meta"
+        ]
+    );
 }
 
 #[test]
@@ -297,7 +308,7 @@ fn no_space_with_a_small_capacity() {
         Err(FsError::NoSpace(_))
     ));
     drop(w);
-    assert!(store.delete(2).unwrap());
+    assert!(store.delete(2, 1).unwrap().any());
     assert_eq!(store.usage().used, 0);
     put(&store, 3, 1, &pattern(190_000, 3)).unwrap();
 }
@@ -442,8 +453,8 @@ fn delete_removes_the_replica() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     put(&store, 1, 1, &pattern(1000, 1)).unwrap();
-    assert!(store.delete(1).unwrap());
-    assert!(!store.delete(1).unwrap());
+    assert!(store.delete(1, 1).unwrap().any());
+    assert!(!store.delete(1, 1).unwrap().any());
     assert!(store.get(1).is_none());
     assert_eq!(store.state(1), None);
     assert!(matches!(

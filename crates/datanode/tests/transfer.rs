@@ -5,14 +5,14 @@ mod common;
 
 use common::*;
 use std::time::{Duration, Instant};
-use tdfs_client::transfer::{
-    connect, packet_header, read_block, read_control, write_control, BlockWriter,
-};
 use tdfs_datanode::transfer::{replicate, StoreEvent};
 use tdfs_proto::meta::DatanodeAddr;
-use tdfs_proto::transfer::{Finish, Op, WriteAck, CHUNK};
 use tdfs_proto::{DatanodeId, FsError};
 use tdfs_rpc::ClusterKey;
+use tdfs_transfer::{
+    connect, packet_header, read_block, read_control, write_control, BlockWriter, Finish, Op,
+    WriteAck, CHUNK,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn addrs(nodes: &[Node]) -> Vec<DatanodeAddr> {
@@ -406,7 +406,7 @@ async fn a_dropped_writer_frees_its_reservation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicate_copies_a_replica() {
-    let nodes = start_nodes(3).await;
+    let mut nodes = start_nodes(3).await;
     let data = pattern(2 * CHUNK + 1, 8);
     write_block(&[nodes[0].addr.clone()], 5, 4, &data, None)
         .await
@@ -433,6 +433,39 @@ async fn replicate_copies_a_replica() {
     .await;
     assert!(matches!(r, Err(FsError::ChecksumMismatch { .. })), "{r:?}");
     assert!(fresh.store.get(5).is_none());
+    // Its own data failed: the source quarantined its replica and said so.
+    assert!(nodes[0].store.get(5).is_none());
+    assert_eq!(nodes[0].store.quarantined(), vec![(5, 4)]);
+    let mut events = Vec::new();
+    while let Ok(e) = nodes[0].events.try_recv() {
+        events.push(e);
+    }
+    assert!(
+        events.contains(&StoreEvent::Quarantined { id: 5, gen: 4 }),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_that_fails_downstream_leaves_the_source_alone() {
+    let nodes = start_nodes(2).await;
+    let data = pattern(CHUNK + 3, 9);
+    write_block(&[nodes[0].addr.clone()], 6, 1, &data, None)
+        .await
+        .unwrap();
+    // A target that is down, then a target that holds a newer generation.
+    let r = replicate(&nodes[0].ctx, &info(6, 1, 0), &[dead_addr().await]).await;
+    assert!(r.is_err(), "{r:?}");
+    write_block(&[nodes[1].addr.clone()], 6, 2, &pattern(10, 1), None)
+        .await
+        .unwrap();
+    let ack = replicate(&nodes[0].ctx, &info(6, 1, 0), &[nodes[1].addr.clone()])
+        .await
+        .unwrap();
+    assert!(ack.statuses[0].result.is_err(), "{ack:?}");
+    assert_eq!(nodes[0].store.get(6).unwrap().sha256, sha(&data));
+    assert!(nodes[0].store.quarantined().is_empty());
+    assert!(nodes[0].store.verify(6).unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

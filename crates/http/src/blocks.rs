@@ -8,7 +8,7 @@ use crate::error::WebError;
 use serde_json::{json, Value};
 use tdfs_client::FileChecksum;
 use tdfs_proto::meta::{DatanodeAddr, LocatedBlock, LocatedBlocks};
-use tdfs_proto::transfer::CHUNK;
+use tdfs_transfer::CHUNK;
 
 /// Every datanode is in this rack (tdfs has no rack awareness yet).
 const RACK: &str = "/default-rack";

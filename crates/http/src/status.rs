@@ -267,6 +267,7 @@ mod tests {
             id: DatanodeId(id.into()),
             addr: "127.0.0.1:1".into(),
             http: None,
+            hdfs: None,
             state: state.into(),
             admin_state: admin.into(),
             capacity: 1000,

@@ -12,6 +12,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+pub mod hadoop_conf;
+
 use tdfs_client::{ClientConfig, MetaClient};
 use tdfs_datanode::block_store::{BlockStore, StoreConfig};
 use tdfs_datanode::node::{DatanodeConfig, DatanodeHandle};
@@ -145,6 +147,9 @@ pub struct LocalCluster {
     /// Each metadata node's HTTP address (WebHDFS, status page, metrics).
     pub meta_http: BTreeMap<u64, String>,
     http_servers: BTreeMap<u64, HttpServer>,
+    /// Each metadata node's HDFS IPC address (`hdfs://`, ClientNamenodeProtocol).
+    pub meta_hdfs: BTreeMap<u64, String>,
+    hdfs_servers: BTreeMap<u64, tdfs_hdfs_rpc::namenode::HdfsServer>,
     /// Each node's clock, by name, so a test can skew or jump one.
     pub clocks: BTreeMap<String, tdfs_rpc::Clock>,
 }
@@ -164,6 +169,7 @@ struct PrevMeta {
     id: u64,
     addr: String,
     http: Option<String>,
+    hdfs: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -214,6 +220,12 @@ impl LocalCluster {
                 .filter_map(|m| Some((m.id, m.http.clone()?)))
                 .collect(),
             http_servers: BTreeMap::new(),
+            meta_hdfs: prev
+                .meta
+                .iter()
+                .filter_map(|m| Some((m.id, m.hdfs.clone()?)))
+                .collect(),
+            hdfs_servers: BTreeMap::new(),
             clocks: BTreeMap::new(),
         };
         for (id, l) in listeners {
@@ -276,10 +288,20 @@ impl LocalCluster {
         let http = hl.local_addr()?.to_string();
         let mut mc = self.meta_config(id);
         mc.http = Some(http.clone());
+        let want = self
+            .meta_hdfs
+            .get(&id)
+            .map_or("127.0.0.1:0", |s| s.as_str());
+        let nl = bind_http(want)
+            .await
+            .with_context(|| format!("cannot listen on {want} (hdfs of metadata node {id})"))?;
         let h = tdfs_meta_raft::start(mc, l, seams).await?;
         let server = http::start_meta_http(&h.node, hl)?;
+        let hdfs = tdfs_hdfs_rpc::namenode::start(h.node.clone(), nl, Default::default())?;
         self.meta_http.insert(id, http);
         self.http_servers.insert(id, server);
+        self.meta_hdfs.insert(id, hdfs.addr.to_string());
+        self.hdfs_servers.insert(id, hdfs);
         self.metas.insert(id, Some(h));
         Ok(())
     }
@@ -287,12 +309,17 @@ impl LocalCluster {
     /// Restarts metadata node `id` on its address and data directory.
     pub async fn start_meta(&mut self, id: u64) -> anyhow::Result<()> {
         let l = TcpListener::bind(&self.meta_addrs[&id]).await?;
-        self.start_meta_on(id, l).await
+        self.start_meta_on(id, l).await?;
+        // Its HTTP or HDFS port may have moved (taken meanwhile).
+        self.write_cluster_json()
     }
 
     /// Stops metadata node `id` (its tasks end; its sockets close).
     pub async fn stop_meta(&mut self, id: u64) {
         if let Some(s) = self.http_servers.remove(&id) {
+            s.stop().await;
+        }
+        if let Some(s) = self.hdfs_servers.remove(&id) {
             s.stop().await;
         }
         if let Some(Some(h)) = self.metas.insert(id, None) {
@@ -369,7 +396,7 @@ impl LocalCluster {
             .meta_addrs
             .iter()
             .map(|(id, a)| {
-                json!({"id": id, "addr": a, "http": self.meta_http.get(id),
+                json!({"id": id, "addr": a, "http": self.meta_http.get(id), "hdfs": self.meta_hdfs.get(id),
                        "data_dir": self.cfg.dir.join(format!("meta-{id}")).display().to_string()})
             })
             .collect();
@@ -381,7 +408,9 @@ impl LocalCluster {
                        "data_dir": d.dir.display().to_string()})
             })
             .collect();
-        let mut doc = json!({"meta": metas, "datanodes": dns});
+        let conf = hadoop_conf::write(&self.cfg.dir, &self.meta_hdfs)?;
+        let mut doc = json!({"meta": metas, "datanodes": dns,
+                             "hadoop_conf_dir": conf.display().to_string()});
         if let Some(k) = &self.cfg.key_file {
             doc["cluster_key_file"] = json!(k.display().to_string());
         }

@@ -56,6 +56,9 @@ impl MetaNode {
                 self.read_barrier().await?;
                 Ok(AdminResponse::Report(self.report()))
             }
+            AdminRequest::StateHash { index } => {
+                Ok(AdminResponse::StateHash(self.hashes().get(index)))
+            }
             AdminRequest::Health => {
                 self.read_barrier().await?;
                 Ok(AdminResponse::Health(self.health()))
@@ -161,6 +164,7 @@ impl MetaNode {
             applied_index: m.last_applied.map(|l| l.index).unwrap_or(0),
             voters: mem.voter_ids().map(|id| (id, addr_of(&id))).collect(),
             learners: mem.learner_ids().map(|id| (id, addr_of(&id))).collect(),
+            alarm: self.hashes().alarm(),
         }
     }
 

@@ -37,6 +37,9 @@ pub mod defaults {
     /// Continuous balancing threshold (percent of capacity from the average).
     pub const BALANCE_THRESHOLD_PCT: f64 = 10.0;
     pub const BLOCK_SIZE: u64 = 64 << 20;
+    /// Every this many applied entries, each metadata node hashes its
+    /// namespace and the leader compares the hashes.
+    pub const HASH_EVERY: u64 = 50_000;
 }
 
 /// Cluster-wide defaults for new files (stamped into each create by the
@@ -99,6 +102,8 @@ pub struct MetaConfig {
     pub balance_threshold_pct: Option<f64>,
     /// Join the gossip cluster (UDP on the port of `addr`).
     pub gossip: bool,
+    /// The consistency check's period, in applied entries.
+    pub hash_every: u64,
     /// How long trashed files are kept, in ms (0: trash off); the flag is
     /// `--trash-interval MINUTES`, as HDFS's `fs.trash.interval`. The
     /// leader checkpoints and expires every user's trash this often.
@@ -115,6 +120,7 @@ impl MetaConfig {
         });
         p.streams_per_node = defaults::STREAMS_PER_NODE;
         p.moves_per_node = defaults::MOVES_PER_NODE;
+        p.bug_delete_last_corrupt = crate::bugs::on(crate::bugs::Bug::DeleteLastCorrupt);
         p
     }
 }
@@ -141,6 +147,7 @@ impl MetaConfig {
             dead_after_ms: defaults::DEAD_AFTER_MS,
             balance_threshold_pct: Some(defaults::BALANCE_THRESHOLD_PCT),
             gossip: true,
+            hash_every: defaults::HASH_EVERY,
             trash_interval_ms: 0,
         }
     }

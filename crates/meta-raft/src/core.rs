@@ -33,10 +33,19 @@ pub struct Core {
     pub(crate) applied: watch::Sender<u64>,
     pub(crate) events: EventBus,
     pub(crate) clock: Clock,
+    /// Namespace hashes at every `hash_every`-th applied index.
+    pub(crate) hashes: std::sync::Arc<crate::consistency::Hashes>,
+    pub(crate) hash_every: u64,
 }
 
 impl Core {
-    pub fn new(sm: Replicated, view: ClusterState, events: EventBus, clock: Clock) -> Self {
+    pub fn new(
+        sm: Replicated,
+        view: ClusterState,
+        events: EventBus,
+        clock: Clock,
+        hash_every: u64,
+    ) -> Self {
         let applied = sm.last_applied.map_or(0, |l| l.index);
         Core {
             sm: RwLock::new(sm),
@@ -46,6 +55,8 @@ impl Core {
             applied: watch::channel(applied).0,
             events,
             clock,
+            hashes: Default::default(),
+            hash_every: hash_every.max(1),
         }
     }
 

@@ -126,6 +126,7 @@ async fn round(node: &Arc<MetaNode>, drained: Vec<tdfs_proto::DatanodeId>) {
         }
     }
     recover_leases(node).await;
+    crate::consistency::compare(node).await;
     if core.ns(|r| r.ns.pending_reclaim()) > 0 {
         let op = LogOp::Reclaim {
             budget: RECLAIM_BUDGET,

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod consistency;
 pub mod core;
 pub mod datanodes;
 mod features;
@@ -22,3 +23,4 @@ pub mod types;
 
 pub use config::MetaConfig;
 pub use node::{start, MetaHandle, MetaNode, Seams};
+pub use tdfs_rpc::bugs;

@@ -55,6 +55,7 @@ pub struct MetaMetrics {
     under_replicated: Gauge,
     missing: Gauge,
     corrupt: Gauge,
+    alarm: Gauge,
 }
 
 impl Default for MetaMetrics {
@@ -122,7 +123,13 @@ impl MetaMetrics {
             "blocks_corrupt",
             "Blocks whose every replica failed verification (leader only)",
         );
+        let alarm = g(
+            &mut r,
+            "consistency_alarm",
+            "1 once this node found a member whose namespace hash differs at the same applied index",
+        );
         MetaMetrics {
+            alarm,
             registry: r,
             ops,
             op_errors,
@@ -152,6 +159,11 @@ impl MetaMetrics {
     }
 
     /// Records what the leader's policy round saw.
+    /// Raises (or clears) the consistency alarm gauge.
+    pub fn set_alarm(&self, on: bool) {
+        self.alarm.set(on as i64);
+    }
+
     pub fn set_health(&self, h: Health) {
         for (s, v) in [("live", h.live), ("stale", h.stale), ("dead", h.dead)] {
             self.datanodes

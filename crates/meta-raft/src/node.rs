@@ -56,6 +56,8 @@ pub struct MetaNode {
     balance_override: AtomicU64,
     /// Counts the leader's policy rounds (the balancer waits on it).
     rounds: watch::Sender<u64>,
+    /// Why the node stopped, when one of its tasks failed.
+    failed: watch::Sender<Option<String>>,
 }
 
 /// Owns a node's tasks; dropping it does not stop them, `shutdown` does.
@@ -64,6 +66,23 @@ pub struct MetaHandle {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     gossip: Option<tdfs_gossip::GossipHandle>,
+}
+
+impl MetaHandle {
+    /// Resolves with the reason when a task of the node failed and the
+    /// node stopped serving (a daemon then exits non-zero).
+    pub async fn failed(&self) -> String {
+        let mut rx = self.node.failed.subscribe();
+        let why = match rx.wait_for(|f| f.is_some()).await {
+            Ok(f) => f.clone(),
+            Err(_) => None,
+        };
+        match why {
+            Some(w) => w,
+            // The node is gone without failing: never resolve.
+            None => std::future::pending().await,
+        }
+    }
 }
 
 impl MetaHandle {
@@ -107,7 +126,13 @@ pub async fn start(
     let events = EventBus::new(format!("meta-{}", config.id), seams.clock.clone());
     let mut view = ClusterState::new(config.policy());
     reload_view(&rep, &mut view, seams.clock.now());
-    let core = Arc::new(Core::new(rep, view, events, seams.clock.clone()));
+    let core = Arc::new(Core::new(
+        rep,
+        view,
+        events,
+        seams.clock.clone(),
+        config.hash_every,
+    ));
     let sm = StateMachine::new(core.clone(), &sm_dir, meta);
     let pool: Pool = Arc::new(Mutex::new(HashMap::new()));
     let network = Network {
@@ -132,27 +157,40 @@ pub async fn start(
         ready_term: watch::channel(0).0,
         balance_override: AtomicU64::new(0),
         rounds: watch::channel(0).0,
+        failed: watch::channel(None).0,
     });
     let mut tasks = vec![
-        tokio::spawn(proposer(raft.clone(), prx, shutdown.clone())),
-        tokio::spawn(read_gate(node.clone(), rrx, shutdown.clone())),
-        tokio::spawn(crate::leader::watch_leadership(
-            node.clone(),
-            shutdown.clone(),
-        )),
-        tokio::spawn(crate::leader::drive(node.clone(), shutdown.clone())),
+        supervise(
+            &node,
+            "proposer",
+            proposer(raft.clone(), prx, shutdown.clone()),
+        ),
+        supervise(
+            &node,
+            "read gate",
+            read_gate(node.clone(), rrx, shutdown.clone()),
+        ),
+        supervise(
+            &node,
+            "leadership watcher",
+            crate::leader::watch_leadership(node.clone(), shutdown.clone()),
+        ),
+        supervise(
+            &node,
+            "leader driver",
+            crate::leader::drive(node.clone(), shutdown.clone()),
+        ),
     ];
     let server_config = ServerConfig {
         key: config.key.clone(),
         ..Default::default()
     };
     let service = Arc::new(MetaService::new(node.clone()));
-    tasks.push(tokio::spawn(serve::<Request, Response, _>(
-        listener,
-        service,
-        server_config,
-        shutdown.clone(),
-    )));
+    tasks.push(supervise(
+        &node,
+        "rpc server",
+        serve::<Request, Response, _>(listener, service, server_config, shutdown.clone()),
+    ));
     let gossip = if config.gossip {
         let g = crate::gossip::start(&config).await?;
         tasks.push(tokio::spawn(crate::gossip::follow(
@@ -170,6 +208,45 @@ pub async fn start(
         stop,
         tasks,
         gossip,
+    })
+}
+
+/// Runs one of the node's tasks. If it panics (a bug), the node stops
+/// leading and serving rather than go on half-working — a leader that
+/// heartbeats but cannot run its duties would keep the cluster from
+/// electing one that can: Raft is shut down (the others elect a new
+/// leader), the failure is logged and published, and [`MetaHandle::failed`]
+/// resolves (the daemon exits non-zero).
+fn supervise<F>(node: &Arc<MetaNode>, name: &'static str, task: F) -> JoinHandle<()>
+where
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
+    let node = Arc::downgrade(node);
+    tokio::spawn(async move {
+        let r = tokio::spawn(task).await;
+        let Err(e) = r else { return };
+        if !e.is_panic() {
+            return;
+        }
+        let reason = match e.into_panic().downcast::<String>() {
+            Ok(s) => *s,
+            Err(p) => p
+                .downcast::<&str>()
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        };
+        let Some(node) = node.upgrade() else { return };
+        let what = format!(
+            "the {name} task of metadata node {} panicked: {reason}",
+            node.id()
+        );
+        tracing::error!(fault = "local", "{what}; the node stops serving");
+        node.publish(EventKind::TaskFailed {
+            task: name.to_string(),
+            reason: reason.clone(),
+        });
+        let _ = node.raft.shutdown().await;
+        node.failed.send_replace(Some(what));
     })
 }
 
@@ -225,6 +302,11 @@ impl MetaNode {
         &self.core
     }
 
+    /// This node's namespace hashes and the consistency alarm.
+    pub fn hashes(&self) -> &Arc<crate::consistency::Hashes> {
+        &self.core.hashes
+    }
+
     pub(crate) fn pool(&self) -> &Pool {
         &self.pool
     }
@@ -270,6 +352,9 @@ impl MetaNode {
     /// obtains a read index (batched with concurrent readers) and waits for
     /// the state machine to reach it.
     pub async fn read_barrier(&self) -> Result<(), FsError> {
+        if crate::bugs::on(crate::bugs::Bug::FollowerReadWithoutIndex) && !self.is_leader() {
+            return Ok(());
+        }
         let index = self.batched_read_index().await?;
         self.wait_applied(index).await
     }

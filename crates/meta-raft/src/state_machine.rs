@@ -95,6 +95,7 @@ impl StateMachine {
             ClusterState::new(crate::config::policy_config_default()),
             tdfs_rpc::EventBus::new("meta-0", tdfs_rpc::Clock::real()),
             tdfs_rpc::Clock::real(),
+            crate::config::defaults::HASH_EVERY,
         ));
         Ok(Self::new(core, dir, meta))
     }
@@ -167,18 +168,28 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: Send,
     {
         let now = self.core.now();
+        let every = self.core.hash_every;
+        let hashes = self.core.hashes.clone();
         Ok(self.core.apply(|rep, view| {
             let mut out = Vec::new();
             let mut events = Vec::new();
             for e in entries {
+                let index = e.log_id.index;
                 rep.last_applied = Some(e.log_id);
                 match e.payload {
                     EntryPayload::Blank => out.push(Vec::new()),
                     EntryPayload::Normal(batch) => {
+                        let forget = crate::bugs::on(crate::bugs::Bug::ForgetRetryCache);
                         let rs = batch
                             .ops
                             .iter()
-                            .map(|s| rep.ns.apply(&s.stamp, &s.op, &mut events))
+                            .map(|s| match forget {
+                                false => rep.ns.apply(&s.stamp, &s.op, &mut events),
+                                true => {
+                                    rep.ns
+                                        .apply_ignoring_retry_cache(&s.stamp, &s.op, &mut events)
+                                }
+                            })
                             .collect();
                         out.push(rs);
                         for ev in events.drain(..) {
@@ -189,6 +200,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                         rep.membership = StoredMembership::new(Some(e.log_id), m);
                         out.push(Vec::new());
                     }
+                }
+                if index % every == 0 {
+                    crate::consistency::hash_later(hashes.clone(), index, rep.ns.freeze());
                 }
             }
             out

@@ -1,6 +1,8 @@
 //! A torn or corrupt tail of the Raft log: on restart the log is cut back to
 //! its last intact record, the node comes up as leader with every write whose
-//! record survived, and takes new writes.
+//! record survived, and takes new writes. Damage before the tail (a bad
+//! record that valid ones follow) is not a crash's doing: the node refuses
+//! to start, naming the file and the offset.
 
 mod common;
 
@@ -185,7 +187,7 @@ async fn a_cut_last_record_is_dropped_whole() {
             }
             other => panic!("last record is {other:?}"),
         }
-        let record_len = 8 + tdfs_proto::codec::encode(&entries[0]).unwrap().len() as u64;
+        let record_len = tdfs_meta_raft::log_store::record_len(&entries[0]);
         let start_of_last = len - record_len;
 
         let cut_to = match keep_of_last {
@@ -219,4 +221,35 @@ async fn a_cut_last_record_is_dropped_whole() {
         kept.push(lost);
     }
     cluster.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_record_in_the_middle_stops_the_node() {
+    let mut cluster = Cluster::start(1).await;
+    cluster.wait_leader(&[1], Duration::from_secs(10)).await;
+    let client = client_id();
+    let mut seq = 0;
+    write_dirs(&cluster, client, &mut seq, "/m/a", 30).await;
+    cluster.stop(1).await;
+    let path = log_path(&cluster);
+    let len = file_len(&path);
+    // Flip one byte a third of the way in: inside some record's payload.
+    let at = len / 3;
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[at as usize] ^= 0x5a;
+    std::fs::write(&path, &bytes).unwrap();
+    let err = match LogStore::open(&cluster.data_dir(1).join("raft"), true) {
+        Ok(_) => panic!("a log damaged in the middle opened"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("log.dat"), "{err}");
+    assert!(err.contains("valid records follow"), "{err}");
+    assert!(err.contains("offset"), "{err}");
+    // Nothing was cut: the file is as damaged as it was, for inspection.
+    assert_eq!(file_len(&path), len);
+    // The node does not come up on it.
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let r = tdfs_meta_raft::start(cluster.config(1), l, cluster.seams(1)).await;
+    let msg = r.err().map(|e| format!("{e:#}")).unwrap_or_default();
+    assert!(msg.contains("valid records follow"), "start: {msg:?}");
 }

@@ -122,6 +122,19 @@ impl Namespace {
         r
     }
 
+    /// Applies one operation without consulting the retry cache: a retried
+    /// call is applied again. Only for the chaos suite's bug switch, which
+    /// proves the suite notices.
+    pub fn apply_ignoring_retry_cache(
+        &mut self,
+        stamp: &Stamp,
+        op: &LogOp,
+        events: &mut Vec<NsEvent>,
+    ) -> Result<Outcome, FsError> {
+        self.clock = self.clock.max(stamp.now);
+        self.apply_uncached(stamp, op, events)
+    }
+
     fn apply_uncached(
         &mut self,
         s: &Stamp,

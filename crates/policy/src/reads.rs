@@ -131,6 +131,7 @@ impl ClusterState {
                 id: n.id.clone(),
                 addr: n.addr.clone(),
                 http: n.http.clone(),
+                hdfs: n.hdfs.clone(),
                 state: crate::liveness::judge(
                     &self.cfg.liveness,
                     n.gossip_down,

@@ -169,7 +169,10 @@ impl ClusterState {
     /// replicas elsewhere. A block whose every replica is corrupt keeps
     /// them all.
     fn purge_corrupt(&mut self, out: &mut RoundOutput) {
-        let ids: Vec<BlockId> = self.blocks.purgeable().take(1000).collect();
+        let mut ids: Vec<BlockId> = self.blocks.purgeable().take(1000).collect();
+        if self.cfg.bug_delete_last_corrupt {
+            ids.extend(self.blocks.bad().take(1000));
+        }
         for id in ids {
             let q: Vec<(NodeIx, u64)> = self.blocks.quarantined(id).to_vec();
             for (n, gen) in q {

@@ -36,6 +36,9 @@ pub struct PolicyConfig {
     /// Block events published per round at most (a dead node can change
     /// millions of blocks at once).
     pub max_block_events: usize,
+    /// A deliberate defect for the chaos suite: corrupt replicas are
+    /// deleted even when no good copy exists.
+    pub bug_delete_last_corrupt: bool,
 }
 
 impl PolicyConfig {
@@ -49,6 +52,7 @@ impl PolicyConfig {
             intent_ttl: Duration::from_secs(600),
             rescan_budget: 100_000,
             max_block_events: 10_000,
+            bug_delete_last_corrupt: false,
         }
     }
 }

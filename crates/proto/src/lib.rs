@@ -12,7 +12,6 @@ pub mod path;
 pub mod perm;
 pub mod quota;
 pub mod snapshot;
-pub mod transfer;
 pub mod trash;
 pub mod xattr;
 

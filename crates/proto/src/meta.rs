@@ -544,6 +544,11 @@ pub enum AdminRequest {
     Report,
     /// Block health counts, kept incrementally (status page, metrics).
     Health,
+    /// This node's namespace hash at applied index `index` (the
+    /// consistency check), if it computed one.
+    StateHash {
+        index: u64,
+    },
     Decommission {
         id: DatanodeId,
     },
@@ -572,6 +577,7 @@ pub enum AdminResponse {
     NodeState(NodeState),
     Report(ClusterReport),
     Health(HealthReport),
+    StateHash(Option<[u8; 32]>),
 }
 
 /// A metadata node's own state.
@@ -589,6 +595,8 @@ pub struct NodeState {
     /// Voters and learners of the current membership, with addresses.
     pub voters: Vec<(MetaId, String)>,
     pub learners: Vec<(MetaId, String)>,
+    /// The consistency check's alarm, if this node raised one.
+    pub alarm: Option<String>,
 }
 
 /// `dfsadmin -report`.
@@ -604,6 +612,10 @@ pub struct DatanodeReport {
     pub id: DatanodeId,
     pub addr: String,
     pub http: Option<String>,
+    /// The DataTransferProtocol address (`--hdfs-addr`), if served. Soft
+    /// state from registration, so it lives here rather than in
+    /// [`DatanodeAddr`], which the Raft log records.
+    pub hdfs: Option<String>,
     /// `live`, `stale` or `dead`.
     pub state: String,
     /// `normal`, `decommissioning` or `decommissioned`.
@@ -643,16 +655,19 @@ pub enum DatanodeRequest {
         hi: BlockId,
         last: bool,
         blocks: Vec<ReplicaReport>,
-        /// Replicas quarantined as corrupt (id, generation) in this range.
+        /// Replicas quarantined as corrupt (id, generation) in this range:
+        /// never served, not in `blocks`, kept until the leader's `Delete`.
         quarantined: Vec<(BlockId, u64)>,
     },
     /// Replicas finalized, deleted or quarantined since the last report.
     IncrementalReport {
         id: DatanodeId,
         added: Vec<ReplicaReport>,
-        /// Replicas deleted (id, generation).
+        /// Replicas deleted (id, generation): a finalized one, or a
+        /// quarantined one the leader's `Delete` named.
         removed: Vec<(BlockId, u64)>,
-        /// Replicas found corrupt and quarantined (id, generation).
+        /// Replicas found corrupt and quarantined (id, generation): no
+        /// longer held or served, kept until the leader deletes them.
         corrupt: Vec<(BlockId, u64)>,
     },
     /// Waits up to `wait_ms` for commands (answered at once when some are
@@ -707,11 +722,13 @@ pub enum DatanodeCommand {
         block: BlockInfo,
         targets: Vec<DatanodeAddr>,
     },
-    /// Delete replicas: each `(block, gen)` removes the local replica of
-    /// `block` only if its generation is at most `gen`, so a deletion aimed
-    /// at a stale copy never removes a newer one written since.
+    /// Delete replicas: each `(block, gen)` removes the local finalized or
+    /// quarantined replicas of `block` whose generation is at most `gen`, so
+    /// a deletion aimed at a stale or corrupt copy never removes a newer one
+    /// written since.
     Delete { blocks: Vec<(BlockId, u64)> },
-    /// Re-verify replicas (SHA-256 and chunk CRCs); delete and report the corrupt ones.
+    /// Re-verify replicas (SHA-256 and chunk CRCs); quarantine and report
+    /// the corrupt ones.
     Verify { blocks: Vec<BlockId> },
     /// Finalize a replica at a length (lease recovery).
     Recover { block: BlockInfo },

@@ -7,6 +7,7 @@
 //! handshake (the datanodes' block transfer).
 
 pub mod auth;
+pub mod bugs;
 pub mod client;
 pub mod clock;
 pub mod connector;

@@ -54,6 +54,14 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// A connection with no call for this long is closed.
     pub idle_timeout: Duration,
+    /// Connections kept for key-proved cluster nodes: callers that did not
+    /// prove the key (users) get at most `max_connections` minus these, so
+    /// a flood of clients cannot lock the cluster's own nodes out.
+    pub reserved_for_peers: usize,
+    /// Connections one address may hold without proving the key.
+    pub max_per_user_addr: usize,
+    /// A user connection with no call for this long is closed.
+    pub user_idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +72,9 @@ impl Default for ServerConfig {
             max_connections: 4096,
             max_in_flight: 1024,
             idle_timeout: Duration::from_secs(600),
+            reserved_for_peers: 256,
+            max_per_user_addr: 512,
+            user_idle_timeout: Duration::from_secs(120),
         }
     }
 }
@@ -106,6 +117,12 @@ pub async fn serve<Req, Resp, H>(
 {
     let config = Arc::new(config);
     let conns = Arc::new(Semaphore::new(config.max_connections));
+    let users = Arc::new(UserSlots::new(
+        config
+            .max_connections
+            .saturating_sub(config.reserved_for_peers),
+        config.max_per_user_addr,
+    ));
     // Every connection task, so that stopping the server closes them all.
     let mut tasks = tokio::task::JoinSet::new();
     loop {
@@ -119,23 +136,24 @@ pub async fn serve<Req, Resp, H>(
                 Ok(x) => x,
                 Err(e) => {
                     // Out of file descriptors and the like: back off, keep serving.
-                    tracing::warn!("accept failed: {e}");
+                    tracing::warn!(fault = "local", "accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
         };
         let Ok(permit) = conns.clone().try_acquire_owned() else {
-            tracing::warn!(%addr, "too many connections, refusing");
+            tracing::warn!(fault = "peer", peer = %addr, "too many connections, refusing");
             drop(stream);
             continue;
         };
         let handler = handler.clone();
         let config = config.clone();
         let sd = shutdown.clone();
+        let users = users.clone();
         tasks.spawn(async move {
             let _permit = permit;
-            if let Err(e) = connection(stream, addr, handler, config, sd).await {
+            if let Err(e) = connection(stream, addr, handler, config, sd, users).await {
                 tracing::debug!(%addr, "connection closed: {e}");
             }
         });
@@ -148,6 +166,7 @@ async fn connection<Req, Resp, H>(
     handler: Arc<H>,
     config: Arc<ServerConfig>,
     mut shutdown: Shutdown,
+    users: Arc<UserSlots>,
 ) -> Result<(), FsError>
 where
     Req: DeserializeOwned + Send + 'static,
@@ -160,6 +179,20 @@ where
         addr,
         authenticated: session.peer,
         session: session.keys,
+    };
+    // On a keyed cluster, callers that did not prove the key are users:
+    // they share fewer slots, a per-address cap and a shorter idle timeout.
+    let is_user = config.key.is_some() && !peer.authenticated;
+    let _user_slot = match is_user {
+        true => Some(users.take(addr.ip()).ok_or_else(|| {
+            tracing::warn!(fault = "peer", peer = %addr, "too many user connections, refusing");
+            FsError::Unavailable("too many connections from users".into())
+        })?),
+        false => None,
+    };
+    let idle_timeout = match is_user {
+        true => config.user_idle_timeout,
+        false => config.idle_timeout,
     };
     if channel == Channel::Stream {
         handler.stream(peer, stream).await;
@@ -199,7 +232,7 @@ where
     let result = loop {
         let next = tokio::select! {
             _ = shutdown.wait() => break Ok(()),
-            r = tokio::time::timeout(config.idle_timeout, read_frame(&mut r, max_frame)) => r,
+            r = tokio::time::timeout(idle_timeout, read_frame(&mut r, max_frame)) => r,
         };
         let body = match next {
             Err(_) => break Ok(()),
@@ -253,6 +286,56 @@ where
     drop(tx);
     let _ = writer.await;
     result
+}
+
+/// Slots for user connections: a total and a cap per address.
+struct UserSlots {
+    total: usize,
+    per_addr: usize,
+    held: std::sync::Mutex<(usize, std::collections::HashMap<std::net::IpAddr, usize>)>,
+}
+
+/// A held user slot, released on drop.
+struct UserSlot {
+    slots: Arc<UserSlots>,
+    ip: std::net::IpAddr,
+}
+
+impl UserSlots {
+    fn new(total: usize, per_addr: usize) -> Self {
+        UserSlots {
+            total,
+            per_addr,
+            held: std::sync::Mutex::new((0, std::collections::HashMap::new())),
+        }
+    }
+
+    fn take(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<UserSlot> {
+        let mut h = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let here = h.1.get(&ip).copied().unwrap_or(0);
+        if h.0 >= self.total || here >= self.per_addr {
+            return None;
+        }
+        h.0 += 1;
+        h.1.insert(ip, here + 1);
+        Some(UserSlot {
+            slots: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut h = self.slots.held.lock().unwrap_or_else(|e| e.into_inner());
+        h.0 -= 1;
+        if let Some(n) = h.1.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                h.1.remove(&self.ip);
+            }
+        }
+    }
 }
 
 async fn send_error(tx: &mpsc::Sender<Vec<u8>>, id: u64, e: FsError) {

@@ -1,5 +1,9 @@
-//! In-process datanodes on loopback sockets for the transfer tests.
+//! In-process datanodes on loopback sockets for the transfer tests, stores
+//! on in-memory disks ([`store`]) and a fake metadata node ([`meta`]).
 #![allow(dead_code)]
+
+pub mod meta;
+pub mod store;
 
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -7,9 +11,9 @@ use std::sync::Arc;
 use tdfs_datanode::block_store::{BlockStore, StoreConfig};
 use tdfs_datanode::transfer::{handle_stream, StoreEvent, TransferCtx};
 use tdfs_proto::meta::{BlockInfo, DatanodeAddr};
-use tdfs_proto::transfer::{Finish, WriteAck, CHUNK};
 use tdfs_proto::FsError;
 use tdfs_rpc::{serve, ClusterKey, Handler, Peer, ServerConfig, Shutdown};
+use tdfs_transfer::{Finish, WriteAck, CHUNK};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 
@@ -48,13 +52,11 @@ impl Node {
 
 pub async fn start_node(capacity: Option<u64>, key: Option<ClusterKey>) -> Node {
     let dir = tempfile::tempdir().unwrap();
-    let store = BlockStore::open(StoreConfig {
-        dir: dir.path().to_path_buf(),
-        capacity,
-        // TDFS_TEST_FSYNC=0 turns fsync off (to measure its share by hand).
-        fsync: std::env::var("TDFS_TEST_FSYNC").map_or(true, |v| v != "0"),
-    })
-    .unwrap();
+    let mut cfg = StoreConfig::new(dir.path());
+    cfg.capacity = capacity;
+    // TDFS_TEST_FSYNC=0 turns fsync off (to measure its share by hand).
+    cfg.fsync = std::env::var("TDFS_TEST_FSYNC").map_or(true, |v| v != "0");
+    let store = BlockStore::open(cfg).unwrap();
     let (tx, events) = mpsc::unbounded_channel();
     let ctx = Arc::new(TransferCtx {
         store: store.clone(),
@@ -131,8 +133,7 @@ pub async fn write_block(
     key: Option<&ClusterKey>,
 ) -> Result<WriteAck, FsError> {
     let mut w =
-        tdfs_client::transfer::BlockWriter::open(pipeline, info(id, gen, data.len() as u64), key)
-            .await?;
+        tdfs_transfer::BlockWriter::open(pipeline, info(id, gen, data.len() as u64), key).await?;
     for c in data.chunks(CHUNK) {
         if w.send_chunk(c).await.is_err() {
             break;
@@ -154,8 +155,7 @@ pub async fn read(
     len: u64,
 ) -> Result<Vec<u8>, FsError> {
     let mut out = Vec::new();
-    let n =
-        tdfs_client::transfer::read_block(&node.addr, None, id, gen, offset, len, &mut out).await?;
+    let n = tdfs_transfer::read_block(&node.addr, None, id, gen, offset, len, &mut out).await?;
     assert_eq!(n as usize, out.len());
     Ok(out)
 }

@@ -1,34 +1,9 @@
-//! The data-transfer protocol between clients and datanodes and between
-//! datanodes: a connection opened with `Channel::Stream` carries one
-//! operation. Control messages are ordinary frames (length-prefixed bincode,
-//! capped at [`MAX_CONTROL_FRAME`]); block bytes travel as raw packets,
-//! never as one giant bincode value.
-//!
-//! ```text
-//! write:  C -> D1  frame(Op::Write{block, downstream})       D1 -> D2 -> D3 likewise
-//!         C -> D1  packet* ; packet with len 0 ends the data
-//!         C -> D1  frame(Finish{len, sha256})
-//!         D1 -> C  frame(WriteAck{statuses})   one status per pipeline node, in order
-//! read:   C -> D   frame(Op::Read{block, gen, offset, len})
-//!         D -> C   frame(ReadReply{..})  then packets covering [offset, offset+len), then a 0-length packet
-//! sum:    C -> D   frame(Op::BlockChecksum{block, gen})
-//!         D -> C   frame(ChecksumReply{..})
-//! ```
-//!
-//! On a connection where both ends proved the cluster key, every control
-//! frame carries a MAC trailer (see `tdfs_rpc::session`); packets do not:
-//! a write's data is authenticated by the SHA-256 in its MACed `Finish`,
-//! which every datanode checks before finalizing.
-//!
-//! A packet is `[u32 len][u32 crc32c(data)][data]`, `len <= MAX_PACKET`.
-//! Writes send packets of exactly [`CHUNK`] bytes (the last may be shorter),
-//! and datanodes keep each chunk's CRC32C beside the block, so a read
-//! serves every chunk with the checksum computed when it was written: the
-//! reader detects corruption on disk as well as on the wire.
+//! The messages and limits of the data-transfer protocol (see the crate
+//! docs for the exchange). Plain serde types, no I/O.
 
-use crate::meta::{BlockInfo, BlockToken, DatanodeAddr};
-use crate::{BlockId, DatanodeId, FsError};
 use serde::{Deserialize, Serialize};
+use tdfs_proto::meta::{BlockInfo, BlockToken, DatanodeAddr};
+use tdfs_proto::{BlockId, DatanodeId, FsError};
 
 /// Bytes per packet and per stored checksum chunk.
 pub const CHUNK: usize = 64 << 10;
@@ -45,16 +20,22 @@ pub enum Op {
     /// Receive a block and forward it to `downstream` (in order). `block.len`
     /// is the expected length, used to reserve space.
     Write {
+        /// The block, with its expected length.
         block: BlockInfo,
+        /// The rest of the pipeline, in order.
         downstream: Vec<DatanodeAddr>,
         /// Required from a caller without the cluster key on a keyed cluster.
         token: Option<BlockToken>,
     },
     /// Send `[offset, offset+len)` of a finalized replica (clamped to its length).
     Read {
+        /// The block to read.
         block: BlockId,
+        /// Its generation: another generation is not served.
         gen: u64,
+        /// First byte wanted.
         offset: u64,
+        /// Bytes wanted from `offset`.
         len: u64,
         /// Required from a caller without the cluster key on a keyed cluster.
         token: Option<BlockToken>,
@@ -73,14 +54,20 @@ pub enum Op {
 /// Sent by the writer after the last packet.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finish {
+    /// Bytes the writer sent: a node that received another count fails.
     pub len: u64,
+    /// SHA-256 of the block as the writer computed it; each node checks its
+    /// own before finalizing (on a keyed connection this frame is MACed, so
+    /// it also authenticates the unMACed packets).
     pub sha256: [u8; 32],
 }
 
 /// The outcome of a write on one pipeline node.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeStatus {
+    /// The pipeline node this status is about.
     pub node: DatanodeId,
+    /// Whether it finalized the replica, or why not.
     pub result: Result<(), FsError>,
 }
 
@@ -88,6 +75,8 @@ pub struct NodeStatus {
 /// its downstream answered: this node's status, then downstream's.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WriteAck {
+    /// One status per node that was reached, in pipeline order; nodes past
+    /// a failed one are absent.
     pub statuses: Vec<NodeStatus>,
 }
 
@@ -97,9 +86,12 @@ pub enum ReadReply {
     /// Packets follow; the first starts at `start` (a chunk boundary at or
     /// before the requested offset), the replica is `block_len` long.
     Ok {
+        /// Offset of the first packet's first byte.
         start: u64,
+        /// Length of the whole replica.
         block_len: u64,
     },
+    /// The read is refused (no such replica, bad token, ...).
     Err(FsError),
 }
 
