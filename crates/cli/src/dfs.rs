@@ -126,9 +126,17 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        "rm" => crate::trash::rm(c, split_flags(&rest, &["r", "R", "f", "skipTrash", "safely"])).await,
+        "rm" => {
+            crate::trash::rm(
+                c,
+                split_flags(&rest, &["r", "R", "f", "skipTrash", "safely"]),
+            )
+            .await
+        }
         "expunge" => crate::trash::expunge(c, &rest).await,
-        "setfacl" => crate::facl::setfacl(c, split_flags(&rest, &["R", "m", "x", "b", "k", "-set"])).await,
+        "setfacl" => {
+            crate::facl::setfacl(c, split_flags(&rest, &["R", "m", "x", "b", "k", "-set"])).await
+        }
         "getfacl" => crate::facl::getfacl(c, split_flags(&rest, &["R"])).await,
         "setfattr" => crate::facl::setfattr(c, &rest).await,
         "getfattr" => crate::facl::getfattr(c, &rest).await,

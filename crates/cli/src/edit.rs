@@ -16,7 +16,10 @@ pub async fn truncate(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
     };
     let mut waiting = Vec::new();
     for t in paths {
-        let done = c.truncate(t, len).await.map_err(|e| cmd_err("truncate", t, e))?;
+        let done = c
+            .truncate(t, len)
+            .await
+            .map_err(|e| cmd_err("truncate", t, e))?;
         if done {
             println!("Truncated {t} to length: {len}");
         } else if p.has("w") {

@@ -12,7 +12,10 @@ use tdfs_proto::xattr::{decode_value, encode_value, Encoding, XAttrFlags};
 /// `-setfacl [-R] --set ACLSPEC PATH`.
 pub async fn setfacl(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
     let has = |f: &str| p.has(f);
-    let ops = ["m", "x", "b", "k", "-set"].iter().filter(|f| has(f)).count();
+    let ops = ["m", "x", "b", "k", "-set"]
+        .iter()
+        .filter(|f| has(f))
+        .count();
     if (has("b") || has("k")) && (has("m") || has("x") || has("-set")) {
         bail!("setfacl: Specified flags contains both remove and modify flags");
     }
@@ -42,7 +45,11 @@ pub async fn setfacl(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
     let recursive = has("R");
     for (path, st) in expand(c, std::slice::from_ref(target), recursive).await? {
         // Recursing, files get the access entries only (as HDFS).
-        let mine = if recursive && !st.is_dir() { &access } else { &entries };
+        let mine = if recursive && !st.is_dir() {
+            &access
+        } else {
+            &entries
+        };
         let change = if has("m") {
             AclChange::Modify(mine.clone())
         } else if has("x") {
@@ -72,7 +79,10 @@ pub async fn getfacl(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
         _ => bail!("getfacl: Too many arguments"),
     };
     for (path, st) in expand(c, std::slice::from_ref(target), p.has("R")).await? {
-        let status = c.acl_status(&path).await.map_err(|e| cmd_err("getfacl", &path, e))?;
+        let status = c
+            .acl_status(&path)
+            .await
+            .map_err(|e| cmd_err("getfacl", &path, e))?;
         println!("# file: {path}");
         println!("# owner: {}", status.owner);
         println!("# group: {}", status.group);
@@ -121,7 +131,9 @@ pub async fn setfattr(c: &MetaClient, rest: &[String]) -> anyhow::Result<u8> {
         _ => bail!("setfattr: Too many arguments."),
     };
     match (name, remove) {
-        (Some(_), Some(_)) => bail!("setfattr: Can not specify both '-n name' and '-x name' option."),
+        (Some(_), Some(_)) => {
+            bail!("setfattr: Can not specify both '-n name' and '-x name' option.")
+        }
         (None, None) => bail!("setfattr: Must specify '-n name' or '-x name' option."),
         (Some(n), None) => {
             let v = match value {
@@ -145,9 +157,8 @@ pub async fn getfattr(c: &MetaClient, rest: &[String]) -> anyhow::Result<u8> {
     let mut args = rest.to_vec();
     let name = take(&mut args, "-n")?;
     let enc = match take(&mut args, "-e")? {
-        Some(e) => Encoding::parse(&e).map_err(|_| {
-            anyhow!("getfattr: Invalid/unsupported encoding option specified: {e}")
-        })?,
+        Some(e) => Encoding::parse(&e)
+            .map_err(|_| anyhow!("getfattr: Invalid/unsupported encoding option specified: {e}"))?,
         None => Encoding::Text,
     };
     let flag = |args: &mut Vec<String>, f: &str| match args.iter().position(|a| a == f) {
@@ -170,7 +181,10 @@ pub async fn getfattr(c: &MetaClient, rest: &[String]) -> anyhow::Result<u8> {
     for (path, _) in expand(c, std::slice::from_ref(&target), recursive).await? {
         println!("# file: {path}");
         let names: Vec<String> = name.iter().cloned().collect();
-        let mut xs = c.xattrs(&path, &names).await.map_err(|e| cmd_err("getfattr", &path, e))?;
+        let mut xs = c
+            .xattrs(&path, &names)
+            .await
+            .map_err(|e| cmd_err("getfattr", &path, e))?;
         xs.sort_by(|a, b| a.name.cmp(&b.name));
         for x in xs {
             if x.value.is_empty() {

@@ -34,7 +34,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Run a metadata node.
-    Meta(daemon::MetaArgs),
+    Meta(Box<daemon::MetaArgs>),
     /// Run a datanode.
     Datanode(daemon::DatanodeArgs),
     /// Run metadata nodes (and datanodes) in one process on loopback.
@@ -128,7 +128,7 @@ pub fn main() -> ExitCode {
     };
     let result: anyhow::Result<u8> = rt.block_on(async move {
         match cli.cmd {
-            Cmd::Meta(a) => daemon::run_meta(a).await.map(|_| 0),
+            Cmd::Meta(a) => daemon::run_meta(*a).await.map(|_| 0),
             Cmd::Datanode(a) => daemon::run_datanode(a).await.map(|_| 0),
             Cmd::Local(a) => local::run(a).await.map(|_| 0),
             Cmd::Dfs { args } => dfs::run(args).await,

@@ -27,13 +27,20 @@ fn size(n: u64, human: bool) -> String {
 /// QUOTA REM_QUOTA SPACE_QUOTA REM_SPACE_QUOTA, `none`/`inf` when unset.
 fn quota_columns(q: &QuotaUsage, human: bool) -> String {
     let (ns, rem) = match q.ns_quota {
-        Some(n) => (n.to_string(), (n as i64 - q.file_and_dir_count as i64).to_string()),
+        Some(n) => (
+            n.to_string(),
+            (n as i64 - q.file_and_dir_count as i64).to_string(),
+        ),
         None => ("none".into(), "inf".into()),
     };
     let (sq, srem) = match q.space_quota {
         Some(n) => {
             let left = n as i64 - q.space_consumed as i64;
-            let left = if left >= 0 { size(left as u64, human) } else { left.to_string() };
+            let left = if left >= 0 {
+                size(left as u64, human)
+            } else {
+                left.to_string()
+            };
             (size(n, human), left)
         }
         None => ("none".into(), "inf".into()),
@@ -60,7 +67,10 @@ pub async fn count(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
             line.push_str(&quota_columns(&qu, h));
         }
         if !u {
-            let s = c.content_summary(t).await.map_err(|e| cmd_err("count", t, e))?;
+            let s = c
+                .content_summary(t)
+                .await
+                .map_err(|e| cmd_err("count", t, e))?;
             line.push_str(&format!(
                 "{:>12} {:>12} {:>18} ",
                 s.directory_count,
@@ -88,7 +98,9 @@ pub async fn dfsadmin(c: &MetaClient, cmd: &str, rest: &[String]) -> anyhow::Res
     };
     let change = match cmd {
         "setQuota" | "setSpaceQuota" => {
-            let v = args.first().with_context(|| format!("usage: tdfs dfsadmin -{cmd} <quota> <dirname>...<dirname>"))?;
+            let v = args.first().with_context(|| {
+                format!("usage: tdfs dfsadmin -{cmd} <quota> <dirname>...<dirname>")
+            })?;
             let n = if cmd == "setQuota" {
                 v.parse::<u64>().ok().filter(|n| *n > 0)
             } else {
@@ -103,7 +115,14 @@ pub async fn dfsadmin(c: &MetaClient, cmd: &str, rest: &[String]) -> anyhow::Res
         _ => QuotaChange::Clear,
     };
     if args.is_empty() {
-        bail!("usage: tdfs dfsadmin -{cmd} {}<dirname>...<dirname>", if cmd.starts_with("set") { "<quota> " } else { "" });
+        bail!(
+            "usage: tdfs dfsadmin -{cmd} {}<dirname>...<dirname>",
+            if cmd.starts_with("set") {
+                "<quota> "
+            } else {
+                ""
+            }
+        );
     }
     let mut code = 0;
     for d in &args {

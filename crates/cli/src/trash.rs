@@ -30,7 +30,9 @@ pub async fn rm(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
             Ok(None) => println!("Deleted {a}"),
             Err(FsError::FileNotFound(_)) if force => {}
             Err(e @ FsError::PermissionDenied { .. }) if interval > 0 => {
-                eprintln!("tdfs: rm: Failed to move to trash: {a}: {e}. Consider using -skipTrash option");
+                eprintln!(
+                    "tdfs: rm: Failed to move to trash: {a}: {e}. Consider using -skipTrash option"
+                );
                 code = 1;
             }
             Err(e) => {
@@ -43,7 +45,12 @@ pub async fn rm(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
 }
 
 /// Removes one path; `Some(trash path)` when it went to the trash.
-async fn rm_one(c: &MetaClient, a: &str, recursive: bool, interval: u64) -> Result<Option<String>, FsError> {
+async fn rm_one(
+    c: &MetaClient,
+    a: &str,
+    recursive: bool,
+    interval: u64,
+) -> Result<Option<String>, FsError> {
     let p = path::normalize(a)?;
     let st = c.stat(&p).await?;
     if st.is_dir() && !recursive {
@@ -156,7 +163,13 @@ pub async fn expunge(c: &MetaClient, rest: &[String]) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-async fn delete_checkpoints(c: &MetaClient, root: &str, now: u64, interval: u64, all: bool) -> Result<(), FsError> {
+async fn delete_checkpoints(
+    c: &MetaClient,
+    root: &str,
+    now: u64,
+    interval: u64,
+    all: bool,
+) -> Result<(), FsError> {
     for e in c.list(root).await? {
         let Some(made) = trash::checkpoint_time(&e.name) else {
             continue;
@@ -197,5 +210,7 @@ async fn checkpoint(c: &MetaClient, root: &str, now: u64) -> Result<(), FsError>
             Err(e) => return Err(e),
         }
     }
-    Err(FsError::Internal(format!("failed to checkpoint trash {root}")))
+    Err(FsError::Internal(format!(
+        "failed to checkpoint trash {root}"
+    )))
 }

@@ -14,7 +14,12 @@ impl MetaClient {
         self.meta(op).await.map(|_| ())
     }
 
-    pub async fn set_quota(&self, path: &str, namespace: QuotaChange, space: QuotaChange) -> Result<(), FsError> {
+    pub async fn set_quota(
+        &self,
+        path: &str,
+        namespace: QuotaChange,
+        space: QuotaChange,
+    ) -> Result<(), FsError> {
         self.done(MetaRequest::SetQuota {
             path: path.to_string(),
             namespace,
@@ -23,7 +28,12 @@ impl MetaClient {
         .await
     }
 
-    pub async fn set_type_quota(&self, path: &str, storage_type: &str, quota: QuotaChange) -> Result<(), FsError> {
+    pub async fn set_type_quota(
+        &self,
+        path: &str,
+        storage_type: &str,
+        quota: QuotaChange,
+    ) -> Result<(), FsError> {
         self.done(MetaRequest::SetTypeQuota {
             path: path.to_string(),
             storage_type: storage_type.to_string(),
@@ -33,18 +43,29 @@ impl MetaClient {
     }
 
     pub async fn quota_usage(&self, path: &str) -> Result<QuotaUsage, FsError> {
-        match self.meta(MetaRequest::GetQuotaUsage { path: path.to_string() }).await? {
+        match self
+            .meta(MetaRequest::GetQuotaUsage {
+                path: path.to_string(),
+            })
+            .await?
+        {
             MetaResponse::Quota(q) => Ok(q),
             other => Err(unexpected_meta(other)),
         }
     }
 
     pub async fn allow_snapshot(&self, path: &str) -> Result<(), FsError> {
-        self.done(MetaRequest::AllowSnapshot { path: path.to_string() }).await
+        self.done(MetaRequest::AllowSnapshot {
+            path: path.to_string(),
+        })
+        .await
     }
 
     pub async fn disallow_snapshot(&self, path: &str) -> Result<(), FsError> {
-        self.done(MetaRequest::DisallowSnapshot { path: path.to_string() }).await
+        self.done(MetaRequest::DisallowSnapshot {
+            path: path.to_string(),
+        })
+        .await
     }
 
     /// Takes a snapshot; returns its path (`DIR/.snapshot/NAME`).
@@ -84,13 +105,23 @@ impl MetaClient {
     }
 
     pub async fn snapshots(&self, path: &str) -> Result<Vec<SnapshotInfo>, FsError> {
-        match self.meta(MetaRequest::ListSnapshots { path: path.to_string() }).await? {
+        match self
+            .meta(MetaRequest::ListSnapshots {
+                path: path.to_string(),
+            })
+            .await?
+        {
             MetaResponse::Snapshots(v) => Ok(v),
             other => Err(unexpected_meta(other)),
         }
     }
 
-    pub async fn snapshot_diff(&self, path: &str, from: &str, to: &str) -> Result<SnapshotDiffReport, FsError> {
+    pub async fn snapshot_diff(
+        &self,
+        path: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<SnapshotDiffReport, FsError> {
         let op = MetaRequest::SnapshotDiff {
             path: path.to_string(),
             from: from.to_string(),
@@ -111,13 +142,24 @@ impl MetaClient {
     }
 
     pub async fn acl_status(&self, path: &str) -> Result<AclStatus, FsError> {
-        match self.meta(MetaRequest::GetAclStatus { path: path.to_string() }).await? {
+        match self
+            .meta(MetaRequest::GetAclStatus {
+                path: path.to_string(),
+            })
+            .await?
+        {
             MetaResponse::Acl(a) => Ok(a),
             other => Err(unexpected_meta(other)),
         }
     }
 
-    pub async fn set_xattr(&self, path: &str, name: &str, value: &[u8], flags: XAttrFlags) -> Result<(), FsError> {
+    pub async fn set_xattr(
+        &self,
+        path: &str,
+        name: &str,
+        value: &[u8],
+        flags: XAttrFlags,
+    ) -> Result<(), FsError> {
         self.done(MetaRequest::SetXAttr {
             path: path.to_string(),
             name: name.to_string(),
@@ -148,7 +190,12 @@ impl MetaClient {
     }
 
     pub async fn list_xattrs(&self, path: &str) -> Result<Vec<String>, FsError> {
-        match self.meta(MetaRequest::ListXAttrs { path: path.to_string() }).await? {
+        match self
+            .meta(MetaRequest::ListXAttrs {
+                path: path.to_string(),
+            })
+            .await?
+        {
             MetaResponse::XAttrNames(v) => Ok(v),
             other => Err(unexpected_meta(other)),
         }
@@ -169,7 +216,11 @@ impl MetaClient {
 
     /// Waits until `path` is no longer under construction (a truncate's
     /// recovery finished), polling up to `timeout`.
-    pub async fn wait_closed(&self, path: &str, timeout: std::time::Duration) -> Result<(), FsError> {
+    pub async fn wait_closed(
+        &self,
+        path: &str,
+        timeout: std::time::Duration,
+    ) -> Result<(), FsError> {
         let deadline = std::time::Instant::now() + timeout;
         let mut pause = std::time::Duration::from_millis(20);
         loop {

@@ -11,7 +11,11 @@ use tdfs_proto::FsError;
 
 impl MetaNode {
     /// The reads the features add.
-    pub(crate) fn read_feature(&self, user: &str, op: MetaRequest) -> Result<MetaResponse, FsError> {
+    pub(crate) fn read_feature(
+        &self,
+        user: &str,
+        op: MetaRequest,
+    ) -> Result<MetaResponse, FsError> {
         let core = self.core();
         match op {
             MetaRequest::GetQuotaUsage { path } => core

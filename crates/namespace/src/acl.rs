@@ -78,7 +78,10 @@ fn validated_spec(mut spec: Vec<AclEntry>) -> Result<Vec<AclEntry>, FsError> {
 
 /// Applies `change` to the logical ACL `existing` (sorted): HDFS's
 /// `AclTransformation`.
-pub(crate) fn transform(existing: &[AclEntry], change: &AclChange) -> Result<Vec<AclEntry>, FsError> {
+pub(crate) fn transform(
+    existing: &[AclEntry],
+    change: &AclChange,
+) -> Result<Vec<AclEntry>, FsError> {
     let mut b = Vec::with_capacity(MAX_ACL_ENTRIES);
     let mut m = Masks::default();
     let keep = |e: &AclEntry, m: &mut Masks, b: &mut Vec<AclEntry>| {
@@ -99,7 +102,12 @@ pub(crate) fn transform(existing: &[AclEntry], change: &AclChange) -> Result<Vec
     };
     match change {
         AclChange::RemoveDefault => {
-            b.extend(existing.iter().filter(|e| e.scope == AclScope::Access).cloned());
+            b.extend(
+                existing
+                    .iter()
+                    .filter(|e| e.scope == AclScope::Access)
+                    .cloned(),
+            );
             return build(b);
         }
         AclChange::RemoveAll => unreachable!("handled by the caller"),
@@ -183,13 +191,18 @@ fn calc_masks(b: &mut Vec<AclEntry>, m: &Masks) -> Result<(), FsError> {
             needed[s] = true;
         }
     }
-    for (s, scope) in [AclScope::Access, AclScope::Default].into_iter().enumerate() {
+    for (s, scope) in [AclScope::Access, AclScope::Default]
+        .into_iter()
+        .enumerate()
+    {
         if !found[s] {
             continue;
         }
         match &m.provided[s] {
             None if needed[s] && m.mask_dirty[s] => {
-                return Err(acl_err("Invalid ACL: mask is required, but it was deleted."))
+                return Err(acl_err(
+                    "Invalid ACL: mask is required, but it was deleted.",
+                ))
             }
             Some(p) if !m.scope_dirty[s] || m.mask_dirty[s] => b.push(p.clone()),
             _ if needed[s] => b.push(base(scope, AclKind::Mask, union[s])),
@@ -272,7 +285,8 @@ pub(crate) fn split(acl: &[AclEntry], mode: u16, is_dir: bool) -> Result<Stored,
             "Invalid ACL: the user, group and other entries are required.",
         ));
     }
-    let bits = (access[0].perm as u16) << 6 | (access[n - 2].perm as u16) << 3 | access[n - 1].perm as u16;
+    let bits =
+        (access[0].perm as u16) << 6 | (access[n - 2].perm as u16) << 3 | access[n - 1].perm as u16;
     let mut entries = Vec::new();
     if n > 3 {
         entries.extend(access[1..n - 2].iter().map(|e| (*e).clone()));
@@ -316,8 +330,9 @@ impl Namespace {
             return minimal(mode);
         }
         let entries = self.to_entries(stored);
-        let (access, defaults): (Vec<AclEntry>, Vec<AclEntry>) =
-            entries.into_iter().partition(|e| e.scope == AclScope::Access);
+        let (access, defaults): (Vec<AclEntry>, Vec<AclEntry>) = entries
+            .into_iter()
+            .partition(|e| e.scope == AclScope::Access);
         let bits = |shift: u16| ((mode >> shift) & 7) as u8;
         let mut out = Vec::with_capacity(access.len() + defaults.len() + 3);
         if access.is_empty() {
@@ -377,9 +392,9 @@ impl Namespace {
             AclChange::RemoveAll => {
                 // The owning group's entry goes back into the group bits.
                 let entries = self.to_entries(&stored);
-                let group = entries
-                    .iter()
-                    .find(|e| e.scope == AclScope::Access && e.kind == AclKind::Group && e.name.is_none());
+                let group = entries.iter().find(|e| {
+                    e.scope == AclScope::Access && e.kind == AclKind::Group && e.name.is_none()
+                });
                 let mode = match group {
                     Some(g) => (mode & !0o070) | (g.perm as u16) << 3,
                     None => mode,
@@ -477,19 +492,29 @@ mod tests {
     }
 
     fn show(v: &[AclEntry]) -> String {
-        v.iter().map(|e| e.to_string()).collect::<Vec<_>>().join(",")
+        v.iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     #[test]
     fn transformations_follow_hdfs() {
         let min = minimal(0o750);
         let m = transform(&min, &AclChange::Modify(spec("user:bob:rwx"))).unwrap();
-        assert_eq!(show(&m), "user::rwx,user:bob:rwx,group::r-x,mask::rwx,other::---");
+        assert_eq!(
+            show(&m),
+            "user::rwx,user:bob:rwx,group::r-x,mask::rwx,other::---"
+        );
         let s = split(&m, 0o750, false).unwrap();
         assert_eq!(s.mode, 0o770);
         assert_eq!(show(&s.entries), "user:bob:rwx,group::r-x");
         // Removing the last named entry leaves a minimal ACL (no mask).
-        let r = transform(&m, &AclChange::Remove(parse_spec("user:bob", false).unwrap())).unwrap();
+        let r = transform(
+            &m,
+            &AclChange::Remove(parse_spec("user:bob", false).unwrap()),
+        )
+        .unwrap();
         assert_eq!(show(&r), "user::rwx,group::r-x,other::---");
         // A default entry alone gets the base default entries copied.
         let d = transform(&min, &AclChange::Modify(spec("default:user:bob:r-x"))).unwrap();
@@ -497,7 +522,10 @@ mod tests {
             show(&d),
             "user::rwx,group::r-x,other::---,default:user::rwx,default:user:bob:r-x,default:group::r-x,default:mask::r-x,default:other::---"
         );
-        assert!(split(&d, 0o750, false).is_err(), "files have no default ACL");
+        assert!(
+            split(&d, 0o750, false).is_err(),
+            "files have no default ACL"
+        );
         let nd = transform(&d, &AclChange::RemoveDefault).unwrap();
         assert_eq!(show(&nd), show(&min));
         // Deleting a required mask is refused.
@@ -506,7 +534,10 @@ mod tests {
         // --set replaces the access scope and keeps nothing of it.
         let set = transform(&m, &AclChange::Set(spec("user::rw-,group::r--,other::r--"))).unwrap();
         assert_eq!(show(&set), "user::rw-,group::r--,other::r--");
-        let dup = transform(&min, &AclChange::Set(spec("user::rw-,user::r--,group::r--,other::r--")));
+        let dup = transform(
+            &min,
+            &AclChange::Set(spec("user::rw-,user::r--,group::r--,other::r--")),
+        );
         assert!(dup.is_err());
     }
 }

@@ -3,8 +3,8 @@
 
 use crate::inode::{flags, Block, Delta, File, Inode};
 use crate::ns::{Lease, Namespace, MAX_BLOCK_SIZE, MAX_REPLICATION, MIN_BLOCK_SIZE};
-use crate::perm::Access;
 use crate::op::{NsEvent, Outcome};
+use crate::perm::Access;
 use crate::slab::Slot;
 use tdfs_proto::meta::BlockInfo;
 use tdfs_proto::perm::WRITE;

@@ -12,9 +12,7 @@ use tdfs_proto::acl::AclStatus;
 use tdfs_proto::meta::FileStatus;
 use tdfs_proto::perm::{EXECUTE, READ};
 use tdfs_proto::quota::QuotaUsage;
-use tdfs_proto::snapshot::{
-    SnapshotDiffReport, SnapshotInfo, SnapshottableDir, DOT_SNAPSHOT,
-};
+use tdfs_proto::snapshot::{SnapshotDiffReport, SnapshotInfo, SnapshottableDir, DOT_SNAPSHOT};
 use tdfs_proto::xattr::XAttr;
 use tdfs_proto::{path, FsError};
 
@@ -135,7 +133,11 @@ impl Namespace {
     pub(crate) fn dot_snapshot_status(&self, root: Slot) -> FileStatus {
         let mut st = self.status(root);
         st.name = DOT_SNAPSHOT.to_string();
-        st.children = self.snap.roots.get(&root).map_or(0, |r| r.snaps.len() as u64);
+        st.children = self
+            .snap
+            .roots
+            .get(&root)
+            .map_or(0, |r| r.snaps.len() as u64);
         st.snapshot_enabled = false;
         st
     }
@@ -171,4 +173,3 @@ impl Namespace {
         }
     }
 }
-

@@ -233,5 +233,4 @@ impl Namespace {
             self.reclaim_pending = 0;
         }
     }
-
 }

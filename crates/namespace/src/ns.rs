@@ -9,8 +9,8 @@ use crate::op::{AdminState, LogOp, NsEvent, Outcome, Stamp};
 use crate::perm::{denied, Access};
 use crate::retry::RetryCache;
 use crate::side::Side;
-use crate::snapshot::Snapshots;
 use crate::slab::{Slab, Slot};
+use crate::snapshot::Snapshots;
 use crate::strings::Strings;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
@@ -420,12 +420,14 @@ impl Namespace {
     }
 }
 
-
 /// Refuses a write under `DIR/.snapshot/...` (snapshots are read-only) and
 /// `.snapshot` as a name (it is reserved), as HDFS does.
 fn reject_snapshot_path(p: &str) -> Result<(), FsError> {
     let comps = path::components(p)?;
-    match comps.iter().position(|c| *c == tdfs_proto::snapshot::DOT_SNAPSHOT) {
+    match comps
+        .iter()
+        .position(|c| *c == tdfs_proto::snapshot::DOT_SNAPSHOT)
+    {
         None => Ok(()),
         Some(i) if i + 1 < comps.len() => Err(FsError::SnapshotReadOnly(p.to_string())),
         Some(_) => Err(FsError::InvalidPath {

@@ -6,8 +6,8 @@
 //! [`LogOp`] so older records still decode.
 
 use serde::{Deserialize, Serialize};
-use tdfs_proto::ids::CallId;
 use tdfs_proto::acl::AclChange;
+use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{BlockInfo, FileStatus};
 use tdfs_proto::quota::QuotaChange;
 use tdfs_proto::xattr::XAttrFlags;

@@ -16,12 +16,12 @@
 //! its lock only for that; writing runs from the frozen copy.
 
 use crate::inode::{flags, Inode};
-use crate::side::{Side, SideImage};
-use crate::snapshot::{SnapImage, Snapshots};
 use crate::ns::{DatanodeRecord, Lease, Namespace};
 use crate::op::FORMAT_VERSION;
 use crate::retry::{RetryCache, RetryImage};
+use crate::side::{Side, SideImage};
 use crate::slab::{Slab, Slot};
+use crate::snapshot::{SnapImage, Snapshots};
 use crate::strings::Strings;
 use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};

@@ -131,7 +131,11 @@ impl Namespace {
             None => {
                 let d = self.slab.at(slot).dir().expect("a directory");
                 let name_of = |s: Slot| self.slab.at(s).name.as_str();
-                let page: Vec<Slot> = d.children.iter_after(start_after, name_of).take(limit).collect();
+                let page: Vec<Slot> = d
+                    .children
+                    .iter_after(start_after, name_of)
+                    .take(limit)
+                    .collect();
                 let after = d.children.count_after(start_after, name_of);
                 let n = page.len();
                 (page, (after - n) as u64)

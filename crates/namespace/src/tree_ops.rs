@@ -2,8 +2,8 @@
 
 use crate::inode::{flags, Delta, Inode};
 use crate::ns::{Namespace, MAX_REPLICATION};
-use crate::perm::{denied, validate_name, Access};
 use crate::op::{NsEvent, Outcome};
+use crate::perm::{denied, validate_name, Access};
 use crate::slab::Slot;
 use tdfs_proto::perm::{EXECUTE, READ, WRITE};
 use tdfs_proto::{path, FsError};

@@ -40,14 +40,22 @@ pub type XAttrs = Box<[XEnt]>;
 
 /// Whether `a` may name this attribute at all (HDFS's
 /// `checkPermissionForApi`); `value` is the value being set, if any.
-fn may_use(a: &Access, ns: XAttrNs, name: &str, value: Option<&[u8]>, full: &str) -> Result<(), FsError> {
+fn may_use(
+    a: &Access,
+    ns: XAttrNs,
+    name: &str,
+    value: Option<&[u8]>,
+    full: &str,
+) -> Result<(), FsError> {
     match ns {
         XAttrNs::User => Ok(()),
         XAttrNs::Trusted if a.superuser => Ok(()),
         XAttrNs::Security if name == UNREADABLE_BY_SUPERUSER => match value {
             Some(v) if !v.is_empty() => Err(denied(
                 a,
-                &format!("Attempt to set a value for '{full}'. Values are not allowed for this xattr."),
+                &format!(
+                    "Attempt to set a value for '{full}'. Values are not allowed for this xattr."
+                ),
                 full,
             )),
             _ => Ok(()),
@@ -73,7 +81,13 @@ fn visible(a: &Access, e: &XEnt) -> bool {
 impl Namespace {
     /// WRITE on the inode, or for a `user.` attribute of a sticky
     /// directory, ownership (HDFS's `checkXAttrChangeAccess`).
-    fn check_xattr_change(&self, a: &Access, slot: Slot, ns: XAttrNs, p: &str) -> Result<(), FsError> {
+    fn check_xattr_change(
+        &self,
+        a: &Access,
+        slot: Slot,
+        ns: XAttrNs,
+        p: &str,
+    ) -> Result<(), FsError> {
         let ino = self.slab.at(slot);
         if ns == XAttrNs::User && ino.is_dir() && ino.mode & STICKY != 0 {
             self.check_owner(a, slot, p)
@@ -86,7 +100,11 @@ impl Namespace {
         if !self.slab.at(slot).has(flags::XATTR) {
             return Vec::new();
         }
-        self.side.xattrs.get(&slot).map(|x| x.to_vec()).unwrap_or_default()
+        self.side
+            .xattrs
+            .get(&slot)
+            .map(|x| x.to_vec())
+            .unwrap_or_default()
     }
 
     fn store_xattrs(&mut self, slot: Slot, v: Vec<XEnt>) {
@@ -161,7 +179,12 @@ impl Namespace {
         Ok(Outcome::Done)
     }
 
-    pub(crate) fn remove_xattr(&mut self, a: &Access, p: &str, full: &str) -> Result<Outcome, FsError> {
+    pub(crate) fn remove_xattr(
+        &mut self,
+        a: &Access,
+        p: &str,
+        full: &str,
+    ) -> Result<Outcome, FsError> {
         let (ns, name) = split_name(full)?;
         may_use(a, ns, name, None, full)?;
         let slot = self.resolve(a, p)?;

@@ -244,12 +244,21 @@ mod tests {
         assert_eq!(e.scope, AclScope::Default);
         assert_eq!(e.to_string(), "default:user:bob:rwx");
         let g = parse_entry("group::r-x", true).unwrap();
-        assert_eq!((g.kind, g.name.as_deref(), g.perm), (AclKind::Group, None, 5));
+        assert_eq!(
+            (g.kind, g.name.as_deref(), g.perm),
+            (AclKind::Group, None, 5)
+        );
         assert_eq!(g.to_string(), "group::r-x");
         let x = parse_entry("user:bob", false).unwrap();
         assert_eq!(x.name.as_deref(), Some("bob"));
         assert_eq!(parse_entry("mask::", false).unwrap().kind, AclKind::Mask);
-        for bad in ["", "usr:bob:rwx", "user:bob:rwz", "user:bob", "user:bob:rwx:x"] {
+        for bad in [
+            "",
+            "usr:bob:rwx",
+            "user:bob:rwz",
+            "user:bob",
+            "user:bob:rwx:x",
+        ] {
             assert!(parse_entry(bad, true).is_err(), "{bad}");
         }
         let spec = parse_spec("user::rwx,user:alice:r--,group::r-x,other::---", true).unwrap();

@@ -222,7 +222,9 @@ mod tests {
             quota: 1024,
             usage: 3 << 20,
         };
-        assert!(e.to_string().contains("quota = 1024 B = 1 KB but diskspace consumed = 3145728 B = 3 MB"));
+        assert!(e
+            .to_string()
+            .contains("quota = 1024 B = 1 KB but diskspace consumed = 3145728 B = 3 MB"));
         assert_eq!(e.hadoop_exception(), "DSQuotaExceededException");
     }
 }

@@ -26,7 +26,11 @@ pub fn trash_root(user: &str) -> String {
 /// Where `p` (canonical) goes in `user`'s trash: `Current` plus its full
 /// path (Hadoop's `Path.mergePaths`).
 pub fn trash_path(user: &str, p: &str) -> String {
-    format!("{}/{CURRENT}{}", trash_root(user), if p == "/" { "" } else { p })
+    format!(
+        "{}/{CURRENT}{}",
+        trash_root(user),
+        if p == "/" { "" } else { p }
+    )
 }
 
 /// Whether `p` is already in `user`'s trash.
@@ -92,7 +96,10 @@ mod tests {
 
     #[test]
     fn trash_layout_is_hdfs() {
-        assert_eq!(trash_path("bob", "/data/x"), "/user/bob/.Trash/Current/data/x");
+        assert_eq!(
+            trash_path("bob", "/data/x"),
+            "/user/bob/.Trash/Current/data/x"
+        );
         assert!(in_trash("bob", "/user/bob/.Trash/Current/x"));
         assert!(!in_trash("bob", "/user/bob/x"));
         let t = 1_700_000_000_000;

@@ -68,7 +68,9 @@ pub fn split_name(full: &str) -> Result<(XAttrNs, &str), FsError> {
     };
     let name = &full[dot + 1..];
     if name.contains('\0') {
-        return Err(FsError::InvalidArgument("an XAttr name cannot hold NUL".into()));
+        return Err(FsError::InvalidArgument(
+            "an XAttr name cannot hold NUL".into(),
+        ));
     }
     Ok((ns, name))
 }
@@ -156,7 +158,7 @@ pub fn decode_value(s: &str) -> Result<Vec<u8>, FsError> {
     if s.len() >= 2 {
         let prefix = &s.as_bytes()[..2];
         if s.starts_with('"') && s.ends_with('"') {
-            return Ok(s[1..s.len() - 1].as_bytes().to_vec());
+            return Ok(s.as_bytes()[1..s.len() - 1].to_vec());
         }
         if prefix.eq_ignore_ascii_case(b"0x") {
             return unhex(&s[2..]);
@@ -170,8 +172,10 @@ pub fn decode_value(s: &str) -> Result<Vec<u8>, FsError> {
 
 fn unhex(s: &str) -> Result<Vec<u8>, FsError> {
     let b = s.as_bytes();
-    if b.len() % 2 != 0 {
-        return Err(FsError::InvalidArgument(format!("odd number of hex digits in {s:?}")));
+    if !b.len().is_multiple_of(2) {
+        return Err(FsError::InvalidArgument(format!(
+            "odd number of hex digits in {s:?}"
+        )));
     }
     b.chunks(2)
         .map(|p| {
@@ -189,7 +193,9 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 pub fn base64(v: &[u8]) -> String {
     let mut out = String::with_capacity(v.len().div_ceil(3) * 4);
     for c in v.chunks(3) {
-        let n = (c[0] as u32) << 16 | (*c.get(1).unwrap_or(&0) as u32) << 8 | *c.get(2).unwrap_or(&0) as u32;
+        let n = (c[0] as u32) << 16
+            | (*c.get(1).unwrap_or(&0) as u32) << 8
+            | *c.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             if i <= c.len() {
                 out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);

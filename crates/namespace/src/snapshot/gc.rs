@@ -15,7 +15,10 @@ use std::collections::BTreeSet;
 impl Snapshots {
     /// Whether a live snapshot reads diff `tag` whose predecessor is `prev`.
     fn reads(&self, prev: u32, tag: u32) -> bool {
-        self.live.range(prev.saturating_add(1)..=tag).next().is_some()
+        self.live
+            .range(prev.saturating_add(1)..=tag)
+            .next()
+            .is_some()
     }
 
     /// Drops one reference to `c`; true when none is left.
@@ -103,7 +106,12 @@ impl Namespace {
 
     /// Blocks a file's states no longer hold leave, unless its current
     /// body still has them.
-    fn release_blocks(&mut self, slot: Slot, gone: impl Iterator<Item = u64>, ev: &mut Vec<NsEvent>) {
+    fn release_blocks(
+        &mut self,
+        slot: Slot,
+        gone: impl Iterator<Item = u64>,
+        ev: &mut Vec<NsEvent>,
+    ) {
         let ino = self.slab.at(slot);
         let current: BTreeSet<u64> = ino
             .file()
@@ -164,7 +172,12 @@ impl Namespace {
     /// Forgets the snapshot state of a slot being freed: its diffs (their
     /// references released, their blocks collected into `blocks`), pin
     /// and root. Inodes its diffs alone kept are queued for freeing.
-    pub(crate) fn forget_snapshot_state(&mut self, slot: Slot, inode_flags: u16, blocks: &mut Vec<u64>) {
+    pub(crate) fn forget_snapshot_state(
+        &mut self,
+        slot: Slot,
+        inode_flags: u16,
+        blocks: &mut Vec<u64>,
+    ) {
         if inode_flags & flags::DIFFS != 0 {
             if let Some(diffs) = self.snap.diffs.remove(&slot) {
                 blocks.extend(blocks_of(&diffs));

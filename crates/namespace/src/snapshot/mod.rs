@@ -190,7 +190,11 @@ impl Snapshots {
             pins: img.pins.into_iter().collect(),
             ..Default::default()
         };
-        s.live = s.roots.values().flat_map(|r| r.snaps.iter().map(|x| x.id)).collect();
+        s.live = s
+            .roots
+            .values()
+            .flat_map(|r| r.snaps.iter().map(|x| x.id))
+            .collect();
         for d in s.diffs.values().flatten() {
             for slot in &d.deleted.by_slot {
                 *s.refs.entry(*slot).or_default() += 1;

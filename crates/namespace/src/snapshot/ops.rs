@@ -131,7 +131,12 @@ impl Namespace {
     pub(crate) fn disallow_snapshot(&mut self, a: &Access, p: &str) -> Result<Outcome, FsError> {
         self.check_superuser(a, p)?;
         let slot = self.snapshot_root(a, p)?;
-        if self.snap.roots.get(&slot).is_some_and(|r| !r.snaps.is_empty()) {
+        if self
+            .snap
+            .roots
+            .get(&slot)
+            .is_some_and(|r| !r.snaps.is_empty())
+        {
             return Err(snap_err(format!(
                 "The directory {p} has snapshot(s). Please redo the operation after removing all the snapshots."
             )));
@@ -168,7 +173,11 @@ impl Namespace {
         self.snap.next_id = self.snap.next_id.max(1);
         let id = self.snap.next_id;
         self.snap.next_id += 1;
-        let root = self.snap.roots.get_mut(&slot).expect("flagged snapshottable");
+        let root = self
+            .snap
+            .roots
+            .get_mut(&slot)
+            .expect("flagged snapshottable");
         root.snaps.push(Snap {
             id,
             name: name.as_str().into(),
@@ -190,7 +199,11 @@ impl Namespace {
     ) -> Result<Outcome, FsError> {
         let slot = self.snapshot_root(a, p)?;
         self.check_owner(a, slot, p)?;
-        let root = self.snap.roots.get_mut(&slot).expect("flagged snapshottable");
+        let root = self
+            .snap
+            .roots
+            .get_mut(&slot)
+            .expect("flagged snapshottable");
         let Some(i) = root.snaps.iter().position(|s| s.name == name) else {
             return Err(snap_err(format!(
                 "Cannot delete snapshot {name} from path {p}: the snapshot does not exist."
@@ -214,7 +227,11 @@ impl Namespace {
         let slot = self.snapshot_root(a, p)?;
         self.check_owner(a, slot, p)?;
         check_snapshot_name(new)?;
-        let root = self.snap.roots.get_mut(&slot).expect("flagged snapshottable");
+        let root = self
+            .snap
+            .roots
+            .get_mut(&slot)
+            .expect("flagged snapshottable");
         if old == new {
             return Ok(Outcome::Done);
         }
@@ -299,6 +316,9 @@ pub(crate) fn snapshot_path(dir: &str, name: &str) -> String {
 mod tests {
     #[test]
     fn default_names_are_hdfs_style() {
-        assert_eq!(super::default_name(1_700_000_000_123), "s20231114-221320.123");
+        assert_eq!(
+            super::default_name(1_700_000_000_123),
+            "s20231114-221320.123"
+        );
     }
 }

@@ -21,7 +21,13 @@ impl Namespace {
         loop {
             let ino = self.slab.at(c);
             if ino.has(flags::SNAPSHOTTABLE) {
-                v.extend(self.snap.roots.get(&c).map(|r| r.latest()).filter(|l| *l > 0));
+                v.extend(
+                    self.snap
+                        .roots
+                        .get(&c)
+                        .map(|r| r.latest())
+                        .filter(|l| *l > 0),
+                );
             }
             if ino.has(flags::PINNED) {
                 v.extend(self.snap.pins.get(&c).copied());
@@ -123,11 +129,14 @@ impl Namespace {
             return t;
         }
         let attrs = Some(Box::new(self.capture(x)));
-        self.push_diff(x, Diff {
-            tag: t,
-            attrs,
-            ..Diff::default()
-        });
+        self.push_diff(
+            x,
+            Diff {
+                tag: t,
+                attrs,
+                ..Diff::default()
+            },
+        );
         t
     }
 
@@ -144,10 +153,13 @@ impl Namespace {
             return None;
         }
         if !recorded {
-            self.push_diff(dir, Diff {
-                tag: t,
-                ..Diff::default()
-            });
+            self.push_diff(
+                dir,
+                Diff {
+                    tag: t,
+                    ..Diff::default()
+                },
+            );
         }
         self.snap.diffs.get_mut(&dir)?.last_mut()
     }

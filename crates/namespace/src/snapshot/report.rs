@@ -83,7 +83,11 @@ impl Walk<'_> {
                 Some(_) => both.push((n, *c)),
             }
         }
-        deleted.extend(ca.iter().filter(|(c, _)| !cb.contains_key(c)).map(|(c, n)| (n, *c)));
+        deleted.extend(
+            ca.iter()
+                .filter(|(c, _)| !cb.contains_key(c))
+                .map(|(c, n)| (n, *c)),
+        );
         for v in [&mut created, &mut deleted, &mut both] {
             v.sort_unstable();
         }
@@ -120,11 +124,9 @@ impl Namespace {
         to: &str,
     ) -> Result<SnapshotDiffReport, FsError> {
         let root = self.resolve(a, p)?;
-        let r = self
-            .snap
-            .roots
-            .get(&root)
-            .ok_or_else(|| FsError::Snapshot(format!("Directory is not a snapshottable directory: {p}")))?;
+        let r = self.snap.roots.get(&root).ok_or_else(|| {
+            FsError::Snapshot(format!("Directory is not a snapshottable directory: {p}"))
+        })?;
         self.check(a, root, READ | EXECUTE, p)?;
         let id = |name: &str| -> Result<Option<u32>, FsError> {
             if name.is_empty() || name == "." {
@@ -137,7 +139,13 @@ impl Namespace {
             })
         };
         let (fa, tb) = (id(from)?, id(to)?);
-        let label = |s: &str| if s == "." { String::new() } else { s.to_string() };
+        let label = |s: &str| {
+            if s == "." {
+                String::new()
+            } else {
+                s.to_string()
+            }
+        };
         let mut report = SnapshotDiffReport {
             root: self.path_of(root),
             from: label(from),
@@ -219,7 +227,9 @@ fn pair_renames(w: &mut Walk, reversed: bool) -> Vec<DiffEntry> {
                 match kind {
                     DiffType::Create => (DiffType::Delete, source, target),
                     DiffType::Delete => (DiffType::Create, source, target),
-                    DiffType::Rename => (kind, target.expect("a rename has a target"), Some(source)),
+                    DiffType::Rename => {
+                        (kind, target.expect("a rename has a target"), Some(source))
+                    }
                     DiffType::Modify => (kind, source, target),
                 }
             } else {

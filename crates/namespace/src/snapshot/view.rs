@@ -122,7 +122,11 @@ impl Namespace {
         let name_of = |c: Slot| self.slab.at(c).name.as_str();
         let diffs = self.diffs_from(dir, s);
         if diffs.is_empty() {
-            let page: Vec<Slot> = d.children.iter_after(start_after, name_of).take(limit).collect();
+            let page: Vec<Slot> = d
+                .children
+                .iter_after(start_after, name_of)
+                .take(limit)
+                .collect();
             let after = d.children.count_after(start_after, name_of);
             return (page.clone(), (after - page.len()) as u64);
         }
@@ -158,7 +162,11 @@ impl Namespace {
                 (None, Some(_)) => false,
                 (None, None) => break,
             };
-            let next = if take_a { a.next() } else { b.next().map(|(_, c)| c) };
+            let next = if take_a {
+                a.next()
+            } else {
+                b.next().map(|(_, c)| c)
+            };
             page.extend(next);
         }
         let remaining = (total - page.len()) as u64;
@@ -168,7 +176,11 @@ impl Namespace {
     /// Every child of `dir` at `at` (now: the current children).
     pub(crate) fn children_at(&self, dir: Slot, at: Option<u32>) -> Vec<Slot> {
         match at {
-            None => self.slab.at(dir).dir().map_or_else(Vec::new, |d| d.children.iter().collect()),
+            None => self
+                .slab
+                .at(dir)
+                .dir()
+                .map_or_else(Vec::new, |d| d.children.iter().collect()),
             Some(s) => self.list_at(dir, s, None, usize::MAX).0,
         }
     }
@@ -176,7 +188,11 @@ impl Namespace {
     /// Entries of the directory `dir` at `at`.
     pub(crate) fn child_count_at(&self, dir: Slot, at: Option<u32>) -> u64 {
         match at {
-            None => self.slab.at(dir).dir().map_or(0, |d| d.children.len() as u64),
+            None => self
+                .slab
+                .at(dir)
+                .dir()
+                .map_or(0, |d| d.children.len() as u64),
             Some(s) => {
                 let (_, n) = self.list_at(dir, s, None, 0);
                 n

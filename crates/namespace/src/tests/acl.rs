@@ -5,7 +5,13 @@ use super::*;
 use tdfs_proto::acl::{parse_spec, AclChange};
 
 fn setfacl(t: &mut T, user: &str, p: &str, change: AclChange) -> Result<Outcome, FsError> {
-    t.as_user(user, LogOp::ChangeAcl { path: p.into(), change })
+    t.as_user(
+        user,
+        LogOp::ChangeAcl {
+            path: p.into(),
+            change,
+        },
+    )
 }
 
 fn modify(spec: &str) -> AclChange {
@@ -25,10 +31,22 @@ fn entries(t: &T, p: &str) -> Vec<String> {
 fn a_named_user_entry_grants_a_non_owner_what_the_mask_allows() {
     let mut t = T::new();
     t.mkdir("/d");
-    t.root(LogOp::SetOwner { path: "/d".into(), owner: Some("alice".into()), group: None }).unwrap();
-    t.root(LogOp::SetPermission { path: "/d".into(), mode: 0o700 }).unwrap();
+    t.root(LogOp::SetOwner {
+        path: "/d".into(),
+        owner: Some("alice".into()),
+        group: None,
+    })
+    .unwrap();
+    t.root(LogOp::SetPermission {
+        path: "/d".into(),
+        mode: 0o700,
+    })
+    .unwrap();
     t.file_of("alice", "/d/f", &[10]).unwrap();
-    assert!(matches!(t.ns.list("bob", "/d", None, 10), Err(FsError::PermissionDenied { .. })));
+    assert!(matches!(
+        t.ns.list("bob", "/d", None, 10),
+        Err(FsError::PermissionDenied { .. })
+    ));
     // Only the owner (or the superuser) changes the ACL.
     assert!(matches!(
         setfacl(&mut t, "bob", "/d", modify("user:bob:r-x")),
@@ -41,27 +59,52 @@ fn a_named_user_entry_grants_a_non_owner_what_the_mask_allows() {
     assert_eq!(entries(&t, "/d"), vec!["user:bob:r-x", "group::---"]);
     assert_eq!(t.ns.list("bob", "/d", None, 10).unwrap().entries.len(), 1);
     // bob may not write: neither his entry nor the mask allows it.
-    assert!(matches!(t.create("bob", "/d/g"), Err(FsError::PermissionDenied { .. })));
+    assert!(matches!(
+        t.create("bob", "/d/g"),
+        Err(FsError::PermissionDenied { .. })
+    ));
     // chmod narrows the mask: bob's r-x is masked to ---.
-    t.as_user("alice", LogOp::SetPermission { path: "/d".into(), mode: 0o700 }).unwrap();
-    assert!(matches!(t.ns.list("bob", "/d", None, 10), Err(FsError::PermissionDenied { .. })));
+    t.as_user(
+        "alice",
+        LogOp::SetPermission {
+            path: "/d".into(),
+            mode: 0o700,
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        t.ns.list("bob", "/d", None, 10),
+        Err(FsError::PermissionDenied { .. })
+    ));
     // Other users get nothing from bob's entry.
     setfacl(&mut t, "alice", "/d", modify("mask::rwx")).unwrap();
     assert!(t.ns.list("bob", "/d", None, 10).is_ok());
-    assert!(matches!(t.ns.list("carol", "/d", None, 10), Err(FsError::PermissionDenied { .. })));
+    assert!(matches!(
+        t.ns.list("carol", "/d", None, 10),
+        Err(FsError::PermissionDenied { .. })
+    ));
     // -b removes it all and restores the group bits from group::.
     setfacl(&mut t, "alice", "/d", AclChange::RemoveAll).unwrap();
     let st = t.ns.stat(ROOT_USER, "/d").unwrap();
     assert!(!st.has_acl);
     assert_eq!(st.mode, 0o700);
-    assert!(matches!(t.ns.list("bob", "/d", None, 10), Err(FsError::PermissionDenied { .. })));
+    assert!(matches!(
+        t.ns.list("bob", "/d", None, 10),
+        Err(FsError::PermissionDenied { .. })
+    ));
 }
 
 #[test]
 fn default_entries_are_inherited_by_new_files_and_directories() {
     let mut t = T::new();
     t.mkdir("/p");
-    setfacl(&mut t, ROOT_USER, "/p", modify("default:user:bob:rwx,default:group::r-x")).unwrap();
+    setfacl(
+        &mut t,
+        ROOT_USER,
+        "/p",
+        modify("default:user:bob:rwx,default:group::r-x"),
+    )
+    .unwrap();
     assert_eq!(
         entries(&t, "/p"),
         vec![
@@ -87,15 +130,32 @@ fn default_entries_are_inherited_by_new_files_and_directories() {
     .unwrap();
     assert_eq!(entries(&t, "/p/f"), vec!["user:bob:rwx", "group::r-x"]);
     let st = t.ns.stat(ROOT_USER, "/p/f").unwrap();
-    assert_eq!(st.mode, 0o664, "user rw- & rwx, mask rwx & rw-, other r-x & rw-");
+    assert_eq!(
+        st.mode, 0o664,
+        "user rw- & rwx, mask rwx & rw-, other r-x & rw-"
+    );
     // bob may write the new file through his inherited entry (masked rw-).
-    assert!(t.as_user("bob", LogOp::Append { path: "/p/f".into() }).is_ok());
+    assert!(t
+        .as_user(
+            "bob",
+            LogOp::Append {
+                path: "/p/f".into()
+            }
+        )
+        .is_ok());
     // A directory gets the access entries and keeps the default ACL.
-    t.root(LogOp::Mkdirs { path: "/p/sub/deeper".into(), mode: 0o777, parents: true }).unwrap();
+    t.root(LogOp::Mkdirs {
+        path: "/p/sub/deeper".into(),
+        mode: 0o777,
+        parents: true,
+    })
+    .unwrap();
     let e = entries(&t, "/p/sub/deeper");
     assert!(e.contains(&"user:bob:rwx".to_string()), "{e:?}");
     assert!(e.contains(&"default:user:bob:rwx".to_string()), "{e:?}");
-    assert!(t.ns.has_default_acl(t.ns.resolve(&t.ns.access(ROOT_USER), "/p/sub").unwrap()));
+    assert!(t
+        .ns
+        .has_default_acl(t.ns.resolve(&t.ns.access(ROOT_USER), "/p/sub").unwrap()));
     assert!(t.ns.parent_has_default_acl(ROOT_USER, "/p/x"));
     // Files cannot have a default ACL; -k removes one from a directory.
     assert!(matches!(

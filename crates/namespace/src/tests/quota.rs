@@ -42,7 +42,10 @@ fn name_quota_counts_the_directory_itself() {
     mkdir_as(&mut t, "/q/a").unwrap();
     t.file("/q/f", 0);
     let (kind, path, quota, usage) = kind_of(t.create(ROOT_USER, "/q/g"));
-    assert_eq!((kind, path.as_str(), quota, usage), (QuotaKind::Namespace, "/q", 3, 4));
+    assert_eq!(
+        (kind, path.as_str(), quota, usage),
+        (QuotaKind::Namespace, "/q", 3, 4)
+    );
     // mkdir -p of two levels is refused as a whole, nothing created.
     assert!(matches!(
         mkdir_as(&mut t, "/q/a/b/c"),
@@ -54,7 +57,10 @@ fn name_quota_counts_the_directory_itself() {
         msg,
         "The NameSpace quota (directories and files) of directory /q is exceeded: quota=3 file count=4"
     );
-    assert_eq!(t.create(ROOT_USER, "/q/g").unwrap_err().hadoop_exception(), "NSQuotaExceededException");
+    assert_eq!(
+        t.create(ROOT_USER, "/q/g").unwrap_err().hadoop_exception(),
+        "NSQuotaExceededException"
+    );
     // Usage after deletes: removing a file makes room again.
     t.root(LogOp::Delete {
         path: "/q/f".into(),
@@ -100,10 +106,18 @@ fn space_quota_charges_a_whole_block_per_replica_while_writing() {
         }),
     })
     .unwrap();
-    assert_eq!(t.ns.quota_usage(ROOT_USER, "/s").unwrap().space_consumed, 300);
+    assert_eq!(
+        t.ns.quota_usage(ROOT_USER, "/s").unwrap().space_consumed,
+        300
+    );
     t.file_of(ROOT_USER, "/s/b", &[MB / 2]).unwrap();
     // Append needs room for a whole block: 300 + 1.5 MiB + 3 MiB > 4 MiB.
-    let r = t.as_user(ROOT_USER, LogOp::Append { path: "/s/b".into() });
+    let r = t.as_user(
+        ROOT_USER,
+        LogOp::Append {
+            path: "/s/b".into(),
+        },
+    );
     assert_eq!(kind_of(r).0, QuotaKind::Space);
     // setrep raising the charge past the quota is refused; lowering is fine.
     let up = t.root(LogOp::SetReplication {
@@ -127,7 +141,10 @@ fn space_quota_charges_a_whole_block_per_replica_while_writing() {
         })
         .unwrap_err()
         .to_string();
-    assert!(msg.starts_with("The DiskSpace quota of /s is exceeded: quota = 4194304 B = 4 MB"), "{msg}");
+    assert!(
+        msg.starts_with("The DiskSpace quota of /s is exceeded: quota = 4194304 B = 4 MB"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -144,7 +161,10 @@ fn rename_into_a_quota_directory_is_checked_against_its_quota_only() {
         into_dir: false,
     });
     let (kind, path, quota, usage) = kind_of(r);
-    assert_eq!((kind, path.as_str(), quota, usage), (QuotaKind::Namespace, "/q", 2, 3));
+    assert_eq!(
+        (kind, path.as_str(), quota, usage),
+        (QuotaKind::Namespace, "/q", 2, 3)
+    );
     assert!(t.ns.stat(ROOT_USER, "/src/d/f").is_ok(), "nothing moved");
     // A space quota is checked the same way.
     set_quota(&mut t, "/q", QuotaChange::Clear, QuotaChange::Set(MB)).unwrap();

@@ -49,7 +49,9 @@ fn len(t: &T, p: &str) -> u64 {
 }
 
 fn diff(t: &T, p: &str, from: &str, to: &str) -> String {
-    t.ns.snapshot_diff(ROOT_USER, p, from, to).unwrap().to_string()
+    t.ns.snapshot_diff(ROOT_USER, p, from, to)
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -63,8 +65,13 @@ fn creating_a_snapshot_copies_nothing() {
     let inodes = t.ns.inode_count();
     snapshot(&mut t, "/big", "s1");
     assert_eq!(t.ns.inode_count(), inodes);
-    assert!(t.ns.snap.diffs.is_empty(), "no diff until something changes");
-    let l = t.ns.list(ROOT_USER, "/big/.snapshot/s1", None, 10_000).unwrap();
+    assert!(
+        t.ns.snap.diffs.is_empty(),
+        "no diff until something changes"
+    );
+    let l =
+        t.ns.list(ROOT_USER, "/big/.snapshot/s1", None, 10_000)
+            .unwrap();
     assert_eq!(l.entries.len(), 2000);
     // One change records one diff for the file and one for its directory.
     t.root(LogOp::SetPermission {
@@ -73,7 +80,10 @@ fn creating_a_snapshot_copies_nothing() {
     })
     .unwrap();
     assert_eq!(t.ns.snap.diffs.len(), 1);
-    assert_eq!(t.ns.stat(ROOT_USER, "/big/.snapshot/s1/f7").unwrap().mode, 0o644);
+    assert_eq!(
+        t.ns.stat(ROOT_USER, "/big/.snapshot/s1/f7").unwrap().mode,
+        0o644
+    );
     assert_eq!(t.ns.stat(ROOT_USER, "/big/f7").unwrap().mode, 0o600);
 }
 
@@ -180,7 +190,11 @@ fn appends_and_truncates_after_a_snapshot_read_back_as_before() {
         length: MB,
     });
     assert_eq!(r, Ok(Outcome::Bool(true)));
-    assert_eq!(t.removed(), vec![appended], "only the block no snapshot holds leaves");
+    assert_eq!(
+        t.removed(),
+        vec![appended],
+        "only the block no snapshot holds leaves"
+    );
     assert_eq!(len(&t, "/d/f"), MB);
     assert_eq!(t.block_ids("/d/.snapshot/s1/f"), f_blocks);
     // Truncate inside a block a snapshot holds: copy-on-truncate.
@@ -221,7 +235,10 @@ fn snapshot_rules_follow_hdfs() {
     allow(&mut t, "/a/b");
     for p in ["/a", "/a/b/c"] {
         let r = t.root(LogOp::AllowSnapshot { path: p.into() });
-        assert!(matches!(r, Err(FsError::Snapshot(m)) if m.contains("Nested snapshottable")), "{p}");
+        assert!(
+            matches!(r, Err(FsError::Snapshot(m)) if m.contains("Nested snapshottable")),
+            "{p}"
+        );
     }
     snapshot(&mut t, "/a/b", "s1");
     let dup = t.root(LogOp::CreateSnapshot {
@@ -230,7 +247,9 @@ fn snapshot_rules_follow_hdfs() {
     });
     assert!(matches!(dup, Err(FsError::Snapshot(_))));
     assert!(matches!(
-        t.root(LogOp::DisallowSnapshot { path: "/a/b".into() }),
+        t.root(LogOp::DisallowSnapshot {
+            path: "/a/b".into()
+        }),
         Err(FsError::Snapshot(_))
     ));
     assert!(matches!(
@@ -319,10 +338,18 @@ fn snapshots_round_trip_through_the_snapshot_stream() {
     let mut again = Vec::new();
     back.freeze().write(&mut again).unwrap();
     assert_eq!(bytes, again, "the same state writes the same bytes");
-    assert_eq!(back.stat(ROOT_USER, "/d/.snapshot/s1/sub/f").unwrap().length, 2 * MB);
+    assert_eq!(
+        back.stat(ROOT_USER, "/d/.snapshot/s1/sub/f")
+            .unwrap()
+            .length,
+        2 * MB
+    );
     assert!(back.stat(ROOT_USER, "/d/.snapshot/s1/g").is_ok());
     assert!(back.stat(ROOT_USER, "/d/h").unwrap().has_acl);
-    assert_eq!(back.quota_usage(ROOT_USER, "/d").unwrap().ns_quota, Some(100));
+    assert_eq!(
+        back.quota_usage(ROOT_USER, "/d").unwrap().ns_quota,
+        Some(100)
+    );
     assert_eq!(back.get_xattrs(ROOT_USER, "/d/h", &[]).unwrap().len(), 1);
     assert_eq!(
         back.snapshot_diff(ROOT_USER, "/d", "s1", ".").unwrap(),
@@ -330,5 +357,8 @@ fn snapshots_round_trip_through_the_snapshot_stream() {
     );
     let mut blocks = 0;
     back.for_each_block(|_| blocks += 1);
-    assert_eq!(blocks, 3, "the snapshot-only blocks are tracked after a reload");
+    assert_eq!(
+        blocks, 3,
+        "the snapshot-only blocks are tracked after a reload"
+    );
 }
