@@ -1,73 +1,105 @@
-//! Daemon settings from flags, then a TOML file, then defaults.
+//! Daemon settings: flags, then the `--config` TOML file, then defaults.
+//!
+//! One mechanism for every daemon: the file's settings are turned into
+//! flags placed before the command line's own and parsed by the same clap
+//! definitions. The command line wins (a repeated flag overrides the
+//! earlier one), the file wins over the defaults (which live in the flag
+//! definitions, so `--help` shows them), a file key that is not a flag of
+//! that daemon is an error naming it, and a value is checked exactly as
+//! the flag's would be.
 
 use anyhow::{bail, Context};
-use std::path::Path;
+use std::ffi::OsString;
 
-/// A parsed `--config` file; keys may use `-` or `_`.
-#[derive(Default)]
-pub struct FileConf(toml::Table);
-
-impl FileConf {
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else {
-            return Ok(FileConf::default());
-        };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        let table: toml::Table = text
-            .parse()
-            .with_context(|| format!("config file {} is not valid TOML", path.display()))?;
-        Ok(FileConf(table))
+/// Expands `--config FILE` in a daemon's command line (`argv[1]` is the
+/// subcommand); other command lines are returned as they are.
+pub fn expand_config(cmd: &clap::Command, argv: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
+    let Some(sub) = argv
+        .get(1)
+        .and_then(|s| s.to_str())
+        .and_then(|s| cmd.find_subcommand(s))
+    else {
+        return Ok(argv);
+    };
+    if !sub.get_arguments().any(|a| a.get_long() == Some("config")) {
+        return Ok(argv);
     }
-
-    fn get(&self, key: &str) -> Option<&toml::Value> {
-        self.0
-            .get(key)
-            .or_else(|| self.0.get(&key.replace('-', "_")))
-            .or_else(|| self.0.get(&key.replace('_', "-")))
+    let Some(path) = config_path(&argv[2..]) else {
+        return Ok(argv);
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read config file {path}"))?;
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        anyhow::anyhow!("config file {path} is not valid TOML: {}", e.message())
+    })?;
+    let mut out = argv[..2].to_vec();
+    for (key, value) in &table {
+        out.extend(flag_tokens(sub, &path, key, value)?);
     }
+    out.extend(argv[2..].iter().cloned());
+    Ok(out)
+}
 
-    /// A string setting: the flag, else the file, else `None`.
-    pub fn string(&self, flag: Option<String>, key: &str) -> anyhow::Result<Option<String>> {
-        if flag.is_some() {
-            return Ok(flag);
+/// The `--config` value on a command line, if any (stops at `--`).
+fn config_path(args: &[OsString]) -> Option<String> {
+    let mut it = args.iter().filter_map(|a| a.to_str());
+    while let Some(a) = it.next() {
+        if a == "--" {
+            return None;
         }
-        match self.get(key) {
-            None => Ok(None),
-            Some(toml::Value::String(s)) => Ok(Some(s.clone())),
-            Some(toml::Value::Integer(i)) => Ok(Some(i.to_string())),
-            Some(other) => bail!("config key {key} must be a string, got {other}"),
+        if a == "--config" {
+            return it.next().map(str::to_string);
         }
-    }
-
-    /// A numeric setting.
-    pub fn u64(&self, flag: Option<u64>, key: &str) -> anyhow::Result<Option<u64>> {
-        if flag.is_some() {
-            return Ok(flag);
-        }
-        match self.get(key) {
-            None => Ok(None),
-            Some(toml::Value::Integer(i)) if *i >= 0 => Ok(Some(*i as u64)),
-            Some(toml::Value::String(s)) => {
-                Ok(Some(s.parse().with_context(|| {
-                    format!("config key {key} must be a number")
-                })?))
-            }
-            Some(other) => bail!("config key {key} must be a non-negative number, got {other}"),
+        if let Some(v) = a.strip_prefix("--config=") {
+            return Some(v.to_string());
         }
     }
+    None
+}
 
-    /// A boolean setting.
-    pub fn bool(&self, flag: Option<bool>, key: &str) -> anyhow::Result<Option<bool>> {
-        if flag.is_some() {
-            return Ok(flag);
+/// The flags one file setting stands for.
+fn flag_tokens(
+    sub: &clap::Command,
+    path: &str,
+    key: &str,
+    value: &toml::Value,
+) -> anyhow::Result<Vec<OsString>> {
+    let long = key.replace('_', "-");
+    let arg = sub
+        .get_arguments()
+        .find(|a| a.get_long() == Some(long.as_str()) && long != "config");
+    let Some(arg) = arg else {
+        bail!(
+            "unknown config key `{key}` in {path} (`tdfs {} --help` lists the settings)",
+            sub.get_name()
+        );
+    };
+    let switch = !arg.get_action().takes_values();
+    let text = match value {
+        toml::Value::Boolean(b) if switch => {
+            return Ok(if *b {
+                vec![format!("--{long}").into()]
+            } else {
+                vec![]
+            });
         }
-        match self.get(key) {
-            None => Ok(None),
-            Some(toml::Value::Boolean(b)) => Ok(Some(*b)),
-            Some(other) => bail!("config key {key} must be true or false, got {other}"),
-        }
-    }
+        _ if switch => bail!("config key `{key}` in {path} must be true or false"),
+        toml::Value::String(s) => s.clone(),
+        toml::Value::Integer(i) => i.to_string(),
+        toml::Value::Float(f) => f.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        toml::Value::Array(items) => items
+            .iter()
+            .map(|v| match v {
+                toml::Value::String(s) => Ok(s.clone()),
+                toml::Value::Integer(i) => Ok(i.to_string()),
+                _ => bail!("config key `{key}` in {path}: list items must be strings or numbers"),
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?
+            .join(","),
+        _ => bail!("config key `{key}` in {path} must be a string, number, boolean or list"),
+    };
+    Ok(vec![format!("--{long}={text}").into()])
 }
 
 /// Parses sizes like `134217728`, `64m`, `64MiB`, `1g`.

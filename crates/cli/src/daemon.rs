@@ -1,11 +1,10 @@
 //! `tdfs meta`: one metadata node as a daemon.
 
-use crate::conf::FileConf;
 use anyhow::{bail, Context};
 use clap::Args;
 use std::path::PathBuf;
 
-use tdfs_meta_raft::config::{parse_peers, MetaConfig};
+use tdfs_meta_raft::config::{defaults, parse_peers, MetaConfig};
 
 use tdfs_rpc::ClusterKey;
 
@@ -33,108 +32,99 @@ pub struct MetaArgs {
     /// File holding the cluster key shared by every node.
     #[arg(long)]
     pub cluster_key_file: Option<PathBuf>,
-    /// TOML file with any of these settings (flags win).
+    /// TOML file with any of these settings (same names; flags win over it).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Default replication of new files.
-    #[arg(long)]
-    pub replication: Option<u64>,
+    #[arg(long, default_value_t = defaults::REPLICATION)]
+    pub replication: u16,
     /// Default block size of new files (bytes; k/m/g suffixes accepted).
-    #[arg(long)]
-    pub block_size: Option<String>,
+    #[arg(long, default_value_t = defaults::BLOCK_SIZE.to_string())]
+    pub block_size: String,
     /// The superuser (owner of `/`); defaults to the user running the daemon.
     #[arg(long)]
     pub superuser: Option<String>,
     /// Raft heartbeat interval in milliseconds.
-    #[arg(long)]
-    pub heartbeat_ms: Option<u64>,
+    #[arg(long, default_value_t = defaults::HEARTBEAT_MS)]
+    pub heartbeat_ms: u64,
     /// Minimum Raft election timeout in milliseconds.
-    #[arg(long)]
-    pub election_min_ms: Option<u64>,
+    #[arg(long, default_value_t = defaults::ELECTION_MIN_MS)]
+    pub election_min_ms: u64,
     /// Maximum Raft election timeout in milliseconds.
-    #[arg(long)]
-    pub election_max_ms: Option<u64>,
-    /// A datanode silent this long is stale (no new blocks go to it).
+    #[arg(long, default_value_t = defaults::ELECTION_MAX_MS)]
+    pub election_max_ms: u64,
+    /// A datanode silent this long is stale (no new blocks go to it);
+    /// default 3000, or --dead-after-ms when that is shorter.
     #[arg(long)]
     pub stale_after_ms: Option<u64>,
     /// A datanode down this long is dead: its replicas are re-replicated.
-    #[arg(long)]
-    pub dead_after_ms: Option<u64>,
+    #[arg(long, default_value_t = defaults::DEAD_AFTER_MS)]
+    pub dead_after_ms: u64,
     /// A writer that stops renewing its lease this long loses the file to lease recovery.
-    #[arg(long)]
-    pub lease_timeout_ms: Option<u64>,
+    #[arg(long, default_value_t = defaults::LEASE_TIMEOUT_MS)]
+    pub lease_timeout_ms: u64,
     /// Continuous balancing threshold in percent (0 turns it off).
-    #[arg(long)]
-    pub balance_threshold: Option<f64>,
+    #[arg(long, default_value_t = defaults::BALANCE_THRESHOLD_PCT)]
+    pub balance_threshold: f64,
     /// Minutes trashed files are kept (0 = trash off), as HDFS's
     /// `fs.trash.interval`; the leader checkpoints and expires trash this often.
-    #[arg(long)]
-    pub trash_interval: Option<u64>,
+    #[arg(long, default_value_t = 0)]
+    pub trash_interval: u64,
+    /// Take a Raft snapshot (and compact the log) after this many entries.
+    #[arg(long, default_value_t = defaults::SNAPSHOT_LOGS)]
+    pub snapshot_logs: u64,
+    /// Compare namespace hashes across metadata nodes every this many
+    /// applied entries (the consistency check).
+    #[arg(long, default_value_t = defaults::HASH_EVERY)]
+    pub hash_every: u64,
     /// Acknowledge writes before fsync (unsafe; for experiments only).
     #[arg(long)]
     pub no_fsync: bool,
 }
 
-/// Builds a node config from flags, the config file and defaults.
+/// Builds a node config from the flags (the config file already expanded
+/// into them, see `conf::expand_config`).
 pub fn meta_config(a: MetaArgs) -> anyhow::Result<MetaConfig> {
-    let f = FileConf::load(a.config.as_deref())?;
-    let id = f.u64(a.id, "id")?.context("--id is required")?;
-    let data_dir: PathBuf = f
-        .string(a.data_dir.map(|p| p.display().to_string()), "data-dir")?
-        .context("--data-dir is required")?
-        .into();
-    let addr = f.string(a.addr, "addr")?.context("--addr is required")?;
-    let peers = match f.string(a.peers, "peers")? {
+    let id = a.id.context("--id is required")?;
+    let data_dir = a.data_dir.context("--data-dir is required")?;
+    let addr = a.addr.context("--addr is required")?;
+    let peers = match a.peers {
         Some(p) => parse_peers(&p).map_err(anyhow::Error::msg)?,
         None => bail!("--peers is required (ID=HOST:PORT,...)"),
     };
     let mut c = MetaConfig::new(id, addr, data_dir, peers);
-    c.http = f.string(a.http, "http")?;
-    if let Some(k) = f.string(
-        a.cluster_key_file.map(|p| p.display().to_string()),
-        "cluster-key-file",
-    )? {
-        c.key = Some(ClusterKey::from_file(k.as_ref()).map_err(anyhow::Error::msg)?);
+    c.http = a.http;
+    if let Some(k) = a.cluster_key_file {
+        c.key = Some(ClusterKey::from_file(&k).map_err(anyhow::Error::msg)?);
     }
-    if let Some(r) = f.u64(a.replication, "replication")? {
-        c.defaults.replication = u16::try_from(r).context("--replication is too large")?;
-    }
-    if let Some(b) = f.string(a.block_size, "block-size")? {
-        c.defaults.block_size = crate::conf::parse_size(&b)?;
-    }
-    if let Some(s) = f.string(a.superuser, "superuser")? {
+    c.defaults.replication = a.replication;
+    c.defaults.block_size = crate::conf::parse_size(&a.block_size)?;
+    if let Some(s) = a.superuser {
         c.superuser = s;
     }
-    c.heartbeat_ms = f
-        .u64(a.heartbeat_ms, "heartbeat-ms")?
-        .unwrap_or(c.heartbeat_ms);
-    c.election_min_ms = f
-        .u64(a.election_min_ms, "election-min-ms")?
-        .unwrap_or(c.election_min_ms);
-    c.election_max_ms = f
-        .u64(a.election_max_ms, "election-max-ms")?
-        .unwrap_or(c.election_max_ms);
-    let stale = f.u64(a.stale_after_ms, "stale-after-ms")?;
-    c.dead_after_ms = f
-        .u64(a.dead_after_ms, "dead-after-ms")?
-        .unwrap_or(c.dead_after_ms);
+    c.heartbeat_ms = a.heartbeat_ms;
+    c.election_min_ms = a.election_min_ms;
+    c.election_max_ms = a.election_max_ms;
+    c.dead_after_ms = a.dead_after_ms;
     // A grace period shorter than the default staleness shortens it too.
-    c.stale_after_ms = stale.unwrap_or(c.stale_after_ms.min(c.dead_after_ms));
-    c.lease_timeout_ms = f
-        .u64(a.lease_timeout_ms, "lease-timeout-ms")?
-        .unwrap_or(c.lease_timeout_ms);
-    if let Some(t) = a.balance_threshold {
-        c.balance_threshold_pct = (t > 0.0).then_some(t);
+    c.stale_after_ms = a
+        .stale_after_ms
+        .unwrap_or(c.stale_after_ms.min(c.dead_after_ms));
+    c.lease_timeout_ms = a.lease_timeout_ms;
+    if a.balance_threshold.is_nan() || a.balance_threshold < 0.0 {
+        bail!(
+            "--balance-threshold must be a percentage, got {}",
+            a.balance_threshold
+        );
     }
-    if let Some(m) = f.u64(a.trash_interval, "trash-interval")? {
-        c.trash_interval_ms = m
-            .checked_mul(60_000)
-            .context("--trash-interval is too large")?;
-    }
-    let no_fsync = f
-        .bool(a.no_fsync.then_some(true), "no-fsync")?
-        .unwrap_or(false);
-    c.fsync = !no_fsync;
+    c.balance_threshold_pct = (a.balance_threshold > 0.0).then_some(a.balance_threshold);
+    c.trash_interval_ms = a
+        .trash_interval
+        .checked_mul(60_000)
+        .context("--trash-interval is too large")?;
+    c.snapshot_logs = a.snapshot_logs;
+    c.hash_every = a.hash_every;
+    c.fsync = !a.no_fsync;
     c.validate().map_err(anyhow::Error::msg)?;
     Ok(c)
 }
@@ -151,8 +141,7 @@ pub fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
-    let hdfs_addr =
-        FileConf::load(a.config.as_deref())?.string(a.hdfs_addr.clone(), "hdfs-addr")?;
+    let hdfs_addr = a.hdfs_addr.clone();
     let c = meta_config(a)?;
     check_data_dir(&c.data_dir)?;
     let listener = tokio::net::TcpListener::bind(&c.addr)
@@ -247,7 +236,7 @@ pub struct DatanodeArgs {
     /// File holding the cluster key shared by every node.
     #[arg(long)]
     pub cluster_key_file: Option<PathBuf>,
-    /// TOML file with any of these settings (flags win).
+    /// TOML file with any of these settings (same names; flags win over it).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Acknowledge blocks before fsync (unsafe; for experiments only).
@@ -258,33 +247,24 @@ pub struct DatanodeArgs {
 pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
     use tdfs_datanode::block_store::{BlockStore, StoreConfig};
     use tdfs_datanode::node::DatanodeConfig;
-    let f = FileConf::load(a.config.as_deref())?;
-    let data_dir: PathBuf = f
-        .string(a.data_dir.map(|p| p.display().to_string()), "data-dir")?
-        .context("--data-dir is required")?
-        .into();
-    let addr = f.string(a.addr, "addr")?.context("--addr is required")?;
-    let meta: Vec<String> = f
-        .string(a.meta, "meta")?
+    let data_dir = a.data_dir.context("--data-dir is required")?;
+    let addr = a.addr.context("--addr is required")?;
+    let meta: Vec<String> = a
+        .meta
         .context("--meta is required")?
         .split(',')
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
     let mut sc = StoreConfig::new(data_dir.clone());
-    if let Some(c) = f.string(a.capacity, "capacity")? {
+    if let Some(c) = a.capacity {
         sc.capacity = Some(crate::conf::parse_size(&c)?);
     }
-    sc.fsync = !f
-        .bool(a.no_fsync.then_some(true), "no-fsync")?
-        .unwrap_or(false);
+    sc.fsync = !a.no_fsync;
     let mut dc = DatanodeConfig::new(addr.clone(), meta);
-    dc.http = f.string(a.http, "http")?;
-    if let Some(k) = f.string(
-        a.cluster_key_file.map(|p| p.display().to_string()),
-        "cluster-key-file",
-    )? {
-        dc.key = Some(ClusterKey::from_file(k.as_ref()).map_err(anyhow::Error::msg)?);
+    dc.http = a.http;
+    if let Some(k) = a.cluster_key_file {
+        dc.key = Some(ClusterKey::from_file(&k).map_err(anyhow::Error::msg)?);
     }
     check_data_dir(&data_dir)?;
     // Lock and load the directory, then bind, then register and serve.

@@ -7,6 +7,7 @@ mod conf;
 mod daemon;
 mod dfs;
 mod edit;
+mod events;
 mod facl;
 mod fmt;
 mod local;
@@ -24,7 +25,10 @@ use std::process::ExitCode;
 #[command(
     name = "tdfs",
     version,
-    about = "An HDFS-class distributed file system"
+    about = "An HDFS-class distributed file system",
+    // A daemon's `--config` file becomes flags before the command line's
+    // own; a repeated flag overrides, so the command line wins.
+    args_override_self = true
 )]
 struct Cli {
     #[command(subcommand)]
@@ -81,6 +85,12 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// The cluster's events (metadata nodes and datanodes, merged by time).
+    #[command(disable_help_flag = true)]
+    Events {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Benchmarks against a live cluster.
     #[command(subcommand)]
     Bench(bench::BenchCmd),
@@ -88,7 +98,18 @@ enum Cmd {
 
 /// Runs the `tdfs` command line; the binary's `main` calls this.
 pub fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    use clap::{CommandFactory, FromArgMatches};
+    let argv = match conf::expand_config(&Cli::command(), std::env::args_os().collect()) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("tdfs: {}", one_line(&format!("{e:#}")));
+            return ExitCode::from(2);
+        }
+    };
+    let parsed = Cli::command()
+        .try_get_matches_from(argv)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;
@@ -138,6 +159,7 @@ pub fn main() -> ExitCode {
             Cmd::Balancer { args } => admin::balancer(args).await,
             Cmd::LsSnapshottableDir { args } => snap::ls_snapshottable(args).await,
             Cmd::SnapshotDiff { args } => snap::snapshot_diff(args).await,
+            Cmd::Events { args } => events::run(args).await,
             Cmd::Bench(b) => bench::run(b).await.map(|_| 0),
         }
     });

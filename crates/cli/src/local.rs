@@ -44,6 +44,9 @@ pub struct LocalArgs {
     /// Use this cluster key file instead of DIR/cluster.key.
     #[arg(long, conflicts_with = "no_cluster_key")]
     pub cluster_key_file: Option<PathBuf>,
+    /// TOML file with any of these settings (same names; flags win over it).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 pub async fn run(a: LocalArgs) -> anyhow::Result<()> {
