@@ -7,6 +7,10 @@
 //! client jars).
 
 mod common;
+#[path = "features/rpc_calls.rs"]
+mod rpc_calls;
+#[path = "features/webhdfs_json.rs"]
+mod webhdfs_json;
 
 use bytes::Bytes;
 use common::data::{cluster, write};
@@ -92,36 +96,13 @@ fn has(o: &ShellOut, parts: &[&str]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn fsshell_features_over_webhdfs() {
-    let h = Hadoop::get().await;
-    let (dir, c) = start().await;
-    let d = dir.path();
-    let web = leader_http(&c);
-    let conf = conf_dir(d, &[("dfs.blocksize", "1048576")]);
-    let (small, one_mib) = (b"hello\nworld\n".to_vec(), text(1, MIB));
-    let two_mib = text(2, 2 * MIB);
-    for (n, b) in [("small", &small), ("one", &one_mib), ("two", &two_mib)] {
-        std::fs::write(d.join(n), b).unwrap();
-    }
-    let local = |n: &str| d.join(n).display().to_string();
-    let root = c.client("root");
-    root.mkdirs("/f/snap/sub", true).await.unwrap();
-    for p in ["/f/q", "/f/q2", "/f/acl", "/f/t", "/f/c", "/f/trash"] {
-        root.mkdirs(p, true).await.unwrap();
-    }
-    // What dfsadmin would do, through WebHDFS.
-    let op = |path: &str, q: &str| format!("http://{web}/webhdfs/v1{path}?user.name=root&op={q}");
-    assert_eq!(http("PUT", &op("/f/snap", "ALLOWSNAPSHOT")).0, 200);
-    let q = "SETQUOTA&namespacequota=3&storagespacequota=-1";
-    assert_eq!(http("PUT", &op("/f/q", q)).0, 200);
-    let q = "SETQUOTA&namespacequota=9223372036854775807&storagespacequota=1048576";
-    assert_eq!(http("PUT", &op("/f/q2", q)).0, 200);
-
+/// The FsShell commands of the WebHDFS test; the comments give the
+/// index of the first command of each group.
+fn webhdfs_cmds(web: &str, local: &dyn Fn(&str) -> String) -> Vec<ShellCmd> {
     let u = |p: &str| format!("webhdfs://{web}{p}");
     let r = |args: &[&str]| cmd_as("root", args);
     let file = u("/f/acl/file");
-    let cmds = vec![
+    vec![
         r(&["-put", &local("small"), &file]),
         r(&["-setfacl", "-m", "user:bob:rw-", &file]),
         r(&["-setfacl", "-m", "default:user:bob:r-x", &u("/f/acl")]),
@@ -180,8 +161,11 @@ async fn fsshell_features_over_webhdfs() {
         r(&["-ls", &u("/user/root/.Trash/Current/f/trash")]),
         r(&["-expunge", "-immediate", "-fs", &u("/")]),
         r(&["-ls", &u("/user/root/.Trash")]),
-    ];
-    let o = shell(h, &conf, &cmds).await;
+    ]
+}
+
+/// What each command of [`webhdfs_cmds`] must have printed.
+fn check_webhdfs(o: &[ShellOut], small: &[u8], one_mib: &[u8], two_mib: &[u8]) {
     for i in [0, 1, 2, 6, 7, 9, 11, 12, 15, 18, 20, 32, 35, 37, 38, 39, 43] {
         o[i].ok();
     }
@@ -232,7 +216,7 @@ async fn fsshell_features_over_webhdfs() {
         o[36].stdout
     );
     o[40].ok();
-    let want = [&one_mib[..], &small[..], &small[..]].concat();
+    let want = [one_mib, small, small].concat();
     assert!(o[41].ok().as_bytes() == &want[..], "-cat after -concat");
     assert_eq!(o[42].code, 1, "a concat source is gone");
     // FsShell logs the move (no logger here); the listing shows it.
@@ -240,7 +224,37 @@ async fn fsshell_features_over_webhdfs() {
     has(&o[45], &["/user/root/.Trash/Current/f/trash/x"]);
     o[46].ok();
     assert!(!o[47].stdout.contains("Current"), "{}", o[47].stdout);
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fsshell_features_over_webhdfs() {
+    let h = Hadoop::get().await;
+    let (dir, c) = start().await;
+    let d = dir.path();
+    let web = leader_http(&c);
+    let conf = conf_dir(d, &[("dfs.blocksize", "1048576")]);
+    let (small, one_mib) = (b"hello\nworld\n".to_vec(), text(1, MIB));
+    let two_mib = text(2, 2 * MIB);
+    for (n, b) in [("small", &small), ("one", &one_mib), ("two", &two_mib)] {
+        std::fs::write(d.join(n), b).unwrap();
+    }
+    let local = |n: &str| d.join(n).display().to_string();
+    let root = c.client("root");
+    root.mkdirs("/f/snap/sub", true).await.unwrap();
+    for p in ["/f/q", "/f/q2", "/f/acl", "/f/t", "/f/c", "/f/trash"] {
+        root.mkdirs(p, true).await.unwrap();
+    }
+    // What dfsadmin would do, through WebHDFS.
+    let op = |path: &str, q: &str| format!("http://{web}/webhdfs/v1{path}?user.name=root&op={q}");
+    assert_eq!(http("PUT", &op("/f/snap", "ALLOWSNAPSHOT")).0, 200);
+    let q = "SETQUOTA&namespacequota=3&storagespacequota=-1";
+    assert_eq!(http("PUT", &op("/f/q", q)).0, 200);
+    let q = "SETQUOTA&namespacequota=9223372036854775807&storagespacequota=1048576";
+    assert_eq!(http("PUT", &op("/f/q2", q)).0, 200);
+
+    let cmds = webhdfs_cmds(&web, &local);
+    let o = shell(h, &conf, &cmds).await;
+    check_webhdfs(&o, &small, &one_mib, &two_mib);
     // The same state as tdfs's own client sees it.
     let xs = root.xattrs("/f/acl/file", &[]).await.unwrap();
     assert_eq!(xs.len(), 1);
@@ -270,9 +284,9 @@ async fn webhdfs_feature_json_errors_and_hdfscli() {
     root.mkdirs("/j/plain", true).await.unwrap();
     write(&root, "/j/s/one", &text(3, MIB), 64 << 10).await;
     let at = |path: &str, q: &str| format!("http://{web}/webhdfs/v1{path}?user.name=root&op={q}");
-    snapshot_json(&at).await;
-    acl_and_xattr_json(&at);
-    quota_and_misc_json(&at, &root).await;
+    webhdfs_json::snapshot_json(&at).await;
+    webhdfs_json::acl_and_xattr_json(&at);
+    webhdfs_json::quota_and_misc_json(&at, &root).await;
 
     // HdfsCLI, unchanged, on a directory with a name quota of 10.
     // Her working directory and her home (where her trash goes), as an
@@ -313,540 +327,6 @@ async fn webhdfs_feature_json_errors_and_hdfscli() {
     c.shutdown().await;
 }
 
-async fn snapshot_json(at: &impl Fn(&str, &str) -> String) {
-    assert_eq!(http("PUT", &at("/j/s", "ALLOWSNAPSHOT")).0, 200);
-    let st = http("GET", &at("/j/s", "GETFILESTATUS")).1;
-    assert_eq!(st["FileStatus"]["snapshotEnabled"], true, "{st}");
-    let (code, v) = http("PUT", &at("/j/s", "CREATESNAPSHOT&snapshotname=s1"));
-    assert_eq!(
-        (code, v),
-        (200, serde_json::json!({"Path": "/j/s/.snapshot/s1"}))
-    );
-    assert_eq!(http("DELETE", &at("/j/s/one", "DELETE")).1["boolean"], true);
-    assert_eq!(http("PUT", &at("/j/s/new", "MKDIRS")).1["boolean"], true);
-    assert_eq!(
-        http("PUT", &at("/j/s", "CREATESNAPSHOT&snapshotname=s2")).0,
-        200
-    );
-    let v = http(
-        "GET",
-        &at("/j/s", "GETSNAPSHOTDIFF&oldsnapshotname=s1&snapshotname=s2"),
-    )
-    .1;
-    let r = &v["SnapshotDiffReport"];
-    assert_eq!(
-        (&r["snapshotRoot"], &r["fromSnapshot"], &r["toSnapshot"]),
-        (&"/j/s".into(), &"s1".into(), &"s2".into())
-    );
-    let diff = r["diffList"].as_array().unwrap();
-    for (t, p) in [("CREATE", "new"), ("DELETE", "one"), ("MODIFY", "")] {
-        assert!(
-            diff.iter().any(|e| e["type"] == t && e["sourcePath"] == p),
-            "{t} {p} in {v}"
-        );
-    }
-    let v = http("GET", &at("/j/s", "GETSNAPSHOTLIST")).1;
-    let l = v["SnapshotList"].as_array().unwrap();
-    assert_eq!(l.len(), 2, "{v}");
-    assert_eq!(l[0]["fullPath"], "/j/s/.snapshot/s1");
-    assert_eq!(l[0]["dirStatus"]["pathSuffix"], "s1");
-    assert_eq!(l[0]["deletionStatus"], "ACTIVE");
-    let v = http("GET", &at("/", "GETSNAPSHOTTABLEDIRECTORYLIST")).1;
-    let d = &v["SnapshottableDirectoryList"][0];
-    assert_eq!(
-        (&d["parentFullPath"], &d["dirStatus"]["pathSuffix"]),
-        (&"/j".into(), &"s".into()),
-        "{v}"
-    );
-    assert_eq!(d["snapshotNumber"], 2);
-    // Reads of the deleted file through the snapshot: status, listing,
-    // checksum and the bytes.
-    let st = http("GET", &at("/j/s/.snapshot/s1/one", "GETFILESTATUS")).1;
-    assert_eq!(st["FileStatus"]["length"], MIB, "{st}");
-    let ls = http("GET", &at("/j/s/.snapshot/s1", "LISTSTATUS")).1;
-    assert_eq!(
-        ls["FileStatuses"]["FileStatus"][0]["pathSuffix"], "one",
-        "{ls}"
-    );
-    let ck = http(
-        "GET",
-        &at(
-            "/j/s/.snapshot/s1/one",
-            "GETFILECHECKSUM&checksumcombinemode=COMPOSITE_CRC",
-        ),
-    )
-    .1;
-    let crc = format!("{:08x}", crc32c::crc32c(&text(3, MIB)));
-    assert_eq!(ck["FileChecksum"]["bytes"], crc, "{ck}");
-    let out = std::process::Command::new("curl")
-        .args([
-            "-s",
-            "-L",
-            "--max-time",
-            "30",
-            &at("/j/s/.snapshot/s1/one", "OPEN"),
-        ])
-        .output()
-        .unwrap();
-    assert!(out.stdout == text(3, MIB), "OPEN of a snapshot path");
-    // Errors: snapshots of a plain directory, a missing snapshot, writes
-    // into a snapshot.
-    let m = remote(
-        http("PUT", &at("/j/plain", "CREATESNAPSHOT&snapshotname=x")),
-        403,
-        "org.apache.hadoop.hdfs.protocol.SnapshotException",
-    );
-    assert!(m.contains("snapshottable"), "{m}");
-    remote(
-        http("DELETE", &at("/j/s", "DELETESNAPSHOT&snapshotname=nope")),
-        403,
-        "org.apache.hadoop.hdfs.protocol.SnapshotException",
-    );
-    remote(
-        http("PUT", &at("/j/s", "RENAMESNAPSHOT&snapshotname=x")),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    assert_eq!(
-        http(
-            "PUT",
-            &at("/j/s", "RENAMESNAPSHOT&oldsnapshotname=s2&snapshotname=s3")
-        )
-        .0,
-        200
-    );
-    assert_eq!(
-        http("DELETE", &at("/j/s", "DELETESNAPSHOT&snapshotname=s3")).0,
-        200
-    );
-    let r = http("PUT", &at("/j/s/.snapshot/s1/x", "MKDIRS"));
-    assert_eq!(r.0, 403, "{}", r.1);
-}
-
-fn acl_and_xattr_json(at: &impl Fn(&str, &str) -> String) {
-    let f = "/j/plain";
-    assert_eq!(
-        http("PUT", &at(f, "MODIFYACLENTRIES&aclspec=user:bob:rwx")).0,
-        200
-    );
-    let v = http("GET", &at(f, "GETACLSTATUS")).1;
-    let a = &v["AclStatus"];
-    assert_eq!(
-        a["entries"],
-        serde_json::json!(["user:bob:rwx", "group::r-x"]),
-        "{v}"
-    );
-    assert_eq!(
-        (&a["owner"], &a["permission"], &a["stickyBit"]),
-        (&"root".into(), &"775".into(), &false.into())
-    );
-    assert_eq!(
-        http("GET", &at(f, "GETFILESTATUS")).1["FileStatus"]["aclBit"],
-        true
-    );
-    let m = remote(
-        http("PUT", &at(f, "SETACL&aclspec=user:bob:rwz")),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    assert!(m.contains("aclspec"), "{m}");
-    remote(
-        http("PUT", &at(f, "SETACL")),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    let many: Vec<String> = (0..33).map(|i| format!("user:u{i}:r--")).collect();
-    remote(
-        http(
-            "PUT",
-            &at(f, &format!("MODIFYACLENTRIES&aclspec={}", many.join(","))),
-        ),
-        403,
-        "org.apache.hadoop.hdfs.protocol.AclException",
-    );
-    assert_eq!(http("PUT", &at(f, "REMOVEACL")).0, 200);
-    assert!(http("GET", &at(f, "GETFILESTATUS")).1["FileStatus"]
-        .get("aclBit")
-        .is_none());
-    // Extended attributes in each of Hadoop's encodings.
-    let set = |q: &str| http("PUT", &at(f, &format!("SETXATTR&{q}")));
-    assert_eq!(
-        set("xattr.name=user.a&xattr.value=0x6869&flag=CREATE").0,
-        200
-    );
-    assert_eq!(
-        set("xattr.name=user.b&xattr.value=%22text%22&flag=CREATE").0,
-        200
-    );
-    remote(
-        set("xattr.name=user.a&xattr.value=0x00&flag=CREATE"),
-        403,
-        "java.io.IOException",
-    );
-    assert_eq!(
-        set("xattr.name=user.a&xattr.value=0sAAE%3D&flag=REPLACE").0,
-        200
-    );
-    remote(
-        set("xattr.name=user.c&xattr.value=0xzz&flag=CREATE"),
-        403,
-        "java.io.IOException",
-    );
-    remote(
-        set("xattr.name=user.c&xattr.value=1"),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    remote(
-        set("xattr.name=user.c&flag=SOMETIMES"),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    remote(
-        set("xattr.name=nons&flag=CREATE"),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    let get = |q: &str| http("GET", &at(f, &format!("GETXATTRS&{q}")));
-    let v = get("xattr.name=user.a&xattr.name=user.b&encoding=HEX").1;
-    let mut xs: Vec<(String, String)> = v["XAttrs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| {
-            (
-                x["name"].as_str().unwrap().into(),
-                x["value"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    xs.sort();
-    assert_eq!(
-        xs,
-        [
-            ("user.a".to_string(), "0x0001".to_string()),
-            ("user.b".into(), "0x74657874".into())
-        ],
-        "{v}"
-    );
-    assert_eq!(
-        get("xattr.name=user.b&encoding=text").1["XAttrs"][0]["value"],
-        "\"text\""
-    );
-    assert_eq!(
-        get("xattr.name=user.a&encoding=base64").1["XAttrs"][0]["value"],
-        "0sAAE="
-    );
-    remote(
-        get("xattr.name=user.a&encoding=rot13"),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    remote(
-        get("xattr.name=user.a"),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    let names = http("GET", &at(f, "LISTXATTRS")).1;
-    let mut names: Vec<String> =
-        serde_json::from_str(names["XAttrNames"].as_str().unwrap()).unwrap();
-    names.sort();
-    assert_eq!(names, ["user.a", "user.b"]);
-    assert_eq!(http("PUT", &at(f, "REMOVEXATTR&xattr.name=user.a")).0, 200);
-    assert_eq!(get("encoding=hex").1["XAttrs"].as_array().unwrap().len(), 1);
-}
-
-async fn quota_and_misc_json(at: &impl Fn(&str, &str) -> String, root: &Arc<MetaClient>) {
-    root.mkdirs("/j/q", true).await.unwrap();
-    assert_eq!(
-        http(
-            "PUT",
-            &at("/j/q", "SETQUOTA&namespacequota=2&storagespacequota=-1")
-        )
-        .0,
-        200
-    );
-    assert_eq!(http("PUT", &at("/j/q/a", "MKDIRS")).0, 200);
-    let m = remote(
-        http("PUT", &at("/j/q/b", "MKDIRS")),
-        403,
-        "org.apache.hadoop.hdfs.protocol.NSQuotaExceededException",
-    );
-    assert!(m.contains("quota=2 file count=3"), "{m}");
-    remote(
-        http(
-            "PUT",
-            &at("/j/q", "SETQUOTA&namespacequota=abc&storagespacequota=-1"),
-        ),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    remote(
-        http("PUT", &at("/j/q", "SETQUOTA&namespacequota=5")),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    let q = "SETQUOTABYSTORAGETYPE&storagetype=DISK&storagespacequota=1000";
-    assert_eq!(http("PUT", &at("/j/q", q)).0, 200);
-    let v = http("GET", &at("/j/q", "GETQUOTAUSAGE")).1;
-    let u = &v["QuotaUsage"];
-    assert_eq!(
-        (&u["quota"], &u["spaceQuota"], &u["fileAndDirectoryCount"]),
-        (&2.into(), &(-1).into(), &2.into()),
-        "{v}"
-    );
-    assert_eq!(u["typeQuota"]["DISK"]["quota"], 1000, "{v}");
-    let v = http("GET", &at("/j/q", "GETCONTENTSUMMARY")).1;
-    let s = &v["ContentSummary"];
-    assert_eq!(
-        (&s["quota"], &s["directoryCount"], &s["spaceQuota"]),
-        (&2.into(), &2.into(), &(-1).into()),
-        "{v}"
-    );
-    // A space quota too small for one block (a block reserves its full
-    // size times the replication).
-    root.mkdirs("/j/ds", true).await.unwrap();
-    assert_eq!(
-        http(
-            "PUT",
-            &at(
-                "/j/ds",
-                "SETQUOTA&namespacequota=9223372036854775807&storagespacequota=1024"
-            )
-        )
-        .0,
-        200
-    );
-    let w = tdfs_client::FileWriter::create(root.clone(), "/j/ds/f", Default::default()).await;
-    let e = match w {
-        Ok(mut w) => w
-            .write(b"x")
-            .await
-            .and(w.close().await.map(|_| ()))
-            .unwrap_err(),
-        Err(e) => e,
-    };
-    assert_eq!(
-        tdfs_proto::java_class::java_class(e.hadoop_exception()),
-        "org.apache.hadoop.hdfs.protocol.DSQuotaExceededException",
-        "{e}"
-    );
-    // Truncate at a block boundary, concat, and their bad parameters.
-    write(&root.clone(), "/j/t", &text(4, 2 * MIB), 64 << 10).await;
-    let (code, v) = http("POST", &at("/j/t", "TRUNCATE&newlength=1048576"));
-    assert_eq!((code, v), (200, serde_json::json!({"boolean": true})));
-    remote(
-        http("POST", &at("/j/t", "TRUNCATE")),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    remote(
-        http("POST", &at("/j/t", "TRUNCATE&newlength=-3")),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    write(&root.clone(), "/j/u", b"tail", 4).await;
-    assert_eq!(http("POST", &at("/j/t", "CONCAT&sources=/j/u")).0, 200);
-    assert_eq!(root.stat("/j/t").await.unwrap().length, MIB as u64 + 4);
-    remote(
-        http("POST", &at("/j/t", "CONCAT")),
-        400,
-        "java.lang.IllegalArgumentException",
-    );
-    // Server defaults carry the trash interval; the trash root is the
-    // caller's; DELETE never moves to the trash.
-    let d = http("GET", &at("/", "GETSERVERDEFAULTS")).1;
-    assert_eq!(d["FsServerDefaults"]["trashInterval"], TRASH_MS / 60_000);
-    let t = http(
-        "GET",
-        &format!(
-            "{}&user.name=bob",
-            at("/j", "GETTRASHROOT").replace("user.name=root&", "")
-        ),
-    )
-    .1;
-    assert_eq!(t, serde_json::json!({"Path": "/user/bob/.Trash"}));
-    assert_eq!(http("DELETE", &at("/j/u2", "DELETE")).1["boolean"], false);
-    assert_eq!(http("DELETE", &at("/j/t", "DELETE")).1["boolean"], true);
-    assert!(
-        root.stat("/user/root/.Trash").await.is_err(),
-        "WebHDFS DELETE used the trash"
-    );
-}
-
-/// One raw Hadoop IPC call on a fresh connection to the leader: the
-/// reply's header and body.
-async fn ipc(
-    c: &LocalCluster,
-    method: &str,
-    req: &dyn ErasedMessage,
-) -> (RpcResponseHeaderProto, Bytes) {
-    let addr = &c.meta_hdfs[&c.leader().unwrap().config().id];
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let id = rand::random::<[u8; 16]>();
-    s.write_all(&client_hello("root", &id)).await.unwrap();
-    s.write_all(&call_frame(1, &id, method, req)).await.unwrap();
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).await.unwrap();
-    let mut buf = vec![0u8; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut buf).await.unwrap();
-    parse_reply(Bytes::from(buf)).unwrap()
-}
-
-/// A call that must succeed; its response decoded.
-async fn ok_call<R: Message + Default>(
-    c: &LocalCluster,
-    method: &str,
-    req: &dyn ErasedMessage,
-) -> R {
-    let (h, body) = ipc(c, method, req).await;
-    assert_eq!(h.status, RpcStatusProto::Success as i32, "{method}: {h:?}");
-    R::decode_length_delimited(body).unwrap()
-}
-
-/// A call that must fail with `class`; its message.
-async fn failed_call(
-    c: &LocalCluster,
-    method: &str,
-    req: &dyn ErasedMessage,
-    class: &str,
-) -> String {
-    let (h, _) = ipc(c, method, req).await;
-    assert_eq!(
-        h.exception_class_name.as_deref(),
-        Some(class),
-        "{method}: {h:?}"
-    );
-    h.error_msg.unwrap_or_default()
-}
-
-/// What dfsadmin and the snapshot tools call, which FsShell cannot.
-async fn raw_namenode_calls(c: &LocalCluster) {
-    let d: p::GetServerDefaultsResponseProto =
-        ok_call(c, "getServerDefaults", &p::GetServerDefaultsRequestProto {}).await;
-    assert_eq!(d.server_defaults.trash_interval, Some(TRASH_MS / 60_000));
-    let allow = p::AllowSnapshotRequestProto {
-        snapshot_root: "/h/snap".into(),
-    };
-    let _: p::AllowSnapshotResponseProto = ok_call(c, "allowSnapshot", &allow).await;
-    let q = p::SetQuotaRequestProto {
-        path: "/h/q".into(),
-        namespace_quota: 2,
-        storagespace_quota: u64::MAX,
-        storage_type: None,
-    };
-    let _: p::SetQuotaResponseProto = ok_call(c, "setQuota", &q).await;
-    let q = p::SetQuotaRequestProto {
-        path: "/h/q".into(),
-        namespace_quota: i64::MAX as u64,
-        storagespace_quota: 5000,
-        storage_type: Some(p::StorageTypeProto::Disk as i32),
-    };
-    let _: p::SetQuotaResponseProto = ok_call(c, "setQuota", &q).await;
-    let u: p::GetQuotaUsageResponseProto = ok_call(
-        c,
-        "getQuotaUsage",
-        &p::GetQuotaUsageRequestProto {
-            path: "/h/q".into(),
-        },
-    )
-    .await;
-    assert_eq!(
-        (
-            u.usage.quota,
-            u.usage.space_quota,
-            u.usage.file_and_directory_count
-        ),
-        (2, u64::MAX, 1)
-    );
-    let t = &u.usage.type_quota_infos.unwrap().type_quota_info[0];
-    assert_eq!(
-        (t.r#type, t.quota),
-        (Some(p::StorageTypeProto::Disk as i32), 5000)
-    );
-    failed_call(
-        c,
-        "allowSnapshot",
-        &p::AllowSnapshotRequestProto {
-            snapshot_root: "/nope".into(),
-        },
-        "java.io.FileNotFoundException",
-    )
-    .await;
-    let bad = p::ModifyAclEntriesRequestProto {
-        src: "/h/acl".into(),
-        acl_spec: vec![p::AclEntryProto {
-            r#type: 42,
-            scope: 0,
-            permissions: 7,
-            name: None,
-        }],
-    };
-    failed_call(
-        c,
-        "modifyAclEntries",
-        &bad,
-        "org.apache.hadoop.HadoopIllegalArgumentException",
-    )
-    .await;
-}
-
-async fn raw_snapshot_reads(c: &LocalCluster) {
-    let l: p::GetSnapshottableDirListingResponseProto = ok_call(
-        c,
-        "getSnapshottableDirListing",
-        &p::GetSnapshottableDirListingRequestProto {},
-    )
-    .await;
-    let l = l.snapshottable_dir_list.unwrap().snapshottable_dir_listing;
-    assert_eq!(l.len(), 1);
-    assert_eq!(
-        (
-            l[0].parent_fullpath.as_slice(),
-            l[0].dir_status.path.as_slice()
-        ),
-        (&b"/h"[..], &b"snap"[..])
-    );
-    let s: p::GetSnapshotListingResponseProto = ok_call(
-        c,
-        "getSnapshotListing",
-        &p::GetSnapshotListingRequestProto {
-            snapshot_root: "/h/snap".into(),
-        },
-    )
-    .await;
-    let s = s.snapshot_list.unwrap().snapshot_listing;
-    assert_eq!((s.len(), s[0].dir_status.path.as_slice()), (2, &b"a"[..]));
-    let r = p::GetSnapshotDiffReportRequestProto {
-        snapshot_root: "/h/snap".into(),
-        from_snapshot: "a".into(),
-        to_snapshot: "b".into(),
-    };
-    let r: p::GetSnapshotDiffReportResponseProto = ok_call(c, "getSnapshotDiffReport", &r).await;
-    let e = &r.diff_report.diff_report_entries;
-    assert!(
-        e.iter()
-            .any(|e| e.modification_label == "-" && e.fullpath == b"f"),
-        "{e:?}"
-    );
-    assert!(
-        e.iter()
-            .any(|e| e.modification_label == "M" && e.fullpath.is_empty()),
-        "{e:?}"
-    );
-    let del = p::DeleteSnapshotRequestProto {
-        snapshot_root: "/h/snap".into(),
-        snapshot_name: "zz".into(),
-    };
-    failed_call(
-        c,
-        "deleteSnapshot",
-        &del,
-        "org.apache.hadoop.hdfs.protocol.SnapshotException",
-    )
-    .await;
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fsshell_features_over_hdfs_rpc() {
     let h = Hadoop::get().await;
@@ -863,7 +343,7 @@ async fn fsshell_features_over_hdfs_rpc() {
     write(&root, "/h/c/s", b"0123456789", 10).await;
     write(&root, "/h/c/s2", b"abc", 3).await;
     write(&root, "/h/trash/x", b"x", 1).await;
-    raw_namenode_calls(&c).await;
+    rpc_calls::raw_namenode_calls(&c).await;
 
     let conf = c.cfg.dir.join("hadoop-conf");
     let r = |args: &[&str]| cmd_as("root", args);
@@ -920,7 +400,7 @@ async fn fsshell_features_over_hdfs_rpc() {
     o[20].ok();
     has(&o[21], &["/user/root/.Trash/Current/h/trash/x"]);
     assert!(!o[23].stdout.contains("Current"), "{}", o[23].stdout);
-    raw_snapshot_reads(&c).await;
+    rpc_calls::raw_snapshot_reads(&c).await;
     assert_eq!(root.stat("/h/t/two").await.unwrap().length, MIB as u64);
     assert!(
         root.stat("/h/c/s").await.is_err(),
