@@ -346,6 +346,30 @@ async fn space_quota(at: &impl Fn(&str, &str) -> String, root: &Arc<MetaClient>)
         "org.apache.hadoop.hdfs.protocol.DSQuotaExceededException",
         "{e}"
     );
+    // And through WebHDFS's two steps: the data step answers the
+    // exception Hadoop's client unwraps.
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-S", "-L", "--max-time", "30", "-X", "PUT"])
+        .args(["-H", "Content-Type: application/octet-stream"])
+        .args(["--data-binary", "some bytes", "-w", "\n%{http_code}"])
+        .arg(at("/j/ds/g", "CREATE"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    let r = (
+        code.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    );
+    let m = remote(
+        r,
+        403,
+        "org.apache.hadoop.hdfs.protocol.DSQuotaExceededException",
+    );
+    assert!(
+        m.contains("The DiskSpace quota of /j/ds is exceeded"),
+        "{m}"
+    );
 }
 
 async fn truncate_and_concat(at: &impl Fn(&str, &str) -> String, root: &Arc<MetaClient>) {
