@@ -254,6 +254,13 @@ mod tests {
             let e = parse_request(m, p, q).unwrap_err();
             assert_eq!(e.status, 400, "{m} {p}?{q}");
         }
+        let p = Params::parse("XATTR.NAME=user.a&xattr.name=user.b&op=x").unwrap();
+        assert_eq!(p.all("xattr.name"), ["user.a", "user.b"]);
+        assert_eq!(p.get("xattr.name"), Some("user.a"));
+        assert!(p
+            .to_query(Op::GetXAttrs)
+            .ends_with("xattr.name=user.a&xattr.name=user.b"));
+        assert!(p.required("encoding", Op::GetXAttrs).is_err());
         let p = Params::parse("overwrite=maybe&permission=99999").unwrap();
         assert!(p.bool("overwrite", false).is_err());
         assert!(p.permission().is_err());
