@@ -383,8 +383,8 @@ async fn namespace_operations_and_hadoop_errors() {
     assert_remote(&r, 400, "IllegalArgumentException", "PUT");
     let r = put("/a/f3", "op=CREATE&overwrite=perhaps").await;
     assert_remote(&r, 400, "IllegalArgumentException", "overwrite");
-    let r = curl(d, &["-X", "POST"], &get("/a/f3", "op=TRUNCATE&newlength=0")).await;
-    assert_remote(&r, 400, "UnsupportedOperationException", "TRUNCATE");
+    let r = curl(d, &["-X", "POST"], &get("/a/f3", "op=TRUNCATE")).await;
+    assert_remote(&r, 400, "IllegalArgumentException", "newlength");
     let r = curl(d, &["--path-as-is"], &get("/a/../etc", "op=GETFILESTATUS")).await;
     assert_remote(&r, 400, "InvalidPathException", "'..'");
     let r = curl(d, &[], &get("/a//b", "op=GETFILESTATUS")).await;

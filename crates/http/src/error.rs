@@ -33,7 +33,7 @@ impl WebError {
     }
 
     pub fn java_class(&self) -> &'static str {
-        java_class(self.exception)
+        tdfs_proto::java_class::java_class(self.exception)
     }
 
     pub fn body(&self) -> serde_json::Value {
@@ -66,36 +66,6 @@ impl From<FsError> for WebError {
             exception,
             message: e.to_string(),
         }
-    }
-}
-
-fn java_class(exception: &str) -> &'static str {
-    match exception {
-        "FileNotFoundException" => "java.io.FileNotFoundException",
-        "FileAlreadyExistsException" => "org.apache.hadoop.fs.FileAlreadyExistsException",
-        "ParentNotDirectoryException" => "org.apache.hadoop.fs.ParentNotDirectoryException",
-        "PathIsNotEmptyDirectoryException" => {
-            "org.apache.hadoop.fs.PathIsNotEmptyDirectoryException"
-        }
-        "AccessControlException" => "org.apache.hadoop.security.AccessControlException",
-        "InvalidPathException" => "org.apache.hadoop.fs.InvalidPathException",
-        "IllegalArgumentException" => "java.lang.IllegalArgumentException",
-        "UnsupportedOperationException" => "java.lang.UnsupportedOperationException",
-        "AlreadyBeingCreatedException" => {
-            "org.apache.hadoop.hdfs.protocol.AlreadyBeingCreatedException"
-        }
-        "StandbyException" => "org.apache.hadoop.ipc.StandbyException",
-        "ChecksumException" => "org.apache.hadoop.fs.ChecksumException",
-        "DiskQuotaExceededException" => "org.apache.hadoop.hdfs.protocol.DSQuotaExceededException",
-        "RetriableException" => "org.apache.hadoop.ipc.RetriableException",
-        "SafeModeException" => "org.apache.hadoop.hdfs.server.namenode.SafeModeException",
-        "PathIsNotDirectoryException" => "org.apache.hadoop.fs.PathIsNotDirectoryException",
-        "QuotaExceededException" => "org.apache.hadoop.hdfs.protocol.QuotaExceededException",
-        "NSQuotaExceededException" => "org.apache.hadoop.hdfs.protocol.NSQuotaExceededException",
-        "SnapshotException" => "org.apache.hadoop.hdfs.protocol.SnapshotException",
-        "LeaseExpiredException" => "org.apache.hadoop.hdfs.server.namenode.LeaseExpiredException",
-        "InvalidToken" => "org.apache.hadoop.security.token.SecretManager$InvalidToken",
-        _ => "java.io.IOException",
     }
 }
 

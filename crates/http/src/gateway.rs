@@ -56,8 +56,8 @@ impl Gateway {
             | Op::SetReplication
             | Op::SetPermission
             | Op::SetOwner
-            | Op::SetTimes
-            | Op::Truncate => write_op(&c, &req).await,
+            | Op::SetTimes => write_op(&c, &req).await,
+            op if op.is_feature() => crate::features::handle(&c, &req).await,
             _ => self.read_op(&c, &req).await,
         }
     }
@@ -93,8 +93,6 @@ impl Gateway {
                     other => return Err(unexpected(other)),
                 }
             }
-            Op::GetContentSummary => json::content_summary(&c.content_summary(path).await?),
-            Op::GetQuotaUsage => json::quota_usage(&c.content_summary(path).await?),
             Op::GetFileChecksum => {
                 let mode = blocks::ChecksumMode::parse(p.get("checksumcombinemode"))?;
                 blocks::file_checksum(&file_checksum(c, path).await?, mode)
@@ -118,8 +116,8 @@ impl Gateway {
                 });
                 blocks::fs_status(cap, used, rem)
             }
-            Op::GetHomeDirectory => json::path(&format!("/user/{user}")),
-            Op::GetTrashRoot => json::path(&format!("/user/{user}/.Trash")),
+            Op::GetHomeDirectory => json::path(&tdfs_proto::trash::home(user)),
+            Op::GetTrashRoot => json::path(&tdfs_proto::trash::trash_root(user)),
             other => {
                 return Err(WebError::illegal(format!(
                     "{} is not a namespace read",
@@ -276,11 +274,6 @@ async fn write_op(c: &MetaClient, req: &WebRequest) -> Result<Response, WebError
             mtime: p.time("modificationtime")?,
             atime: p.time("accesstime")?,
         },
-        Op::Truncate => {
-            return Err(WebError::unsupported(
-                "TRUNCATE is not supported by tdfs: files only grow (append)",
-            ))
-        }
         other => {
             return Err(WebError::illegal(format!(
                 "{} is not a namespace write",
@@ -310,7 +303,8 @@ async fn write_op(c: &MetaClient, req: &WebRequest) -> Result<Response, WebError
     }
 }
 
-fn empty_ok() -> Response {
+/// 200 with an empty body: the PUT ops that answer nothing.
+pub(crate) fn empty_ok() -> Response {
     let mut r = StatusCode::OK.into_response();
     r.headers_mut()
         .insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));

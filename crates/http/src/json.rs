@@ -3,7 +3,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
-use tdfs_proto::meta::{ContentSummary, FileStatus};
+use tdfs_proto::meta::FileStatus;
 
 /// A JSON response with Hadoop's content type.
 pub fn response(code: StatusCode, v: &Value) -> Response {
@@ -21,13 +21,13 @@ pub fn ok(v: &Value) -> Response {
 
 /// One `FileStatus` object; `suffix` is the name relative to the listed
 /// directory (empty for GETFILESTATUS). `fileId` is the inode id; the
-/// flags `aclBit`, `encBit`, `ecBit` and `snapshotEnabled` appear only when
-/// true, as Hadoop writes them, and tdfs sets none of them yet (no ACLs,
-/// encryption, erasure coding or snapshots). Directories have length,
-/// block size and replication 0, as in HDFS.
+/// flags `aclBit` and `snapshotEnabled` appear only when true, as Hadoop
+/// writes them (tdfs has no encryption or erasure coding: no `encBit`,
+/// `ecBit`). Directories have length, block size and replication 0, as in
+/// HDFS.
 pub fn file_status(st: &FileStatus, suffix: &str) -> Value {
     let dir = st.is_dir();
-    json!({
+    let mut v = json!({
         "accessTime": st.atime,
         "blockSize": if dir { 0 } else { st.block_size },
         "childrenNum": if dir { st.children } else { 0 },
@@ -41,7 +41,14 @@ pub fn file_status(st: &FileStatus, suffix: &str) -> Value {
         "replication": if dir { 0 } else { st.replication },
         "storagePolicy": 0,
         "type": if dir { "DIRECTORY" } else { "FILE" },
-    })
+    });
+    if st.has_acl {
+        v["aclBit"] = json!(true);
+    }
+    if st.snapshot_enabled {
+        v["snapshotEnabled"] = json!(true);
+    }
+    v
 }
 
 pub fn file_statuses(entries: &[FileStatus]) -> Value {
@@ -54,29 +61,6 @@ pub fn directory_listing(entries: &[FileStatus], remaining: u64) -> Value {
     json!({"DirectoryListing": {
         "partialListing": {"FileStatuses": {"FileStatus": list}},
         "remainingEntries": remaining,
-    }})
-}
-
-pub fn content_summary(s: &ContentSummary) -> Value {
-    json!({"ContentSummary": {
-        "directoryCount": s.directory_count,
-        "fileCount": s.file_count,
-        "length": s.length,
-        "quota": -1,
-        "spaceConsumed": s.space_consumed,
-        "spaceQuota": -1,
-        "typeQuota": {},
-    }})
-}
-
-/// GETQUOTAUSAGE: the usage half of a content summary (no quotas in tdfs).
-pub fn quota_usage(s: &ContentSummary) -> Value {
-    json!({"QuotaUsage": {
-        "fileAndDirectoryCount": s.file_count + s.directory_count,
-        "quota": -1,
-        "spaceConsumed": s.space_consumed,
-        "spaceQuota": -1,
-        "typeQuota": {},
     }})
 }
 

@@ -9,141 +9,7 @@ use std::collections::HashMap;
 /// The URL prefix of the REST API.
 pub const PREFIX: &str = "/webhdfs/v1";
 
-/// The operations tdfs serves, by HTTP method as Hadoop assigns them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Op {
-    // GET
-    Open,
-    GetFileStatus,
-    ListStatus,
-    ListStatusBatch,
-    GetContentSummary,
-    GetFileChecksum,
-    GetHomeDirectory,
-    GetTrashRoot,
-    GetServerDefaults,
-    GetFileBlockLocations,
-    GetBlockLocations,
-    GetStatus,
-    GetQuotaUsage,
-    // PUT
-    Create,
-    Mkdirs,
-    Rename,
-    SetReplication,
-    SetPermission,
-    SetOwner,
-    SetTimes,
-    // POST
-    Append,
-    Truncate,
-    // DELETE
-    Delete,
-}
-
-impl Op {
-    /// The op for `name` under `method`, or Hadoop's 400 for an op that is
-    /// unknown, not supported here, or sent with the wrong method.
-    pub fn parse(method: &str, name: &str) -> Result<Op, WebError> {
-        let up = name.to_ascii_uppercase();
-        let op = match up.as_str() {
-            "OPEN" => Op::Open,
-            "GETFILESTATUS" => Op::GetFileStatus,
-            "LISTSTATUS" => Op::ListStatus,
-            "LISTSTATUS_BATCH" => Op::ListStatusBatch,
-            "GETCONTENTSUMMARY" => Op::GetContentSummary,
-            "GETFILECHECKSUM" => Op::GetFileChecksum,
-            "GETHOMEDIRECTORY" => Op::GetHomeDirectory,
-            "GETTRASHROOT" => Op::GetTrashRoot,
-            "GETSERVERDEFAULTS" => Op::GetServerDefaults,
-            "GETFILEBLOCKLOCATIONS" => Op::GetFileBlockLocations,
-            "GET_BLOCK_LOCATIONS" => Op::GetBlockLocations,
-            "GETSTATUS" => Op::GetStatus,
-            "GETQUOTAUSAGE" => Op::GetQuotaUsage,
-            "CREATE" => Op::Create,
-            "MKDIRS" => Op::Mkdirs,
-            "RENAME" => Op::Rename,
-            "SETREPLICATION" => Op::SetReplication,
-            "SETPERMISSION" => Op::SetPermission,
-            "SETOWNER" => Op::SetOwner,
-            "SETTIMES" => Op::SetTimes,
-            "APPEND" => Op::Append,
-            "TRUNCATE" => Op::Truncate,
-            "DELETE" => Op::Delete,
-            _ => {
-                return Err(WebError::illegal(format!(
-                    "Invalid value for webhdfs parameter \"op\": {name} is not supported by tdfs"
-                )))
-            }
-        };
-        if op.method() != method {
-            return Err(WebError::illegal(format!(
-                "Invalid value for webhdfs parameter \"op\": {up} is a {} operation, not {method}",
-                op.method()
-            )));
-        }
-        Ok(op)
-    }
-
-    /// The HTTP method Hadoop assigns to the op.
-    pub fn method(self) -> &'static str {
-        use Op::*;
-        match self {
-            Open
-            | GetFileStatus
-            | ListStatus
-            | ListStatusBatch
-            | GetContentSummary
-            | GetFileChecksum
-            | GetHomeDirectory
-            | GetTrashRoot
-            | GetServerDefaults
-            | GetFileBlockLocations
-            | GetBlockLocations
-            | GetStatus
-            | GetQuotaUsage => "GET",
-            Create | Mkdirs | Rename | SetReplication | SetPermission | SetOwner | SetTimes => {
-                "PUT"
-            }
-            Append | Truncate => "POST",
-            Delete => "DELETE",
-        }
-    }
-
-    /// The ops whose data moves in a second request to a datanode.
-    pub fn is_data(self) -> bool {
-        matches!(self, Op::Open | Op::Create | Op::Append)
-    }
-
-    pub fn name(self) -> &'static str {
-        use Op::*;
-        match self {
-            Open => "OPEN",
-            GetFileStatus => "GETFILESTATUS",
-            ListStatus => "LISTSTATUS",
-            ListStatusBatch => "LISTSTATUS_BATCH",
-            GetContentSummary => "GETCONTENTSUMMARY",
-            GetFileChecksum => "GETFILECHECKSUM",
-            GetHomeDirectory => "GETHOMEDIRECTORY",
-            GetTrashRoot => "GETTRASHROOT",
-            GetServerDefaults => "GETSERVERDEFAULTS",
-            GetFileBlockLocations => "GETFILEBLOCKLOCATIONS",
-            GetBlockLocations => "GET_BLOCK_LOCATIONS",
-            GetStatus => "GETSTATUS",
-            GetQuotaUsage => "GETQUOTAUSAGE",
-            Create => "CREATE",
-            Mkdirs => "MKDIRS",
-            Rename => "RENAME",
-            SetReplication => "SETREPLICATION",
-            SetPermission => "SETPERMISSION",
-            SetOwner => "SETOWNER",
-            SetTimes => "SETTIMES",
-            Append => "APPEND",
-            Truncate => "TRUNCATE",
-            Delete => "DELETE",
-        }
-    }
-}
+pub use crate::op::Op;
 
 /// A parsed WebHDFS request: the op, the file system path and the
 /// parameters (names lower-cased, values percent-decoded).
@@ -225,9 +91,10 @@ pub fn percent_encode_path(p: &str) -> String {
     s
 }
 
-/// Query parameters, names lower-cased; the first occurrence wins.
+/// Query parameters, names lower-cased, each with every value it was
+/// given (GETXATTRS repeats `xattr.name`); [`get`](Params::get) is the first.
 #[derive(Clone, Debug, Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params(HashMap<String, Vec<String>>);
 
 /// Longest query string accepted.
 const MAX_QUERY: usize = 64 * 1024;
@@ -237,18 +104,33 @@ impl Params {
         if query.len() > MAX_QUERY {
             return Err(WebError::illegal("query string too long"));
         }
-        let mut m = HashMap::new();
+        let mut m: HashMap<String, Vec<String>> = HashMap::new();
         for part in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = part.split_once('=').unwrap_or((part, ""));
             let k = percent_decode(k, true)?.to_ascii_lowercase();
             let v = percent_decode(v, true)?;
-            m.entry(k).or_insert(v);
+            m.entry(k).or_default().push(v);
         }
         Ok(Params(m))
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(|s| s.as_str())
+        self.0.get(name).and_then(|v| v.first()).map(|s| s.as_str())
+    }
+
+    /// Every value of a repeated parameter, in order.
+    pub fn all(&self, name: &str) -> &[String] {
+        self.0.get(name).map_or(&[], |v| v.as_slice())
+    }
+
+    /// A parameter Hadoop requires for `op` (`validateOpParams`).
+    pub fn required(&self, name: &str, op: Op) -> Result<&str, WebError> {
+        self.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+            WebError::illegal(format!(
+                "Required param {name} for op: {} is null or empty",
+                op.name()
+            ))
+        })
     }
 
     /// The caller, as Hadoop's simple authentication names it.
@@ -323,10 +205,12 @@ impl Params {
         keys.sort();
         let mut q = format!("op={}", op.name());
         for k in keys {
-            q.push('&');
-            q.push_str(&percent_encode_path(k));
-            q.push('=');
-            q.push_str(&percent_encode_path(&self.0[k]));
+            for v in &self.0[k] {
+                q.push('&');
+                q.push_str(&percent_encode_path(k));
+                q.push('=');
+                q.push_str(&percent_encode_path(v));
+            }
         }
         q
     }
@@ -370,6 +254,13 @@ mod tests {
             let e = parse_request(m, p, q).unwrap_err();
             assert_eq!(e.status, 400, "{m} {p}?{q}");
         }
+        let p = Params::parse("XATTR.NAME=user.a&xattr.name=user.b&op=x").unwrap();
+        assert_eq!(p.all("xattr.name"), ["user.a", "user.b"]);
+        assert_eq!(p.get("xattr.name"), Some("user.a"));
+        assert!(p
+            .to_query(Op::GetXAttrs)
+            .ends_with("xattr.name=user.a&xattr.name=user.b"));
+        assert!(p.required("encoding", Op::GetXAttrs).is_err());
         let p = Params::parse("overwrite=maybe&permission=99999").unwrap();
         assert!(p.bool("overwrite", false).is_err());
         assert!(p.permission().is_err());

@@ -7,6 +7,7 @@ pub mod codec;
 pub mod error;
 pub mod event;
 pub mod ids;
+pub mod java_class;
 pub mod meta;
 pub mod path;
 pub mod perm;

@@ -4,19 +4,16 @@
 use crate::proto::hdfs::datanode_info_proto::AdminState;
 use crate::proto::hdfs::hdfs_file_status_proto::FileType;
 use crate::proto::hdfs::{
-    ContentSummaryProto, DatanodeIdProto, DatanodeInfoProto, ExtendedBlockProto, FsPermissionProto,
-    HdfsFileStatusProto, LocatedBlockProto, LocatedBlocksProto, StorageTypeProto,
+    DatanodeIdProto, DatanodeInfoProto, ExtendedBlockProto, FsPermissionProto, HdfsFileStatusProto,
+    LocatedBlockProto, LocatedBlocksProto, StorageTypeProto,
 };
 use std::collections::HashMap;
 use tdfs_proto::meta::{
-    BlockInfo, ContentSummary, DatanodeAddr, DatanodeReport, FileStatus, LocatedBlock,
-    LocatedBlocks,
+    BlockInfo, DatanodeAddr, DatanodeReport, FileStatus, LocatedBlock, LocatedBlocks,
 };
 
 /// The block pool id every block carries: one namespace, one pool.
 pub const POOL_ID: &str = "BP-tdfs";
-/// "No quota" (−1 as Java reads the unsigned field).
-const NO_QUOTA: u64 = u64::MAX;
 
 /// What Hadoop needs to know of a datanode beyond a block's location: its
 /// DataTransferProtocol address and usage, from the leader's report.
@@ -218,18 +215,6 @@ pub fn file_status(s: &FileStatus, name: &[u8]) -> HdfsFileStatusProto {
         // HdfsFileStatusProto.Flags: HAS_ACL = 1, SNAPSHOT_ENABLED = 8.
         flags: Some(u32::from(s.has_acl) | (u32::from(s.snapshot_enabled) << 3)),
         namespace: None,
-    }
-}
-
-pub fn content_summary(c: &ContentSummary) -> ContentSummaryProto {
-    ContentSummaryProto {
-        length: c.length,
-        file_count: c.file_count,
-        directory_count: c.directory_count,
-        quota: NO_QUOTA,
-        space_consumed: c.space_consumed,
-        space_quota: NO_QUOTA,
-        ..Default::default()
     }
 }
 

@@ -12,31 +12,15 @@ pub const NO_SUCH_METHOD: &str = "org.apache.hadoop.ipc.RpcNoSuchMethodException
 pub const NO_SUCH_PROTOCOL: &str = "org.apache.hadoop.ipc.RpcNoSuchProtocolException";
 
 /// The Java class of `e`, from the Hadoop name `FsError` already gives
-/// each variant (one table for WebHDFS and here), made precise where HDFS
-/// has a closer class.
+/// each variant and the table WebHDFS uses too, made precise where HDFS's
+/// RPC throws a closer class.
 pub fn java_class(e: &FsError) -> &'static str {
     match e {
         FsError::LeaseExpired(_) => "org.apache.hadoop.hdfs.server.namenode.LeaseExpiredException",
         FsError::InvalidArgument(_) => "org.apache.hadoop.HadoopIllegalArgumentException",
         FsError::Unsupported(_) => "java.lang.UnsupportedOperationException",
-        _ => match e.hadoop_exception() {
-            "FileNotFoundException" => "java.io.FileNotFoundException",
-            "FileAlreadyExistsException" => "org.apache.hadoop.fs.FileAlreadyExistsException",
-            "ParentNotDirectoryException" => "org.apache.hadoop.fs.ParentNotDirectoryException",
-            "PathIsNotEmptyDirectoryException" => {
-                "org.apache.hadoop.fs.PathIsNotEmptyDirectoryException"
-            }
-            "AccessControlException" => "org.apache.hadoop.security.AccessControlException",
-            "InvalidPathException" => "org.apache.hadoop.fs.InvalidPathException",
-            "IllegalArgumentException" => "java.lang.IllegalArgumentException",
-            "AlreadyBeingCreatedException" => {
-                "org.apache.hadoop.hdfs.protocol.AlreadyBeingCreatedException"
-            }
-            "StandbyException" => STANDBY,
-            "ChecksumException" => "org.apache.hadoop.fs.ChecksumException",
-            "RetriableException" => "org.apache.hadoop.ipc.RetriableException",
-            _ => "java.io.IOException",
-        },
+        FsError::NotLeader { .. } => STANDBY,
+        _ => tdfs_proto::java_class::java_class(e.hadoop_exception()),
     }
 }
 
@@ -114,6 +98,32 @@ mod tests {
                 "java.lang.UnsupportedOperationException",
             ),
             (FsError::Internal("x".into()), "java.io.IOException"),
+            (
+                FsError::Snapshot("x".into()),
+                "org.apache.hadoop.hdfs.protocol.SnapshotException",
+            ),
+            (
+                FsError::Acl("x".into()),
+                "org.apache.hadoop.hdfs.protocol.AclException",
+            ),
+            (
+                FsError::QuotaExceeded {
+                    kind: tdfs_proto::error::QuotaKind::Namespace,
+                    path: "/q".into(),
+                    quota: 1,
+                    usage: 2,
+                },
+                "org.apache.hadoop.hdfs.protocol.NSQuotaExceededException",
+            ),
+            (
+                FsError::QuotaExceeded {
+                    kind: tdfs_proto::error::QuotaKind::Space,
+                    path: "/q".into(),
+                    quota: 1,
+                    usage: 2,
+                },
+                "org.apache.hadoop.hdfs.protocol.DSQuotaExceededException",
+            ),
         ];
         for (e, class) in cases {
             assert_eq!(java_class(&e), class, "{e:?}");

@@ -13,7 +13,11 @@
 
 mod convert;
 mod errors;
+mod feature_convert;
+mod features;
 mod ops;
+mod quotas;
+mod snapshots;
 mod write_ops;
 
 pub use convert::POOL_ID;

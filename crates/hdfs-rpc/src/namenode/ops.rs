@@ -3,9 +3,7 @@
 //! of throwing (a missing file in `getFileInfo`, `getListing`, `delete`,
 //! `rename`), so does this.
 
-use super::convert::{
-    content_summary, datanode_info, file_status, located_blocks, DatanodeDirectory,
-};
+use super::convert::{datanode_info, file_status, located_blocks, DatanodeDirectory};
 use super::{run, Ctx, Namenode};
 use crate::ipc::Outcome;
 use crate::proto::common::HaServiceStateProto;
@@ -75,8 +73,6 @@ impl Namenode {
             "setOwner" => run(body, |r| self.set_owner(ctx, r)).await,
             "setReplication" => run(body, |r| self.set_replication(ctx, r)).await,
             "setTimes" => run(body, |r| self.set_times(ctx, r)).await,
-            "getContentSummary" => run(body, |r| self.content_summary(ctx, r)).await,
-            "getQuotaUsage" => run(body, |r| self.quota_usage(ctx, r)).await,
             "getPreferredBlockSize" => run(body, |r| self.preferred_block_size(ctx, r)).await,
             "fsync" => run(body, |r| self.fsync(ctx, r)).await,
             "getFsStats" => run(body, |_: GetFsStatusRequestProto| self.fs_stats()).await,
@@ -92,6 +88,9 @@ impl Namenode {
             }
             "getHAServiceState" => run(body, |_: HaServiceStateRequestProto| self.ha_state()).await,
             other => {
+                if let Some(o) = self.feature_call(ctx, other, body).await {
+                    return o;
+                }
                 tracing::info!(
                     "hdfs: {} called {other}, which is not implemented",
                     ctx.user
@@ -137,7 +136,8 @@ impl Namenode {
                 replication: d.replication as u32,
                 file_buffer_size: 4096,
                 encrypt_data_transfer: Some(false),
-                trash_interval: Some(0),
+                // Minutes, rounded up: a shorter interval (tests) still means on.
+                trash_interval: Some(self.node().config().trash_interval_ms.div_ceil(60_000)),
                 checksum_type: Some(ChecksumTypeProto::ChecksumCrc32c as i32),
                 key_provider_uri: Some(String::new()),
                 policy_id: Some(0),
@@ -399,48 +399,6 @@ impl Namenode {
         };
         self.exec(ctx, None, op).await?;
         Ok(SetTimesResponseProto {})
-    }
-
-    async fn summary(
-        &self,
-        ctx: &Ctx,
-        path: String,
-    ) -> Result<tdfs_proto::meta::ContentSummary, FsError> {
-        match self
-            .exec(ctx, None, MetaRequest::ContentSummary { path })
-            .await?
-        {
-            MetaResponse::Summary(s) => Ok(s),
-            r => Err(unexpected(r)),
-        }
-    }
-
-    async fn content_summary(
-        &self,
-        ctx: &Ctx,
-        r: GetContentSummaryRequestProto,
-    ) -> Result<GetContentSummaryResponseProto, FsError> {
-        let s = self.summary(ctx, r.path).await?;
-        Ok(GetContentSummaryResponseProto {
-            summary: content_summary(&s),
-        })
-    }
-
-    async fn quota_usage(
-        &self,
-        ctx: &Ctx,
-        r: GetQuotaUsageRequestProto,
-    ) -> Result<GetQuotaUsageResponseProto, FsError> {
-        let s = self.summary(ctx, r.path).await?;
-        Ok(GetQuotaUsageResponseProto {
-            usage: QuotaUsageProto {
-                file_and_directory_count: s.file_count + s.directory_count,
-                quota: u64::MAX,
-                space_consumed: s.space_consumed,
-                space_quota: u64::MAX,
-                type_quota_infos: None,
-            },
-        })
     }
 
     async fn preferred_block_size(
