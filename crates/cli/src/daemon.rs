@@ -241,6 +241,10 @@ pub struct DatanodeArgs {
     /// HTTP address for metrics and WebHDFS data.
     #[arg(long)]
     pub http: Option<String>,
+    /// TCP address for HDFS's DataTransferProtocol (what Hadoop clients
+    /// reach as the datanode's xfer port).
+    #[arg(long)]
+    pub hdfs_addr: Option<String>,
     /// Bytes this datanode may store (k/m/g suffixes); default: the disk's free space.
     #[arg(long)]
     pub capacity: Option<String>,
@@ -280,6 +284,7 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
         .unwrap_or(false);
     let mut dc = DatanodeConfig::new(addr.clone(), meta);
     dc.http = f.string(a.http, "http")?;
+    let hdfs_addr = f.string(a.hdfs_addr, "hdfs-addr")?;
     if let Some(k) = f.string(
         a.cluster_key_file.map(|p| p.display().to_string()),
         "cluster-key-file",
@@ -293,6 +298,14 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let http_listener = bind_http(dc.http.as_deref()).await?;
+    let hdfs_listener = match &hdfs_addr {
+        None => None,
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (--hdfs-addr)"))?,
+        ),
+    };
     let http = match http_listener {
         Some(l) => Some(tdfs_local::http::start_datanode_http(
             &dc,
@@ -301,7 +314,7 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
         )?),
         None => None,
     };
-    let handle = tdfs_datanode::node::start(dc, store, listener).await?;
+    let handle = tdfs_datanode::node::start_with_hdfs(dc, store, listener, hdfs_listener).await?;
     tracing::info!("datanode {} serving on {addr}", handle.id);
     wait_for_signal().await;
     tracing::info!("stopping");
