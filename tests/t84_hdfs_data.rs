@@ -109,7 +109,8 @@ async fn hadoop_fsshell_put_cat_get_append_checksum_and_cross_client() {
             &conf_dir(&c),
             &[
                 root(&["-mkdir", "-p", "/h"]),
-                root(&["-put", &l("big.bin"), "/h/big.bin"]),
+                // Hadoop's client picks the block size (its default 128 MiB).
+                root(&["-Ddfs.blocksize=1048576", "-put", &l("big.bin"), "/h/big.bin"]),
                 root(&["-put", &l("small.txt"), "/h/small.txt"]),
                 root(&["-cat", "/h/small.txt"]),
                 root(&["-get", "/h/big.bin", &l("got.bin")]),
@@ -166,7 +167,8 @@ async fn hadoop_fsshell_put_cat_get_append_checksum_and_cross_client() {
         .block_locations("/h/big.bin", 0, all.len() as u64)
         .await
         .unwrap();
-    assert_eq!(lbs.blocks.len(), 4);
+    // tdfs appends into a new block (HDFS's NEW_BLOCK append).
+    assert_eq!(lbs.blocks.len(), 5);
     c.shutdown().await;
 }
 
@@ -213,7 +215,12 @@ async fn leader_kill_during_a_hadoop_multi_block_write() {
     let conf = conf_dir(&c);
     let cmds = vec![
         root(&["-mkdir", "-p", "/k"]),
-        root(&["-put", &src.display().to_string(), "/k/big.bin"]),
+        root(&[
+            "-Ddfs.blocksize=1048576",
+            "-put",
+            &src.display().to_string(),
+            "/k/big.bin",
+        ]),
     ];
     let put = tokio::spawn(async move { h.fs_shell(&conf, &cmds).await });
     // Once a few blocks are in, the leader stops.
