@@ -110,7 +110,12 @@ async fn hadoop_fsshell_put_cat_get_append_checksum_and_cross_client() {
             &[
                 root(&["-mkdir", "-p", "/h"]),
                 // Hadoop's client picks the block size (its default 128 MiB).
-                root(&["-Ddfs.blocksize=1048576", "-put", &l("big.bin"), "/h/big.bin"]),
+                root(&[
+                    "-Ddfs.blocksize=1048576",
+                    "-put",
+                    &l("big.bin"),
+                    "/h/big.bin",
+                ]),
                 root(&["-put", &l("small.txt"), "/h/small.txt"]),
                 root(&["-cat", "/h/small.txt"]),
                 root(&["-get", "/h/big.bin", &l("got.bin")]),
@@ -142,11 +147,17 @@ async fn hadoop_fsshell_put_cat_get_append_checksum_and_cross_client() {
         std::fs::read(local.join("from-tdfs.bin")).unwrap() == from_tdfs,
         "Hadoop reads what tdfs wrote"
     );
-    assert!(r[10].stdout.contains(&format!("{} ", all.len())), "{}", r[10].stdout);
+    assert!(
+        r[10].stdout.contains(&format!("{} ", all.len())),
+        "{}",
+        r[10].stdout
+    );
 
     // The checksums Hadoop computes from the datanodes' BLOCK_CHECKSUM
     // answers are the ones tdfs (and so WebHDFS) reports.
-    let sum = tdfs_client::file_checksum(&client, "/h/big.bin").await.unwrap();
+    let sum = tdfs_client::file_checksum(&client, "/h/big.bin")
+        .await
+        .unwrap();
     let want = format!(
         "/h/big.bin\t{}\t{}",
         sum.md5_algorithm(),
@@ -225,16 +236,20 @@ async fn leader_kill_during_a_hadoop_multi_block_write() {
     let put = tokio::spawn(async move { h.fs_shell(&conf, &cmds).await });
     // Once a few blocks are in, the leader stops.
     let client = c.client("root");
-    common::wait_for("4 blocks of the Hadoop write", Duration::from_secs(120), || {
-        let client = client.clone();
-        async move {
-            let lbs = client
-                .block_locations("/k/big.bin._COPYING_", 0, u64::MAX / 2)
-                .await
-                .ok()?;
-            (lbs.blocks.len() >= 4).then_some(())
-        }
-    })
+    common::wait_for(
+        "4 blocks of the Hadoop write",
+        Duration::from_secs(120),
+        || {
+            let client = client.clone();
+            async move {
+                let lbs = client
+                    .block_locations("/k/big.bin._COPYING_", 0, u64::MAX / 2)
+                    .await
+                    .ok()?;
+                (lbs.blocks.len() >= 4).then_some(())
+            }
+        },
+    )
     .await;
     let old = c.leader().unwrap().config().id;
     c.stop_meta(old).await;
@@ -245,7 +260,10 @@ async fn leader_kill_during_a_hadoop_multi_block_write() {
     let st = client.stat("/k/big.bin").await.unwrap();
     assert_eq!(st.length, data.len() as u64);
     let back = read(&client, "/k/big.bin", 0, st.length).await;
-    assert!(back == data, "the file written across the failover reads back");
+    assert!(
+        back == data,
+        "the file written across the failover reads back"
+    );
     assert_ne!(c.leader().unwrap().config().id, old);
     c.start_meta(old).await.unwrap();
     c.shutdown().await;
@@ -254,17 +272,9 @@ async fn leader_kill_during_a_hadoop_multi_block_write() {
 /// Block id, generation and the DataTransferProtocol address of one
 /// replica of the first block of `path`.
 async fn first_block(c: &LocalCluster, path: &str) -> (u64, u64, String) {
-    let lbs = c
-        .client("root")
-        .block_locations(path, 0, 1)
-        .await
-        .unwrap();
+    let lbs = c.client("root").block_locations(path, 0, 1).await.unwrap();
     let lb = &lbs.blocks[0];
-    (
-        lb.block.id,
-        lb.block.gen,
-        dn_hdfs(c, &lb.locations[0].id.0),
-    )
+    (lb.block.id, lb.block.gen, dn_hdfs(c, &lb.locations[0].id.0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -296,9 +306,16 @@ async fn malformed_dtp_input_is_refused_and_the_datanode_keeps_serving() {
     refused(r, "broken proto", "malformed OpReadBlockProto");
     // A read past the block's end, of a block that is not there.
     let op = dtp::encode_op(&dtp_raw::read_op(id, gen, 0, 10 << 20));
-    refused(dtp_raw::send_raw(&addr, &op).await.1, "long read", "don't match");
+    refused(
+        dtp_raw::send_raw(&addr, &op).await.1,
+        "long read",
+        "don't match",
+    );
     let op = dtp::encode_op(&dtp_raw::read_op(id + 1_000_000, gen, 0, 1));
-    assert!(dtp_raw::send_raw(&addr, &op).await.1.is_some_and(|r| r.status != 0));
+    assert!(dtp_raw::send_raw(&addr, &op)
+        .await
+        .1
+        .is_some_and(|r| r.status != 0));
 
     // A write whose packet fails its checksum: ERROR_CHECKSUM, nothing kept.
     let bad = 7_777_001;
@@ -316,22 +333,28 @@ async fn malformed_dtp_input_is_refused_and_the_datanode_keeps_serving() {
     assert!(dtp_raw::closed(&mut s).await);
 
     // A packet length beyond the limit; a client dying mid-packet.
-    let (mut s, _) = dtp_raw::send_raw(&addr, &dtp::encode_op(&dtp_raw::write_op(bad + 1, 1))).await;
+    let (mut s, _) =
+        dtp_raw::send_raw(&addr, &dtp::encode_op(&dtp_raw::write_op(bad + 1, 1))).await;
     s.write_all(&[0x7f, 0xff, 0xff, 0xff, 0, 10]).await.unwrap();
     assert!(dtp_raw::closed(&mut s).await, "oversized packet closes");
-    let (mut s, _) = dtp_raw::send_raw(&addr, &dtp::encode_op(&dtp_raw::write_op(bad + 2, 1))).await;
+    let (mut s, _) =
+        dtp_raw::send_raw(&addr, &dtp::encode_op(&dtp_raw::write_op(bad + 2, 1))).await;
     let p = Packet::new(0, 0, bytes(11, 60_000).into(), &sum, false).unwrap();
     s.write_all(&p.encode()[..30_000]).await.unwrap();
     drop(s);
 
     // Nothing of those writes is kept; the block is still served.
-    common::wait_for("the refused writes to be dropped", Duration::from_secs(10), || async {
-        let partial = c.datanodes.iter().any(|d| {
-            let st = &d.handle.as_ref().unwrap().store;
-            (bad..bad + 3).any(|b| st.get(b).is_some()) || st.usage().pending > 0
-        });
-        (!partial).then_some(())
-    })
+    common::wait_for(
+        "the refused writes to be dropped",
+        Duration::from_secs(10),
+        || async {
+            let partial = c.datanodes.iter().any(|d| {
+                let st = &d.handle.as_ref().unwrap().store;
+                (bad..bad + 3).any(|b| st.get(b).is_some()) || st.usage().pending > 0
+            });
+            (!partial).then_some(())
+        },
+    )
     .await;
     assert_eq!(dtp_raw::read_block(&addr, id, gen, 0, 300_000).await, data);
     assert_eq!(read(&client, "/m/f.bin", 0, 300_000).await, data);
@@ -390,14 +413,18 @@ async fn tdfs_datanode_daemon_serves_and_announces_hdfs_addr() {
         .spawn()
         .unwrap();
     let c = m.client("root");
-    let report = common::wait_for("the datanode's registration", Duration::from_secs(30), || async {
-        match c.admin(tdfs_proto::meta::AdminRequest::Report).await.ok()? {
-            tdfs_proto::meta::AdminResponse::Report(r) => {
-                r.datanodes.into_iter().find(|d| d.hdfs.is_some())
+    let report = common::wait_for(
+        "the datanode's registration",
+        Duration::from_secs(30),
+        || async {
+            match c.admin(tdfs_proto::meta::AdminRequest::Report).await.ok()? {
+                tdfs_proto::meta::AdminResponse::Report(r) => {
+                    r.datanodes.into_iter().find(|d| d.hdfs.is_some())
+                }
+                _ => None,
             }
-            _ => None,
-        }
-    })
+        },
+    )
     .await;
     assert_eq!(report.hdfs.as_deref(), Some(hdfs.as_str()));
     let (_, r) = dtp_raw::send_raw(&hdfs, &[0, 27, 81]).await;
@@ -477,15 +504,36 @@ async fn bench_hadoop_hdfs_put_cat_beside_tdfs_dfs() {
     let ms = hadoop_timed(
         h,
         &conf,
-        &["-put", &s, "/bench/hadoop.bin", "--", "-cat", "/bench/hadoop.bin"],
+        &[
+            "-put",
+            &s,
+            "/bench/hadoop.bin",
+            "--",
+            "-cat",
+            "/bench/hadoop.bin",
+        ],
     )
     .await;
     let rate = |ms: u64| size as f64 / 1e6 / (ms as f64 / 1e3);
     println!("BENCH {mb} MiB, 3 datanodes, replication 3, tdfs local, same run:");
-    println!("BENCH tdfs dfs -put:            {tdfs_put:>6} ms {:>7.1} MB/s", rate(tdfs_put));
-    println!("BENCH tdfs dfs -cat:            {tdfs_cat:>6} ms {:>7.1} MB/s", rate(tdfs_cat));
-    println!("BENCH hadoop fs -put (hdfs://): {:>6} ms {:>7.1} MB/s", ms[0], rate(ms[0]));
-    println!("BENCH hadoop fs -cat (hdfs://): {:>6} ms {:>7.1} MB/s", ms[1], rate(ms[1]));
+    println!(
+        "BENCH tdfs dfs -put:            {tdfs_put:>6} ms {:>7.1} MB/s",
+        rate(tdfs_put)
+    );
+    println!(
+        "BENCH tdfs dfs -cat:            {tdfs_cat:>6} ms {:>7.1} MB/s",
+        rate(tdfs_cat)
+    );
+    println!(
+        "BENCH hadoop fs -put (hdfs://): {:>6} ms {:>7.1} MB/s",
+        ms[0],
+        rate(ms[0])
+    );
+    println!(
+        "BENCH hadoop fs -cat (hdfs://): {:>6} ms {:>7.1} MB/s",
+        ms[1],
+        rate(ms[1])
+    );
     let _ = local.kill();
     let _ = local.wait();
 }

@@ -64,7 +64,10 @@ impl FileChecksum {
             crc = crc32c::crc32c_combine(crc, b.crc32c, b.len as usize);
             md5.update(b.crc_md5);
         }
-        md5.update(vec![0u8; hadoop_buffer_len(blocks.len() * 16) - blocks.len() * 16]);
+        md5.update(vec![
+            0u8;
+            hadoop_buffer_len(blocks.len() * 16) - blocks.len() * 16
+        ]);
         FileChecksum {
             length: blocks.iter().map(|b| b.len).sum(),
             crc32c: crc,
@@ -223,6 +226,9 @@ mod tests {
             [0, 1, 2, 3, 4, 5, 8, 9].map(hadoop_buffer_len),
             [32, 32, 32, 32, 32, 32, 32, 32]
         );
-        assert_eq!([16, 32, 48, 80, 129].map(hadoop_buffer_len), [32, 32, 64, 128, 256]);
+        assert_eq!(
+            [16, 32, 48, 80, 129].map(hadoop_buffer_len),
+            [32, 32, 64, 128, 256]
+        );
     }
 }

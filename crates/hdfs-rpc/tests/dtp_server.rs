@@ -74,7 +74,13 @@ impl BlockAccess for Access {
             data: Vec::new(),
         }))
     }
-    fn reopen(&self, block: u64, _: u64, gen: u64, keep: u64) -> Result<Box<dyn ReplicaSink>, FsError> {
+    fn reopen(
+        &self,
+        block: u64,
+        _: u64,
+        gen: u64,
+        keep: u64,
+    ) -> Result<Box<dyn ReplicaSink>, FsError> {
         let m = self.0 .0.lock().unwrap();
         let (_, d) = m.get(&block).ok_or(FsError::BlockNotFound(block))?;
         Ok(Box::new(MemSink {
@@ -175,7 +181,9 @@ async fn write(
         at += piece.len() as u64;
         seq += 1;
     }
-    s.write_all(&Packet::last(at as i64, seq).encode()).await.unwrap();
+    s.write_all(&Packet::last(at as i64, seq).encode())
+        .await
+        .unwrap();
     let mut acks = Vec::new();
     for want in 0..=seq {
         let a: PipelineAckProto = msg(&mut s).await;
@@ -205,7 +213,9 @@ async fn read(addr: &str, block: u64, gen: u64, offset: u64, len: u64) -> Vec<u8
         send_checksums: Some(true),
         caching_strategy: None,
     };
-    s.write_all(&dtp::encode_op(&OpRequest::ReadBlock(op))).await.unwrap();
+    s.write_all(&dtp::encode_op(&OpRequest::ReadBlock(op)))
+        .await
+        .unwrap();
     let resp: BlockOpResponseProto = msg(&mut s).await;
     assert_eq!(resp.status, 0, "{:?}", resp.message);
     let ci = resp.read_op_checksum_info.unwrap();
@@ -244,7 +254,11 @@ async fn a_two_node_pipeline_stores_serves_and_checksums() {
     let d = data(200_000);
     let (resp, acks) = write(&aa, create(1, 10, &[&ba]), 0, &d).await;
     assert_eq!(resp.status, 0);
-    assert!(acks.iter().all(|s| s == &[Status::Success, Status::Success]), "{acks:?}");
+    assert!(
+        acks.iter()
+            .all(|s| s == &[Status::Success, Status::Success]),
+        "{acks:?}"
+    );
     assert_eq!(a.0.lock().unwrap()[&1], (10, d.clone()));
     assert_eq!(b.0.lock().unwrap()[&1], (10, d.clone()));
     assert_eq!(read(&ba, 1, 10, 0, d.len() as u64).await, d);
@@ -258,7 +272,9 @@ async fn a_two_node_pipeline_stores_serves_and_checksums() {
             stripe_length: None,
         }),
     };
-    s.write_all(&dtp::encode_op(&OpRequest::BlockChecksum(op))).await.unwrap();
+    s.write_all(&dtp::encode_op(&OpRequest::BlockChecksum(op)))
+        .await
+        .unwrap();
     let r: BlockOpResponseProto = msg(&mut s).await;
     let c = r.checksum_response.unwrap();
     assert_eq!(c.block_checksum, crc32c::crc32c(&d).to_be_bytes());
@@ -312,7 +328,9 @@ async fn transfer_block_copies_a_replica() {
         target_storage_types: vec![],
         target_storage_ids: vec![],
     };
-    s.write_all(&dtp::encode_op(&OpRequest::TransferBlock(op))).await.unwrap();
+    s.write_all(&dtp::encode_op(&OpRequest::TransferBlock(op)))
+        .await
+        .unwrap();
     let r: BlockOpResponseProto = msg(&mut s).await;
     assert_eq!(r.status, 0, "{:?}", r.message);
     assert_eq!(b.0.lock().unwrap()[&4], (5, d));

@@ -205,9 +205,7 @@ async fn serve(server: Arc<Server>, stream: TcpStream) -> Result<(), FsError> {
             OpRequest::WriteBlock(op) => write::write_block(&server, &mut r, &mut wr, *op).await?,
             OpRequest::ReadBlock(op) => read::read_block(&server, &mut r, &mut wr, op).await?,
             OpRequest::BlockChecksum(op) => read::block_checksum(&server, &mut wr, op).await?,
-            OpRequest::TransferBlock(op) => {
-                transfer::transfer_block(&server, &mut wr, op).await?
-            }
+            OpRequest::TransferBlock(op) => transfer::transfer_block(&server, &mut wr, op).await?,
         };
         if !keep {
             return Ok(());
