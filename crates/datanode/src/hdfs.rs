@@ -193,7 +193,7 @@ impl ReplicaSource for Source {
         if buf.is_empty() {
             return Ok(());
         }
-        if offset % CHUNK as u64 != 0 {
+        if !offset.is_multiple_of(CHUNK as u64) {
             return Err(FsError::InvalidArgument(format!(
                 "read at {offset}, not a multiple of {CHUNK}"
             )));

@@ -190,7 +190,7 @@ fn write_fuzz_seeds() {
         header,
         stage: 6,
         pipeline_size: 1,
-        requested_checksum: sum.clone(),
+        requested_checksum: sum,
         ..Default::default()
     }));
     let data = Bytes::from((0..1500u32).map(|i| i as u8).collect::<Vec<_>>());

@@ -255,7 +255,7 @@ pub(crate) async fn block_checksum<W: AsyncWrite + Unpin>(
 ) -> Result<bool, FsError> {
     let b = &op.header.block;
     let (id, gen) = (b.block_id, b.generation_stamp);
-    let opts = op.block_checksum_options.clone();
+    let opts = op.block_checksum_options;
     let mode = opts
         .as_ref()
         .and_then(|o| o.block_checksum_type)
