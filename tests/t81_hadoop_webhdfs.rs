@@ -45,6 +45,9 @@ fn md5_md5_crc32c(data: &[u8], block: usize) -> (String, String) {
         }
         file.update(m.finalize());
     }
+    // Hadoop hashes its whole DataOutputBuffer: zeros up to its capacity.
+    let n = data.chunks(block).count() * 16;
+    file.update(vec![0u8; tdfs_client::checksum::hadoop_buffer_len(n) - n]);
     let per_block = if data.len() > block { block / CHUNK } else { 0 };
     let mut bytes = (CHUNK as u32).to_be_bytes().to_vec();
     bytes.extend_from_slice(&(per_block as u64).to_be_bytes());

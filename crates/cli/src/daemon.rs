@@ -230,6 +230,10 @@ pub struct DatanodeArgs {
     /// HTTP address for metrics and WebHDFS data.
     #[arg(long)]
     pub http: Option<String>,
+    /// TCP address for HDFS's DataTransferProtocol (what Hadoop clients
+    /// reach as the datanode's xfer port).
+    #[arg(long)]
+    pub hdfs_addr: Option<String>,
     /// Bytes this datanode may store (k/m/g suffixes); default: the disk's free space.
     #[arg(long)]
     pub capacity: Option<String>,
@@ -263,6 +267,7 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
     sc.fsync = !a.no_fsync;
     let mut dc = DatanodeConfig::new(addr.clone(), meta);
     dc.http = a.http;
+    let hdfs_addr = a.hdfs_addr;
     if let Some(k) = a.cluster_key_file {
         dc.key = Some(ClusterKey::from_file(&k).map_err(anyhow::Error::msg)?);
     }
@@ -273,6 +278,14 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let http_listener = bind_http(dc.http.as_deref()).await?;
+    let hdfs_listener = match &hdfs_addr {
+        None => None,
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .with_context(|| format!("cannot listen on {a} (--hdfs-addr)"))?,
+        ),
+    };
     let http = match http_listener {
         Some(l) => Some(tdfs_local::http::start_datanode_http(
             &dc,
@@ -281,7 +294,7 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
         )?),
         None => None,
     };
-    let handle = tdfs_datanode::node::start(dc, store, listener).await?;
+    let handle = tdfs_datanode::node::start_with_hdfs(dc, store, listener, hdfs_listener).await?;
     tracing::info!("datanode {} serving on {addr}", handle.id);
     wait_for_signal().await;
     tracing::info!("stopping");

@@ -50,6 +50,13 @@ impl FileChecksum {
     }
 
     /// Combines block checksums in file order.
+    ///
+    /// The MD5 covers what Hadoop's `FileChecksumHelper` hashes:
+    /// `MD5Hash.digest(md5out.getData())`, the whole backing array of its
+    /// `DataOutputBuffer` (32 bytes, doubled as needed), so the block MD5s
+    /// are followed by zeros up to that capacity (five blocks: 80 bytes of
+    /// MD5s and 48 zeros). Real HDFS reports this value; so must tdfs for
+    /// Hadoop's `-checksum` and distcp to agree with it.
     pub fn combine(blocks: &[BlockChecksum]) -> FileChecksum {
         let mut crc = 0u32;
         let mut md5 = Md5::new();
@@ -57,6 +64,10 @@ impl FileChecksum {
             crc = crc32c::crc32c_combine(crc, b.crc32c, b.len as usize);
             md5.update(b.crc_md5);
         }
+        md5.update(vec![
+            0u8;
+            hadoop_buffer_len(blocks.len() * 16) - blocks.len() * 16
+        ]);
         FileChecksum {
             length: blocks.iter().map(|b| b.len).sum(),
             crc32c: crc,
@@ -68,6 +79,16 @@ impl FileChecksum {
             md5: md5.finalize().into(),
         }
     }
+}
+
+/// The capacity of Hadoop's `DataOutputBuffer` once `n` bytes are written:
+/// 32, doubled until they fit.
+pub fn hadoop_buffer_len(n: usize) -> usize {
+    let mut cap = 32;
+    while cap < n {
+        cap *= 2;
+    }
+    cap
 }
 
 /// The checksums of the complete file `path`, asking one replica of each
@@ -173,5 +194,41 @@ mod tests {
         assert_eq!(&b[4..12], &2u64.to_be_bytes());
         let one = FileChecksum::combine(&[block(&data)]);
         assert_eq!(one.md5_algorithm(), "MD5-of-0MD5-of-65536CRC32C");
+    }
+
+    /// Five block MD5s and the file MD5 Hadoop 3.5's client computed from
+    /// them (over its 128-byte buffer: 80 bytes of MD5s, 48 zeros).
+    #[test]
+    fn md5_covers_hadoops_whole_buffer() {
+        let blocks: Vec<BlockChecksum> = [
+            "aa6c5497cadf8297d1139af8a0dd2502",
+            "bda19f6aa7b121ec2aabdf1436ac8fb7",
+            "f473ac30816c28c9dd5659346860b7e1",
+            "f8c0eda04deba0d99d29ebe91be0465c",
+            "33483354cfc394c90e35cdb6607c3e46",
+        ]
+        .iter()
+        .map(|h| {
+            let mut b = block(b"x");
+            for (i, byte) in b.crc_md5.iter_mut().enumerate() {
+                *byte = u8::from_str_radix(&h[2 * i..2 * i + 2], 16).unwrap();
+            }
+            b
+        })
+        .collect();
+        let hex: String = FileChecksum::combine(&blocks)
+            .md5
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(hex, "c756661b4d4fbcb4904e87c8fb550a63");
+        assert_eq!(
+            [0, 1, 2, 3, 4, 5, 8, 9].map(hadoop_buffer_len),
+            [32, 32, 32, 32, 32, 32, 32, 32]
+        );
+        assert_eq!(
+            [16, 32, 48, 80, 129].map(hadoop_buffer_len),
+            [32, 32, 64, 128, 256]
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! ([`block_store`], on the [`tdfs_disk::Disk`] seam) and the server side of
 //! the data-transfer protocol that fills and serves it ([`transfer`], the
 //! protocol itself being [`tdfs_transfer`]): pipelined writes, checksummed
-//! reads, replica copies. [`node`] is the daemon loop (registration,
+//! reads, replica copies; [`hdfs`] opens the store to HDFS's
+//! DataTransferProtocol (`--hdfs-addr`). [`node`] is the daemon loop (registration,
 //! reports, the leader's commands), [`scanner`] the integrity scanner.
 //!
 //! With the `failpoints` feature, the crash points listed in
@@ -30,6 +31,7 @@ macro_rules! failpoint {
 
 pub mod block_store;
 pub mod fence;
+pub mod hdfs;
 pub mod metrics;
 pub mod node;
 pub mod scanner;

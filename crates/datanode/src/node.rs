@@ -145,6 +145,21 @@ pub async fn start(
     store: Arc<BlockStore>,
     listener: TcpListener,
 ) -> anyhow::Result<DatanodeHandle> {
+    start_with_hdfs(cfg, store, listener, None).await
+}
+
+/// [`start`], also serving HDFS's DataTransferProtocol on `hdfs` (its
+/// address is announced at registration, so Hadoop clients learn it as the
+/// datanode's xfer port).
+pub async fn start_with_hdfs(
+    mut cfg: DatanodeConfig,
+    store: Arc<BlockStore>,
+    listener: TcpListener,
+    hdfs: Option<TcpListener>,
+) -> anyhow::Result<DatanodeHandle> {
+    if let (Some(l), None) = (&hdfs, &cfg.hdfs) {
+        cfg.hdfs = Some(l.local_addr()?.to_string());
+    }
     if cfg.meta.is_empty() {
         anyhow::bail!("a datanode needs at least one metadata node (--meta)");
     }
@@ -177,6 +192,19 @@ pub async fn start(
         server_config,
         shutdown.clone(),
     )));
+    if let Some(l) = hdfs {
+        let access = Arc::new(crate::hdfs::HdfsStore::new(ctx.clone()));
+        let dtp = tdfs_hdfs_rpc::datanode::DtpConfig {
+            key: cfg.key.clone(),
+        };
+        let mut sd = shutdown.clone();
+        tasks.push(tokio::spawn(tdfs_hdfs_rpc::datanode::run(
+            l,
+            access,
+            dtp,
+            async move { sd.wait().await },
+        )));
+    }
     // Fan changes out to one reporter per metadata node.
     let (change_tx, change_rx) = mpsc::unbounded_channel::<Change>();
     let scan_tx = change_tx.clone();

@@ -8,14 +8,16 @@
 //! - `namenode` (feature `namenode`): `ClientNamenodeProtocol` served by a
 //!   tdfs metadata node, every call mapped to a `MetaRequest` and executed
 //!   on the same path as tdfs's own protocol;
-//! - [`dtp`]: the DataTransferProtocol codec (ops, responses, packets, acks)
-//!   the datanode's server will speak;
+//! - [`dtp`]: the DataTransferProtocol codec (ops, responses, packets, acks);
+//! - [`datanode`]: DataTransferProtocol served by a datanode over any
+//!   [`datanode::BlockAccess`] (its block store);
 //! - [`token`]: tdfs block tokens carried in Hadoop's `TokenProto`.
 //!
 //! The protobuf types are generated from Hadoop's `.proto` files (vendored
 //! under `proto/`) by `scripts/gen-hdfs-proto.sh` and checked in, so a build
 //! needs `prost` only.
 
+pub mod datanode;
 pub mod dtp;
 pub mod ipc;
 #[cfg(feature = "namenode")]

@@ -132,6 +132,9 @@ pub struct DnSlot {
     /// The HTTP address (`/metrics`, WebHDFS data), kept across restarts.
     pub http: Option<String>,
     pub http_server: Option<HttpServer>,
+    /// The DataTransferProtocol address (Hadoop clients' xfer port), kept
+    /// across restarts.
+    pub hdfs: Option<String>,
 }
 
 /// A running in-process cluster.
@@ -176,6 +179,7 @@ struct PrevMeta {
 struct PrevDatanode {
     addr: String,
     http: Option<String>,
+    hdfs: Option<String>,
 }
 
 fn previous(dir: &Path) -> Previous {
@@ -244,6 +248,7 @@ impl LocalCluster {
                 handle: None,
                 http: prev.datanodes.get(i).and_then(|d| d.http.clone()),
                 http_server: None,
+                hdfs: prev.datanodes.get(i).and_then(|d| d.hdfs.clone()),
             });
             c.start_datanode(i).await?;
         }
@@ -343,9 +348,15 @@ impl LocalCluster {
             .await
             .with_context(|| format!("cannot listen on {want} (http of datanode {})", i + 1))?;
         let http = hl.local_addr()?.to_string();
+        let want = slot.hdfs.as_deref().unwrap_or("127.0.0.1:0");
+        let nl = bind_http(want)
+            .await
+            .with_context(|| format!("cannot listen on {want} (hdfs of datanode {})", i + 1))?;
+        let hdfs = nl.local_addr()?.to_string();
         let mut dc = DatanodeConfig::new(addr.clone(), self.meta_addrs.values().cloned().collect());
         dc.key = self.cfg.key.clone();
         dc.http = Some(http.clone());
+        dc.hdfs = Some(hdfs.clone());
         let name = store.datanode_id().0.clone();
         self.net.name(&addr, &name);
         dc.connector = Connector::filtered(&name, self.net.clone());
@@ -354,9 +365,10 @@ impl LocalCluster {
             t(&mut dc);
         }
         let server = http::start_datanode_http(&dc, store.clone(), hl)?;
-        let h = tdfs_datanode::node::start(dc, store, l).await?;
+        let h = tdfs_datanode::node::start_with_hdfs(dc, store, l, Some(nl)).await?;
         let slot = &mut self.datanodes[i];
         slot.http = Some(http);
+        slot.hdfs = Some(hdfs);
         slot.http_server = Some(server);
         slot.addr = addr;
         slot.id = Some(h.id.clone());
@@ -374,6 +386,7 @@ impl LocalCluster {
             handle: None,
             http: None,
             http_server: None,
+            hdfs: None,
         });
         self.start_datanode(i).await?;
         self.write_cluster_json()?;
@@ -404,7 +417,7 @@ impl LocalCluster {
             .datanodes
             .iter()
             .map(|d| {
-                json!({"id": d.id.as_ref().map(|i| i.0.clone()), "addr": d.addr, "http": d.http,
+                json!({"id": d.id.as_ref().map(|i| i.0.clone()), "addr": d.addr, "http": d.http, "hdfs": d.hdfs,
                        "data_dir": d.dir.display().to_string()})
             })
             .collect();

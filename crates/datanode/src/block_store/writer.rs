@@ -336,6 +336,16 @@ impl ReplicaWriter {
         Ok(())
     }
 
+    /// The length and SHA-256 of what was received, for a writer that
+    /// sends no digest of its own (a Hadoop client): [`finish`](Self::finish)
+    /// with it publishes exactly the bytes that arrived.
+    pub fn received(&self) -> Finish {
+        Finish {
+            len: self.len,
+            sha256: self.sha.clone().finalize().into(),
+        }
+    }
+
     /// Checks `fin` against what was received and publishes the replica.
     /// On a length or digest mismatch nothing is published.
     pub fn finish(mut self, fin: Finish) -> Result<ReplicaReport, FsError> {
