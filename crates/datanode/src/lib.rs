@@ -29,6 +29,7 @@ macro_rules! failpoint {
 }
 
 pub mod block_store;
+mod commands;
 pub mod fence;
 pub mod metrics;
 pub mod node;
