@@ -50,7 +50,10 @@ fn names(node: &MetaNode, p: &str) -> Vec<(String, bool)> {
             .ns(|r| r.ns.list(&su, p, after.as_deref(), PAGE));
         let Ok(page) = page else { return out };
         after = page.entries.last().map(|e| e.name.clone());
-        out.extend(page.entries.into_iter().map(|e| { let d = e.is_dir(); (e.name, d) }));
+        out.extend(page.entries.into_iter().map(|e| {
+            let d = e.is_dir();
+            (e.name, d)
+        }));
         if page.remaining == 0 || after.is_none() {
             return out;
         }
@@ -113,5 +116,7 @@ async fn empty_one(node: &MetaNode, root: &str, now: u64, interval: u64) -> Resu
             Err(e) => return Err(e),
         }
     }
-    Err(FsError::Internal(format!("cannot checkpoint the trash {root}")))
+    Err(FsError::Internal(format!(
+        "cannot checkpoint the trash {root}"
+    )))
 }

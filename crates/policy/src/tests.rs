@@ -450,7 +450,15 @@ fn a_truncate_is_driven_from_the_old_replicas_and_committed_when_stored() {
     for n in ["a", "b", "c"] {
         let cmds = h.commands(n);
         assert!(
-            matches!(&cmds[..], [DatanodeCommand::Truncate { target: 1, gen: 2, len: 1000, .. }]),
+            matches!(
+                &cmds[..],
+                [DatanodeCommand::Truncate {
+                    target: 1,
+                    gen: 2,
+                    len: 1000,
+                    ..
+                }]
+            ),
             "{n}: {cmds:?}"
         );
     }
@@ -466,7 +474,10 @@ fn a_truncate_is_driven_from_the_old_replicas_and_committed_when_stored() {
     };
     h.added("a", cut(9));
     h.added("b", cut(9));
-    assert!(matches!(h.c.drive_truncate(&t, 3, h.now), TruncateStep::Waiting { done: 2, .. }));
+    assert!(matches!(
+        h.c.drive_truncate(&t, 3, h.now),
+        TruncateStep::Waiting { done: 2, .. }
+    ));
     // The third holder dies: the two cut replicas are all there can be.
     h.c.gossip(&id("c"), true, h.now);
     h.advance(Duration::from_secs(40));

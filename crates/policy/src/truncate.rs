@@ -28,7 +28,12 @@ impl ClusterState {
     /// reported the target to cut it (again after the copy TTL), and
     /// answers `Commit` once the target is held at `(gen, len)` by as many
     /// nodes as could produce it, up to the factor.
-    pub fn drive_truncate(&mut self, t: &Truncation, replication: u16, now: Instant) -> TruncateStep {
+    pub fn drive_truncate(
+        &mut self,
+        t: &Truncation,
+        replication: u16,
+        now: Instant,
+    ) -> TruncateStep {
         let done = self.truncated_replicas(t);
         let sources: Vec<NodeIx> = self
             .blocks
@@ -36,7 +41,9 @@ impl ClusterState {
             .into_iter()
             .filter(|n| self.nodes.get(*n).can_source() && !done.iter().any(|(d, _)| d == n))
             .collect();
-        let want = (replication as usize).min(done.len() + sources.len()).max(1);
+        let want = (replication as usize)
+            .min(done.len() + sources.len())
+            .max(1);
         if done.len() >= want {
             return TruncateStep::Commit(BlockInfo {
                 id: t.target,
