@@ -111,6 +111,13 @@ async fn truncate_inside_a_block_and_at_a_boundary_reads_back_after_failover() {
         root.truncate("/t/f", cut2 + 1).await.is_err(),
         "cannot grow"
     );
+    // The shell's -w waits for the recovery.
+    let (code, out, err) = tdfs(&cl, "root", &["dfs", "-truncate", "-w", "5000", "/t/f"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Truncated /t/f to length: 5000"), "{out}");
+    let st = root.stat("/t/f").await.unwrap();
+    assert_eq!((st.length, st.under_construction), (5000, false));
+    assert_eq!(read(&root, "/t/f", 0, u64::MAX).await, &data[..5000]);
     cl.shutdown().await;
 }
 
@@ -233,7 +240,18 @@ async fn snapshot_keeps_blocks_of_deleted_appended_and_truncated_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn snapshot_blocks_survive_a_restart_of_every_node_and_a_failover() {
-    let (d, cl) = cluster(3, BS, |_| {}).await;
+    // Raft snapshots every 20 entries: the restart loads the namespace,
+    // snapshots included, from a Raft snapshot, not only from the log.
+    let (d, cl) = cluster(3, BS, |c| {
+        c.tweak_meta = Some(std::sync::Arc::new(|m| {
+            m.superuser = "root".into();
+            m.heartbeat_ms = 50;
+            m.election_min_ms = 150;
+            m.election_max_ms = 300;
+            m.snapshot_logs = 20;
+        }))
+    })
+    .await;
     let cfg = cl.cfg.clone();
     let root = cl.client("root");
     let a = bytes(7, (2 * BS + 10) as usize);
@@ -243,6 +261,9 @@ async fn snapshot_blocks_survive_a_restart_of_every_node_and_a_failover() {
     root.allow_snapshot("/r").await.unwrap();
     root.create_snapshot("/r", Some("keep")).await.unwrap();
     root.delete("/r/a", false).await.unwrap();
+    for i in 0..50 {
+        root.mkdirs(&format!("/r/pad{i}"), false).await.unwrap();
+    }
     cl.shutdown().await;
 
     let mut cl = LocalCluster::start(cfg).await.unwrap();

@@ -375,7 +375,7 @@ fn incremental_state_agrees_with_a_full_recomputation() {
                 gens.remove(&b);
                 h.ns(NsEvent::BlockRemoved { id: b });
             }
-            3 | 4 | 5 => {
+            3..=5 => {
                 let g = gens.get(&b).copied().unwrap_or(1);
                 let g = if rng.gen_bool(0.2) {
                     g.saturating_sub(1).max(1)

@@ -195,6 +195,12 @@ impl FsError {
     }
 }
 
+impl From<std::io::Error> for FsError {
+    fn from(e: std::io::Error) -> Self {
+        FsError::Io(e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,11 +232,5 @@ mod tests {
             .to_string()
             .contains("quota = 1024 B = 1 KB but diskspace consumed = 3145728 B = 3 MB"));
         assert_eq!(e.hadoop_exception(), "DSQuotaExceededException");
-    }
-}
-
-impl From<std::io::Error> for FsError {
-    fn from(e: std::io::Error) -> Self {
-        FsError::Io(e.to_string())
     }
 }

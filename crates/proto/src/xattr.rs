@@ -244,7 +244,7 @@ mod tests {
         assert_eq!(decode_value("0X0a0B").unwrap(), vec![10, 11]);
         assert_eq!(decode_value("plain").unwrap(), b"plain");
         assert!(decode_value("0xzz").is_err());
-        assert_eq!(XAttrFlags::parse("CREATE").unwrap().replace, false);
+        assert!(!XAttrFlags::parse("CREATE").unwrap().replace);
         assert_eq!(XAttrFlags::parse("").unwrap(), XAttrFlags::EITHER);
     }
 }
