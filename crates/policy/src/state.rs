@@ -99,6 +99,8 @@ pub struct ClusterState {
     pub(crate) undrained: FxHashSet<NodeIx>,
     /// Truncate commands sent (leader): target block and node, when.
     pub(crate) truncating: FxHashMap<(BlockId, NodeIx), Instant>,
+    /// When this leader first drove each truncation (by target block).
+    pub(crate) truncate_since: FxHashMap<BlockId, Instant>,
     /// Events to publish.
     pub(crate) events: Vec<EventKind>,
     /// Block events published this round.
@@ -125,6 +127,7 @@ impl ClusterState {
             report_cursor: FxHashMap::default(),
             undrained: FxHashSet::default(),
             truncating: FxHashMap::default(),
+            truncate_since: FxHashMap::default(),
             events: Vec::new(),
             block_events: 0,
             balance_cursor: 0,
@@ -174,6 +177,7 @@ impl ClusterState {
         self.renewals.clear();
         self.undrained.clear();
         self.truncating.clear();
+        self.truncate_since.clear();
         let ixs: Vec<NodeIx> = self.nodes.iter().map(|(i, _)| i).collect();
         for ix in ixs {
             let n = self.nodes.get_mut(ix);

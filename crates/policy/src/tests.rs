@@ -486,4 +486,29 @@ fn a_truncate_is_driven_from_the_old_replicas_and_committed_when_stored() {
         panic!("not ready")
     };
     assert_eq!((b.id, b.gen, b.len, b.sha256), (1, 2, 1000, Some([9; 32])));
+    // A holder that keeps failing is waited for two copy TTLs at most.
+    h.block(3, 3, &["a", "b", "d"]);
+    let t3 = Truncation {
+        source: BlockInfo { id: 3, ..t.source },
+        target: 3,
+        ..t.clone()
+    };
+    h.ns(NsEvent::BlockOpen {
+        id: 3,
+        gen: 2,
+        replication: 3,
+        block_size: 1 << 20,
+    });
+    h.c.drive_truncate(&t3, 3, h.now);
+    h.added("a", ReplicaReport { id: 3, ..cut(9) });
+    assert!(matches!(
+        h.c.drive_truncate(&t3, 3, h.now),
+        TruncateStep::Waiting { asked: 2, done: 1 }
+    ));
+    h.advance(Duration::from_secs(41));
+    assert!(matches!(
+        h.c.drive_truncate(&t3, 3, h.now),
+        TruncateStep::Commit(_)
+    ));
+    h.c.truncate_done(&t3);
 }

@@ -27,7 +27,8 @@ impl ClusterState {
     /// factor. Asks each live holder of the source replica that has not
     /// reported the target to cut it (again after the copy TTL), and
     /// answers `Commit` once the target is held at `(gen, len)` by as many
-    /// nodes as could produce it, up to the factor.
+    /// nodes as could produce it, up to the factor (or by one, once the
+    /// others have had two copy TTLs).
     pub fn drive_truncate(
         &mut self,
         t: &Truncation,
@@ -41,10 +42,15 @@ impl ClusterState {
             .into_iter()
             .filter(|n| self.nodes.get(*n).can_source() && !done.iter().any(|(d, _)| d == n))
             .collect();
+        let since = *self.truncate_since.entry(t.target).or_insert(now);
         let want = (replication as usize)
             .min(done.len() + sources.len())
             .max(1);
-        if done.len() >= want {
+        // A holder that keeps failing (a full disk) is not waited for
+        // forever: after two command lifetimes one cut replica will do,
+        // re-replication makes up the rest.
+        let overdue = now.saturating_duration_since(since) >= 2 * self.cfg.copy_ttl;
+        if done.len() >= want || (overdue && !done.is_empty()) {
             return TruncateStep::Commit(BlockInfo {
                 id: t.target,
                 gen: t.gen,
@@ -90,6 +96,7 @@ impl ClusterState {
     /// Forgets the commands sent for a truncation that was committed.
     pub fn truncate_done(&mut self, t: &Truncation) {
         self.truncating.retain(|(b, _), _| *b != t.target);
+        self.truncate_since.remove(&t.target);
     }
 
     /// Nodes holding the cut block at the truncation's generation and
