@@ -4,6 +4,7 @@
 
 pub mod data;
 pub mod hadoop;
+pub mod ns;
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;

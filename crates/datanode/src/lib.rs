@@ -30,6 +30,7 @@ macro_rules! failpoint {
 }
 
 pub mod block_store;
+mod commands;
 pub mod fence;
 pub mod hdfs;
 pub mod metrics;

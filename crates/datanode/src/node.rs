@@ -11,17 +11,15 @@
 //! quarantined and reported, and goes only when the leader's `Delete`
 //! names it.
 
-use crate::block_store::{BlockStore, Check};
-use crate::fence::{Admit, Fence};
+use crate::block_store::BlockStore;
+use crate::commands::Exec;
+use crate::fence::Fence;
 use crate::scanner::ScanConfig;
 use crate::transfer::{handle_stream, StoreEvent, TransferCtx};
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_proto::event::EventKind;
-use tdfs_proto::meta::{
-    BlockInfo, DatanodeAddr, DatanodeCommand, DatanodeRequest, DatanodeResponse, ReplicaReport,
-    Request, Response,
-};
+use tdfs_proto::meta::{DatanodeRequest, DatanodeResponse, ReplicaReport, Request, Response};
 use tdfs_proto::{BlockId, DatanodeId, FsError};
 use tdfs_rpc::{
     serve, Clock, ClusterKey, Connector, EventBus, Handler, Peer, RpcClient, ServerConfig, Shutdown,
@@ -75,7 +73,7 @@ impl DatanodeConfig {
 
 /// A change to report incrementally.
 #[derive(Clone, Debug)]
-enum Change {
+pub(crate) enum Change {
     Added(ReplicaReport),
     /// A replica deleted: id and generation.
     Removed(BlockId, u64),
@@ -584,107 +582,5 @@ async fn poller(
                 }
             }
         }
-    }
-}
-
-/// Runs the leader's commands.
-struct Exec {
-    ctx: Arc<TransferCtx>,
-    changes: mpsc::UnboundedSender<Change>,
-    fence: Arc<Fence>,
-    events: Arc<EventBus>,
-}
-
-impl Exec {
-    /// Checks the fence, then runs the commands in the background (disk
-    /// work off the poller).
-    async fn admit(&self, term: u64, commands: Vec<DatanodeCommand>) {
-        let fence = self.fence.clone();
-        let admitted = match tdfs_rpc::bugs::on(tdfs_rpc::bugs::Bug::SkipFencing) {
-            true => Ok(Ok(Admit::Yes)),
-            false => tokio::task::spawn_blocking(move || fence.admit(term)).await,
-        };
-        match admitted {
-            Ok(Ok(Admit::Yes)) => self.execute(commands),
-            Ok(Ok(Admit::Fenced(seen))) => {
-                tracing::warn!(
-                    fault = "peer",
-                    "refusing commands of term {term}: a leader of term {seen} exists"
-                );
-                self.events.publish(EventKind::CommandFenced {
-                    datanode: self.ctx.store.datanode_id().clone(),
-                    term,
-                    seen,
-                });
-            }
-            Ok(Err(e)) => tracing::warn!(fault = "local", "cannot record the leader's term: {e}"),
-            Err(e) => tracing::warn!(fault = "local", "fence task failed: {e}"),
-        }
-    }
-
-    fn execute(&self, commands: Vec<DatanodeCommand>) {
-        for cmd in commands {
-            let store = self.ctx.store.clone();
-            let changes = self.changes.clone();
-            if let DatanodeCommand::Replicate { block, targets } = cmd {
-                let ctx = self.ctx.clone();
-                tokio::spawn(async move { copy(&ctx, &block, &targets).await });
-                continue;
-            }
-            tokio::task::spawn_blocking(move || run_local(&store, cmd, &changes));
-        }
-    }
-}
-
-/// A copy to other datanodes. A checksum failure of our own stored data
-/// quarantines our replica (and reports it) inside `replicate`; a failure
-/// downstream never touches it.
-async fn copy(ctx: &TransferCtx, block: &BlockInfo, targets: &[DatanodeAddr]) {
-    match crate::transfer::replicate(ctx, block, targets).await {
-        Ok(ack) => {
-            for s in ack.statuses.iter().filter(|s| s.result.is_err()) {
-                tracing::info!(
-                    "copy of block {} to {} failed: {:?}",
-                    block.id,
-                    s.node,
-                    s.result
-                );
-            }
-        }
-        Err(e) => tracing::info!("copy of block {} failed: {e}", block.id),
-    }
-}
-
-/// Deletes and verifications (blocking).
-fn run_local(store: &BlockStore, cmd: DatanodeCommand, changes: &mpsc::UnboundedSender<Change>) {
-    match cmd {
-        DatanodeCommand::Delete { blocks } => {
-            for (b, gen) in blocks {
-                match store.delete(b, gen) {
-                    Ok(d) => {
-                        for g in d.finalized.into_iter().chain(d.quarantined) {
-                            let _ = changes.send(Change::Removed(b, g));
-                        }
-                    }
-                    Err(e) => tracing::warn!(fault = "local", "deleting block {b}: {e}"),
-                }
-            }
-        }
-        DatanodeCommand::Verify { blocks } => {
-            for b in blocks {
-                match store.check(b) {
-                    Ok(Check::Quarantined { gen }) => {
-                        tracing::warn!(
-                            fault = "local",
-                            "block {b} gen {gen} is corrupt: quarantined"
-                        );
-                        let _ = changes.send(Change::Corrupt(b, gen));
-                    }
-                    Ok(Check::Good | Check::Gone) => {}
-                    Err(e) => tracing::warn!(fault = "local", "verifying block {b}: {e}"),
-                }
-            }
-        }
-        other => tracing::debug!("command not handled by this datanode yet: {other:?}"),
     }
 }

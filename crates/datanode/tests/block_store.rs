@@ -483,3 +483,80 @@ fn a_corrupt_id_file_is_an_error() {
     fs::write(dir.path().join("datanode.id"), b"\xff\xfe garbage \n").unwrap();
     assert!(BlockStore::open(StoreConfig::new(dir.path())).is_err());
 }
+
+#[test]
+fn truncate_cuts_in_place_or_beside_the_old_replica_and_survives_reopen() {
+    use tdfs_datanode::block_store::Truncated;
+    use tdfs_proto::meta::BlockInfo;
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(3 * CHUNK + 100, 14);
+    let store = open(dir.path());
+    put(&store, 1, 1, &data).unwrap();
+    put(&store, 2, 1, &data).unwrap();
+    let src = |id| BlockInfo {
+        id,
+        gen: 1,
+        len: data.len() as u64,
+        sha256: None,
+    };
+    // In place, inside a chunk: the new generation replaces the old one.
+    let cut = CHUNK + 17;
+    let Truncated::Stored(r) = store.truncate_copy(&src(1), 1, 2, cut as u64).unwrap() else {
+        panic!("not stored")
+    };
+    assert_eq!(
+        (r.id, r.gen, r.len, r.sha256),
+        (1, 2, cut as u64, sha(&data[..cut]))
+    );
+    assert_eq!(read_all(&store, 1, 2).unwrap(), &data[..cut]);
+    assert!(store.open_read(1, 1).is_err());
+    // Repeating the command reports the stored replica again.
+    assert_eq!(
+        store.truncate_copy(&src(1), 1, 2, cut as u64).unwrap(),
+        Truncated::Stored(r)
+    );
+    // Copy-on-truncate at a chunk boundary: the old replica stays.
+    let Truncated::Stored(r) = store
+        .truncate_copy(&src(2), 9, 3, 2 * CHUNK as u64)
+        .unwrap()
+    else {
+        panic!("not stored")
+    };
+    assert_eq!(r.sha256, sha(&data[..2 * CHUNK]));
+    assert_eq!(read_all(&store, 2, 1).unwrap(), data);
+    // Longer than the replica: refused.
+    assert!(store
+        .truncate_copy(&src(2), 10, 3, data.len() as u64 + 1)
+        .is_err());
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(read_all(&store, 1, 2).unwrap(), &data[..cut]);
+    assert_eq!(read_all(&store, 9, 3).unwrap(), &data[..2 * CHUNK]);
+    assert_eq!(read_all(&store, 2, 1).unwrap(), data);
+}
+
+#[test]
+fn truncate_of_a_corrupt_replica_quarantines_it() {
+    use tdfs_datanode::block_store::Truncated;
+    use tdfs_proto::meta::BlockInfo;
+    let dir = tempfile::tempdir().unwrap();
+    let data = pattern(2 * CHUNK, 15);
+    let store = open(dir.path());
+    put(&store, 4, 1, &data).unwrap();
+    // Flip a byte in the first chunk on disk.
+    let path = dir.path().join("current/blk_4_1.data");
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[10] ^= 0xff;
+    fs::write(&path, bytes).unwrap();
+    let src = BlockInfo {
+        id: 4,
+        gen: 1,
+        len: data.len() as u64,
+        sha256: None,
+    };
+    assert_eq!(
+        store.truncate_copy(&src, 4, 2, 100).unwrap(),
+        Truncated::Corrupt { gen: 1 }
+    );
+    assert_eq!(store.state(4), Some(BlockState::Quarantined));
+}

@@ -1,6 +1,7 @@
 //! What the leader does beyond answering calls: take over the soft state's
 //! leader duties when elected, initialize a fresh namespace, and run the
-//! block policies, lease recovery and the freeing of large deletes.
+//! block policies, lease recovery, truncate recovery, the trash emptier
+//! and the freeing of large deletes.
 
 use crate::config::defaults;
 use crate::node::MetaNode;
@@ -83,6 +84,7 @@ async fn init_namespace(node: &MetaNode) {
 pub async fn drive(node: Arc<MetaNode>, mut shutdown: Shutdown) {
     let mut tick = tokio::time::interval(Duration::from_millis(defaults::POLICY_INTERVAL_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut emptier = 0;
     loop {
         tokio::select! {
             _ = shutdown.wait() => return,
@@ -94,12 +96,13 @@ pub async fn drive(node: Arc<MetaNode>, mut shutdown: Shutdown) {
         if !node.leader_ready() {
             continue;
         }
-        round(&node, drained).await;
+        round(&node, drained, &mut emptier).await;
     }
 }
 
 /// One round: the block policies, then what needs the log.
-async fn round(node: &Arc<MetaNode>, drained: Vec<tdfs_proto::DatanodeId>) {
+/// `emptier` is when the trash emptier runs next.
+async fn round(node: &Arc<MetaNode>, drained: Vec<tdfs_proto::DatanodeId>, emptier: &mut u64) {
     let core = node.core();
     let now = core.now();
     let threshold = node.balance_threshold();
@@ -126,6 +129,8 @@ async fn round(node: &Arc<MetaNode>, drained: Vec<tdfs_proto::DatanodeId>) {
         }
     }
     recover_leases(node).await;
+    crate::truncate::recover_truncates(node).await;
+    crate::trash::expire(node, emptier).await;
     crate::consistency::compare(node).await;
     if core.ns(|r| r.ns.pending_reclaim()) > 0 {
         let op = LogOp::Reclaim {

@@ -19,6 +19,8 @@ pub mod ops;
 pub mod service;
 pub mod snapshot;
 pub mod state_machine;
+mod trash;
+mod truncate;
 pub mod types;
 
 pub use config::MetaConfig;

@@ -404,7 +404,7 @@ impl MetaNode {
     }
 
     /// Counts the leader's policy rounds.
-    pub(crate) fn rounds(&self) -> &watch::Sender<u64> {
+    pub fn rounds(&self) -> &watch::Sender<u64> {
         &self.rounds
     }
 

@@ -539,6 +539,40 @@ impl BlockMap {
         }
     }
 
+    /// Nodes holding a replica of `id` at `gen`: good ones when that is
+    /// the block's generation, else the odd ones at it.
+    pub fn holders_at(&self, id: BlockId, gen: u64) -> Vec<NodeIx> {
+        let mut v: Vec<NodeIx> = match self.map.get(&id) {
+            Some(e) if e.gen == gen => e.replicas.iter().collect(),
+            _ => Vec::new(),
+        };
+        v.extend(
+            self.odd
+                .range((id, 0)..=(id, NodeIx::MAX))
+                .filter(|(_, r)| r.gen == gen)
+                .map(|((_, n), _)| *n),
+        );
+        v
+    }
+
+    /// Length and digest node `n` reported for its replica of open block
+    /// `id`.
+    pub fn open_replica(&self, id: BlockId, n: NodeIx) -> Option<(u64, [u8; 32])> {
+        self.open_info.get(&(id, n)).copied()
+    }
+
+    /// Replicas of `id` at a generation older than the block's.
+    pub fn stale_of(&self, id: BlockId) -> Vec<(NodeIx, u64)> {
+        let Some(e) = self.map.get(&id).filter(|e| e.known()) else {
+            return Vec::new();
+        };
+        self.odd
+            .range((id, 0)..=(id, NodeIx::MAX))
+            .filter(|(_, r)| r.gen < e.gen)
+            .map(|((_, n), r)| (*n, r.gen))
+            .collect()
+    }
+
     fn open_info_clear(&mut self, id: BlockId) {
         let keys: Vec<(BlockId, NodeIx)> = self
             .open_info

@@ -8,7 +8,8 @@
 //! ([`blocks`]). [`ClusterState::round`] turns the queues into datanode
 //! commands with the pure planners: [`placement`], [`replication`]
 //! (re-replication and excess removal), [`balancer`], and decommission
-//! progress; [`leases`] decides how to close a file whose writer went away.
+//! progress; [`leases`] decides how to close a file whose writer went away,
+//! [`truncate`] drives the block recovery of a truncate.
 
 pub mod balancer;
 pub mod blocks;
@@ -21,6 +22,7 @@ pub mod replicas;
 pub mod replication;
 pub mod round;
 pub mod state;
+pub mod truncate;
 
 pub use blocks::{Class, Health};
 pub use leases::Recovery;
@@ -28,6 +30,7 @@ pub use liveness::{Liveness, LivenessConfig};
 pub use reads::BlockHealth;
 pub use round::RoundOutput;
 pub use state::{ClusterState, PolicyConfig};
+pub use truncate::TruncateStep;
 
 #[cfg(test)]
 mod tests;

@@ -97,6 +97,10 @@ pub struct ClusterState {
     pub(crate) report_cursor: FxHashMap<NodeIx, (u64, Option<BlockId>)>,
     /// Decommissioning nodes with a block still short, in the running pass.
     pub(crate) undrained: FxHashSet<NodeIx>,
+    /// Truncate commands sent (leader): target block and node, when.
+    pub(crate) truncating: FxHashMap<(BlockId, NodeIx), Instant>,
+    /// When this leader first drove each truncation (by target block).
+    pub(crate) truncate_since: FxHashMap<BlockId, Instant>,
     /// Events to publish.
     pub(crate) events: Vec<EventKind>,
     /// Block events published this round.
@@ -122,6 +126,8 @@ impl ClusterState {
             open_files: BTreeSet::new(),
             report_cursor: FxHashMap::default(),
             undrained: FxHashSet::default(),
+            truncating: FxHashMap::default(),
+            truncate_since: FxHashMap::default(),
             events: Vec::new(),
             block_events: 0,
             balance_cursor: 0,
@@ -170,6 +176,8 @@ impl ClusterState {
         self.moving_out.clear();
         self.renewals.clear();
         self.undrained.clear();
+        self.truncating.clear();
+        self.truncate_since.clear();
         let ixs: Vec<NodeIx> = self.nodes.iter().map(|(i, _)| i).collect();
         for ix in ixs {
             let n = self.nodes.get_mut(ix);
@@ -243,6 +251,7 @@ impl ClusterState {
                 let grace = self.cfg.young_grace;
                 self.blocks
                     .commit(*id, *gen, *len, *replication, grace, &self.nodes, now);
+                self.purge_stale(*id);
             }
             NsEvent::BlockRemoved { id } => self.block_removed(*id),
             NsEvent::Replication { id, replication } => {
@@ -457,7 +466,7 @@ impl ClusterState {
         // A replica just reported is fresh: an orphan or stale copy can be
         // deleted whether or not the node's full report is complete.
         match placed {
-            Placed::Stale => self.delete_replica(ix, b.id, b.gen, b.len),
+            Placed::Stale | Placed::Good => self.purge_stale(b.id),
             // Only a block this namespace allocated and later dropped is an
             // orphan. A block beyond its counter was allocated by a newer
             // leader this node has not heard from (it may be a deposed
@@ -467,6 +476,21 @@ impl ClusterState {
                 self.delete_replica(ix, b.id, b.gen, b.len)
             }
             _ => {}
+        }
+    }
+
+    /// Deletes the replicas of `id` older than its generation once the
+    /// block is committed and a good replica of it is held: while a block
+    /// is open, an older generation may be all there is (a truncate cuts
+    /// its new generation from it), so it stays.
+    pub(crate) fn purge_stale(&mut self, id: BlockId) {
+        let Some(e) = self.blocks.get(id) else { return };
+        if !e.committed() || e.replicas.is_empty() {
+            return;
+        }
+        let len = e.len;
+        for (n, gen) in self.blocks.stale_of(id) {
+            self.delete_replica(n, id, gen, len);
         }
     }
 
@@ -609,7 +633,9 @@ impl ClusterState {
         cmds.iter().any(|c| {
             matches!(
                 c,
-                DatanodeCommand::Delete { .. } | DatanodeCommand::Replicate { .. }
+                DatanodeCommand::Delete { .. }
+                    | DatanodeCommand::Replicate { .. }
+                    | DatanodeCommand::Truncate { .. }
             )
         })
     }

@@ -187,7 +187,9 @@ fn orphans_and_stale_copies_are_deleted_but_never_newer_blocks() {
     // leader this node has not heard from. Kept.
     h.added("b", rep(1_000, 1));
     assert!(h.commands("b").is_empty());
-    // A stale generation of a live block goes.
+    // A stale generation of a live block goes, once the block is
+    // committed on a good replica (while it is open the old generation
+    // may be all there is: a truncate cuts the new one from it).
     h.ns(NsEvent::BlockOpen {
         id: 6,
         gen: 3,
@@ -195,6 +197,14 @@ fn orphans_and_stale_copies_are_deleted_but_never_newer_blocks() {
         block_size: 1 << 20,
     });
     h.added("b", rep(6, 2));
+    assert!(h.commands("b").is_empty());
+    h.added("a", rep(6, 3));
+    h.ns(NsEvent::BlockCommitted {
+        id: 6,
+        gen: 3,
+        len: 1 << 20,
+        replication: 1,
+    });
     assert_eq!(
         h.commands("b"),
         vec![DatanodeCommand::Delete {
@@ -365,7 +375,7 @@ fn incremental_state_agrees_with_a_full_recomputation() {
                 gens.remove(&b);
                 h.ns(NsEvent::BlockRemoved { id: b });
             }
-            3 | 4 | 5 => {
+            3..=5 => {
                 let g = gens.get(&b).copied().unwrap_or(1);
                 let g = if rng.gen_bool(0.2) {
                     g.saturating_sub(1).max(1)
@@ -406,4 +416,99 @@ fn incremental_state_agrees_with_a_full_recomputation() {
         }
     }
     let _ = h.t0;
+}
+
+#[test]
+fn a_truncate_is_driven_from_the_old_replicas_and_committed_when_stored() {
+    use crate::TruncateStep;
+    use tdfs_namespace::Truncation;
+    use tdfs_proto::meta::BlockInfo;
+    let mut h = H::new(&[("a", 1), ("b", 1), ("c", 1), ("d", 1)]);
+    h.block(1, 3, &["a", "b", "c"]);
+    // In place: block 1 gets generation 2 (its old replicas become odd).
+    h.ns(NsEvent::BlockOpen {
+        id: 1,
+        gen: 2,
+        replication: 3,
+        block_size: 1 << 20,
+    });
+    let t = Truncation {
+        source: BlockInfo {
+            id: 1,
+            gen: 1,
+            len: 1 << 20,
+            sha256: None,
+        },
+        target: 1,
+        gen: 2,
+        len: 1000,
+    };
+    // A full report naming the old generation does not delete it.
+    h.full_report("c", &[rep(1, 1)]);
+    let step = h.c.drive_truncate(&t, 3, h.now);
+    assert_eq!(step, TruncateStep::Waiting { asked: 3, done: 0 });
+    for n in ["a", "b", "c"] {
+        let cmds = h.commands(n);
+        assert!(
+            matches!(
+                &cmds[..],
+                [DatanodeCommand::Truncate {
+                    target: 1,
+                    gen: 2,
+                    len: 1000,
+                    ..
+                }]
+            ),
+            "{n}: {cmds:?}"
+        );
+    }
+    assert!(h.commands("d").is_empty());
+    // Not sent again before the TTL.
+    h.c.drive_truncate(&t, 3, h.now);
+    assert!(h.commands("a").is_empty());
+    let cut = |b| ReplicaReport {
+        id: 1,
+        gen: 2,
+        len: 1000,
+        sha256: [b; 32],
+    };
+    h.added("a", cut(9));
+    h.added("b", cut(9));
+    assert!(matches!(
+        h.c.drive_truncate(&t, 3, h.now),
+        TruncateStep::Waiting { done: 2, .. }
+    ));
+    // The third holder dies: the two cut replicas are all there can be.
+    h.c.gossip(&id("c"), true, h.now);
+    h.advance(Duration::from_secs(40));
+    h.round();
+    let TruncateStep::Commit(b) = h.c.drive_truncate(&t, 3, h.now) else {
+        panic!("not ready")
+    };
+    assert_eq!((b.id, b.gen, b.len, b.sha256), (1, 2, 1000, Some([9; 32])));
+    // A holder that keeps failing is waited for two copy TTLs at most.
+    h.block(3, 3, &["a", "b", "d"]);
+    let t3 = Truncation {
+        source: BlockInfo { id: 3, ..t.source },
+        target: 3,
+        ..t.clone()
+    };
+    h.ns(NsEvent::BlockOpen {
+        id: 3,
+        gen: 2,
+        replication: 3,
+        block_size: 1 << 20,
+    });
+    h.c.drive_truncate(&t3, 3, h.now);
+    h.added("a", ReplicaReport { id: 3, ..cut(9) });
+    assert!(matches!(
+        h.c.drive_truncate(&t3, 3, h.now),
+        TruncateStep::Waiting { asked: 2, done: 1 }
+    ));
+    h.advance(Duration::from_secs(41));
+    assert!(matches!(
+        h.c.drive_truncate(&t3, 3, h.now),
+        TruncateStep::Commit(_)
+    ));
+    h.c.truncate_done(&t3);
 }

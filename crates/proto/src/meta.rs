@@ -732,4 +732,17 @@ pub enum DatanodeCommand {
     Verify { blocks: Vec<BlockId> },
     /// Finalize a replica at a length (lease recovery).
     Recover { block: BlockInfo },
+    /// Block recovery after a truncate: write the first `len` bytes of the
+    /// local replica `source` as replica `target` at generation `gen`, and
+    /// report it. With `target == source.id` the replica is cut in place
+    /// (the new generation replaces the old one); otherwise the old replica
+    /// stays (a snapshot still reads it) beside the new one
+    /// (copy-on-truncate). A node that already holds `target` at `gen`
+    /// reports it again, so the command can be repeated safely.
+    Truncate {
+        source: BlockInfo,
+        target: BlockId,
+        gen: u64,
+        len: u64,
+    },
 }

@@ -35,6 +35,10 @@
 //! authority (HDFS's rule), so a block whose every replica is corrupt keeps
 //! them all.
 //!
+//! **Truncate** ([`truncate`]): block recovery after a truncate writes a
+//! replica's first bytes as a new generation (or a new block) and
+//! publishes it the same way.
+//!
 //! Reading is [`reader`]; re-verifying, for the scanner and `Verify`, is
 //! [`verify`]; the meta file format is in [`meta`].
 //!
@@ -45,11 +49,13 @@ pub mod meta;
 pub mod quarantine;
 pub mod reader;
 pub mod recovery;
+pub mod truncate;
 pub mod verify;
 pub mod writer;
 
 pub use meta::decode_meta_for_fuzzing;
 pub use reader::ReplicaReader;
+pub use truncate::Truncated;
 pub use verify::Check;
 pub use writer::ReplicaWriter;
 
