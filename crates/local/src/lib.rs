@@ -46,7 +46,8 @@ pub struct LocalConfig {
     pub tweak_meta: Option<Tweak<MetaConfig>>,
     /// Adjusts each datanode's config.
     pub tweak_datanode: Option<Tweak<DatanodeConfig>>,
-    /// Seeds the fault table's random drops and reorders.
+    /// Seeds the fault table's random drops and reorders and every node's
+    /// random choices (placement); `TDFS_SEED` repeats a run.
     pub seed: u64,
     /// How long trashed files are kept, ms (0: trash off; `tdfs local`
     /// turns it on with a day, as HDFS's `fs.trash.interval` of 1440).
@@ -67,7 +68,7 @@ impl LocalConfig {
             key_file: None,
             tweak_meta: None,
             tweak_datanode: None,
-            seed: 0,
+            seed: tdfs_rpc::run_seed(),
             trash_interval_ms: 0,
         }
     }
@@ -282,6 +283,9 @@ impl LocalCluster {
         let seams = tdfs_meta_raft::Seams {
             connector: Connector::filtered(&name, self.net.clone()),
             clock: self.clocks.entry(name).or_default().clone(),
+            random: tdfs_rpc::Random::seeded(
+                self.cfg.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            ),
         };
         let want = self
             .meta_http

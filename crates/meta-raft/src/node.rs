@@ -24,18 +24,20 @@ use tdfs_proto::event::EventKind;
 use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{Request, Response};
 use tdfs_proto::FsError;
-use tdfs_rpc::{serve, Clock, Connector, EventBus, ServerConfig, Shutdown};
+use tdfs_rpc::{serve, Clock, Connector, EventBus, Random, ServerConfig, Shutdown};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
 type Reply = oneshot::Sender<Result<Outcome, FsError>>;
 
-/// The seams a node runs on: how it connects and what time it is.
+/// The seams a node runs on: how it connects, what time it is, and where
+/// its random choices (placement, read order) come from.
 #[derive(Clone, Debug, Default)]
 pub struct Seams {
     pub connector: Connector,
     pub clock: Clock,
+    pub random: Random,
 }
 
 /// A running metadata node.
@@ -193,11 +195,11 @@ pub async fn start(
     ));
     let gossip = if config.gossip {
         let g = crate::gossip::start(&config).await?;
-        tasks.push(tokio::spawn(crate::gossip::follow(
-            node.clone(),
-            g.subscribe(),
-            shutdown.clone(),
-        )));
+        tasks.push(supervise(
+            &node,
+            "gossip follower",
+            crate::gossip::follow(node.clone(), g.subscribe(), shutdown.clone()),
+        ));
         Some(g)
     } else {
         None
@@ -292,6 +294,10 @@ impl MetaNode {
 
     pub fn clock(&self) -> &Clock {
         &self.seams.clock
+    }
+
+    pub fn random(&self) -> &Random {
+        &self.seams.random
     }
 
     pub fn connector(&self) -> &Connector {

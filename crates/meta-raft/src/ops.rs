@@ -76,7 +76,8 @@ impl MetaNode {
                 .ns(|r| r.ns.summary(user, &path))
                 .map(MetaResponse::Summary),
             MetaRequest::GetBlockLocations { path, offset, len } => {
-                let mut rng = rand::random::<u64>;
+                let random = self.random().clone();
+                let mut rng = move || random.next_u64();
                 core.both(|r, v| {
                     let mut b = r.ns.locate(user, &path, offset, len)?;
                     for lb in &mut b.blocks {
@@ -277,7 +278,8 @@ impl MetaNode {
         block_size: u64,
         exclude: &[DatanodeId],
     ) -> Result<Vec<DatanodeId>, FsError> {
-        let mut rand01 = rand::random::<f64>;
+        let random = self.random().clone();
+        let mut rand01 = move || random.next_f64();
         let t: Vec<DatanodeId> = self
             .core()
             .view(|v| v.place(n, block_size, exclude, &mut rand01))

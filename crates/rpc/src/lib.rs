@@ -14,6 +14,7 @@ pub mod connector;
 pub mod events;
 pub mod frame;
 pub mod handshake;
+pub mod random;
 pub mod server;
 pub mod session;
 
@@ -22,6 +23,7 @@ pub use client::{RpcClient, RpcError};
 pub use clock::Clock;
 pub use connector::{Connector, FaultNet, Link, Sel, Verdict};
 pub use events::EventBus;
+pub use random::{env_seed, run_seed, Random};
 pub use server::{serve, Handler, Peer, ServerConfig, Shutdown};
 pub use session::{FrameMac, SessionKeys};
 

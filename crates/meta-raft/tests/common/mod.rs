@@ -90,6 +90,8 @@ pub struct Cluster {
     pub handles: BTreeMap<u64, MetaHandle>,
     /// The fault table in front of every node's connections.
     pub net: Arc<FaultNet>,
+    /// Seeds the fault table and the nodes' random choices (printed).
+    pub seed: u64,
     tweak: fn(&mut MetaConfig),
 }
 
@@ -110,11 +112,13 @@ impl Cluster {
             addrs.insert(id, l.local_addr().unwrap().to_string());
             listeners.insert(id, l);
         }
+        let seed = tdfs_rpc::run_seed();
         let mut cluster = Cluster {
             root,
             addrs,
             handles: BTreeMap::new(),
-            net: FaultNet::new(rand::random()),
+            net: FaultNet::new(seed),
+            seed,
             tweak,
         };
         for (id, a) in &cluster.addrs {
@@ -144,6 +148,7 @@ impl Cluster {
         tdfs_meta_raft::Seams {
             connector: Connector::filtered(&format!("meta-{id}"), self.net.clone()),
             clock: Default::default(),
+            random: tdfs_rpc::Random::seeded(self.seed ^ id),
         }
     }
 
