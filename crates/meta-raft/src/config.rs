@@ -17,6 +17,13 @@ pub mod defaults {
     pub const SNAPSHOT_LOGS: u64 = 5000;
     /// Operations per Raft entry at most (group commit).
     pub const MAX_BATCH: usize = 512;
+    /// Encoded bytes of operations in one log entry (an operation larger
+    /// than this goes alone).
+    pub const MAX_BATCH_BYTES: usize = 256 << 10;
+    /// Entries in one AppendEntries: 32 x 256 KiB = 8 MiB, a quarter of
+    /// the RPC frame limit, leaving room for entries made of one large
+    /// operation.
+    pub const MAX_PAYLOAD_ENTRIES: u64 = 32;
     /// Raft entries being committed at once.
     pub const MAX_INFLIGHT_BATCHES: usize = 8;
     pub const REPLICATION: u16 = 3;
