@@ -19,11 +19,13 @@ pub mod defaults {
     pub const MAX_BATCH: usize = 512;
     /// Encoded bytes of operations in one log entry (an operation larger
     /// than this goes alone).
-    pub const MAX_BATCH_BYTES: usize = 256 << 10;
-    /// Entries in one AppendEntries: 32 x 256 KiB = 8 MiB, a quarter of
-    /// the RPC frame limit, leaving room for entries made of one large
-    /// operation.
-    pub const MAX_PAYLOAD_ENTRIES: u64 = 32;
+    pub const MAX_BATCH_BYTES: usize = 64 << 10;
+    /// Entries in one AppendEntries: 16 x 64 KiB = 1 MiB at most (plus one
+    /// operation per entry past the cap), far below the RPC frame limit.
+    /// openraft 0.9 gives an AppendEntries one heartbeat interval to be
+    /// encoded, sent, made durable and answered; a message of many MiB
+    /// misses that every time and a lagging follower never catches up.
+    pub const MAX_PAYLOAD_ENTRIES: u64 = 16;
     /// Raft entries being committed at once.
     pub const MAX_INFLIGHT_BATCHES: usize = 8;
     pub const REPLICATION: u16 = 3;

@@ -119,7 +119,7 @@ pub async fn start(
         election_timeout_min: config.election_min_ms,
         election_timeout_max: config.election_max_ms,
         // With entries of at most MAX_BATCH_BYTES (plus one operation),
-        // an AppendEntries stays far below the RPC frame limit.
+        // an AppendEntries stays small enough to beat its deadline.
         max_payload_entries: defaults::MAX_PAYLOAD_ENTRIES,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
         snapshot_max_chunk_size: 4 << 20,
