@@ -107,7 +107,20 @@ async fn nodes_without_the_key_cannot_join_gossip_raft_or_the_registry() {
         },
     )
     .await;
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // The rogues have tried, repeatedly, and every metadata node dropped
+    // their datagrams: the wrong key fails its MAC, no key is unauthenticated.
+    wait_for(
+        "every metadata node to drop the rogues' gossip",
+        Duration::from_secs(20),
+        || {
+            let ok = c.metas.values().flatten().all(|h| {
+                h.gossip_stats()
+                    .is_some_and(|s| s.dropped_bad_mac >= 5 && s.dropped_unauthenticated >= 5)
+            });
+            async move { ok.then_some(()) }
+        },
+    )
+    .await;
     let members: Vec<String> = obs
         .members()
         .iter()

@@ -53,6 +53,8 @@ pub struct MetaProcs {
     pub peers: String,
     /// Extra flags for every `tdfs meta` (timers in tests).
     pub extra: Vec<String>,
+    /// Extra environment of one node's process (e.g. `FAILPOINTS`).
+    pub env: BTreeMap<u64, Vec<(String, String)>>,
 }
 
 impl MetaProcs {
@@ -78,6 +80,7 @@ impl MetaProcs {
             procs: BTreeMap::new(),
             peers,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: BTreeMap::new(),
         };
         for i in 1..=n {
             m.spawn(i);
@@ -115,6 +118,7 @@ impl MetaProcs {
             ])
             .args(&self.extra)
             .env("RUST_LOG", "info,openraft=warn")
+            .envs(self.env.get(&id).into_iter().flatten().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -129,6 +133,11 @@ impl MetaProcs {
             c.kill().unwrap();
             c.wait().unwrap();
         }
+    }
+
+    /// The exit status of node `id`'s process, if it has exited.
+    pub fn try_wait(&mut self, id: u64) -> Option<std::process::ExitStatus> {
+        self.procs.get_mut(&id)?.try_wait().ok().flatten()
     }
 
     pub fn addr_list(&self) -> Vec<String> {

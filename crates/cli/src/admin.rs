@@ -86,17 +86,27 @@ pub async fn dfsadmin(args: Vec<String>) -> anyhow::Result<u8> {
     }
 }
 
-/// `tdfs fsck [PATH] [--json]`: exit 0 when HEALTHY, 1 otherwise.
+/// `tdfs fsck [PATH] [-list-corruptfileblocks] [--json]`: exit 0 when
+/// HEALTHY, 1 otherwise; the listing exits 0 once it could list (as HDFS).
 pub async fn fsck(args: Vec<String>) -> anyhow::Result<u8> {
     let o = ClientOpts::parse(args)?;
     let c = o.client()?;
-    let path = o
-        .rest
-        .iter()
-        .find(|a| !a.starts_with('-'))
-        .cloned()
-        .unwrap_or_else(|| "/".into());
+    let mut path = None;
+    let mut list = false;
+    for a in &o.rest {
+        match a.trim_start_matches('-') {
+            "list-corruptfileblocks" => list = true,
+            _ if !a.starts_with('-') && path.is_none() => path = Some(a.clone()),
+            // HDFS's report flags (-files, -blocks, ...) change nothing here.
+            _ => {}
+        }
+    }
+    let path = path.unwrap_or_else(|| "/".into());
     let r = c.fsck(&path).await?;
+    if list {
+        list_corrupt(&path, &r, o.json);
+        return Ok(0);
+    }
     let healthy = r.missing == 0 && r.corrupt == 0;
     let status = if healthy { "HEALTHY" } else { "CORRUPT" };
     if o.json {
@@ -121,6 +131,34 @@ pub async fn fsck(args: Vec<String>) -> anyhow::Result<u8> {
         println!("\nThe filesystem under path '{path}' is {status}");
     }
     Ok(if healthy { 0 } else { 1 })
+}
+
+/// `fsck PATH -list-corruptfileblocks`: the blocks whose every replica is
+/// corrupt, with their file and the datanodes keeping the bad copies; the
+/// text is HDFS's listing (`blk_ID<TAB>PATH` lines between its two lines).
+fn list_corrupt(path: &str, r: &tdfs_proto::meta::FsckReport, as_json: bool) {
+    if as_json {
+        let files: Vec<_> = r
+            .corrupt_blocks
+            .iter()
+            .map(|b| {
+                let locs: Vec<&str> = b.locations.iter().map(|d| d.0.as_str()).collect();
+                json!({"path": b.path, "block": b.block, "locations": locs})
+            })
+            .collect();
+        println!("{}", json!({ "corrupt_files": files }));
+        return;
+    }
+    let n = r.corrupt_blocks.len();
+    if n == 0 {
+        println!("The filesystem under path '{path}' has no CORRUPT files");
+        return;
+    }
+    println!("The list of corrupt files under path '{path}' are:");
+    for b in &r.corrupt_blocks {
+        println!("blk_{}\t{}", b.block, b.path);
+    }
+    println!("The filesystem under path '{path}' has {n} CORRUPT files");
 }
 
 /// Collects every metadata node's state, marking the unreachable ones.
@@ -151,7 +189,7 @@ async fn all_states(c: &MetaClient) -> anyhow::Result<Vec<serde_json::Value>> {
         let v = match c.node_state(&addr).await {
             Ok(s) => json!({"id": id, "addr": addr, "http": s.http, "role": s.role, "term": s.term,
                             "leader": s.leader, "last_log_index": s.last_log_index,
-                            "applied_index": s.applied_index}),
+                            "applied_index": s.applied_index, "alarm": s.alarm}),
             Err(_) => json!({"id": id, "addr": addr, "role": "unreachable", "term": 0}),
         };
         out.push(v);
@@ -184,6 +222,9 @@ pub async fn haadmin(args: Vec<String>) -> anyhow::Result<u8> {
                         s["role"].as_str().unwrap_or(""),
                         s["term"]
                     );
+                    if let Some(a) = s["alarm"].as_str() {
+                        println!("  CONSISTENCY ALARM: {a}");
+                    }
                 }
             }
             Ok(0)

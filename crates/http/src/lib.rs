@@ -15,6 +15,7 @@ pub mod feature_json;
 pub mod features;
 pub mod gateway;
 pub mod json;
+pub mod limits;
 pub mod op;
 pub mod query;
 pub mod server;
@@ -33,6 +34,7 @@ pub use clients::Clients;
 pub use data::DataCounters;
 pub use error::WebError;
 pub use gateway::Gateway;
+pub use limits::HttpLimits;
 pub use query::{parse_request, Op, Params, WebRequest};
 pub use server::{start_datanode, start_meta, HttpServer, MetaHttpConfig};
 
@@ -72,21 +74,24 @@ pub fn datanode_router(st: Arc<DataHttp>) -> Router {
         .with_state(st)
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves; runs in its own
-/// task.
+/// Serves `router` on `listener` until `shutdown` resolves, under the
+/// default [`HttpLimits`]; runs in its own task.
 pub fn spawn(
     listener: tokio::net::TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let r = axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await;
-        if let Err(e) = r {
-            tracing::warn!("http server stopped: {e}");
-        }
-    })
+    spawn_with(listener, router, HttpLimits::default(), shutdown)
+}
+
+/// [`spawn`] under the given limits.
+pub fn spawn_with(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: HttpLimits,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(limits::serve(listener, router, limits, shutdown))
 }
 
 fn metrics_response(text: String) -> Response {

@@ -4,8 +4,8 @@
 //! This crate never reaches into the metadata node or the block store.
 
 use crate::{
-    datanode_router, meta_router, Clients, DataCounters, DataHttp, Gateway, MetaHttp, MetricsFn,
-    ServerDefaults,
+    datanode_router, meta_router, Clients, DataCounters, DataHttp, Gateway, HttpLimits, MetaHttp,
+    MetricsFn, ServerDefaults,
 };
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ pub struct MetaHttpConfig {
     /// What GETSERVERDEFAULTS reports (FsShell's `-rm` reads the trash
     /// interval from it).
     pub defaults: ServerDefaults,
+    /// Connection, header, body and time limits of the server.
+    pub limits: HttpLimits,
 }
 
 /// A running HTTP server; [`stop`](Self::stop) ends it.
@@ -37,10 +39,14 @@ pub struct HttpServer {
 }
 
 impl HttpServer {
-    fn spawn(listener: TcpListener, router: axum::Router) -> std::io::Result<Self> {
+    fn spawn(
+        listener: TcpListener,
+        router: axum::Router,
+        limits: HttpLimits,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let (stop, mut rx) = watch::channel(false);
-        let task = crate::spawn(listener, router, async move {
+        let task = crate::spawn_with(listener, router, limits, async move {
             let _ = rx.wait_for(|s| *s).await;
         });
         Ok(HttpServer { addr, stop, task })
@@ -98,7 +104,7 @@ pub fn start_meta(cfg: MetaHttpConfig, listener: TcpListener) -> std::io::Result
         metrics: with_counters(cfg.metrics, &counters),
         counters,
     });
-    HttpServer::spawn(listener, meta_router(st))
+    HttpServer::spawn(listener, meta_router(st), cfg.limits)
 }
 
 /// Serves `/metrics` and the WebHDFS data endpoints for a datanode; its
@@ -106,6 +112,7 @@ pub fn start_meta(cfg: MetaHttpConfig, listener: TcpListener) -> std::io::Result
 pub fn start_datanode(
     client: ClientConfig,
     metrics: MetricsFn,
+    limits: HttpLimits,
     listener: TcpListener,
 ) -> std::io::Result<HttpServer> {
     let counters = Arc::new(DataCounters::default());
@@ -114,5 +121,5 @@ pub fn start_datanode(
         metrics: with_counters(metrics, &counters),
         counters,
     });
-    HttpServer::spawn(listener, datanode_router(st))
+    HttpServer::spawn(listener, datanode_router(st), limits)
 }

@@ -101,11 +101,36 @@ pub fn render(s: &Status) -> String {
         "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>tdfs status</title>\
          <style>{STYLE}</style></head><body><h1>tdfs cluster</h1>"
     );
+    alarms(&mut h, s);
     summary(&mut h, s);
     meta_table(&mut h, s);
     datanode_table(&mut h, s);
     h.push_str("<p><a href=\"/metrics\">metrics</a></p></body></html>");
     h
+}
+
+/// A consistency alarm raised by any metadata node, in a banner above
+/// everything else: the members diverged and need an operator.
+fn alarms(h: &mut String, s: &Status) {
+    let mut raised: Vec<(u64, &str)> = s
+        .metas
+        .iter()
+        .filter_map(|m| Some((m.id, m.state.as_ref().ok()?.alarm.as_deref()?)))
+        .collect();
+    if let Some(me) = &s.this {
+        if let Some(a) = me.alarm.as_deref() {
+            if !raised.iter().any(|(id, _)| *id == me.id) {
+                raised.push((me.id, a));
+            }
+        }
+    }
+    for (id, a) in raised {
+        let _ = write!(
+            h,
+            "<p class=\"bad alarm\" id=\"alarm-{id}\">CONSISTENCY ALARM on metadata node {id}: {}</p>",
+            esc(a)
+        );
+    }
 }
 
 fn summary(h: &mut String, s: &Status) {
@@ -177,7 +202,7 @@ fn slug(k: &str) -> String {
 fn meta_table(h: &mut String, s: &Status) {
     h.push_str(
         "<h2>Metadata nodes</h2><table id=\"meta\"><tr><th>id</th><th>address</th>\
-         <th>role</th><th>term</th><th>last log</th><th>applied</th></tr>",
+         <th>role</th><th>term</th><th>last log</th><th>applied</th><th>alarm</th></tr>",
     );
     for m in &s.metas {
         match &m.state {
@@ -185,20 +210,24 @@ fn meta_table(h: &mut String, s: &Status) {
                 let _ = write!(
                     h,
                     "<tr class=\"meta-row\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td>\
-                     <td>{}</td><td>{}</td></tr>",
+                     <td>{}</td><td>{}</td><td>{}</td></tr>",
                     m.id,
                     esc(&m.addr),
                     esc(&st.role),
                     st.term,
                     st.last_log_index,
-                    st.applied_index
+                    st.applied_index,
+                    st.alarm
+                        .as_deref()
+                        .map(|a| format!("<span class=bad>{}</span>", esc(a)))
+                        .unwrap_or_else(|| "none".into())
                 );
             }
             Err(e) => {
                 let _ = write!(
                     h,
                     "<tr class=\"meta-row\"><td>{}</td><td>{}</td>\
-                     <td class=dead>unreachable</td><td colspan=3>{}</td></tr>",
+                     <td class=dead>unreachable</td><td colspan=4>{}</td></tr>",
                     m.id,
                     esc(&m.addr),
                     esc(e)
@@ -300,5 +329,38 @@ mod tests {
         assert!(html.contains("bar full"));
         assert!(html.contains("unreachable"));
         assert_eq!(human(1536), "1.5 KiB");
+        assert!(!html.contains("CONSISTENCY ALARM"));
+    }
+
+    #[test]
+    fn a_consistency_alarm_is_shown() {
+        let st = NodeState {
+            id: 3,
+            addr: "y".into(),
+            http: None,
+            role: "follower".into(),
+            term: 2,
+            leader: Some(1),
+            last_log_index: 9,
+            applied_index: 9,
+            voters: vec![],
+            learners: vec![],
+            alarm: Some("namespace hash at index 9 differs <x>".into()),
+        };
+        let s = Status {
+            this: None,
+            metas: vec![MetaRow {
+                id: 3,
+                addr: "y".into(),
+                state: Ok(st),
+            }],
+            report: Err("x".into()),
+            fsck: Err("x".into()),
+        };
+        let html = render(&s);
+        assert!(html.contains("id=\"alarm-3\""));
+        assert!(html.contains(
+            "CONSISTENCY ALARM on metadata node 3: namespace hash at index 9 differs &lt;x&gt;"
+        ));
     }
 }

@@ -8,7 +8,7 @@ use tdfs_client::ClientConfig;
 use tdfs_datanode::metrics::DatanodeMetrics;
 use tdfs_datanode::node::DatanodeConfig;
 use tdfs_datanode::BlockStore;
-use tdfs_http::{HttpServer, MetaHttpConfig, ServerDefaults};
+use tdfs_http::{HttpLimits, HttpServer, MetaHttpConfig, ServerDefaults};
 use tdfs_meta_raft::MetaNode;
 use tokio::net::TcpListener;
 
@@ -41,6 +41,7 @@ pub fn start_meta_http(node: &Arc<MetaNode>, listener: TcpListener) -> std::io::
             // Minutes, rounded up: a shorter interval (tests) still means on.
             trash_interval_minutes: cfg.trash_interval_ms.div_ceil(60_000),
         },
+        limits: HttpLimits::default(),
     };
     tdfs_http::start_meta(http, listener)
 }
@@ -55,5 +56,6 @@ pub fn start_datanode_http(
     client.key = cfg.key.clone();
     client.connector = cfg.connector.clone();
     let m = DatanodeMetrics::new(store);
-    tdfs_http::start_datanode(client, Arc::new(move || m.render()), listener)
+    let render = Arc::new(move || m.render());
+    tdfs_http::start_datanode(client, render, HttpLimits::default(), listener)
 }

@@ -233,6 +233,12 @@ impl LocalCluster {
             hdfs_servers: BTreeMap::new(),
             clocks: BTreeMap::new(),
         };
+        // Every node is named before any starts: a link opened to a node
+        // not yet named would carry its address as the name, and no rule
+        // naming the node would ever cut it.
+        for (id, a) in &c.meta_addrs {
+            c.net.name(a, &format!("meta-{id}"));
+        }
         for (id, l) in listeners {
             c.start_meta_on(id, l).await?;
         }

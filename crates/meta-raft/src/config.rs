@@ -17,6 +17,15 @@ pub mod defaults {
     pub const SNAPSHOT_LOGS: u64 = 5000;
     /// Operations per Raft entry at most (group commit).
     pub const MAX_BATCH: usize = 512;
+    /// Encoded bytes of operations in one log entry (an operation larger
+    /// than this goes alone).
+    pub const MAX_BATCH_BYTES: usize = 64 << 10;
+    /// Entries in one AppendEntries: 16 x 64 KiB = 1 MiB at most (plus one
+    /// operation per entry past the cap), far below the RPC frame limit.
+    /// openraft 0.9 gives an AppendEntries one heartbeat interval to be
+    /// encoded, sent, made durable and answered; a message of many MiB
+    /// misses that every time and a lagging follower never catches up.
+    pub const MAX_PAYLOAD_ENTRIES: u64 = 16;
     /// Raft entries being committed at once.
     pub const MAX_INFLIGHT_BATCHES: usize = 8;
     pub const REPLICATION: u16 = 3;

@@ -36,6 +36,10 @@ pub struct Core {
     /// Namespace hashes at every `hash_every`-th applied index.
     pub(crate) hashes: std::sync::Arc<crate::consistency::Hashes>,
     pub(crate) hash_every: u64,
+    /// The leader term each datanode was last told of (in an empty command
+    /// batch if need be), so that every datanode's fence learns a new
+    /// leader's term at once, not only those it happens to give work.
+    pub(crate) announced: Mutex<std::collections::HashMap<tdfs_proto::DatanodeId, u64>>,
 }
 
 impl Core {
@@ -57,6 +61,7 @@ impl Core {
             clock,
             hashes: Default::default(),
             hash_every: hash_every.max(1),
+            announced: Default::default(),
         }
     }
 

@@ -96,6 +96,7 @@ pub async fn drive(node: Arc<MetaNode>, mut shutdown: Shutdown) {
         if !node.leader_ready() {
             continue;
         }
+        fail::fail_point!("meta::leader-driver");
         round(&node, drained, &mut emptier).await;
     }
 }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod consistency;
 pub mod core;
 pub mod datanodes;
+pub mod failpoints;
 mod features;
 pub mod gossip;
 pub mod leader;

@@ -88,6 +88,12 @@ impl MetaHandle {
 }
 
 impl MetaHandle {
+    /// This node's gossip counters (what it received and dropped), if it
+    /// gossips.
+    pub fn gossip_stats(&self) -> Option<tdfs_gossip::GossipStats> {
+        self.gossip.as_ref().map(|g| g.stats())
+    }
+
     /// Stops serving and shuts Raft down.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -108,12 +114,15 @@ pub async fn start(
     seams: Seams,
 ) -> anyhow::Result<MetaHandle> {
     config.validate().map_err(anyhow::Error::msg)?;
+    crate::failpoints::from_env();
     let raft_config = openraft::Config {
         cluster_name: "tdfs".into(),
         heartbeat_interval: config.heartbeat_ms,
         election_timeout_min: config.election_min_ms,
         election_timeout_max: config.election_max_ms,
-        max_payload_entries: 64,
+        // With entries of at most MAX_BATCH_BYTES (plus one operation),
+        // an AppendEntries stays small enough to beat its deadline.
+        max_payload_entries: defaults::MAX_PAYLOAD_ENTRIES,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
         snapshot_max_chunk_size: 4 << 20,
         max_in_snapshot_log_to_keep: 1000,
@@ -409,6 +418,12 @@ impl MetaNode {
             && m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term)
     }
 
+    /// The count of policy rounds this node ran as leader (tests wait on
+    /// it to know the policies have looked at something).
+    pub fn policy_rounds(&self) -> watch::Receiver<u64> {
+        self.rounds().subscribe()
+    }
+
     /// Counts the leader's policy rounds.
     pub fn rounds(&self) -> &watch::Sender<u64> {
         &self.rounds
@@ -508,22 +523,36 @@ pub fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) ->
 /// Group commit: drains whatever proposals are queued into one Raft entry,
 /// keeping up to `MAX_INFLIGHT_BATCHES` entries in flight; while they are,
 /// new proposals pile up and go out together in the next entry.
+///
+/// An entry is capped by count (`MAX_BATCH`) and by its operations' encoded
+/// bytes (`MAX_BATCH_BYTES`), so that `max_payload_entries` of them always
+/// fit in one AppendEntries frame: a follower that lags behind large
+/// entries (long names, xattr values) can always catch up.
 async fn proposer(raft: Raft, mut rx: mpsc::Receiver<(Stamped, Reply)>, mut shutdown: Shutdown) {
     let inflight = Arc::new(Semaphore::new(defaults::MAX_INFLIGHT_BATCHES));
+    let mut held: Option<(Stamped, Reply)> = None;
     loop {
-        let first = tokio::select! {
-            _ = shutdown.wait() => return,
-            p = rx.recv() => match p { Some(p) => p, None => return },
+        let first = match held.take() {
+            Some(p) => p,
+            None => tokio::select! {
+                _ = shutdown.wait() => return,
+                p = rx.recv() => match p { Some(p) => p, None => return },
+            },
         };
         let Ok(permit) = inflight.clone().acquire_owned().await else {
             return;
         };
+        let mut bytes = op_bytes(&first.0);
         let mut batch = vec![first];
         while batch.len() < defaults::MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
+            let Ok(p) = rx.try_recv() else { break };
+            let b = op_bytes(&p.0);
+            if bytes + b > defaults::MAX_BATCH_BYTES {
+                held = Some(p);
+                break;
             }
+            bytes += b;
+            batch.push(p);
         }
         let raft = raft.clone();
         tokio::spawn(async move {
@@ -544,6 +573,16 @@ async fn proposer(raft: Raft, mut rx: mpsc::Receiver<(Stamped, Reply)>, mut shut
                 }
             }
         });
+    }
+}
+
+/// The encoded size of one operation in a log entry.
+fn op_bytes(op: &Stamped) -> usize {
+    let mut w = bincode::enc::write::SizeWriter::default();
+    match bincode::serde::encode_into_writer(op, &mut w, bincode::config::standard()) {
+        Ok(()) => w.bytes_written,
+        // Cannot be encoded: it fails alone, in an entry of its own.
+        Err(_) => defaults::MAX_BATCH_BYTES,
     }
 }
 
