@@ -269,6 +269,197 @@ async fn leader_kill_during_a_hadoop_multi_block_write() {
     c.shutdown().await;
 }
 
+/// Printable bytes (letters, a newline every 100), so that what `-cat`
+/// prints can be compared byte for byte.
+fn text_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut b = bytes(seed, len);
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = if i % 100 == 99 { b'\n' } else { b'a' + *x % 26 };
+    }
+    b
+}
+
+/// A datanode of the pipeline stops in the middle of a block of a Hadoop
+/// client's write: the client's `DataStreamer` recovers the pipeline
+/// (`updateBlockForPipeline`, `PIPELINE_SETUP_STREAMING_RECOVERY` on the
+/// surviving datanodes, which reopen the replica the broken write left
+/// under the new generation, `updatePipeline`) and the put finishes; the
+/// file reads back whole through tdfs's client and Hadoop's `-cat`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn datanode_stopped_mid_block_of_a_hadoop_write_the_pipeline_recovers() {
+    const BIG: u64 = 8 << 20;
+    let h = Hadoop::get().await;
+    // Three datanodes, replication 3: every pipeline holds every datanode,
+    // so the one stopped is in the pipeline of the block being written.
+    let (dir, mut c) = cluster(3, BIG, |_| {}).await;
+    let data = text_bytes(11, (5 * BIG + 777) as usize);
+    let src = dir.path().join("big.txt");
+    std::fs::write(&src, &data).unwrap();
+    let conf = conf_dir(&c);
+    let cmds = vec![
+        root(&["-mkdir", "-p", "/p"]),
+        root(&[
+            "-Ddfs.blocksize=8388608",
+            "-Ddfs.replication=3",
+            "-put",
+            &src.display().to_string(),
+            "/p/big.txt",
+        ]),
+    ];
+    let put_conf = conf.clone();
+    let put = tokio::spawn(async move { h.fs_shell(&put_conf, &cmds).await });
+    // Halfway through the second block, datanode 1 (in every pipeline)
+    // stops: its connections drop in the middle of the block.
+    let client = c.client("root");
+    let store = c.datanodes[1].handle.as_ref().unwrap().store.clone();
+    let received = common::wait_for(
+        "datanode 1 halfway through the second block",
+        Duration::from_secs(180),
+        || {
+            let got = store.stats.bytes_written.get();
+            async move { (got >= BIG + BIG / 2).then_some(got) }
+        },
+    )
+    .await;
+    let first_gen = client
+        .block_locations("/p/big.txt._COPYING_", 0, 1)
+        .await
+        .map(|l| l.blocks[0].block.gen)
+        .unwrap_or_default();
+    c.stop_datanode(1).await;
+    eprintln!("datanode 1 stopped after receiving {received} bytes");
+    let r = put.await.unwrap();
+    r[0].ok();
+    r[1].ok();
+    let client = c.client("root");
+    let st = client.stat("/p/big.txt").await.unwrap();
+    assert_eq!(st.length, data.len() as u64);
+    let back = read(&client, "/p/big.txt", 0, st.length).await;
+    assert_eq!(sha(&back), sha(&data), "tdfs reads the recovered file whole");
+    // New blocks take the next block id and the next generation together;
+    // a recovered block carries the generation `updateBlockForPipeline`
+    // gave it on top (an abandoned block would shift both).
+    let lbs = client
+        .block_locations("/p/big.txt", 0, st.length)
+        .await
+        .unwrap();
+    let ids: Vec<(u64, u64)> = lbs.blocks.iter().map(|b| (b.block.id, b.block.gen)).collect();
+    eprintln!("blocks (id, gen) {ids:?} (the first was at gen {first_gen} while written)");
+    assert_eq!(ids.len(), 6);
+    let offset = |(id, gen): (u64, u64)| gen.wrapping_sub(id);
+    assert!(
+        ids.iter().any(|b| offset(*b) != offset(ids[0])),
+        "some block was recovered under a new generation: {ids:?}"
+    );
+    let r = h.fs_shell(&conf, &[root(&["-cat", "/p/big.txt"])]).await;
+    let cat = r[0].ok();
+    assert_eq!(cat.len(), data.len(), "-cat prints the whole file");
+    assert!(cat.as_bytes() == data.as_slice(), "-cat prints the file's bytes");
+    c.shutdown().await;
+}
+
+/// Child processes killed (-9) when dropped, a failing test's included.
+struct Procs(Vec<std::process::Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Real daemons: three `tdfs meta --hdfs-addr` and three `tdfs datanode
+/// --hdfs-addr` processes, a Hadoop configuration with the HA nameservice
+/// over the metas' HDFS addresses (as `tdfs local` writes it), and a
+/// `kill -9` of the leader's process in the middle of a multi-block
+/// FsShell `-put`: Hadoop's failover proxy finds the new leader, the put
+/// finishes and the file reads back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_kill_9_of_a_meta_process_during_a_hadoop_multi_block_put() {
+    let h = Hadoop::get().await;
+    let mut m = common::MetaProcs::start_hdfs(3, &[]);
+    let client = m.client("root");
+    let leader = m.wait_leader(&client, Duration::from_secs(60)).await;
+    let ports = common::free_ports(6);
+    let mut dns = Procs(Vec::new());
+    for i in 0..3 {
+        let dir = m.dir.path().join(format!("dn-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(m.dir.path().join(format!("dn-{i}.log"))).unwrap();
+        let child = std::process::Command::new(common::tdfs_bin())
+            .args(["datanode", "--addr", &format!("127.0.0.1:{}", ports[2 * i])])
+            .args(["--hdfs-addr", &format!("127.0.0.1:{}", ports[2 * i + 1])])
+            .args(["--meta", &m.addr_list().join(",")])
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        dns.0.push(child);
+    }
+    common::wait_for(
+        "three datanodes announcing their HDFS address",
+        Duration::from_secs(60),
+        || async {
+            match client.admin(tdfs_proto::meta::AdminRequest::Report).await.ok()? {
+                tdfs_proto::meta::AdminResponse::Report(r) => {
+                    (r.datanodes.iter().filter(|d| d.hdfs.is_some()).count() >= 3).then_some(())
+                }
+                _ => None,
+            }
+        },
+    )
+    .await;
+    let conf = tdfs_local::hadoop_conf::write(m.dir.path(), &m.hdfs).unwrap();
+    let data = bytes(13, (24 * BLOCK + 5) as usize);
+    let src = m.dir.path().join("big.bin");
+    std::fs::write(&src, &data).unwrap();
+    let cmds = vec![
+        root(&["-mkdir", "-p", "/k9"]),
+        root(&[
+            "-Ddfs.blocksize=1048576",
+            "-put",
+            &src.display().to_string(),
+            "/k9/big.bin",
+        ]),
+    ];
+    let put_conf = conf.clone();
+    let put = tokio::spawn(async move { h.fs_shell(&put_conf, &cmds).await });
+    common::wait_for(
+        "4 blocks of the Hadoop write",
+        Duration::from_secs(180),
+        || async {
+            let lbs = client
+                .block_locations("/k9/big.bin._COPYING_", 0, u64::MAX / 2)
+                .await
+                .ok()?;
+            (lbs.blocks.len() >= 4).then_some(())
+        },
+    )
+    .await;
+    m.kill(leader);
+    let r = put.await.unwrap();
+    if r[1].code != 0 {
+        m.dump_logs();
+    }
+    r[0].ok();
+    r[1].ok();
+    let client = m.client("root");
+    let st = client.stat("/k9/big.bin").await.unwrap();
+    assert_eq!(st.length, data.len() as u64);
+    let back = read(&client, "/k9/big.bin", 0, st.length).await;
+    assert_eq!(sha(&back), sha(&data), "the file written across kill -9 reads back");
+    let now = m.wait_leader(&client, Duration::from_secs(30)).await;
+    assert_ne!(now, leader);
+    assert!(!m.panicked());
+    drop(dns);
+}
+
 /// Block id, generation and the DataTransferProtocol address of one
 /// replica of the first block of `path`.
 async fn first_block(c: &LocalCluster, path: &str) -> (u64, u64, String) {

@@ -55,6 +55,8 @@ pub struct MetaProcs {
     pub extra: Vec<String>,
     /// Extra environment of one node's process (e.g. `FAILPOINTS`).
     pub env: BTreeMap<u64, Vec<(String, String)>>,
+    /// Each node's `--hdfs-addr`, when it serves HDFS RPC.
+    pub hdfs: BTreeMap<u64, String>,
 }
 
 impl MetaProcs {
@@ -62,8 +64,22 @@ impl MetaProcs {
         Self::start_with(n, &[])
     }
 
+    /// Like [`start_with`](Self::start_with), every node also serving HDFS
+    /// RPC on an `--hdfs-addr` of its own (see [`hdfs`](Self::hdfs)).
+    pub fn start_hdfs(n: u64, extra: &[&str]) -> Self {
+        let ports = free_ports(n as usize);
+        let hdfs = (1..=n)
+            .map(|i| (i, format!("127.0.0.1:{}", ports[i as usize - 1])))
+            .collect();
+        Self::start_inner(n, extra, hdfs)
+    }
+
     /// Like [`start`](Self::start) with extra `tdfs meta` flags.
     pub fn start_with(n: u64, extra: &[&str]) -> Self {
+        Self::start_inner(n, extra, BTreeMap::new())
+    }
+
+    fn start_inner(n: u64, extra: &[&str], hdfs: BTreeMap<u64, String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let ports = free_ports(n as usize);
         let addrs: BTreeMap<u64, String> = (1..=n)
@@ -81,6 +97,7 @@ impl MetaProcs {
             peers,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: BTreeMap::new(),
+            hdfs,
         };
         for i in 1..=n {
             m.spawn(i);
@@ -117,6 +134,12 @@ impl MetaProcs {
                 "300",
             ])
             .args(&self.extra)
+            .args(
+                self.hdfs
+                    .get(&id)
+                    .into_iter()
+                    .flat_map(|a| ["--hdfs-addr", a.as_str()]),
+            )
             .env("RUST_LOG", "info,openraft=warn")
             .envs(self.env.get(&id).into_iter().flatten().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())

@@ -336,6 +336,38 @@ impl ReplicaWriter {
         Ok(())
     }
 
+    /// Reads back chunk `i` of what was received into `buf` (at least
+    /// [`CHUNK`] bytes), checked against the CRC32C it arrived with: the
+    /// recovery of an interrupted write copies the prefix it keeps.
+    pub fn read_chunk(&self, i: usize, buf: &mut [u8]) -> Result<usize, FsError> {
+        let Some(&crc) = self.crcs.get(i) else {
+            return Err(FsError::InvalidArgument(format!(
+                "block {}: chunk {i} of {} received",
+                self.id,
+                self.crcs.len()
+            )));
+        };
+        let Some(f) = self.data.as_ref() else {
+            return Err(FsError::Internal("replica writer already failed".into()));
+        };
+        let off = i as u64 * CHUNK as u64;
+        let n = (self.len - off).min(CHUNK as u64) as usize;
+        f.read_exact_at(&mut buf[..n], off)
+            .map_err(|e| io_at("cannot read back", &self.data_path, e))?;
+        if crc32c::crc32c(&buf[..n]) != crc {
+            return Err(FsError::ChecksumMismatch {
+                block: self.id,
+                detail: format!("chunk {i} being received fails its CRC32C"),
+            });
+        }
+        Ok(n)
+    }
+
+    /// Chunks received so far.
+    pub fn chunks(&self) -> usize {
+        self.crcs.len()
+    }
+
     /// The length and SHA-256 of what was received, for a writer that
     /// sends no digest of its own (a Hadoop client): [`finish`](Self::finish)
     /// with it publishes exactly the bytes that arrived.

@@ -54,6 +54,13 @@ pub trait ReplicaSink: Send {
     /// Makes the replica durable and visible (SHA-256 recorded) and
     /// announces it to the metadata nodes.
     fn finish(self: Box<Self>) -> Result<(), FsError>;
+    /// The write broke off before its last packet (the client or a
+    /// neighbour in the pipeline went away): keep what was received as a
+    /// replica being written, for a recovery stage to reopen under a new
+    /// generation ([`BlockAccess::reopen`]), as HDFS keeps an RBW replica.
+    /// The implementation decides how long it waits for one; the default
+    /// drops it.
+    fn interrupt(self: Box<Self>) {}
 }
 
 /// A finalized replica being served.
@@ -76,7 +83,9 @@ pub trait BlockAccess: Send + Sync + 'static {
     /// Starts receiving generation `gen` of `block`, about `expected` bytes.
     fn create(&self, block: u64, gen: u64, expected: u64) -> Result<Box<dyn ReplicaSink>, FsError>;
     /// Starts generation `new_gen` of `block` holding the first `keep`
-    /// bytes of the stored generation `old_gen` (append and recovery).
+    /// bytes of the stored generation `old_gen` (append and recovery), or
+    /// of the replica an interrupted write left ([`ReplicaSink::interrupt`],
+    /// HDFS's `recoverRbw`).
     fn reopen(
         &self,
         block: u64,

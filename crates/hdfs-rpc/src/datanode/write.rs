@@ -217,15 +217,21 @@ struct Pending {
 enum Local {
     Data(u64, Bytes),
     Finish,
+    /// A packet failed its checksum: nothing received is kept.
+    Discard,
 }
 
 /// The writer thread: data at its offset (bytes already held, resent after
-/// a client's flush, are skipped), then finish. A sink whose write failed is
-/// dropped (its partial replica goes) and the failure is the result.
+/// a client's flush or a pipeline recovery, are skipped), then finish. A
+/// sink whose write failed, or that received a corrupt packet, is dropped
+/// (its partial replica goes) and the failure is the result. A write that
+/// broke off (no last packet; every packet received was written) is
+/// interrupted when `keep_partial`: the replica stays for a recovery.
 fn local_writer(
     mut sink: Box<dyn ReplicaSink>,
     mut rx: mpsc::Receiver<Local>,
     failed: Arc<AtomicBool>,
+    keep_partial: bool,
 ) -> Result<(), FsError> {
     let mut err = None;
     while let Some(m) = rx.blocking_recv() {
@@ -247,9 +253,24 @@ fn local_writer(
             }
             Local::Data(..) => {}
             Local::Finish => return err.map_or_else(|| sink.finish(), Err),
+            Local::Discard => {
+                return Err(err.unwrap_or_else(|| {
+                    FsError::Protocol("a packet failed its checksum".into())
+                }))
+            }
         }
     }
-    Err(err.unwrap_or_else(|| FsError::Protocol("the block ended without its last packet".into())))
+    if let Some(e) = err {
+        return Err(e);
+    }
+    let held = sink.len();
+    if keep_partial {
+        sink.interrupt();
+    }
+    Err(FsError::Protocol(format!(
+        "the block ended without its last packet ({held} bytes received{})",
+        if keep_partial { ", kept for a recovery" } else { "" }
+    )))
 }
 
 /// Receives, forwards and stores the packets; acknowledges them.
@@ -268,7 +289,7 @@ where
     let failed = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel(LOCAL_QUEUE);
     let f = failed.clone();
-    let local = tokio::task::spawn_blocking(move || local_writer(sink, rx, f));
+    let local = tokio::task::spawn_blocking(move || local_writer(sink, rx, f, !transfer));
     let (mirror_r, mirror_w, mirror_addr) = match mirror {
         Some(m) => (Some(m.r), Some(m.w), m.addr),
         None => (None, None, String::new()),
@@ -306,6 +327,7 @@ async fn receive<R: AsyncRead + Unpin>(
                 last: true,
                 status: Status::ErrorChecksum,
             });
+            let _ = local.send(Local::Discard).await;
             return Err(super::wire::wire_err(e));
         }
         if let Some(m) = mirror.as_mut() {
