@@ -335,7 +335,11 @@ async fn datanode_stopped_mid_block_of_a_hadoop_write_the_pipeline_recovers() {
     let st = client.stat("/p/big.txt").await.unwrap();
     assert_eq!(st.length, data.len() as u64);
     let back = read(&client, "/p/big.txt", 0, st.length).await;
-    assert_eq!(sha(&back), sha(&data), "tdfs reads the recovered file whole");
+    assert_eq!(
+        sha(&back),
+        sha(&data),
+        "tdfs reads the recovered file whole"
+    );
     // New blocks take the next block id and the next generation together;
     // a recovered block carries the generation `updateBlockForPipeline`
     // gave it on top (an abandoned block would shift both).
@@ -343,7 +347,11 @@ async fn datanode_stopped_mid_block_of_a_hadoop_write_the_pipeline_recovers() {
         .block_locations("/p/big.txt", 0, st.length)
         .await
         .unwrap();
-    let ids: Vec<(u64, u64)> = lbs.blocks.iter().map(|b| (b.block.id, b.block.gen)).collect();
+    let ids: Vec<(u64, u64)> = lbs
+        .blocks
+        .iter()
+        .map(|b| (b.block.id, b.block.gen))
+        .collect();
     eprintln!("blocks (id, gen) {ids:?} (the first was at gen {first_gen} while written)");
     assert_eq!(ids.len(), 6);
     let offset = |(id, gen): (u64, u64)| gen.wrapping_sub(id);
@@ -354,7 +362,10 @@ async fn datanode_stopped_mid_block_of_a_hadoop_write_the_pipeline_recovers() {
     let r = h.fs_shell(&conf, &[root(&["-cat", "/p/big.txt"])]).await;
     let cat = r[0].ok();
     assert_eq!(cat.len(), data.len(), "-cat prints the whole file");
-    assert!(cat.as_bytes() == data.as_slice(), "-cat prints the file's bytes");
+    assert!(
+        cat.as_bytes() == data.as_slice(),
+        "-cat prints the file's bytes"
+    );
     c.shutdown().await;
 }
 
@@ -406,7 +417,11 @@ async fn leader_kill_9_of_a_meta_process_during_a_hadoop_multi_block_put() {
         "three datanodes announcing their HDFS address",
         Duration::from_secs(60),
         || async {
-            match client.admin(tdfs_proto::meta::AdminRequest::Report).await.ok()? {
+            match client
+                .admin(tdfs_proto::meta::AdminRequest::Report)
+                .await
+                .ok()?
+            {
                 tdfs_proto::meta::AdminResponse::Report(r) => {
                     (r.datanodes.iter().filter(|d| d.hdfs.is_some()).count() >= 3).then_some(())
                 }
@@ -416,7 +431,7 @@ async fn leader_kill_9_of_a_meta_process_during_a_hadoop_multi_block_put() {
     )
     .await;
     let conf = tdfs_local::hadoop_conf::write(m.dir.path(), &m.hdfs).unwrap();
-    let data = bytes(13, (24 * BLOCK + 5) as usize);
+    let data = bytes(13, (48 * BLOCK + 5) as usize);
     let src = m.dir.path().join("big.bin");
     std::fs::write(&src, &data).unwrap();
     let cmds = vec![
@@ -430,7 +445,8 @@ async fn leader_kill_9_of_a_meta_process_during_a_hadoop_multi_block_put() {
     ];
     let put_conf = conf.clone();
     let put = tokio::spawn(async move { h.fs_shell(&put_conf, &cmds).await });
-    common::wait_for(
+    let t = Instant::now();
+    let blocks = common::wait_for(
         "4 blocks of the Hadoop write",
         Duration::from_secs(180),
         || async {
@@ -438,11 +454,16 @@ async fn leader_kill_9_of_a_meta_process_during_a_hadoop_multi_block_put() {
                 .block_locations("/k9/big.bin._COPYING_", 0, u64::MAX / 2)
                 .await
                 .ok()?;
-            (lbs.blocks.len() >= 4).then_some(())
+            (lbs.blocks.len() >= 4).then_some(lbs.blocks.len())
         },
     )
     .await;
     m.kill(leader);
+    eprintln!(
+        "leader {leader} killed -9 with {blocks} of 49 blocks written ({:?} into the put)",
+        t.elapsed()
+    );
+    assert!(blocks < 49, "the kill lands in the middle of the write");
     let r = put.await.unwrap();
     if r[1].code != 0 {
         m.dump_logs();
@@ -453,9 +474,17 @@ async fn leader_kill_9_of_a_meta_process_during_a_hadoop_multi_block_put() {
     let st = client.stat("/k9/big.bin").await.unwrap();
     assert_eq!(st.length, data.len() as u64);
     let back = read(&client, "/k9/big.bin", 0, st.length).await;
-    assert_eq!(sha(&back), sha(&data), "the file written across kill -9 reads back");
+    assert_eq!(
+        sha(&back),
+        sha(&data),
+        "the file written across kill -9 reads back"
+    );
     let now = m.wait_leader(&client, Duration::from_secs(30)).await;
     assert_ne!(now, leader);
+    eprintln!(
+        "put, read back and a new leader {:?} after the put began",
+        t.elapsed()
+    );
     assert!(!m.panicked());
     drop(dns);
 }

@@ -254,9 +254,9 @@ fn local_writer(
             Local::Data(..) => {}
             Local::Finish => return err.map_or_else(|| sink.finish(), Err),
             Local::Discard => {
-                return Err(err.unwrap_or_else(|| {
-                    FsError::Protocol("a packet failed its checksum".into())
-                }))
+                return Err(
+                    err.unwrap_or_else(|| FsError::Protocol("a packet failed its checksum".into()))
+                )
             }
         }
     }
@@ -269,7 +269,11 @@ fn local_writer(
     }
     Err(FsError::Protocol(format!(
         "the block ended without its last packet ({held} bytes received{})",
-        if keep_partial { ", kept for a recovery" } else { "" }
+        if keep_partial {
+            ", kept for a recovery"
+        } else {
+            ""
+        }
     )))
 }
 
