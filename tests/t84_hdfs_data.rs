@@ -757,3 +757,83 @@ async fn bench_hadoop_hdfs_put_cat_beside_tdfs_dfs() {
     let _ = local.kill();
     let _ = local.wait();
 }
+
+/// Small-file create rate: Hadoop's client creating (and closing) 1,000
+/// empty files one after another over `hdfs://` (`tests/hadoop/CreateLoop.java`,
+/// timed in the JVM), beside `tdfs bench meta --op create` on the same
+/// cluster, with one operation in flight and with 64.
+/// `cargo test --test t84_hdfs_data -- --ignored --nocapture bench_small_file`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: run it explicitly"]
+async fn bench_small_file_create_rate_hadoop_beside_tdfs_bench() {
+    const N: u64 = 1000;
+    let h = Hadoop::get().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("cluster");
+    let mut local = common::spawn_local(&data_dir, &["--datanodes", "3", "--replication", "3"]);
+    let conf = data_dir.join("hadoop-conf");
+    let out = Command::new("java")
+        .arg("-Dorg.apache.hadoop.shaded.javax.ws.rs.ext.RuntimeDelegate=TdfsRuntimeDelegate")
+        .args([
+            "-cp",
+            &h.classpath(&conf),
+            "CreateLoop",
+            "/small",
+            &N.to_string(),
+        ])
+        .env("HADOOP_USER_NAME", "root")
+        .output()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ms: u64 = text
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("created {N} in "))?
+                .strip_suffix(" ms")?
+                .parse()
+                .ok()
+        })
+        .expect("CreateLoop prints its time");
+    println!(
+        "BENCH hadoop FileSystem.create+close x{N} (hdfs://, 1 in flight): {ms} ms, {:.0} files/s",
+        N as f64 * 1e3 / ms as f64
+    );
+    let cluster_json = data_dir.join("cluster.json").display().to_string();
+    for conc in ["1", "64"] {
+        let out = std::process::Command::new(common::tdfs_bin())
+            .args([
+                "bench",
+                "meta",
+                "--cluster",
+                &cluster_json,
+                "--user",
+                "root",
+            ])
+            .args([
+                "--op",
+                "create",
+                "--ops",
+                &N.to_string(),
+                "--concurrency",
+                conc,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            println!("BENCH tdfs bench meta --op create --concurrency {conc}: {l}");
+        }
+    }
+    let _ = local.kill();
+    let _ = local.wait();
+}

@@ -165,6 +165,9 @@ where
             return Ok(false);
         }
     };
+    if stage == Stage::PipelineCloseRecovery {
+        return close_recovery(w, op, sink).await;
+    }
     let mut mirror = None;
     if !op.targets.is_empty() {
         match connect_mirror(&op, transfer).await {
@@ -188,6 +191,42 @@ where
         tracing::info!("hdfs write of block {id} gen {gen} failed: {e}");
     }
     done
+}
+
+/// `PIPELINE_CLOSE_RECOVERY`: the pipeline failed as the block closed, so
+/// no packets follow (Hadoop's `recoverClose`): the replica, reopened under
+/// the new generation with the bytes the client had acknowledged, is
+/// finalized and reported here, then downstream (whose connect answer
+/// comes once it did the same), then the client hears success.
+async fn close_recovery<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    op: OpWriteBlockProto,
+    sink: Box<dyn ReplicaSink>,
+) -> Result<bool, FsError> {
+    let id = op.header.base_header.block.block_id;
+    let done = tokio::task::spawn_blocking(move || sink.finish())
+        .await
+        .map_err(join_err)
+        .and_then(|r| r);
+    if let Err(e) = done {
+        tracing::info!("hdfs close recovery of block {id} failed: {e}");
+        send_message(w, &error_response(&e), IO_TIMEOUT).await?;
+        return Ok(false);
+    }
+    let mut resp = op_response(Status::Success, None);
+    resp.first_bad_link = Some(String::new());
+    if !op.targets.is_empty() {
+        if let Err(bad) = connect_mirror(&op, false).await {
+            resp = op_response(Status::Error, Some(format!("cannot reach {bad}")));
+            resp.first_bad_link = Some(bad);
+        }
+    }
+    tracing::info!(
+        "hdfs close recovery: block {id} finalized at gen {}",
+        op.latest_generation_stamp
+    );
+    send_message(w, &resp, IO_TIMEOUT).await?;
+    Ok(resp.status == Status::Success as i32)
 }
 
 fn check_write_token(
