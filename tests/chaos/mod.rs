@@ -202,7 +202,11 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     violations.extend(verify::check_data(&ctl, &sh).await);
     let snap_report = match snap::check(&ctl, &cl, &snap_files).await {
         Ok(r) => {
-            println!("chaos: snapshot: {r:?}");
+            println!(
+                "chaos: snapshot: {} files read back as taken; {} snapshot-only blocks, \
+                 gone from every disk {:.1?} after the snapshot was deleted",
+                r.files, r.snapshot_only, r.freed_in
+            );
             r
         }
         Err(e) => {
