@@ -203,9 +203,14 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     let snap_report = match snap::check(&ctl, &cl, &snap_files).await {
         Ok(r) => {
             println!(
-                "chaos: snapshot: {} files read back as taken; {} snapshot-only blocks, \
-                 gone from every disk {:.1?} after the snapshot was deleted",
-                r.files, r.snapshot_only, r.freed_in
+                "chaos: snapshot: {} files read back as taken (live files since: {} deleted, \
+                 {} overwritten); {} snapshot-only blocks, gone from every disk {:.1?} after \
+                 the snapshot was deleted",
+                r.files,
+                sh.counters.snap_deletes.load(Ordering::Relaxed),
+                sh.counters.snap_overwrites.load(Ordering::Relaxed),
+                r.snapshot_only,
+                r.freed_in
             );
             r
         }
