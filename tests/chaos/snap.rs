@@ -68,7 +68,8 @@ pub async fn setup(sh: &Shared, c: &Arc<MetaClient>, rng: &mut StdRng) -> Vec<Sn
 
 /// During the faults: seeded changes to the snapshotted files. The first
 /// two are fixed (an inside-block truncate of f0, a delete of f1), so that
-/// every run leaves blocks only the snapshot references.
+/// every run leaves blocks only the snapshot references. A deleted file is
+/// followed by a new one under a new name in the same directory.
 pub async fn mutator(sh: Arc<Shared>, c: Arc<MetaClient>, files: Vec<SnapFile>, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
     // Live entry of each snapshot name (None once deleted or given up).
@@ -80,7 +81,16 @@ pub async fn mutator(sh: Arc<Shared>, c: Arc<MetaClient>, files: Vec<SnapFile>, 
         let (slot, op) = match step {
             1 => (0, 0),
             2 => (1, 3),
-            _ => (rng.gen_range(0..live.len()), rng.gen_range(0..4)),
+            // Truncate 35 %, append 30 %, overwrite 25 %, delete 10 %.
+            _ => {
+                let op = match rng.gen_range(0..100) {
+                    0..=34 => 0,
+                    35..=64 => 1,
+                    65..=89 => 2,
+                    _ => 3,
+                };
+                (rng.gen_range(0..live.len()), op)
+            }
         };
         let Some(idx) = live[slot] else { continue };
         let f = sh.files.lock().unwrap()[idx].clone();
@@ -126,10 +136,19 @@ pub async fn mutator(sh: Arc<Shared>, c: Arc<MetaClient>, files: Vec<SnapFile>, 
             3 => {
                 let ok = c.delete(&f.path, false).await.is_ok();
                 sh.update(idx, |f| f.deleted = Some(ok));
+                live[slot] = None;
                 if ok {
                     sh.counters.snap_deletes.fetch_add(1, Ordering::Relaxed);
+                    // A new file under a new name takes the slot: the
+                    // directory keeps changing, and the snapshot must not
+                    // list it.
+                    let path = format!("{}-{step}", f.path);
+                    let len = rng.gen_range(BLOCK / 2..BLOCK * 5 / 2);
+                    let n = write_file(&sh, &c, path, rng.gen(), len, false).await;
+                    if sh.files.lock().unwrap()[n].failed.is_none() {
+                        live[slot] = Some(n);
+                    }
                 }
-                live[slot] = None;
             }
             _ => {}
         }
