@@ -38,7 +38,9 @@ pub struct SnapFile {
 /// Writes the files (before any fault: each must be acknowledged), allows
 /// and takes the snapshot. Returns what the snapshot must hold.
 pub async fn setup(sh: &Shared, c: &Arc<MetaClient>, rng: &mut StdRng) -> Vec<SnapFile> {
-    c.mkdirs(SNAP_DIR, true).await.expect("mkdir the snapshot dir");
+    c.mkdirs(SNAP_DIR, true)
+        .await
+        .expect("mkdir the snapshot dir");
     let mut out = Vec::new();
     for i in 0..FILES {
         let name = format!("f{i}");
@@ -191,12 +193,17 @@ async fn check_one(c: &MetaClient, f: &SnapFile) -> Result<(), String> {
 /// every replica of a block only it referenced must leave every disk.
 pub async fn check(c: &MetaClient, cl: &Cluster, files: &[SnapFile]) -> Result<SnapReport, String> {
     let root = format!("{SNAP_DIR}/.snapshot/{SNAP_NAME}");
-    let names: BTreeSet<String> = poll(Duration::from_secs(20), Duration::from_millis(500), || {
-        async {
-            let l = c.list(&root).await.map_err(|e| format!("list {root}: {e}"))?;
+    let names: BTreeSet<String> = poll(
+        Duration::from_secs(20),
+        Duration::from_millis(500),
+        || async {
+            let l = c
+                .list(&root)
+                .await
+                .map_err(|e| format!("list {root}: {e}"))?;
             Ok(l.into_iter().map(|e| e.name).collect())
-        }
-    })
+        },
+    )
     .await?;
     let want: BTreeSet<String> = files.iter().map(|f| f.name.clone()).collect();
     if names != want {
@@ -229,20 +236,25 @@ pub async fn check(c: &MetaClient, cl: &Cluster, files: &[SnapFile]) -> Result<S
         ));
     }
     // Still held while the snapshot exists.
-    let on_disk = |k: &(u64, u64)| (0..cl.dns.len()).any(|j| cl.replicas_on_disk(j).contains_key(k));
+    let on_disk =
+        |k: &(u64, u64)| (0..cl.dns.len()).any(|j| cl.replicas_on_disk(j).contains_key(k));
     if let Some(k) = only.iter().find(|k| !on_disk(k)) {
         return Err(format!(
             "block {k:?} of the snapshot has no replica on any disk while the snapshot exists"
         ));
     }
-    poll(Duration::from_secs(30), Duration::from_millis(500), || async {
-        match c.delete_snapshot(SNAP_DIR, SNAP_NAME).await {
-            Ok(()) => Ok(()),
-            // A retried delete whose first attempt applied.
-            Err(_) if matches!(c.list(&root).await, Err(FsError::FileNotFound(_))) => Ok(()),
-            Err(e) => Err(format!("deleting the snapshot: {e}")),
-        }
-    })
+    poll(
+        Duration::from_secs(30),
+        Duration::from_millis(500),
+        || async {
+            match c.delete_snapshot(SNAP_DIR, SNAP_NAME).await {
+                Ok(()) => Ok(()),
+                // A retried delete whose first attempt applied.
+                Err(_) if matches!(c.list(&root).await, Err(FsError::FileNotFound(_))) => Ok(()),
+                Err(e) => Err(format!("deleting the snapshot: {e}")),
+            }
+        },
+    )
     .await?;
     let t = std::time::Instant::now();
     poll(Duration::from_secs(60), Duration::from_millis(500), || async {

@@ -375,7 +375,7 @@ pub async fn truncate(sh: &Shared, c: &MetaClient, idx: usize, rng: &mut StdRng)
         rng.gen_range(0..=(len - 1) / BLOCK) * BLOCK
     } else {
         let mut l = rng.gen_range(1..len);
-        if l % BLOCK == 0 {
+        if l.is_multiple_of(BLOCK) {
             l -= 1;
         }
         l
@@ -387,7 +387,7 @@ pub async fn truncate(sh: &Shared, c: &MetaClient, idx: usize, rng: &mut StdRng)
 /// recording the outcome.
 pub async fn truncate_to(sh: &Shared, c: &MetaClient, idx: usize, new_len: u64) {
     let path = sh.files.lock().unwrap()[idx].path.clone();
-    let inside = new_len % BLOCK != 0;
+    let inside = !new_len.is_multiple_of(BLOCK);
     sh.update(idx, |f| {
         f.busy = true;
         f.epoch += 1;
