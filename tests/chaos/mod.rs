@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod history;
 pub mod nemesis;
 pub mod netns;
+pub mod snap;
 pub mod verify;
 pub mod workload;
 
@@ -64,6 +65,10 @@ pub struct Summary {
     pub reads_ok: u64,
     pub reads_failed: u64,
     pub replicas_scrubbed_bad: usize,
+    /// Acknowledged truncates at a block boundary / inside a block, unknown.
+    pub truncs: (u64, u64, u64),
+    /// Snapshot: files checked, snapshot-only blocks freed after deletion.
+    pub snap: (usize, usize),
     pub seconds: f64,
     pub violations: Vec<String>,
 }
@@ -72,7 +77,7 @@ impl Summary {
     /// One row of the results table in docs/chaos.md.
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} on {} keys ({} unknown) | {} files ({} ok, {} appends), {} reads ({} failed) | {} | {:.0} s | {} |",
+            "| {} | {} | {} on {} keys ({} unknown) | {} files ({} ok, {} appends, {}+{} truncates at/inside a block, {} unknown), {} reads ({} failed); snapshot: {} files intact, {} snapshot-only blocks freed | {} | {:.0} s | {} |",
             self.seed,
             self.faults.len(),
             self.ns_ops,
@@ -81,8 +86,13 @@ impl Summary {
             self.files,
             self.files_ok,
             self.appends_ok,
+            self.truncs.0,
+            self.truncs.1,
+            self.truncs.2,
             self.reads_ok,
             self.reads_failed,
+            self.snap.0,
+            self.snap.1,
             self.replicas_scrubbed_bad,
             self.seconds,
             if self.violations.is_empty() {
@@ -109,8 +119,15 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
         .expect("mkdir the data dir");
 
     let sh = Shared::new();
+    let snap_files = snap::setup(&sh, &ctl, &mut rng).await;
     let mut tasks = Vec::new();
     let addrs = cl.meta_addrs();
+    tasks.push(tokio::spawn(snap::mutator(
+        sh.clone(),
+        cl.client(Duration::from_secs(15)),
+        snap_files.clone(),
+        rng.gen(),
+    )));
     // Namespace workers: each starts at a different metadata node. A short
     // deadline, so that faults leave operations with unknown outcomes.
     for w in 0..3 {
@@ -183,6 +200,25 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
         violations.push(format!("lease recovery: {e}"));
     }
     violations.extend(verify::check_data(&ctl, &sh).await);
+    let snap_report = match snap::check(&ctl, &cl, &snap_files).await {
+        Ok(r) => {
+            println!(
+                "chaos: snapshot: {} files read back as taken (live files since: {} deleted, \
+                 {} overwritten); {} snapshot-only blocks, gone from every disk {:.1?} after \
+                 the snapshot was deleted",
+                r.files,
+                sh.counters.snap_deletes.load(Ordering::Relaxed),
+                sh.counters.snap_overwrites.load(Ordering::Relaxed),
+                r.snapshot_only,
+                r.freed_in
+            );
+            r
+        }
+        Err(e) => {
+            violations.push(format!("snapshot: {e}"));
+            Default::default()
+        }
+    };
     let scrubbed_bad = match verify::scrub(&ctl, &cl).await {
         Ok(n) => n,
         Err(e) => {
@@ -232,6 +268,12 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
         reads_ok: c.reads_ok.load(Ordering::Relaxed),
         reads_failed: c.reads_failed.load(Ordering::Relaxed),
         replicas_scrubbed_bad: scrubbed_bad,
+        truncs: (
+            c.truncs_boundary.load(Ordering::Relaxed),
+            c.truncs_inside.load(Ordering::Relaxed),
+            c.truncs_unknown.load(Ordering::Relaxed),
+        ),
+        snap: (snap_report.files, snap_report.snapshot_only),
         seconds: t0.elapsed().as_secs_f64(),
         violations,
     };

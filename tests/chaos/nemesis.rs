@@ -248,11 +248,9 @@ impl Nemesis {
         sh.add_file(DataFile {
             path: format!("{dst}._COPYING_"),
             seed,
-            created: false,
-            acked_len: 0,
             failed: Some((0, len)),
             killed_cli: true,
-            deleted: None,
+            ..Default::default()
         });
         let mut stdin = child.stdin.take().unwrap();
         let fed = tokio::task::spawn_blocking(move || {

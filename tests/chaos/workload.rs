@@ -48,7 +48,7 @@ pub fn expected_sha(seed: u64, len: u64) -> [u8; 32] {
 }
 
 /// Everything the checker needs to know about one data file.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct DataFile {
     pub path: String,
     pub seed: u64,
@@ -65,6 +65,19 @@ pub struct DataFile {
     /// The workload deleted it: `Some(true)` acknowledged (it must be
     /// gone), `Some(false)` not acknowledged (either way is fine).
     pub deleted: Option<bool>,
+    /// A truncate to this length was sent but not acknowledged: the file
+    /// has either length (applied or not, never half-applied). The file is
+    /// left alone afterwards.
+    pub trunc: Option<u64>,
+    /// Truncated (acknowledged) at least once.
+    pub truncated: bool,
+    /// Overwritten by a new file of the same path (checked as that one).
+    pub replaced: bool,
+    /// A truncate or overwrite is in flight or unfinished: readers keep off.
+    pub busy: bool,
+    /// Bumped before each truncate or overwrite: a read that saw the epoch
+    /// change under it is not judged (its expected length moved).
+    pub epoch: u64,
 }
 
 impl DataFile {
@@ -80,6 +93,9 @@ impl DataFile {
                 b += BLOCK;
             }
             v.push(start + len);
+        }
+        if let Some(t) = self.trunc {
+            v.push(t);
         }
         v
     }
@@ -100,6 +116,14 @@ pub struct Counters {
     pub reads_failed: AtomicU64,
     pub bytes_written: AtomicU64,
     pub abandoned: AtomicU64,
+    /// Acknowledged truncates at a block boundary / inside a block.
+    pub truncs_boundary: AtomicU64,
+    pub truncs_inside: AtomicU64,
+    /// Truncates whose outcome is unknown to the client.
+    pub truncs_unknown: AtomicU64,
+    /// Snapshot files deleted / overwritten (acknowledged) during the run.
+    pub snap_deletes: AtomicU64,
+    pub snap_overwrites: AtomicU64,
 }
 
 /// State shared by the workload tasks, the nemesis and the checker.
@@ -126,7 +150,7 @@ impl Shared {
         })
     }
 
-    fn stopped(&self) -> bool {
+    pub fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
     }
 
@@ -136,7 +160,7 @@ impl Shared {
         v.len() - 1
     }
 
-    fn update(&self, i: usize, f: impl FnOnce(&mut DataFile)) {
+    pub fn update(&self, i: usize, f: impl FnOnce(&mut DataFile)) {
         f(&mut self.files.lock().unwrap()[i]);
     }
 }
@@ -266,16 +290,30 @@ fn opts() -> CreateOptions {
 
 /// Creates and writes a new file; records how it went.
 async fn write_new(sh: &Shared, c: &Arc<MetaClient>, path: String, seed: u64, len: u64) -> usize {
+    write_file(sh, c, path, seed, len, false).await
+}
+
+/// Creates (or, with `overwrite`, replaces) and writes a file; records how
+/// it went.
+pub async fn write_file(
+    sh: &Shared,
+    c: &Arc<MetaClient>,
+    path: String,
+    seed: u64,
+    len: u64,
+    overwrite: bool,
+) -> usize {
     let idx = sh.add_file(DataFile {
         path: path.clone(),
         seed,
-        created: false,
-        acked_len: 0,
         failed: Some((0, len)),
-        killed_cli: false,
-        deleted: None,
+        ..Default::default()
     });
-    let mut w = match FileWriter::create(c.clone(), &path, opts()).await {
+    let o = CreateOptions {
+        overwrite,
+        ..opts()
+    };
+    let mut w = match FileWriter::create(c.clone(), &path, o).await {
         Ok(w) => w,
         Err(_) => {
             sh.counters.files_failed.fetch_add(1, Ordering::Relaxed);
@@ -301,7 +339,7 @@ async fn write_new(sh: &Shared, c: &Arc<MetaClient>, path: String, seed: u64, le
 }
 
 /// Appends to a file whose last attempt was acknowledged.
-async fn append(sh: &Shared, c: &Arc<MetaClient>, idx: usize, len: u64) {
+pub async fn append(sh: &Shared, c: &Arc<MetaClient>, idx: usize, len: u64) {
     let (path, seed, start) = {
         let f = &sh.files.lock().unwrap()[idx];
         (f.path.clone(), f.seed, f.acked_len)
@@ -324,6 +362,60 @@ async fn append(sh: &Shared, c: &Arc<MetaClient>, idx: usize, len: u64) {
     }
 }
 
+/// Truncates an acknowledged, closed file to a seeded length: half the
+/// time at a block boundary (done at once), else inside a block (the last
+/// block is recovered to the new length; waits for the file to close).
+pub async fn truncate(sh: &Shared, c: &MetaClient, idx: usize, rng: &mut StdRng) {
+    let len = sh.files.lock().unwrap()[idx].acked_len;
+    if len == 0 {
+        return;
+    }
+    let boundary = rng.gen_bool(0.5);
+    let new_len = if boundary {
+        rng.gen_range(0..=(len - 1) / BLOCK) * BLOCK
+    } else {
+        let mut l = rng.gen_range(1..len);
+        if l.is_multiple_of(BLOCK) {
+            l -= 1;
+        }
+        l
+    };
+    truncate_to(sh, c, idx, new_len).await;
+}
+
+/// Truncates an acknowledged, closed file to `new_len` (shorter than it),
+/// recording the outcome.
+pub async fn truncate_to(sh: &Shared, c: &MetaClient, idx: usize, new_len: u64) {
+    let path = sh.files.lock().unwrap()[idx].path.clone();
+    let inside = !new_len.is_multiple_of(BLOCK);
+    sh.update(idx, |f| {
+        f.busy = true;
+        f.epoch += 1;
+    });
+    match c.truncate(&path, new_len).await {
+        Ok(done) => {
+            sh.update(idx, |f| {
+                f.acked_len = new_len;
+                f.truncated = true;
+            });
+            if inside {
+                sh.counters.truncs_inside.fetch_add(1, Ordering::Relaxed);
+            } else {
+                sh.counters.truncs_boundary.fetch_add(1, Ordering::Relaxed);
+            }
+            // Closed once the last block is recovered; until then (or if
+            // that takes too long) the file stays busy, left alone.
+            if done || c.wait_closed(&path, Duration::from_secs(30)).await.is_ok() {
+                sh.update(idx, |f| f.busy = false);
+            }
+        }
+        Err(_) => {
+            sh.update(idx, |f| f.trunc = Some(new_len));
+            sh.counters.truncs_unknown.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Starts a file with its own client and drops both halfway through a
 /// block: the file is left to lease recovery.
 async fn abandon(sh: &Shared, c: Arc<MetaClient>, path: String, seed: u64) {
@@ -331,11 +423,8 @@ async fn abandon(sh: &Shared, c: Arc<MetaClient>, path: String, seed: u64) {
     let idx = sh.add_file(DataFile {
         path: path.clone(),
         seed,
-        created: false,
-        acked_len: 0,
         failed: Some((0, len)),
-        killed_cli: false,
-        deleted: None,
+        ..Default::default()
     });
     if let Ok(mut w) = FileWriter::create(c, &path, opts()).await {
         sh.update(idx, |f| f.created = true);
@@ -369,6 +458,8 @@ pub async fn writer(
                 .filter(|&i| {
                     files[i].failed.is_none()
                         && files[i].deleted.is_none()
+                        && !files[i].busy
+                        && files[i].trunc.is_none()
                         && files[i].acked_len < 12 * BLOCK
                 })
                 .collect()
@@ -394,7 +485,10 @@ pub async fn writer(
             let idx = appendable[rng.gen_range(0..appendable.len())];
             let len = rng.gen_range(BLOCK / 4..BLOCK * 3 / 2);
             append(&sh, &c, idx, len).await;
-        } else if roll < 35 {
+        } else if roll < 38 && !appendable.is_empty() {
+            let idx = appendable[rng.gen_range(0..appendable.len())];
+            truncate(&sh, &c, idx, &mut rng).await;
+        } else if roll < 43 {
             abandon(&sh, mk_client(), path, fseed).await;
         } else {
             let len = rng.gen_range(BLOCK / 2..BLOCK * 7 / 2);
@@ -409,22 +503,32 @@ pub async fn reader(sh: Arc<Shared>, c: Arc<MetaClient>, seed: u64) {
     while !sh.stopped() {
         let pick = {
             let files = sh.files.lock().unwrap();
-            let ok: Vec<&DataFile> = files
+            let ok: Vec<usize> = files
                 .iter()
-                .filter(|f| f.created && f.acked_len > 0 && f.deleted.is_none())
+                .enumerate()
+                .filter(|(_, f)| {
+                    f.created && f.acked_len > 0 && f.deleted.is_none() && !f.busy && !f.replaced
+                })
+                .map(|(i, _)| i)
                 .collect();
             (!ok.is_empty()).then(|| {
-                let f = ok[rng.gen_range(0..ok.len())];
-                (f.path.clone(), f.seed, f.acked_len)
+                let i = ok[rng.gen_range(0..ok.len())];
+                let f = &files[i];
+                (i, f.path.clone(), f.seed, f.acked_len, f.epoch)
             })
         };
-        let Some((path, fseed, len)) = pick else {
+        let Some((idx, path, fseed, len, epoch)) = pick else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
         let mut out = Vec::with_capacity(len as usize);
         match read_range(&c, &path, 0, len, &mut out).await {
             Ok(_) => {
+                // A truncate or overwrite began during the read: what it
+                // should have returned is not known; do not judge it.
+                if sh.files.lock().unwrap()[idx].epoch != epoch {
+                    continue;
+                }
                 sh.counters.reads_ok.fetch_add(1, Ordering::Relaxed);
                 let got: [u8; 32] = Sha256::digest(&out).into();
                 if out.len() as u64 != len || got != expected_sha(fseed, len) {

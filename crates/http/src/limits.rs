@@ -125,6 +125,18 @@ fn streams_data(req: &Request) -> bool {
         .is_some_and(|q| q.split('&').any(|kv| kv.starts_with("namenoderpcaddress=")))
 }
 
+/// Whether the request is a CREATE or APPEND (either step).
+fn is_upload_op(req: &Request) -> bool {
+    req.uri().query().is_some_and(|q| {
+        q.split('&').any(|kv| {
+            kv.split_once('=').is_some_and(|(k, v)| {
+                k.eq_ignore_ascii_case("op")
+                    && (v.eq_ignore_ascii_case("create") || v.eq_ignore_ascii_case("append"))
+            })
+        })
+    })
+}
+
 /// Refuses a declared body over `max` (413) and cuts an undeclared one
 /// there, except on requests that stream file data.
 async fn limit_body(max: u64, req: Request, next: Next) -> Response {
@@ -136,7 +148,10 @@ async fn limit_body(max: u64, req: Request, next: Next) -> Response {
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max) {
+    // Step one of CREATE and APPEND answers with a redirect and never reads
+    // the body a client such as `curl -T` sends along (as Hadoop's NameNode);
+    // the body is still cut at `max` below, so nothing is buffered beyond it.
+    if declared.is_some_and(|n| n > max) && !is_upload_op(&req) {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body over {max} bytes"),
