@@ -185,6 +185,8 @@ async fn a_partitioned_old_leader_destroys_nothing() {
     // watching for more of the old leader's attempts (each one must be
     // refused without a loss) until three were seen or 5 s passed.
     let mut done_at: Option<Instant> = None;
+    // The old leader keeps running policy rounds: each is an attempt.
+    let mut old_rounds = old.policy_rounds();
     loop {
         check_no_loss(&cl, &mut high);
         let a = c2.block_locations("/fence/a", 0, u64::MAX).await;
@@ -203,14 +205,17 @@ async fn a_partitioned_old_leader_destroys_nothing() {
             Instant::now() < deadline,
             "timed out: /fence/a at 4: {a_done}, decommissioned: {dec}, fenced batches: {fenced}"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let _ = tokio::time::timeout(Duration::from_millis(200), old_rounds.changed()).await;
     }
-    // A while longer under the deposed leader's attempts: still nothing lost.
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
+    // Four more of the deposed leader's rounds: still nothing lost.
+    let target = *old_rounds.borrow() + 4;
+    let until = Instant::now() + Duration::from_secs(20);
+    while *old_rounds.borrow() < target {
         check_no_loss(&cl, &mut high);
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(Instant::now() < until, "the deposed leader ran no rounds");
+        let _ = tokio::time::timeout(Duration::from_millis(200), old_rounds.changed()).await;
     }
+    check_no_loss(&cl, &mut high);
     fail::remove("meta::skip-leader-confirm");
     cl.net.heal();
     let counts = replica_counts(&cl);
@@ -285,7 +290,7 @@ async fn a_block_whose_every_replica_is_corrupt_keeps_them_all() {
     // The leader keeps them all, round after round (with delete-last-corrupt
     // it purges them here).
     let leader = cl.leader().unwrap();
-    let rounds = leader.policy_rounds();
+    let mut rounds = leader.policy_rounds();
     let first = *rounds.borrow();
     let until = Instant::now() + Duration::from_secs(20);
     while *rounds.borrow() < first + 6 {
@@ -297,7 +302,7 @@ async fn a_block_whose_every_replica_is_corrupt_keeps_them_all() {
             .count();
         assert_eq!(q, 3, "a corrupt replica of the only copy was deleted");
         assert!(Instant::now() < until, "the leader ran no policy rounds");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), rounds.changed()).await;
     }
     let (code, out) = tdfs_async(&["fsck", "/lost", "--cluster", &cj, "--json"]).await;
     let doc: serde_json::Value =

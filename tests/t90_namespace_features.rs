@@ -169,9 +169,9 @@ async fn snapshot_keeps_blocks_of_deleted_appended_and_truncated_files() {
     assert!(kinds.iter().any(|k| k.starts_with("Rename b")), "{kinds:?}");
 
     // The policies keep the snapshot's blocks: wait a few rounds and look.
-    let rounds = *cl.leader().unwrap().rounds().borrow();
+    let rounds = *cl.leader().unwrap().policy_rounds().borrow();
     wait_for("policy rounds", Duration::from_secs(20), || async {
-        (*cl.leader()?.rounds().borrow() >= rounds + 5).then_some(())
+        (*cl.leader()?.policy_rounds().borrow() >= rounds + 5).then_some(())
     })
     .await;
     let held: Vec<BlockId> = a_ids.iter().chain(&t_ids[1..]).copied().collect();
@@ -244,9 +244,9 @@ async fn snapshot_blocks_survive_a_restart_of_every_node_and_a_failover() {
     cl.stop_meta(leader).await;
     assert_eq!(read(&root, "/r/.snapshot/keep/a", 0, u64::MAX).await, a);
     // A new leader, with full reports in: the blocks are not orphans.
-    let rounds = *cl.leader().unwrap().rounds().borrow();
+    let rounds = *cl.leader().unwrap().policy_rounds().borrow();
     wait_for("policy rounds", Duration::from_secs(20), || async {
-        (*cl.leader()?.rounds().borrow() >= rounds + 10).then_some(())
+        (*cl.leader()?.policy_rounds().borrow() >= rounds + 10).then_some(())
     })
     .await;
     let s = stored_blocks(&cl);

@@ -425,7 +425,7 @@ impl MetaNode {
     }
 
     /// Counts the leader's policy rounds.
-    pub fn rounds(&self) -> &watch::Sender<u64> {
+    pub(crate) fn rounds(&self) -> &watch::Sender<u64> {
         &self.rounds
     }
 

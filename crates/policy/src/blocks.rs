@@ -17,6 +17,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 use tdfs_proto::BlockId;
 
+mod check;
+
 /// How healthy a block is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub enum Class {
@@ -696,55 +698,6 @@ impl BlockMap {
             return true;
         }
         false
-    }
-
-    /// Recomputes everything from scratch and compares with what was kept
-    /// incrementally; an error names the first disagreement. For tests.
-    pub fn check_consistency(&self, nodes: &Nodes) -> Result<(), String> {
-        let mut h = Health::default();
-        let mut under = BTreeSet::new();
-        let mut over = BTreeSet::new();
-        let mut bad = BTreeSet::new();
-        for (id, e) in &self.map {
-            let q = self.quarantined.get(id).is_some_and(|q| !q.is_empty());
-            let (class, counted) = classify(e, nodes, q);
-            if class != e.class || counted != e.counted {
-                return Err(format!(
-                    "block {id}: kept {:?}/{} but recomputed {class:?}/{counted}",
-                    e.class, e.counted
-                ));
-            }
-            if e.committed() && e.known() {
-                h.blocks += 1;
-            }
-            match class {
-                Class::Under => {
-                    h.under_replicated += 1;
-                    under.insert((counted, *id));
-                }
-                Class::Young => h.under_replicated += 1,
-                Class::Over => {
-                    h.over_replicated += 1;
-                    over.insert(*id);
-                }
-                Class::Missing => {
-                    h.missing += 1;
-                    bad.insert(*id);
-                }
-                Class::Corrupt => {
-                    h.corrupt += 1;
-                    bad.insert(*id);
-                }
-                _ => {}
-            }
-        }
-        if h != self.health {
-            return Err(format!("health kept {:?}, recomputed {h:?}", self.health));
-        }
-        if under != self.under || over != self.over || bad != self.bad {
-            return Err("queues disagree with the classes".into());
-        }
-        Ok(())
     }
 }
 
