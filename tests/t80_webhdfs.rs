@@ -700,6 +700,18 @@ async fn status_page_in_headless_chromium() {
     ] {
         assert!(dom.contains(k), "summary has {k}");
     }
+    // The counts are the leader's maintained ones, and agree with a walk of the namespace.
+    let walked = root.fsck("/").await.unwrap();
+    for (id, want) in [
+        ("files", walked.files),
+        ("directories", walked.directories),
+        ("blocks", walked.blocks),
+        ("corrupt_blocks", walked.corrupt),
+        ("missing_blocks", walked.missing),
+    ] {
+        let needle = format!("id=\"{id}\">{want}<");
+        assert!(dom.contains(&needle), "status page shows {needle}: {dom}");
+    }
     let shot = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("status-page.png");
     let _ = std::fs::remove_file(&shot);
     headless(

@@ -5,7 +5,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 use tdfs_client::MetaClient;
-use tdfs_proto::meta::{AdminRequest, AdminResponse, ClusterReport, FsckReport, NodeState};
+use tdfs_proto::meta::{AdminRequest, AdminResponse, ClusterReport, HealthReport, NodeState};
 
 /// One metadata node as seen from here.
 pub struct MetaRow {
@@ -20,7 +20,8 @@ pub struct Status {
     pub this: Option<NodeState>,
     pub metas: Vec<MetaRow>,
     pub report: Result<ClusterReport, String>,
-    pub fsck: Result<FsckReport, String>,
+    /// Block and namespace counts the leader maintains as they change (never a walk).
+    pub health: Result<HealthReport, String>,
 }
 
 const ASK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -43,12 +44,16 @@ pub async fn gather(c: &MetaClient, self_rpc: &str) -> Status {
         Ok(other) => Err(format!("unexpected reply {other:?}")),
         Err(e) => Err(e),
     };
-    let fsck = timed(c.fsck("/")).await;
+    let health = match timed(c.admin(AdminRequest::Health)).await {
+        Ok(AdminResponse::Health(h)) => Ok(h),
+        Ok(other) => Err(format!("unexpected reply {other:?}")),
+        Err(e) => Err(e),
+    };
     Status {
         this,
         metas,
         report,
-        fsck,
+        health,
     }
 }
 
@@ -172,11 +177,15 @@ fn summary(h: &mut String, s: &Status) {
         }
         Err(e) => row(h, "Datanodes", format!("<span class=bad>{}</span>", esc(e))),
     }
-    match &s.fsck {
+    match &s.health {
         Ok(f) => {
-            row(h, "Files", f.files.to_string());
-            row(h, "Directories", f.directories.to_string());
-            row(h, "Blocks", f.blocks.to_string());
+            for (k, v) in [
+                ("Files", f.files),
+                ("Directories", f.directories),
+                ("Blocks", f.blocks),
+            ] {
+                row(h, k, format!("<span id=\"{}\">{v}</span>", slug(k)));
+            }
             for (k, v) in [
                 ("Under-replicated blocks", f.under_replicated),
                 ("Corrupt blocks", f.corrupt),
@@ -320,7 +329,7 @@ mod tests {
                     dn("d", "live", "decommissioning"),
                 ],
             }),
-            fsck: Err("no leader".into()),
+            health: Err("no leader".into()),
         };
         let html = render(&s);
         assert_eq!(html.matches("class=\"datanode-row\"").count(), 3);
@@ -355,7 +364,7 @@ mod tests {
                 state: Ok(st),
             }],
             report: Err("x".into()),
-            fsck: Err("x".into()),
+            health: Err("x".into()),
         };
         let html = render(&s);
         assert!(html.contains("id=\"alarm-3\""));
