@@ -49,6 +49,8 @@ pub mod defaults {
     /// Every this many applied entries, each metadata node hashes its
     /// namespace and the leader compares the hashes.
     pub const HASH_EVERY: u64 = 50_000;
+    /// Inodes freed per `Reclaim` step: a few milliseconds of apply.
+    pub const RECLAIM_BUDGET: u32 = 20_000;
 }
 
 /// Cluster-wide defaults for new files (stamped into each create by the
@@ -117,6 +119,9 @@ pub struct MetaConfig {
     /// `--trash-interval MINUTES`, as HDFS's `fs.trash.interval`. The
     /// leader checkpoints and expires every user's trash this often.
     pub trash_interval_ms: u64,
+    /// Inodes a huge delete's `Reclaim` step frees at most (one per policy
+    /// round), so its work never stalls applies; tests lower it.
+    pub reclaim_budget: u32,
 }
 
 impl MetaConfig {
@@ -158,6 +163,7 @@ impl MetaConfig {
             gossip: true,
             hash_every: defaults::HASH_EVERY,
             trash_interval_ms: 0,
+            reclaim_budget: defaults::RECLAIM_BUDGET,
         }
     }
 

@@ -12,9 +12,6 @@ use tdfs_namespace::{AdminState, LogOp, Outcome};
 use tdfs_proto::event::EventKind;
 use tdfs_rpc::Shutdown;
 
-/// Inodes freed per `Reclaim` step: a few milliseconds of apply.
-const RECLAIM_BUDGET: u32 = 20_000;
-
 /// Follows Raft's state: on election the soft state takes the leader's
 /// duties (and forgets them on stepping down); a fresh namespace is
 /// initialized; once an entry of the new term is applied the node is
@@ -135,7 +132,7 @@ async fn round(node: &Arc<MetaNode>, drained: Vec<tdfs_proto::DatanodeId>, empti
     crate::consistency::compare(node).await;
     if core.ns(|r| r.ns.pending_reclaim()) > 0 {
         let op = LogOp::Reclaim {
-            budget: RECLAIM_BUDGET,
+            budget: node.config().reclaim_budget,
         };
         if let Err(e) = node.propose_system(op).await {
             tracing::debug!("reclaim step: {e}");
