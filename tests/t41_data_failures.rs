@@ -153,6 +153,7 @@ async fn c_stat_uc(cl: &tdfs_local::LocalCluster, p: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_survive_corrupted_replicas_and_the_bad_ones_are_dropped() {
+    common::expect_corrupt_replicas();
     let (dir, cl) = cluster(4, 1 << 20, |_| {}).await;
     let c = cl.client("root");
     let data = bytes(13, 1 << 20);

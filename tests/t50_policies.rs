@@ -392,6 +392,7 @@ async fn setrep_down_trims_and_up_copies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_with_every_replica_corrupt_is_reported_and_never_served() {
+    common::expect_corrupt_replicas();
     let (dir, cl) = cluster(4, BS, fast(30_000)).await;
     let c = cl.client("root");
     write(&c, "/all/f", &bytes(27, BS as usize), 1 << 20).await;

@@ -250,6 +250,7 @@ async fn tdfs_async(args: &[&str]) -> (i32, String) {
 /// CORRUPT and `-list-corruptfileblocks` lists the file, block and holders.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_whose_every_replica_is_corrupt_keeps_them_all() {
+    common::expect_corrupt_replicas();
     let (dir, cl) = cluster(4, BS, fast).await;
     cl.write_cluster_json().unwrap();
     let cj = dir.path().join("cluster.json").display().to_string();

@@ -30,14 +30,9 @@ pub async fn cluster(
     block_size: u64,
     tweak: impl Fn(&mut LocalConfig),
 ) -> (tempfile::TempDir, LocalCluster) {
-    // Logs go to the test's captured output (shown when it fails); RUST_LOG sets the level.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,openraft=warn")),
-        )
-        .with_test_writer()
-        .try_init();
+    // Logs go to the test's captured output (shown when it fails); RUST_LOG
+    // sets the level. A warning blaming this process fails the test at shutdown.
+    tdfs_testkit::log::init();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = LocalConfig::new(dir.path(), 3, datanodes);
     cfg.block_size = Some(block_size);
@@ -48,6 +43,7 @@ pub async fn cluster(
         m.election_max_ms = 300;
     }));
     cfg.tweak_datanode = Some(Arc::new(|d| d.heartbeat = Duration::from_millis(200)));
+    cfg.on_shutdown = Some(Arc::new(tdfs_testkit::log::assert_no_local_faults));
     tweak(&mut cfg);
     let c = LocalCluster::start(cfg).await.unwrap();
     c.wait_ready(Duration::from_secs(30)).await.unwrap();

@@ -19,6 +19,14 @@ pub fn tdfs_bin() -> &'static str {
     env!("CARGO_BIN_EXE_tdfs")
 }
 
+/// Declares that this test corrupts replicas on purpose: the datanodes'
+/// warnings about them (a local fault: their disk's bytes) are expected.
+pub fn expect_corrupt_replicas() {
+    for p in ["fails verification", "quarantin", "is corrupt"] {
+        tdfs_testkit::log::allow_local(p);
+    }
+}
+
 /// Polls `f` until it returns `Some` or the deadline passes.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
 where

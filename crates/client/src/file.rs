@@ -380,7 +380,7 @@ pub async fn read_range(
                     }
                 }
                 Err(e) => {
-                    tracing::warn!("block {} from {}: {e}", lb.block.id, loc.addr);
+                    tracing::warn!(fault = "peer", peer = %loc.addr, "block {} from {}: {e}", lb.block.id, loc.addr);
                     if matches!(e, FsError::ChecksumMismatch { .. }) {
                         c.report_bad_replica(lb.block.id, &loc.id).await;
                     }

@@ -107,7 +107,7 @@ impl MetaClient {
                         return;
                     }
                     if let Err(e) = c.meta(MetaRequest::RenewLease).await {
-                        tracing::warn!("lease renewal failed: {e}");
+                        tracing::warn!(fault = "peer", "lease renewal failed: {e}");
                     }
                 }
             });
@@ -125,7 +125,10 @@ impl MetaClient {
             node: node.clone(),
         };
         if let Err(e) = self.meta(op).await {
-            tracing::warn!("could not report bad replica of block {block}: {e}");
+            tracing::warn!(
+                fault = "peer",
+                "could not report bad replica of block {block}: {e}"
+            );
         }
     }
 

@@ -47,6 +47,7 @@ pub async fn run(
             match verdict {
                 Ok(Ok(Check::Quarantined { gen })) => {
                     tracing::warn!(
+                        fault = "local",
                         "scanner: replica of block {id} gen {gen} is corrupt: quarantined"
                     );
                     corrupt(id, gen);
@@ -54,7 +55,7 @@ pub async fn run(
                 // Deleted or replaced while being checked: nothing to do.
                 Ok(Ok(Check::Good | Check::Gone)) => {}
                 Ok(Err(e)) => tracing::debug!("scanner: block {id}: {e}"),
-                Err(e) => tracing::warn!("scanner: block {id}: {e}"),
+                Err(e) => tracing::warn!(fault = "local", "scanner: block {id}: {e}"),
             }
             // Pace: the time this replica's bytes are worth at the rate.
             let pause = Duration::from_secs_f64(r.len as f64 / cfg.bytes_per_sec.max(1) as f64);

@@ -203,7 +203,7 @@ impl GossipHandle {
         }
         if let Some(task) = self.task.take() {
             if let Err(err) = task.await {
-                warn!(error = %err, "gossip task failed");
+                warn!(fault = "local", error = %err, "gossip task failed");
             }
         }
     }

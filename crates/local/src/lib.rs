@@ -52,6 +52,9 @@ pub struct LocalConfig {
     /// How long trashed files are kept, ms (0: trash off; `tdfs local`
     /// turns it on with a day, as HDFS's `fs.trash.interval` of 1440).
     pub trash_interval_ms: u64,
+    /// Called once `shutdown` has stopped every node (tests check the
+    /// warnings the run logged here).
+    pub on_shutdown: Option<Arc<dyn Fn() + Send + Sync>>,
 }
 
 impl LocalConfig {
@@ -70,6 +73,7 @@ impl LocalConfig {
             tweak_datanode: None,
             seed: tdfs_rpc::run_seed(),
             trash_interval_ms: 0,
+            on_shutdown: None,
         }
     }
 }
@@ -99,7 +103,7 @@ async fn bind_http(want: &str) -> std::io::Result<TcpListener> {
         Ok(l) => Ok(l),
         Err(e) if want.ends_with(":0") => Err(e),
         Err(e) => {
-            tracing::warn!("{want} is taken ({e}); using a new port for http");
+            tracing::info!("{want} is taken ({e}); using a new port for http");
             TcpListener::bind("127.0.0.1:0").await
         }
     }
@@ -509,6 +513,9 @@ impl LocalCluster {
         let ids: Vec<u64> = self.metas.keys().copied().collect();
         for id in ids {
             self.stop_meta(id).await;
+        }
+        if let Some(f) = &self.cfg.on_shutdown {
+            f();
         }
     }
 }

@@ -14,8 +14,13 @@ pub fn from_env() {
             };
             for (name, actions) in spec.split(';').filter_map(|p| p.split_once('=')) {
                 match fail::cfg(name.trim(), actions.trim()) {
-                    Ok(()) => tracing::warn!("FAILPOINT {name} set to {actions} (test build)"),
-                    Err(e) => tracing::error!("bad failpoint {name}={actions}: {e}"),
+                    Ok(()) => tracing::warn!(
+                        fault = "local",
+                        "FAILPOINT {name} set to {actions} (test build)"
+                    ),
+                    Err(e) => {
+                        tracing::error!(fault = "local", "bad failpoint {name}={actions}: {e}")
+                    }
                 }
             }
         });

@@ -46,6 +46,7 @@ pub struct MetaMetrics {
     ops: Family<OpLabel, Counter>,
     op_errors: Family<OpLabel, Counter>,
     op_seconds: HistogramFamily,
+    datanode_requests: Family<OpLabel, Counter>,
     term: Gauge,
     role: Family<StateLabel, Gauge>,
     last_log_index: Gauge,
@@ -85,6 +86,13 @@ impl MetaMetrics {
             "operation_seconds",
             "Latency of namespace operations, by type",
             op_seconds.clone(),
+        );
+        let datanode_requests = Family::<OpLabel, Counter>::default();
+        r.register(
+            "datanode_requests",
+            "Calls from datanodes (register, full_report, incremental_report, poll): \
+             there is no heartbeat, so an idle datanode makes only its long polls",
+            datanode_requests.clone(),
         );
         let g = |r: &mut Registry, name: &str, help: &str| {
             let g = Gauge::default();
@@ -134,6 +142,7 @@ impl MetaMetrics {
             ops,
             op_errors,
             op_seconds,
+            datanode_requests,
             term,
             role,
             last_log_index,
@@ -144,6 +153,13 @@ impl MetaMetrics {
             missing,
             corrupt,
         }
+    }
+
+    /// Counts one call from a datanode.
+    pub fn datanode_request(&self, kind: &str) {
+        self.datanode_requests
+            .get_or_create(&OpLabel { op: kind.into() })
+            .inc();
     }
 
     /// Counts one operation and its latency.

@@ -67,6 +67,7 @@ impl Handler<Request, Response> for MetaService {
             }
             Request::Datanode(d) => {
                 require_peer(peer)?;
+                node.metrics().datanode_request(d.kind());
                 node.datanode_request(d).await.map(Response::Datanode)
             }
             Request::Events { after, wait_ms } => {

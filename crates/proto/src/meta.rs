@@ -679,6 +679,18 @@ pub enum DatanodeRequest {
     },
 }
 
+impl DatanodeRequest {
+    /// A short name for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DatanodeRequest::Register { .. } => "register",
+            DatanodeRequest::FullReport { .. } => "full_report",
+            DatanodeRequest::IncrementalReport { .. } => "incremental_report",
+            DatanodeRequest::Poll { .. } => "poll",
+        }
+    }
+}
+
 /// Capacity figures of one datanode.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatanodeUsage {

@@ -56,7 +56,11 @@ pub fn on(bug: Bug) -> bool {
             .filter(|s| !s.is_empty())
             .collect();
         if !v.is_empty() {
-            tracing::warn!("BUG SWITCHES ON (test build): {}", v.join(", "));
+            tracing::warn!(
+                fault = "local",
+                "BUG SWITCHES ON (test build): {}",
+                v.join(", ")
+            );
         }
         v
     });

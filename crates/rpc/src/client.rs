@@ -190,7 +190,7 @@ pub(crate) fn sealed(mac: &mut Option<FrameMac>, mut frame: Vec<u8>) -> Option<V
     match crate::session::seal(mac.as_mut(), &mut frame) {
         Ok(()) => Some(frame),
         Err(e) => {
-            tracing::warn!("cannot seal a frame: {e}");
+            tracing::warn!(fault = "local", "cannot seal a frame: {e}");
             None
         }
     }
@@ -262,14 +262,14 @@ async fn read_loop<Resp: DeserializeOwned + Send + 'static>(
         let body = match crate::session::open(mac.as_mut(), body) {
             Ok(b) => b,
             Err(e) => {
-                tracing::warn!("closing connection: {e}");
+                tracing::warn!(fault = "peer", "closing connection: {e}");
                 break;
             }
         };
         let reply: Reply<Resp> = match decode(&body) {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!("undecodable reply, closing connection: {e}");
+                tracing::warn!(fault = "peer", "undecodable reply, closing connection: {e}");
                 break;
             }
         };

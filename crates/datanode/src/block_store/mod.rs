@@ -285,7 +285,7 @@ fn sync_dir(disk: &dyn Disk, dir: &Path) -> Result<(), FsError> {
 fn remove_quietly(disk: &dyn Disk, path: &Path) {
     if let Err(e) = disk.remove_file(path) {
         if e.kind() != io::ErrorKind::NotFound {
-            tracing::warn!("cannot remove {}: {e}", path.display());
+            tracing::warn!(fault = "local", "cannot remove {}: {e}", path.display());
         }
     }
 }

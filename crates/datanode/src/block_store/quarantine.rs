@@ -82,7 +82,10 @@ impl BlockStore {
                 _ => return Ok(false),
             }
         };
-        tracing::warn!("quarantining replica {id} gen {gen}: {why}");
+        tracing::warn!(
+            fault = "local",
+            "quarantining replica {id} gen {gen}: {why}"
+        );
         let entry = match move_aside(
             self.disk(),
             &self.current,
@@ -97,6 +100,7 @@ impl BlockStore {
             },
             Err(e) => {
                 tracing::error!(
+                    fault = "local",
                     "cannot move replica {id} gen {gen} into quarantine ({e}); \
                      it stays in {} and is not served",
                     self.current.display()

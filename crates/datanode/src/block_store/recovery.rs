@@ -110,7 +110,10 @@ fn quarantine_bad(
     fsync: bool,
 ) {
     for (id, gen, why) in bad {
-        tracing::warn!("quarantining replica {id} gen {gen}: {why}");
+        tracing::warn!(
+            fault = "local",
+            "quarantining replica {id} gen {gen}: {why}"
+        );
         let entry = match move_aside(disk, current, qdir, id, gen, fsync) {
             Ok(bytes) => Quarantined {
                 bytes,
@@ -118,6 +121,7 @@ fn quarantine_bad(
             },
             Err(e) => {
                 tracing::error!(
+                    fault = "local",
                     "cannot move replica {id} gen {gen} into quarantine ({e}); \
                      it stays in {} and is not served",
                     current.display()
@@ -259,7 +263,11 @@ fn scan_quarantine(
     {
         let path = qdir.join(&entry.name);
         let Some((id, gen, _)) = entry.name.to_str().and_then(parse_name) else {
-            tracing::warn!("ignoring unexpected file {}", path.display());
+            tracing::warn!(
+                fault = "local",
+                "ignoring unexpected file {}",
+                path.display()
+            );
             continue;
         };
         let bytes = disk.metadata(&path).map(|m| m.len).unwrap_or(0);
@@ -331,7 +339,11 @@ fn list_current(disk: &dyn Disk, current: &Path) -> Result<Listing, FsError> {
             Some((id, gen, false)) => {
                 datas.insert((id, gen), path);
             }
-            None => tracing::warn!("ignoring unexpected file {}", path.display()),
+            None => tracing::warn!(
+                fault = "local",
+                "ignoring unexpected file {}",
+                path.display()
+            ),
         }
     }
     Ok((metas, datas))
@@ -374,7 +386,7 @@ fn load_current(
                 .push((id, gen, "a quarantine was interrupted".into()));
             continue;
         }
-        tracing::warn!(
+        tracing::info!(
             "removing replica {id} gen {gen}: data file {} was never published",
             path.display()
         );

@@ -93,7 +93,10 @@ impl BlockStore {
         };
         let result = self.verify_gen(id, gen);
         if let Ok(Some(why)) = &result {
-            tracing::warn!("replica {id} gen {gen} fails verification: {why}");
+            tracing::warn!(
+                fault = "local",
+                "replica {id} gen {gen} fails verification: {why}"
+            );
             self.stats.verify_failures.inc();
         }
         let mut inner = lock_poisoned(&self.inner);

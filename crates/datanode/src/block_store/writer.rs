@@ -178,7 +178,12 @@ impl BlockStore {
             remove_quietly(disk, &d);
             if self.cfg.fsync {
                 if let Err(e) = sync_dir(disk, &self.current) {
-                    tracing::warn!("block {}: removing gen {}: {e}", w.id, old.gen);
+                    tracing::warn!(
+                        fault = "local",
+                        "block {}: removing gen {}: {e}",
+                        w.id,
+                        old.gen
+                    );
                 }
             }
         }

@@ -104,6 +104,7 @@ impl Cluster {
     /// Starts `n` founding nodes; `tweak` adjusts every node's configuration
     /// (also on restarts).
     pub async fn start_with(n: u64, tweak: fn(&mut MetaConfig)) -> Cluster {
+        tdfs_testkit::log::init();
         let root = tempfile::tempdir().unwrap();
         let mut listeners = BTreeMap::new();
         let mut addrs = BTreeMap::new();
@@ -269,8 +270,11 @@ impl Cluster {
         );
     }
 
+    /// Stops every node; a warning the run logged that blames this process
+    /// (or names no fault) fails the test here.
     pub async fn shutdown(mut self) {
         self.stop_all().await;
+        tdfs_testkit::log::assert_no_local_faults();
     }
 }
 

@@ -1,0 +1,11 @@
+//! Dev-only helpers shared by tdfs's tests (a dev-dependency only; nothing
+//! in a release build depends on it).
+//!
+//! - [`log`]: the two-level logging rule enforced. Every warning a tdfs
+//!   crate logs names whose fault it is — `fault = "peer"` (a node that sent
+//!   garbage, timed out or died) or `fault = "local"` (this process: a bug, a
+//!   full disk, a broken invariant). In tests, a local-fault warning, or a
+//!   warning that names no fault, fails the test binary's cluster shutdown
+//!   unless the test declared it expects it ([`log::allow_local`]).
+
+pub mod log;
