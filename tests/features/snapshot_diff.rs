@@ -39,7 +39,9 @@ pub async fn make_diff(root: &Arc<MetaClient>) {
         let root = root.clone();
         tasks.spawn(async move {
             for i in (k..BULK).step_by(8) {
-                root.mkdirs(&format!("/sd/bulk/d{i:04}"), false).await.unwrap();
+                root.mkdirs(&format!("/sd/bulk/d{i:04}"), false)
+                    .await
+                    .unwrap();
             }
         });
     }
@@ -70,7 +72,11 @@ pub async fn hadoop_reports_match(h: &Hadoop, conf: &Path, uri: &str, root: &Met
         let got = got.split_once('\n').unwrap().1;
         assert_eq!(got, want, "{uri}: the diff {a} → {b}");
     }
-    let s1s2 = root.snapshot_diff("/sd", "s1", "s2").await.unwrap().to_string();
+    let s1s2 = root
+        .snapshot_diff("/sd", "s1", "s2")
+        .await
+        .unwrap()
+        .to_string();
     for line in [
         "M\t.\n",
         "+\t./new.txt\n",
@@ -174,7 +180,10 @@ pub async fn raw_rpc_listing_pages(c: &LocalCluster) {
     let in_bulk = created.iter().filter(|e| e.dir_id == bulk.dir_id).count();
     assert_eq!(in_bulk, BULK);
     // The rename: a deleted and a created reference entry, one inode.
-    let (from, to) = (&deleted[1], created.iter().find(|e| e.fullpath == b"sub/ren2.txt"));
+    let (from, to) = (
+        &deleted[1],
+        created.iter().find(|e| e.fullpath == b"sub/ren2.txt"),
+    );
     let to = to.expect("the rename's created entry");
     assert!(from.is_reference && to.is_reference);
     assert_eq!(from.target_path.as_deref(), Some(&b"sub/ren2.txt"[..]));

@@ -54,7 +54,10 @@ async fn read(c: &MetaClient, req: &WebRequest) -> Result<serde_json::Value, Web
             let from = p.get("oldsnapshotname").unwrap_or("");
             let to = p.get("snapshotname").unwrap_or("");
             let index = snapshot_diff_index(p)?;
-            let page = c.snapshot_diff(path, from, to).await?.listing_page(index, LIMIT);
+            let page = c
+                .snapshot_diff(path, from, to)
+                .await?
+                .listing_page(index, LIMIT);
             fj::snapshot_diff_listing(&page)
         }
         Op::GetSnapshottableDirectoryList => fj::snapshottable_dirs(&c.snapshottable_dirs().await?),

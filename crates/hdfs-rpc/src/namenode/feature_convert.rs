@@ -6,10 +6,10 @@ use crate::proto::hdfs::acl_entry_proto::{AclEntryScopeProto, AclEntryTypeProto}
 use crate::proto::hdfs::x_attr_proto::XAttrNamespaceProto;
 use crate::proto::hdfs::{
     AclEntryProto, AclStatusProto, ContentSummaryProto, FsPermissionProto, QuotaUsageProto,
-    SnapshotDiffReportCursorProto, SnapshotDiffReportEntryProto, SnapshotDiffReportListingEntryProto,
-    SnapshotDiffReportListingProto, SnapshotDiffReportProto, SnapshotStatusProto,
-    SnapshottableDirectoryStatusProto, StorageTypeProto, StorageTypeQuotaInfoProto,
-    StorageTypeQuotaInfosProto, XAttrProto, XAttrSetFlagProto,
+    SnapshotDiffReportCursorProto, SnapshotDiffReportEntryProto,
+    SnapshotDiffReportListingEntryProto, SnapshotDiffReportListingProto, SnapshotDiffReportProto,
+    SnapshotStatusProto, SnapshottableDirectoryStatusProto, StorageTypeProto,
+    StorageTypeQuotaInfoProto, StorageTypeQuotaInfosProto, XAttrProto, XAttrSetFlagProto,
 };
 use tdfs_proto::acl::{AclEntry, AclKind, AclScope, AclStatus};
 use tdfs_proto::meta::{ContentSummary, FileStatus};

@@ -54,29 +54,52 @@ impl SnapshotDiffReport {
         for e in &self.entries {
             // Back to the earlier-to-later view the listing uses.
             let (kind, source, target, parent, target_parent) = match (self.from_earlier, e.kind) {
-                (false, DiffType::Create) => (DiffType::Delete, &e.source, None, Some(e.parent), None),
-                (false, DiffType::Delete) => (DiffType::Create, &e.source, None, Some(e.parent), None),
+                (false, DiffType::Create) => {
+                    (DiffType::Delete, &e.source, None, Some(e.parent), None)
+                }
+                (false, DiffType::Delete) => {
+                    (DiffType::Create, &e.source, None, Some(e.parent), None)
+                }
                 (false, DiffType::Rename) => match &e.target {
-                    Some(t) => (DiffType::Rename, t, Some(&e.source), e.target_parent, Some(e.parent)),
+                    Some(t) => (
+                        DiffType::Rename,
+                        t,
+                        Some(&e.source),
+                        e.target_parent,
+                        Some(e.parent),
+                    ),
                     None => continue,
                 },
-                (_, k) => (k, &e.source, e.target.as_ref(), Some(e.parent), e.target_parent),
+                (_, k) => (
+                    k,
+                    &e.source,
+                    e.target.as_ref(),
+                    Some(e.parent),
+                    e.target_parent,
+                ),
             };
             let parent = parent.unwrap_or(e.parent);
-            let entry = |dir_id, path: &String, is_reference, target: Option<&String>| ListingEntry {
-                dir_id,
-                file_id: e.id,
-                path: path.clone(),
-                is_reference,
-                target: target.cloned(),
-            };
+            let entry =
+                |dir_id, path: &String, is_reference, target: Option<&String>| ListingEntry {
+                    dir_id,
+                    file_id: e.id,
+                    path: path.clone(),
+                    is_reference,
+                    target: target.cloned(),
+                };
             match kind {
                 DiffType::Modify if e.dir => {
                     out.push((ListKind::Modified, entry(e.id, source, true, None)))
                 }
-                DiffType::Modify => out.push((ListKind::Modified, entry(parent, source, false, None))),
-                DiffType::Create => out.push((ListKind::Created, entry(parent, source, false, None))),
-                DiffType::Delete => out.push((ListKind::Deleted, entry(parent, source, false, None))),
+                DiffType::Modify => {
+                    out.push((ListKind::Modified, entry(parent, source, false, None)))
+                }
+                DiffType::Create => {
+                    out.push((ListKind::Created, entry(parent, source, false, None)))
+                }
+                DiffType::Delete => {
+                    out.push((ListKind::Deleted, entry(parent, source, false, None)))
+                }
                 DiffType::Rename => {
                     let Some(t) = target else { continue };
                     out.push((ListKind::Deleted, entry(parent, source, true, Some(t))));
@@ -169,7 +192,10 @@ mod tests {
         let (del, cre) = (&l[3].1, &l[4].1);
         assert_eq!((del.dir_id, del.file_id, del.is_reference), (1, 7, true));
         assert_eq!(del.target.as_deref(), Some("sub/b"));
-        assert_eq!((cre.dir_id, cre.file_id, cre.path.as_str()), (2, 7, "sub/b"));
+        assert_eq!(
+            (cre.dir_id, cre.file_id, cre.path.as_str()),
+            (2, 7, "sub/b")
+        );
         // A modified file is listed under its directory, not a reference.
         assert_eq!((l[6].1.dir_id, l[6].1.is_reference), (2, false));
     }
@@ -190,7 +216,10 @@ mod tests {
         assert_eq!(l[1].0, ListKind::Created);
         assert_eq!(l[1].1.path, "new");
         assert_eq!(l[2].0, ListKind::Deleted);
-        assert_eq!((l[2].1.path.as_str(), l[2].1.target.as_deref()), ("a", Some("b")));
+        assert_eq!(
+            (l[2].1.path.as_str(), l[2].1.target.as_deref()),
+            ("a", Some("b"))
+        );
         assert!(!r.listing_page(-1, 10).is_from_earlier);
     }
 
