@@ -343,6 +343,78 @@ async fn leader_kill_during_a_java_listing_loop() {
     c.shutdown().await;
 }
 
+/// Real daemons: three `tdfs meta --hdfs-addr` processes, the Hadoop
+/// configuration `tdfs local` writes (HA nameservice, failover proxy), and
+/// a Java loop (`ListCheckLoop`: each round creates a file, then lists the
+/// directory with `listStatus` and `listFiles` and checks both hold exactly
+/// the files created so far) during which the leader's process is killed
+/// -9: the loop finishes, every listing right, most rounds after the kill.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leader_kill_9_of_a_meta_process_during_a_hadoop_listing_loop() {
+    const ROUNDS: usize = 200;
+    const KILL_AFTER: usize = 40;
+    let h = Hadoop::get().await;
+    let mut m = common::MetaProcs::start_hdfs(3, &[]);
+    let client = m.client("root");
+    let leader = m.wait_leader(&client, Duration::from_secs(60)).await;
+    let conf = tdfs_local::hadoop_conf::write(m.dir.path(), &m.hdfs).unwrap();
+    let java_log = m.dir.path().join("java.log");
+    let mut child = Command::new("java")
+        .args(["-XX:TieredStopAtLevel=1", "-cp", &h.classpath(&conf)])
+        .args(["ListCheckLoop", "/loop", &ROUNDS.to_string()])
+        .env("HADOOP_USER_NAME", "root")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&java_log).unwrap())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // (round, its time in ms, whether its line came after the kill)
+    let mut rounds: Vec<(usize, u64, bool)> = Vec::new();
+    let mut killed = false;
+    while let Some(line) = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+        .await
+        .expect("a round within 120 s")
+        .unwrap()
+    {
+        let Some(rest) = line.strip_prefix("ok ") else {
+            println!("java: {line}");
+            continue;
+        };
+        let (i, ms) = rest.split_once(' ').unwrap();
+        rounds.push((i.parse().unwrap(), ms.parse().unwrap(), killed));
+        if rounds.len() == KILL_AFTER {
+            m.kill(leader);
+            killed = true;
+        }
+    }
+    let status = child.wait().await.unwrap();
+    if !status.success() {
+        m.dump_logs();
+        println!("{}", std::fs::read_to_string(&java_log).unwrap());
+    }
+    assert!(status.success(), "the loop finished: {status}");
+    let order: Vec<usize> = rounds.iter().map(|r| r.0).collect();
+    assert_eq!(order, (0..ROUNDS).collect::<Vec<_>>(), "every round ran");
+    let after: Vec<u64> = rounds.iter().filter(|r| r.2).map(|r| r.1).collect();
+    assert!(
+        after.len() >= ROUNDS - KILL_AFTER - 5,
+        "only {} rounds after the kill",
+        after.len()
+    );
+    let now = m.wait_leader(&client, Duration::from_secs(30)).await;
+    assert_ne!(now, leader, "a new leader served the rounds after the kill");
+    println!(
+        "leader {leader} killed -9 after {KILL_AFTER} rounds; {} rounds after it on \
+         leader {now}, the slowest {} ms",
+        after.len(),
+        after.iter().max().unwrap()
+    );
+    let listed = m.client("root").list("/loop").await.unwrap();
+    assert_eq!(listed.len(), ROUNDS, "tdfs's own client lists the same");
+    assert!(!m.panicked());
+}
+
 /// `tdfs meta --hdfs-addr` serves ClientNamenodeProtocol; kill -9 and a
 /// restart on the same address serve again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

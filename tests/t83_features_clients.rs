@@ -9,6 +9,8 @@
 mod common;
 #[path = "features/rpc_calls.rs"]
 mod rpc_calls;
+#[path = "features/snapshot_diff.rs"]
+mod snapshot_diff;
 #[path = "features/webhdfs_json.rs"]
 mod webhdfs_json;
 
@@ -402,5 +404,25 @@ async fn fsshell_features_over_hdfs_rpc() {
         root.stat("/h/c/s").await.is_err(),
         "the concat source is gone"
     );
+    c.shutdown().await;
+}
+
+/// A real snapshot diff read by Hadoop's own client over `hdfs://` (through
+/// the paged `getSnapshotDiffReportListing`) and over `webhdfs://`, both
+/// ways and against the current state, equal to tdfs's own report; and
+/// the raw `GETSNAPSHOTDIFFLISTING` pages.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hadoop_snapshot_diff_reports_page_through_the_listing() {
+    let h = Hadoop::get().await;
+    let (_dir, c) = start().await;
+    let root = c.client("root");
+    snapshot_diff::make_diff(&root).await;
+    let conf = c.cfg.dir.join("hadoop-conf");
+    snapshot_diff::hadoop_reports_match(h, &conf, "hdfs://tdfs/", &root).await;
+    let web = leader_http(&c);
+    let uri = format!("webhdfs://{web}/");
+    snapshot_diff::hadoop_reports_match(h, &conf, &uri, &root).await;
+    snapshot_diff::raw_listing_pages(&web);
+    snapshot_diff::raw_rpc_listing_pages(&c).await;
     c.shutdown().await;
 }

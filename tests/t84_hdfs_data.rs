@@ -6,6 +6,8 @@
 //! the reverse. Malformed DataTransferProtocol input gets an error and the
 //! datanode keeps serving.
 
+#[path = "hdfs/bench.rs"]
+mod bench;
 mod common;
 #[path = "common/dtp_raw.rs"]
 mod dtp_raw;
@@ -654,36 +656,11 @@ async fn tdfs_datanode_daemon_serves_and_announces_hdfs_addr() {
     child.wait().unwrap();
 }
 
-/// Milliseconds of each `FsShellTimed` command (the JVM's start not
-/// counted), with the datanodes' and the client's output discarded.
-async fn hadoop_timed(h: &Hadoop, conf: &Path, args: &[&str]) -> Vec<u64> {
-    let out = Command::new("java")
-        .arg("-Dorg.apache.hadoop.shaded.javax.ws.rs.ext.RuntimeDelegate=TdfsRuntimeDelegate")
-        .args(["-cp", &h.classpath(conf), "FsShellTimed"])
-        .args(args)
-        .env("HADOOP_USER_NAME", "root")
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let ms: Vec<u64> = stdout
-        .lines()
-        .filter_map(|l| l.strip_prefix("timed exit=0 ms="))
-        .map(|l| l.split(' ').next().unwrap().parse().unwrap())
-        .collect();
-    assert_eq!(
-        ms.len(),
-        args.split(|a| *a == "--").count(),
-        "FsShellTimed failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    ms
-}
-
 /// The figure for docs/benchmarks.md ("HDFS clients"): put and cat of one
 /// large file through Hadoop's FsShell over `hdfs://` beside `tdfs dfs` on
 /// the same `tdfs local` cluster (3 datanodes, replication 3, fsync on).
-/// `TDFS_BENCH_MB=1024 cargo test --release --test t84_hdfs_data -- --ignored --nocapture`
+/// Each client puts twice, in the order A B B A, with the CPU time spent.
+/// `TDFS_BENCH_MB=1024 cargo test --test t84_hdfs_data -- --ignored --nocapture bench_hadoop`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run it explicitly"]
 async fn bench_hadoop_hdfs_put_cat_beside_tdfs_dfs() {
@@ -691,71 +668,7 @@ async fn bench_hadoop_hdfs_put_cat_beside_tdfs_dfs() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
-    let size = mb << 20;
-    let h = Hadoop::get().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("cluster");
-    let mut local = common::spawn_local(&data_dir, &["--datanodes", "3", "--replication", "3"]);
-    let src = dir.path().join("bench.bin");
-    {
-        let mut f = std::fs::File::create(&src).unwrap();
-        for i in 0..mb.div_ceil(64) {
-            let n = (size - i * (64 << 20)).min(64 << 20);
-            std::io::Write::write_all(&mut f, &bytes(100 + i, n as usize)).unwrap();
-        }
-    }
-    let cluster_json = data_dir.join("cluster.json").display().to_string();
-    let tdfs = |args: &[&str]| {
-        let t0 = Instant::now();
-        let st = std::process::Command::new(common::tdfs_bin())
-            .args(["dfs", "--cluster", &cluster_json, "--user", "root"])
-            .args(args)
-            .stdout(std::process::Stdio::null())
-            .status()
-            .unwrap();
-        assert!(st.success(), "tdfs dfs {args:?}");
-        t0.elapsed().as_millis() as u64
-    };
-    let s = src.display().to_string();
-    tdfs(&["-mkdir", "-p", "/bench"]);
-    let tdfs_put = tdfs(&["-put", &s, "/bench/tdfs.bin"]);
-    let tdfs_cat = tdfs(&["-cat", "/bench/tdfs.bin"]);
-    let conf = data_dir.join("hadoop-conf");
-    let ms = hadoop_timed(
-        h,
-        &conf,
-        &[
-            "-put",
-            &s,
-            "/bench/hadoop.bin",
-            "--",
-            "-cat",
-            "/bench/hadoop.bin",
-        ],
-    )
-    .await;
-    let rate = |ms: u64| size as f64 / 1e6 / (ms as f64 / 1e3);
-    println!("BENCH {mb} MiB, 3 datanodes, replication 3, tdfs local, same run:");
-    println!(
-        "BENCH tdfs dfs -put:            {tdfs_put:>6} ms {:>7.1} MB/s",
-        rate(tdfs_put)
-    );
-    println!(
-        "BENCH tdfs dfs -cat:            {tdfs_cat:>6} ms {:>7.1} MB/s",
-        rate(tdfs_cat)
-    );
-    println!(
-        "BENCH hadoop fs -put (hdfs://): {:>6} ms {:>7.1} MB/s",
-        ms[0],
-        rate(ms[0])
-    );
-    println!(
-        "BENCH hadoop fs -cat (hdfs://): {:>6} ms {:>7.1} MB/s",
-        ms[1],
-        rate(ms[1])
-    );
-    let _ = local.kill();
-    let _ = local.wait();
+    bench::put_cat(mb).await;
 }
 
 /// Small-file create rate: Hadoop's client creating (and closing) 1,000
@@ -766,74 +679,5 @@ async fn bench_hadoop_hdfs_put_cat_beside_tdfs_dfs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run it explicitly"]
 async fn bench_small_file_create_rate_hadoop_beside_tdfs_bench() {
-    const N: u64 = 1000;
-    let h = Hadoop::get().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("cluster");
-    let mut local = common::spawn_local(&data_dir, &["--datanodes", "3", "--replication", "3"]);
-    let conf = data_dir.join("hadoop-conf");
-    let out = Command::new("java")
-        .arg("-Dorg.apache.hadoop.shaded.javax.ws.rs.ext.RuntimeDelegate=TdfsRuntimeDelegate")
-        .args([
-            "-cp",
-            &h.classpath(&conf),
-            "CreateLoop",
-            "/small",
-            &N.to_string(),
-        ])
-        .env("HADOOP_USER_NAME", "root")
-        .output()
-        .await
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let ms: u64 = text
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix(&format!("created {N} in "))?
-                .strip_suffix(" ms")?
-                .parse()
-                .ok()
-        })
-        .expect("CreateLoop prints its time");
-    println!(
-        "BENCH hadoop FileSystem.create+close x{N} (hdfs://, 1 in flight): {ms} ms, {:.0} files/s",
-        N as f64 * 1e3 / ms as f64
-    );
-    let cluster_json = data_dir.join("cluster.json").display().to_string();
-    for conc in ["1", "64"] {
-        let out = std::process::Command::new(common::tdfs_bin())
-            .args([
-                "bench",
-                "meta",
-                "--cluster",
-                &cluster_json,
-                "--user",
-                "root",
-            ])
-            .args([
-                "--op",
-                "create",
-                "--ops",
-                &N.to_string(),
-                "--concurrency",
-                conc,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        for l in String::from_utf8_lossy(&out.stdout).lines() {
-            println!("BENCH tdfs bench meta --op create --concurrency {conc}: {l}");
-        }
-    }
-    let _ = local.kill();
-    let _ = local.wait();
+    bench::small_files().await;
 }

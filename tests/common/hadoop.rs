@@ -332,6 +332,38 @@ impl Hadoop {
         results
     }
 
+    /// Runs `java CLASS ARGS...` (a class of `tests/hadoop/`) as `user`
+    /// with the configuration in `conf`, within `timeout`; asserts it
+    /// succeeded and returns its stdout.
+    pub async fn run_class(
+        &self,
+        conf: &Path,
+        user: &str,
+        class: &str,
+        args: &[&str],
+        timeout: Duration,
+    ) -> String {
+        let child = Command::new("java")
+            .args(JAVA_OPTS)
+            .args(["-cp", &self.classpath(conf), class])
+            .args(args)
+            .env("HADOOP_USER_NAME", user)
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(timeout, child)
+            .await
+            .unwrap_or_else(|_| panic!("{class} did not finish within {timeout:?}"))
+            .expect("java runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{class} {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    }
+
     /// [`fs_shell_within`](Self::fs_shell_within) with 5 minutes.
     pub async fn fs_shell(&self, conf: &Path, cmds: &[ShellCmd]) -> Vec<ShellOut> {
         self.fs_shell_within(conf, cmds, Duration::from_secs(300))

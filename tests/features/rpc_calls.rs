@@ -24,7 +24,7 @@ async fn ipc(
 }
 
 /// A call that must succeed; its response decoded.
-async fn ok_call<R: Message + Default>(
+pub async fn ok_call<R: Message + Default>(
     c: &LocalCluster,
     method: &str,
     req: &dyn ErasedMessage,

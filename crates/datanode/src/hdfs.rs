@@ -328,8 +328,7 @@ impl Sink {
     }
 
     fn flush_chunk(&mut self) -> Result<(), FsError> {
-        let crc = crc32c::crc32c(&self.pending);
-        self.w.write_chunk(&self.pending, crc)?;
+        self.w.append_chunk(&self.pending)?;
         self.pending.clear();
         Ok(())
     }
@@ -339,8 +338,7 @@ impl ReplicaSink for Sink {
         while !data.is_empty() {
             if self.pending.is_empty() && data.len() >= CHUNK {
                 // Whole chunks go straight from the packet.
-                let crc = crc32c::crc32c(&data[..CHUNK]);
-                self.w.write_chunk(&data[..CHUNK], crc)?;
+                self.w.append_chunk(&data[..CHUNK])?;
                 data = &data[CHUNK..];
                 continue;
             }

@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use tdfs_proto::acl::AclStatus;
 use tdfs_proto::meta::{ContentSummary, FileStatus};
 use tdfs_proto::quota::QuotaUsage;
+use tdfs_proto::snapshot::listing::{ListingEntry, ListingPage};
 use tdfs_proto::snapshot::{SnapshotDiffReport, SnapshotInfo, SnapshottableDir, DOT_SNAPSHOT};
 use tdfs_proto::xattr::{encode_value, Encoding, XAttr};
 
@@ -141,6 +142,34 @@ pub fn snapshot_diff(r: &SnapshotDiffReport) -> Value {
         "fromSnapshot": r.from,
         "snapshotRoot": r.root,
         "toSnapshot": r.to,
+    }})
+}
+
+/// GETSNAPSHOTDIFFLISTING, as Hadoop's `JsonUtil` writes a
+/// `SnapshotDiffReportListing`.
+pub fn snapshot_diff_listing(p: &ListingPage) -> Value {
+    let list = |v: &[ListingEntry]| -> Vec<Value> {
+        v.iter()
+            .map(|e| {
+                let mut m = Map::new();
+                m.insert("dirId".into(), json!(e.dir_id));
+                m.insert("fileId".into(), json!(e.file_id));
+                m.insert("isReference".into(), json!(e.is_reference));
+                m.insert("sourcePath".into(), json!(e.path));
+                if let Some(t) = &e.target {
+                    m.insert("targetPath".into(), json!(t));
+                }
+                Value::Object(m)
+            })
+            .collect()
+    };
+    json!({"SnapshotDiffReportListing": {
+        "createList": list(&p.created),
+        "deleteList": list(&p.deleted),
+        "isFromEarlier": p.is_from_earlier,
+        "lastIndex": p.last_index,
+        "lastPath": p.last_path,
+        "modifyList": list(&p.modified),
     }})
 }
 

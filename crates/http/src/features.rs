@@ -12,6 +12,7 @@ use axum::response::Response;
 use tdfs_client::MetaClient;
 use tdfs_proto::acl::{parse_spec, AclChange};
 use tdfs_proto::quota::QuotaChange;
+use tdfs_proto::snapshot::listing::DEFAULT_LIMIT as LIMIT;
 use tdfs_proto::xattr::{decode_value, Encoding, XAttrFlags};
 use tdfs_proto::FsError;
 
@@ -48,6 +49,16 @@ async fn read(c: &MetaClient, req: &WebRequest) -> Result<serde_json::Value, Web
             let from = p.get("oldsnapshotname").unwrap_or("");
             let to = p.get("snapshotname").unwrap_or("");
             fj::snapshot_diff(&c.snapshot_diff(path, from, to).await?)
+        }
+        Op::GetSnapshotDiffListing => {
+            let from = p.get("oldsnapshotname").unwrap_or("");
+            let to = p.get("snapshotname").unwrap_or("");
+            let index = snapshot_diff_index(p)?;
+            let page = c
+                .snapshot_diff(path, from, to)
+                .await?
+                .listing_page(index, LIMIT);
+            fj::snapshot_diff_listing(&page)
         }
         Op::GetSnapshottableDirectoryList => fj::snapshottable_dirs(&c.snapshottable_dirs().await?),
         Op::GetSnapshotList => {
@@ -158,6 +169,18 @@ fn quota_param(p: &Params, name: &str, op: Op) -> Result<QuotaChange, WebError> 
         Ok(i64::MAX) => Ok(QuotaChange::Keep),
         Ok(n) if n >= 0 => Ok(QuotaChange::Set(n as u64)),
         _ => Err(WebError::illegal(invalid(name, v))),
+    }
+}
+
+/// GETSNAPSHOTDIFFLISTING's cursor: `snapshotdiffindex` (Hadoop's
+/// default -1, the first page); `snapshotdiffstartpath` is only echoed.
+fn snapshot_diff_index(p: &Params) -> Result<i32, WebError> {
+    match p.get("snapshotdiffindex") {
+        None | Some("") => Ok(-1),
+        Some(v) => v
+            .trim()
+            .parse::<i32>()
+            .map_err(|_| WebError::illegal(invalid("snapshotdiffindex", v))),
     }
 }
 

@@ -25,6 +25,7 @@ pub enum Op {
     GetXAttrs,
     ListXAttrs,
     GetSnapshotDiff,
+    GetSnapshotDiffListing,
     GetSnapshottableDirectoryList,
     GetSnapshotList,
     // PUT
@@ -76,6 +77,7 @@ const OPS: &[(Op, &str, &str)] = &[
     (Op::GetXAttrs, "GETXATTRS", "GET"),
     (Op::ListXAttrs, "LISTXATTRS", "GET"),
     (Op::GetSnapshotDiff, "GETSNAPSHOTDIFF", "GET"),
+    (Op::GetSnapshotDiffListing, "GETSNAPSHOTDIFFLISTING", "GET"),
     (
         Op::GetSnapshottableDirectoryList,
         "GETSNAPSHOTTABLEDIRECTORYLIST",
@@ -159,6 +161,7 @@ impl Op {
                 | GetXAttrs
                 | ListXAttrs
                 | GetSnapshotDiff
+                | GetSnapshotDiffListing
                 | GetSnapshottableDirectoryList
                 | GetSnapshotList
                 | SetAcl

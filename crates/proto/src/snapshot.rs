@@ -1,7 +1,10 @@
 //! Snapshots on the wire: the snapshots of a directory, the snapshottable
-//! directories, and a snapshot difference report as HDFS prints it.
+//! directories, and a snapshot difference report as HDFS prints it (and
+//! as its paged listing, [`listing`], carries it).
 
 use crate::meta::FileStatus;
+
+pub mod listing;
 use serde::{Deserialize, Serialize};
 
 /// The path component that reaches a directory's snapshots.
@@ -68,6 +71,15 @@ pub struct DiffEntry {
     pub source: String,
     /// The new path of a renamed entry.
     pub target: Option<String>,
+    /// The inode's id.
+    pub id: u64,
+    /// Whether the inode is a directory.
+    pub dir: bool,
+    /// The id of the directory `source` is in (the root's own id for the
+    /// root).
+    pub parent: u64,
+    /// The id of the directory `target` is in.
+    pub target_parent: Option<u64>,
 }
 
 /// `snapshotDiff DIR FROM TO` (`from`/`to` empty: the current state).
@@ -76,6 +88,9 @@ pub struct SnapshotDiffReport {
     pub root: String,
     pub from: String,
     pub to: String,
+    /// Whether `from` is the earlier state (HDFS's `isFromEarlier`); the
+    /// entries read from `from` to `to` either way.
+    pub from_earlier: bool,
     pub entries: Vec<DiffEntry>,
 }
 

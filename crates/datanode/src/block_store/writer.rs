@@ -279,9 +279,9 @@ impl ReplicaWriter {
         self.len == 0
     }
 
-    /// Checks a chunk before it is written: 1..=CHUNK bytes, only the last
-    /// chunk may be short, and `crc` must be its CRC32C.
-    fn check_chunk(&self, data: &[u8], crc: u32) -> Result<(), FsError> {
+    /// Checks a chunk's shape before it is written: 1..=CHUNK bytes, only
+    /// the last chunk may be short.
+    fn check_shape(&self, data: &[u8]) -> Result<(), FsError> {
         if data.is_empty() || data.len() > CHUNK {
             return Err(FsError::InvalidArgument(format!(
                 "chunk of {} bytes (1..={CHUNK} allowed)",
@@ -294,6 +294,13 @@ impl ReplicaWriter {
                 self.id
             )));
         }
+        Ok(())
+    }
+
+    /// [`check_shape`](Self::check_shape), and `crc` must be the chunk's
+    /// CRC32C.
+    fn check_chunk(&self, data: &[u8], crc: u32) -> Result<(), FsError> {
+        self.check_shape(data)?;
         let actual = crc32c::crc32c(data);
         if actual != crc {
             return Err(FsError::ChecksumMismatch {
@@ -312,6 +319,18 @@ impl ReplicaWriter {
     /// and `crc` must be its CRC32C.
     pub fn write_chunk(&mut self, data: &[u8], crc: u32) -> Result<(), FsError> {
         self.check_chunk(data, crc)?;
+        self.put_chunk(data, crc)
+    }
+
+    /// Appends one chunk whose CRC32C is computed here, once: for a writer
+    /// that has none for the store's chunks (a Hadoop client, whose own
+    /// 512-byte chunk checksums were checked as its packets arrived).
+    pub fn append_chunk(&mut self, data: &[u8]) -> Result<(), FsError> {
+        self.check_shape(data)?;
+        self.put_chunk(data, crc32c::crc32c(data))
+    }
+
+    fn put_chunk(&mut self, data: &[u8], crc: u32) -> Result<(), FsError> {
         let n = data.len() as u64;
         if self.len + n > self.reserved {
             let extra = (self.len + n - self.reserved).max(CHUNK as u64);

@@ -40,6 +40,8 @@ pub const KEEPALIVE: Duration = Duration::from_secs(4);
 /// Longest wait for bytes a peer owes in the middle of an op (Hadoop's
 /// client sends a heartbeat packet every half of its 60 s timeout).
 pub const IO_TIMEOUT: Duration = Duration::from_secs(75);
+/// The read buffer of a connection.
+const CONN_BUFFER: usize = 16 << 10;
 
 /// A replica being received. Blocking calls (the server runs them off the
 /// async threads).
@@ -198,7 +200,9 @@ pub async fn run(
 async fn serve(server: Arc<Server>, stream: TcpStream) -> Result<(), FsError> {
     stream.set_nodelay(true).ok();
     let (rd, mut wr) = stream.into_split();
-    let mut r = BufReader::with_capacity(128 << 10, rd);
+    // Small: a packet's body (64 KiB from Hadoop) is read past it,
+    // straight from the socket into the packet's buffer.
+    let mut r = BufReader::with_capacity(CONN_BUFFER, rd);
     let mut idle = IO_TIMEOUT;
     loop {
         let op = match wire::read_op(&mut r, idle, IO_TIMEOUT).await {

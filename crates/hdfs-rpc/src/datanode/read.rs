@@ -8,7 +8,7 @@
 //! Stored data is checked against the store's own chunk CRCs before it is
 //! sent.
 
-use super::wire::{read_message, send, send_message};
+use super::wire::{read_message, send, send_message, send_parts};
 use super::{error_response, join_err, ReplicaSource, Server, IO_TIMEOUT};
 use crate::dtp::{self, op_response};
 use crate::proto::hdfs::{
@@ -202,8 +202,7 @@ async fn send_range<W: AsyncWrite + Unpin>(
                 data_len: k as i32,
                 sync_block: Some(false),
             };
-            send(w, &packet_head(&h, &sums, k), IO_TIMEOUT).await?;
-            send(w, data, IO_TIMEOUT).await?;
+            send_parts(w, &packet_head(&h, &sums, k), data, IO_TIMEOUT).await?;
             seqno += 1;
             off += k as u64;
         }

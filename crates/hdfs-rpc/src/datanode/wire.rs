@@ -96,9 +96,21 @@ pub(crate) async fn read_packet<R: AsyncRead + Unpin>(
     let mut pre = [0u8; 6];
     within(t, "reading a packet", r.read_exact(&mut pre)).await?;
     let lens: PacketLengths = dtp::packet_lengths(pre).map_err(wire_err)?;
-    let mut buf = BytesMut::zeroed(6 + lens.rest());
-    buf[..6].copy_from_slice(&pre);
-    within(t, "reading a packet", r.read_exact(&mut buf[6..])).await?;
+    let total = 6 + lens.rest();
+    // Read into the spare capacity: no zeroing first; a large read goes
+    // straight from the socket past the connection's small buffer.
+    let mut buf = BytesMut::with_capacity(total);
+    buf.extend_from_slice(&pre);
+    within(t, "reading a packet", async {
+        while buf.len() < total {
+            let mut rest = (&mut *r).take((total - buf.len()) as u64);
+            if rest.read_buf(&mut buf).await? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        Ok(())
+    })
+    .await?;
     let raw = buf.freeze();
     let packet = dtp::Packet::decode(lens, raw.slice(6..)).map_err(wire_err)?;
     Ok(RawPacket { raw, packet })
@@ -112,6 +124,28 @@ pub(crate) async fn send<W: AsyncWrite + Unpin>(
 ) -> Result<(), FsError> {
     within(t, "sending", async {
         w.write_all(bytes).await?;
+        w.flush().await
+    })
+    .await
+}
+
+/// Writes `head` then `data` (a packet's header and its data) in one
+/// vectored write where the socket takes both, and flushes, within `t`.
+pub(crate) async fn send_parts<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    head: &[u8],
+    data: &[u8],
+    t: Duration,
+) -> Result<(), FsError> {
+    within(t, "sending", async {
+        let parts = [std::io::IoSlice::new(head), std::io::IoSlice::new(data)];
+        let n = w.write_vectored(&parts).await?;
+        if n < head.len() {
+            w.write_all(&head[n..]).await?;
+            w.write_all(data).await?;
+        } else {
+            w.write_all(&data[n - head.len()..]).await?;
+        }
         w.flush().await
     })
     .await

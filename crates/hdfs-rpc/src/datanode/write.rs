@@ -40,6 +40,8 @@ use tokio::task::JoinHandle;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Packets queued for the writer thread (each up to 64 KiB from Hadoop).
 const LOCAL_QUEUE: usize = 32;
+/// At most this many bytes of acknowledgements go in one write.
+const ACK_BATCH: usize = 4096;
 
 /// `host:port` of a datanode's DataTransferProtocol server.
 pub(crate) fn xfer_addr(d: &DatanodeInfoProto) -> String {
@@ -413,8 +415,15 @@ async fn respond<W: AsyncWrite + Unpin>(
 ) -> Result<bool, FsError> {
     let downstream = mirror.is_some();
     let mut local = Some(local);
+    // Acknowledgements not sent yet: several go in one write when more
+    // are ready (the next packet received and, downstream, its answer
+    // already buffered); none waits for anything but a ready one.
+    let mut out = Vec::new();
     while let Some(p) = pending.recv().await {
         let mut statuses = vec![p.status];
+        if p.last && !out.is_empty() {
+            send(w, &std::mem::take(&mut out), IO_TIMEOUT).await?;
+        }
         if p.last && p.status == Status::Success {
             let r = match local.take() {
                 Some(h) => h.await.map_err(join_err).and_then(|r| r),
@@ -429,8 +438,14 @@ async fn respond<W: AsyncWrite + Unpin>(
         if downstream && p.status != Status::ErrorChecksum {
             statuses.extend(mirror_statuses(&mut mirror, mirror_addr, p.seqno).await);
         }
-        let ack = dtp::pipeline_ack(p.seqno, &statuses);
-        send_message(w, &ack, IO_TIMEOUT).await?;
+        out.extend_from_slice(&dtp::encode_message(&dtp::pipeline_ack(p.seqno, &statuses)));
+        let more_ready = !p.last
+            && !pending.is_empty()
+            && out.len() < ACK_BATCH
+            && mirror.as_ref().is_none_or(|m| !m.buffer().is_empty());
+        if !more_ready {
+            send(w, &std::mem::take(&mut out), IO_TIMEOUT).await?;
+        }
         if p.last {
             return Ok(statuses.iter().all(|s| *s == Status::Success));
         }

@@ -6,13 +6,15 @@ use crate::proto::hdfs::acl_entry_proto::{AclEntryScopeProto, AclEntryTypeProto}
 use crate::proto::hdfs::x_attr_proto::XAttrNamespaceProto;
 use crate::proto::hdfs::{
     AclEntryProto, AclStatusProto, ContentSummaryProto, FsPermissionProto, QuotaUsageProto,
-    SnapshotDiffReportEntryProto, SnapshotDiffReportProto, SnapshotStatusProto,
-    SnapshottableDirectoryStatusProto, StorageTypeProto, StorageTypeQuotaInfoProto,
-    StorageTypeQuotaInfosProto, XAttrProto, XAttrSetFlagProto,
+    SnapshotDiffReportCursorProto, SnapshotDiffReportEntryProto,
+    SnapshotDiffReportListingEntryProto, SnapshotDiffReportListingProto, SnapshotDiffReportProto,
+    SnapshotStatusProto, SnapshottableDirectoryStatusProto, StorageTypeProto,
+    StorageTypeQuotaInfoProto, StorageTypeQuotaInfosProto, XAttrProto, XAttrSetFlagProto,
 };
 use tdfs_proto::acl::{AclEntry, AclKind, AclScope, AclStatus};
 use tdfs_proto::meta::{ContentSummary, FileStatus};
 use tdfs_proto::quota::{QuotaChange, QuotaUsage};
+use tdfs_proto::snapshot::listing::{ListingEntry, ListingPage};
 use tdfs_proto::snapshot::{SnapshotDiffReport, SnapshotInfo, SnapshottableDir};
 use tdfs_proto::xattr::{split_name, XAttr, XAttrFlags, XAttrNs};
 use tdfs_proto::FsError;
@@ -237,6 +239,30 @@ pub fn snapshot_diff(r: &SnapshotDiffReport) -> SnapshotDiffReportProto {
                 target_path: e.target.as_ref().map(|t| t.as_bytes().to_vec()),
             })
             .collect(),
+    }
+}
+
+fn listing_entry(e: &ListingEntry) -> SnapshotDiffReportListingEntryProto {
+    SnapshotDiffReportListingEntryProto {
+        fullpath: e.path.as_bytes().to_vec(),
+        dir_id: e.dir_id,
+        is_reference: e.is_reference,
+        target_path: e.target.as_ref().map(|t| t.as_bytes().to_vec()),
+        file_id: Some(e.file_id),
+    }
+}
+
+pub fn snapshot_diff_listing(p: &ListingPage) -> SnapshotDiffReportListingProto {
+    let list = |v: &[ListingEntry]| v.iter().map(listing_entry).collect();
+    SnapshotDiffReportListingProto {
+        modified_entries: list(&p.modified),
+        created_entries: list(&p.created),
+        deleted_entries: list(&p.deleted),
+        is_from_earlier: p.is_from_earlier,
+        cursor: Some(SnapshotDiffReportCursorProto {
+            start_path: p.last_path.as_bytes().to_vec(),
+            index: p.last_index,
+        }),
     }
 }
 

@@ -44,6 +44,9 @@ use tokio::task::JoinHandle;
 pub struct NamenodeConfig {
     /// Entries per `getListing` page (HDFS's `dfs.ls.limit`).
     pub list_limit: u32,
+    /// Entries per `getSnapshotDiffReportListing` page (HDFS's
+    /// `dfs.namenode.snapshotdiff.listing.limit`).
+    pub snapshot_diff_limit: usize,
     /// How long a node that knows no leader (an election is running) holds
     /// a call before answering `StandbyException`: long enough for most
     /// elections, so a client that tries each node once still succeeds.
@@ -55,6 +58,7 @@ impl Default for NamenodeConfig {
     fn default() -> Self {
         NamenodeConfig {
             list_limit: 1000,
+            snapshot_diff_limit: tdfs_proto::snapshot::listing::DEFAULT_LIMIT,
             election_wait: Duration::from_secs(2),
             ipc: IpcConfig::default(),
         }

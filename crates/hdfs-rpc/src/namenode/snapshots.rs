@@ -67,6 +67,9 @@ impl Namenode {
             }
             "getSnapshotListing" => run(body, |r| self.snapshot_listing(ctx, r)).await,
             "getSnapshotDiffReport" => run(body, |r| self.snapshot_diff(ctx, r)).await,
+            "getSnapshotDiffReportListing" => {
+                run(body, |r| self.snapshot_diff_listing(ctx, r)).await
+            }
             _ => return None,
         })
     }
@@ -143,6 +146,30 @@ impl Namenode {
             MetaResponse::SnapshotDiff(d) => Ok(GetSnapshotDiffReportResponseProto {
                 diff_report: fc::snapshot_diff(&d),
             }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// One page of the diff (HDFS's cursor: the index this node handed
+    /// out), computed from the same report as `getSnapshotDiffReport`.
+    async fn snapshot_diff_listing(
+        &self,
+        ctx: &Ctx,
+        r: GetSnapshotDiffReportListingRequestProto,
+    ) -> Result<GetSnapshotDiffReportListingResponseProto, FsError> {
+        let op = MetaRequest::SnapshotDiff {
+            path: r.snapshot_root,
+            from: r.from_snapshot,
+            to: r.to_snapshot,
+        };
+        let index = r.cursor.map_or(-1, |c| c.index);
+        match self.exec(ctx, None, op).await? {
+            MetaResponse::SnapshotDiff(d) => {
+                let page = d.listing_page(index, self.config().snapshot_diff_limit);
+                Ok(GetSnapshotDiffReportListingResponseProto {
+                    diff_report: fc::snapshot_diff_listing(&page),
+                })
+            }
             other => Err(unexpected(other)),
         }
     }

@@ -16,12 +16,17 @@ use tdfs_proto::perm::{EXECUTE, READ};
 use tdfs_proto::snapshot::{DiffEntry, DiffType, SnapshotDiffReport};
 use tdfs_proto::FsError;
 
-/// One raw finding of the walk, before renames are paired up.
-enum Raw {
-    Modified(String),
-    Created(Slot, String),
-    Deleted(Slot, String),
+/// What the walk found of one inode.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Found {
+    Modified,
+    Created,
+    Deleted,
 }
+
+/// One raw finding of the walk, before renames are paired up: the inode,
+/// the directory it was found in, its path.
+struct Raw(Found, Slot, Slot, String);
 
 fn join(rel: &str, name: &str) -> String {
     if rel.is_empty() {
@@ -61,7 +66,7 @@ struct Walk<'n> {
 }
 
 impl Walk<'_> {
-    fn dir(&mut self, dir: Slot, rel: &str) {
+    fn dir(&mut self, dir: Slot, parent: Slot, rel: &str) {
         let ns = self.ns;
         let names = |at| -> FxHashMap<Slot, String> {
             ns.children_at(dir, at)
@@ -93,24 +98,26 @@ impl Walk<'_> {
         }
         let attrs = differs(&ns.attrs_at(dir, self.a), &ns.attrs_at(dir, self.b));
         if attrs || !created.is_empty() || !deleted.is_empty() {
-            self.raw.push(Raw::Modified(rel.to_string()));
+            self.raw
+                .push(Raw(Found::Modified, dir, parent, rel.to_string()));
         }
         for (n, c) in created {
-            self.raw.push(Raw::Created(c, join(rel, n)));
+            self.raw.push(Raw(Found::Created, c, dir, join(rel, n)));
         }
         for (n, c) in deleted {
-            self.raw.push(Raw::Deleted(c, join(rel, n)));
+            self.raw.push(Raw(Found::Deleted, c, dir, join(rel, n)));
         }
         for (n, c) in both {
-            self.node(c, &join(rel, n));
+            self.node(c, dir, &join(rel, n));
         }
     }
 
-    fn node(&mut self, c: Slot, rel: &str) {
+    fn node(&mut self, c: Slot, parent: Slot, rel: &str) {
         if self.ns.slab.at(c).is_dir() {
-            self.dir(c, rel);
+            self.dir(c, parent, rel);
         } else if differs(&self.ns.attrs_at(c, self.a), &self.ns.attrs_at(c, self.b)) {
-            self.raw.push(Raw::Modified(rel.to_string()));
+            self.raw
+                .push(Raw(Found::Modified, c, parent, rel.to_string()));
         }
     }
 }
@@ -150,6 +157,7 @@ impl Namespace {
             root: self.path_of(root),
             from: label(from),
             to: label(to),
+            from_earlier: true,
             entries: Vec::new(),
         };
         if fa == tb {
@@ -161,6 +169,7 @@ impl Namespace {
             (Some(x), Some(y)) => x > y,
             _ => false,
         };
+        report.from_earlier = !reversed;
         let (ea, lb) = if reversed { (tb, fa) } else { (fa, tb) };
         let mut w = Walk {
             ns: self,
@@ -168,77 +177,81 @@ impl Namespace {
             b: lb,
             raw: Vec::new(),
         };
-        w.dir(root, "");
+        w.dir(root, root, "");
         report.entries = pair_renames(&mut w, reversed);
         Ok(report)
     }
 }
 
+/// One entry before it is oriented: kind, inode, directory, path, and a
+/// rename's target and its directory.
+type Entry = (DiffType, Slot, Slot, String, Option<(String, Slot)>);
+
 /// Turns raw findings into entries: an inode deleted in one place and
 /// created in another is a rename (whose content is compared too).
 fn pair_renames(w: &mut Walk, reversed: bool) -> Vec<DiffEntry> {
-    let created: FxHashMap<Slot, String> = w
-        .raw
-        .iter()
-        .filter_map(|r| match r {
-            Raw::Created(c, p) => Some((*c, p.clone())),
-            _ => None,
-        })
-        .collect();
-    let deleted: FxHashMap<Slot, String> = w
-        .raw
-        .iter()
-        .filter_map(|r| match r {
-            Raw::Deleted(c, p) => Some((*c, p.clone())),
-            _ => None,
-        })
-        .collect();
-    let mut out = Vec::new();
+    let found = |w: &Walk, kind: Found| -> FxHashMap<Slot, (String, Slot)> {
+        w.raw
+            .iter()
+            .filter(|r| r.0 == kind)
+            .map(|r| (r.1, (r.3.clone(), r.2)))
+            .collect()
+    };
+    let (created, deleted) = (found(w, Found::Created), found(w, Found::Deleted));
+    let mut out: Vec<Entry> = Vec::new();
     let mut moved = Vec::new();
-    for r in std::mem::take(&mut w.raw) {
-        let e = match r {
-            Raw::Modified(p) => (DiffType::Modify, p, None),
-            Raw::Created(c, _) if deleted.contains_key(&c) => continue,
-            Raw::Created(_, p) => (DiffType::Create, p, None),
-            Raw::Deleted(c, p) => match created.get(&c) {
+    for Raw(kind, c, dir, p) in std::mem::take(&mut w.raw) {
+        let e = match kind {
+            Found::Modified => (DiffType::Modify, c, dir, p, None),
+            Found::Created if deleted.contains_key(&c) => continue,
+            Found::Created => (DiffType::Create, c, dir, p, None),
+            Found::Deleted => match created.get(&c) {
                 Some(t) => {
                     moved.push((c, t.clone()));
-                    (DiffType::Rename, p, Some(t.clone()))
+                    (DiffType::Rename, c, dir, p, Some(t.clone()))
                 }
-                None => (DiffType::Delete, p, None),
+                None => (DiffType::Delete, c, dir, p, None),
             },
         };
         out.push(e);
     }
     // What changed inside a moved inode shows under its new path.
-    for (c, t) in moved {
-        w.node(c, &t);
+    for (c, (t, dir)) in moved {
+        w.node(c, dir, &t);
     }
-    for r in std::mem::take(&mut w.raw) {
-        match r {
-            Raw::Modified(p) => out.push((DiffType::Modify, p, None)),
-            Raw::Created(_, p) => out.push((DiffType::Create, p, None)),
-            Raw::Deleted(_, p) => out.push((DiffType::Delete, p, None)),
-        }
+    for Raw(kind, c, dir, p) in std::mem::take(&mut w.raw) {
+        let kind = match kind {
+            Found::Modified => DiffType::Modify,
+            Found::Created => DiffType::Create,
+            Found::Deleted => DiffType::Delete,
+        };
+        out.push((kind, c, dir, p, None));
     }
+    let ns = w.ns;
     out.into_iter()
-        .map(|(kind, source, target)| {
-            let (kind, source, target) = if reversed {
-                match kind {
-                    DiffType::Create => (DiffType::Delete, source, target),
-                    DiffType::Delete => (DiffType::Create, source, target),
-                    DiffType::Rename => {
-                        (kind, target.expect("a rename has a target"), Some(source))
-                    }
-                    DiffType::Modify => (kind, source, target),
+        .map(|(kind, c, dir, source, target)| {
+            let id = |s: Slot| ns.slab.id_of(s);
+            let (kind, source, parent, target) = if reversed {
+                let kind = match kind {
+                    DiffType::Create => DiffType::Delete,
+                    DiffType::Delete => DiffType::Create,
+                    k => k,
+                };
+                match target {
+                    Some((t, to)) => (kind, t, to, Some((source, dir))),
+                    None => (kind, source, dir, None),
                 }
             } else {
-                (kind, source, target)
+                (kind, source, dir, target)
             };
             DiffEntry {
                 kind,
                 source,
-                target,
+                id: id(c),
+                dir: ns.slab.at(c).is_dir(),
+                parent: id(parent),
+                target_parent: target.as_ref().map(|t| id(t.1)),
+                target: target.map(|t| t.0),
             }
         })
         .collect()
