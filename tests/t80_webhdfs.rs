@@ -4,6 +4,8 @@
 //! Chromium for the status page.
 
 mod common;
+#[path = "common/webhdfs_py.rs"]
+mod webhdfs_py;
 
 use common::data::{bytes, cluster, sha};
 use std::path::{Path, PathBuf};
@@ -512,42 +514,9 @@ async fn metrics_on_metadata_nodes_and_datanodes() {
     c.shutdown().await;
 }
 
-/// A venv with the Python WebHDFS clients, installed once per test run.
-async fn python_clients() -> &'static PathBuf {
-    static VENV: OnceCell<PathBuf> = OnceCell::const_new();
-    VENV.get_or_init(|| async {
-        let venv = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("webhdfs-venv");
-        let py = venv.join("bin/python");
-        let ready = venv.join(".installed");
-        if !ready.exists() {
-            let ok = Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .await
-                .expect("python3 runs");
-            assert!(ok.success(), "python3 -m venv failed");
-            let out = Command::new(&py)
-                .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
-                .args(["hdfs==2.7.3", "fsspec==2026.9.0", "requests"])
-                .output()
-                .await
-                .expect("pip runs");
-            assert!(
-                out.status.success(),
-                "pip install failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::fs::write(&ready, b"ok").unwrap();
-        }
-        py
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn python_webhdfs_clients_unchanged() {
-    let py = python_clients().await;
+    let py = webhdfs_py::python().await;
     let (dir, c, http) = start(4).await;
     let root = c.client("root");
     root.mkdirs("/py", true).await.unwrap();

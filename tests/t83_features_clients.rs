@@ -13,6 +13,8 @@ mod rpc_calls;
 mod snapshot_diff;
 #[path = "features/webhdfs_json.rs"]
 mod webhdfs_json;
+#[path = "common/webhdfs_py.rs"]
+mod webhdfs_py;
 
 use bytes::Bytes;
 use common::data::{cluster, write};
@@ -300,16 +302,11 @@ async fn webhdfs_feature_json_errors_and_hdfscli() {
     }
     let q = "SETQUOTA&namespacequota=10&storagespacequota=-1";
     assert_eq!(http("PUT", &at("/py/feat", q)).0, 200);
-    let py = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("webhdfs-venv/bin/python");
-    assert!(
-        py.exists(),
-        "the HdfsCLI venv of t80_webhdfs is missing: {}",
-        py.display()
-    );
+    let py = webhdfs_py::python().await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/webhdfs/features.py");
     let out = tokio::time::timeout(
         Duration::from_secs(120),
-        tokio::process::Command::new(&py)
+        tokio::process::Command::new(py)
             .args([script, &web, "alice", "/py/feat"])
             .output(),
     )
