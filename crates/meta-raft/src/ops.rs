@@ -312,7 +312,15 @@ impl MetaNode {
         };
         let expires = self.core().wall_ms() + BLOCK_TOKEN_LIFETIME.as_millis() as u64;
         let token = |lb: &mut LocatedBlock, mode: AccessMode| {
-            lb.token = Some(key.block_token(lb.block.id, lb.block.gen, mode, user, expires));
+            let (id, gen) = (lb.block.id, lb.block.gen);
+            lb.token = Some(match mode {
+                AccessMode::Read => key.block_token(id, gen, mode, user, expires),
+                // A write token names the pipeline chosen, in order.
+                AccessMode::Write => {
+                    let pipeline = lb.locations.iter().map(|a| a.id.clone()).collect();
+                    key.write_token(id, gen, user, expires, pipeline)
+                }
+            });
         };
         match r {
             MetaResponse::Blocks(LocatedBlocks { blocks, .. }) => {
