@@ -52,6 +52,8 @@ pub struct LocalConfig {
     /// How long trashed files are kept, ms (0: trash off; `tdfs local`
     /// turns it on with a day, as HDFS's `fs.trash.interval` of 1440).
     pub trash_interval_ms: u64,
+    /// Limits of every node's HTTP server (tests shorten the timeouts).
+    pub http_limits: tdfs_http::HttpLimits,
 }
 
 impl LocalConfig {
@@ -70,6 +72,7 @@ impl LocalConfig {
             tweak_datanode: None,
             seed: tdfs_rpc::run_seed(),
             trash_interval_ms: 0,
+            http_limits: tdfs_http::HttpLimits::default(),
         }
     }
 }
@@ -311,7 +314,7 @@ impl LocalCluster {
             .await
             .with_context(|| format!("cannot listen on {want} (hdfs of metadata node {id})"))?;
         let h = tdfs_meta_raft::start(mc, l, seams).await?;
-        let server = http::start_meta_http(&h.node, hl)?;
+        let server = http::start_meta_http(&h.node, hl, self.cfg.http_limits.clone())?;
         let hdfs = tdfs_hdfs_rpc::namenode::start(h.node.clone(), nl, Default::default())?;
         self.meta_http.insert(id, http);
         self.http_servers.insert(id, server);
@@ -374,7 +377,8 @@ impl LocalCluster {
         if let Some(t) = &self.cfg.tweak_datanode {
             t(&mut dc);
         }
-        let server = http::start_datanode_http(&dc, store.clone(), hl)?;
+        let server =
+            http::start_datanode_http(&dc, store.clone(), hl, self.cfg.http_limits.clone())?;
         let h = tdfs_datanode::node::start_with_hdfs(dc, store, l, Some(nl)).await?;
         let slot = &mut self.datanodes[i];
         slot.http = Some(http);

@@ -196,14 +196,19 @@ impl MetaNode {
                 block_size,
                 mode,
                 create_parents,
-            } => LogOp::Create {
-                mode: self.mode_for(user, &path, mode, 0o666),
-                path,
-                overwrite,
-                replication: replication.unwrap_or(d.replication),
-                block_size: block_size.unwrap_or(d.block_size),
-                create_parents,
-            },
+            } => {
+                let block_size = block_size.unwrap_or(d.block_size);
+                // The one check every gateway's create passes.
+                self.config().check_block_size(block_size)?;
+                LogOp::Create {
+                    mode: self.mode_for(user, &path, mode, 0o666),
+                    path,
+                    overwrite,
+                    replication: replication.unwrap_or(d.replication),
+                    block_size,
+                    create_parents,
+                }
+            }
             MetaRequest::Append { path } => LogOp::Append { path },
             MetaRequest::AddBlock {
                 path,
