@@ -458,3 +458,30 @@ fn unsafe_kill_term(pid: u32) {
         .arg(pid.to_string())
         .status();
 }
+
+/// On a keyed cluster the copies the leader orders carry its token, bound
+/// to their targets: raising a file's replication fills the new replicas
+/// (every target checks the token), and they read back whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn re_replication_on_a_keyed_cluster_carries_the_leaders_token() {
+    let (_dir, c) = cluster(3, 1 << 20, |cfg| {
+        cfg.use_generated_key().unwrap();
+        cfg.replication = 1;
+    })
+    .await;
+    let root = c.client("root");
+    let data = bytes(71, (3 << 20) + 5);
+    write(&root, "/keyed/f", &data, 1 << 20).await;
+    root.meta(tdfs_proto::meta::MetaRequest::SetReplication {
+        path: "/keyed/f".into(),
+        replication: 3,
+    })
+    .await
+    .unwrap();
+    let lbs = common::data::wait_replicas(&root, "/keyed/f", 3).await;
+    assert_eq!(lbs.blocks.len(), 4);
+    // A reader without the key reads it back with its read tokens.
+    let user = keyless_client(&c, "root");
+    assert!(read(&user, "/keyed/f", 0, data.len() as u64).await == data);
+    c.shutdown().await;
+}

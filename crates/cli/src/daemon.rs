@@ -41,6 +41,14 @@ pub struct MetaArgs {
     /// Default block size of new files (bytes; k/m/g suffixes accepted).
     #[arg(long, default_value_t = defaults::BLOCK_SIZE.to_string())]
     pub block_size: String,
+    /// Smallest block size a create may ask for (HDFS's
+    /// `dfs.namenode.fs-limits.min-block-size`; k/m/g suffixes accepted).
+    #[arg(long, default_value_t = defaults::MIN_BLOCK_SIZE.to_string())]
+    pub min_block_size: String,
+    /// Largest block size a create may ask for (HDFS's
+    /// `dfs.namenode.fs-limits.max-block-size`; at most 1g).
+    #[arg(long, default_value_t = defaults::MAX_BLOCK_SIZE.to_string())]
+    pub max_block_size: String,
     /// The superuser (owner of `/`); defaults to the user running the daemon.
     #[arg(long)]
     pub superuser: Option<String>,
@@ -80,6 +88,10 @@ pub struct MetaArgs {
     /// Acknowledge writes before fsync (unsafe; for experiments only).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Seconds the HTTP server waits for the next bytes of a request body
+    /// before it cuts the client off.
+    #[arg(long, default_value_t = 60)]
+    pub http_body_idle_timeout: u64,
 }
 
 /// Builds a node config from the flags (the config file already expanded
@@ -99,6 +111,8 @@ pub fn meta_config(a: MetaArgs) -> anyhow::Result<MetaConfig> {
     }
     c.defaults.replication = a.replication;
     c.defaults.block_size = crate::conf::parse_size(&a.block_size)?;
+    c.min_block_size = crate::conf::parse_size(&a.min_block_size)?;
+    c.max_block_size = crate::conf::parse_size(&a.max_block_size)?;
     if let Some(s) = a.superuser {
         c.superuser = s;
     }
@@ -140,8 +154,17 @@ pub fn check_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The HTTP server's limits with the body idle timeout of the flags.
+fn http_limits(body_idle_secs: u64) -> tdfs_http::HttpLimits {
+    tdfs_http::HttpLimits {
+        body_idle_timeout: std::time::Duration::from_secs(body_idle_secs.max(1)),
+        ..Default::default()
+    }
+}
+
 pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
     let hdfs_addr = a.hdfs_addr.clone();
+    let http_limits = http_limits(a.http_body_idle_timeout);
     let c = meta_config(a)?;
     check_data_dir(&c.data_dir)?;
     let listener = tokio::net::TcpListener::bind(&c.addr)
@@ -162,7 +185,11 @@ pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
         .await
         .context("cannot start the metadata node")?;
     let http = match http_listener {
-        Some(l) => Some(tdfs_local::http::start_meta_http(&handle.node, l)?),
+        Some(l) => Some(tdfs_local::http::start_meta_http(
+            &handle.node,
+            l,
+            http_limits,
+        )?),
         None => None,
     };
     let hdfs = match hdfs_listener {
@@ -246,11 +273,16 @@ pub struct DatanodeArgs {
     /// Acknowledge blocks before fsync (unsafe; for experiments only).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Seconds the HTTP server waits for the next bytes of a request body
+    /// (a WebHDFS upload) before it cuts the client off and abandons it.
+    #[arg(long, default_value_t = 60)]
+    pub http_body_idle_timeout: u64,
 }
 
 pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
     use tdfs_datanode::block_store::{BlockStore, StoreConfig};
     use tdfs_datanode::node::DatanodeConfig;
+    let a_http_idle = a.http_body_idle_timeout;
     let data_dir = a.data_dir.context("--data-dir is required")?;
     let addr = a.addr.context("--addr is required")?;
     let meta: Vec<String> = a
@@ -291,6 +323,7 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
             &dc,
             store.clone(),
             l,
+            http_limits(a_http_idle),
         )?),
         None => None,
     };

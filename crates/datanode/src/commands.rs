@@ -8,7 +8,7 @@ use crate::node::Change;
 use crate::transfer::TransferCtx;
 use std::sync::Arc;
 use tdfs_proto::event::EventKind;
-use tdfs_proto::meta::{BlockInfo, DatanodeAddr, DatanodeCommand};
+use tdfs_proto::meta::{BlockInfo, BlockToken, DatanodeAddr, DatanodeCommand};
 use tdfs_rpc::EventBus;
 use tokio::sync::mpsc;
 
@@ -56,9 +56,14 @@ impl Exec {
         for cmd in commands {
             let store = self.ctx.store.clone();
             let changes = self.changes.clone();
-            if let DatanodeCommand::Replicate { block, targets } = cmd {
+            if let DatanodeCommand::Replicate {
+                block,
+                targets,
+                token,
+            } = cmd
+            {
                 let ctx = self.ctx.clone();
-                tokio::spawn(async move { copy(&ctx, &block, &targets).await });
+                tokio::spawn(async move { copy(&ctx, &block, &targets, token).await });
                 continue;
             }
             tokio::task::spawn_blocking(move || run_local(&store, cmd, &changes));
@@ -69,8 +74,13 @@ impl Exec {
 /// A copy to other datanodes. A checksum failure of our own stored data
 /// quarantines our replica (and reports it) inside `replicate`; a failure
 /// downstream never touches it.
-async fn copy(ctx: &TransferCtx, block: &BlockInfo, targets: &[DatanodeAddr]) {
-    match crate::transfer::replicate(ctx, block, targets).await {
+async fn copy(
+    ctx: &TransferCtx,
+    block: &BlockInfo,
+    targets: &[DatanodeAddr],
+    token: Option<BlockToken>,
+) {
+    match crate::transfer::replicate(ctx, block, targets, token).await {
         Ok(ack) => {
             for s in ack.statuses.iter().filter(|s| s.result.is_err()) {
                 tracing::info!(

@@ -194,6 +194,7 @@ pub async fn start_with_hdfs(
         let access = Arc::new(crate::hdfs::HdfsStore::new(ctx.clone()));
         let dtp = tdfs_hdfs_rpc::datanode::DtpConfig {
             key: cfg.key.clone(),
+            datanode_uuid: ctx.store.datanode_id().0.clone(),
         };
         let mut sd = shutdown.clone();
         tasks.push(tokio::spawn(tdfs_hdfs_rpc::datanode::run(

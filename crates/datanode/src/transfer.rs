@@ -12,7 +12,7 @@
 use crate::block_store::{BlockStore, ReplicaReader, ReplicaWriter};
 use std::sync::Arc;
 use std::time::Duration;
-use tdfs_proto::meta::{AccessMode, BlockInfo, DatanodeAddr, ReplicaReport};
+use tdfs_proto::meta::{AccessMode, BlockInfo, BlockToken, DatanodeAddr, ReplicaReport};
 use tdfs_proto::{BlockId, DatanodeId, FsError};
 use tdfs_rpc::auth::wall_ms;
 use tdfs_rpc::{ClusterKey, FrameMac, Peer, SessionKeys};
@@ -110,7 +110,7 @@ async fn serve(ctx: Arc<TransferCtx>, peer: Peer, stream: TcpStream) -> Result<(
     let (rd, wr) = stream.into_split();
     let mut r = BufReader::with_capacity(RECV_BUF, rd);
     let op: Op = read_control_mac(&mut r, IO_TIMEOUT, recv_mac(&mut keys)).await?;
-    // A caller without the key needs the metadata node's word for this block.
+    // A reader without the key needs the metadata node's word for this block.
     let check = |token, block, gen, mode| match (&ctx.key, peer.authenticated) {
         (Some(k), false) => k.check_block_token(token, block, gen, mode, wall_ms()),
         _ => Ok(()),
@@ -122,12 +122,12 @@ async fn serve(ctx: Arc<TransferCtx>, peer: Peer, stream: TcpStream) -> Result<(
             token,
         } => {
             let mut w = wr;
-            if let Err(e) = check(token.as_ref(), block.id, block.gen, AccessMode::Write) {
+            let me = ctx.store.datanode_id().clone();
+            if let Err(e) = check_write(&ctx, token.as_ref(), &block, &me, &downstream) {
                 tracing::info!(addr = %peer.addr, "refusing a write: {e}");
-                let me = ctx.store.datanode_id().clone();
                 return refuse(&mut r, &mut w, me, e, &mut keys).await;
             }
-            handle_write(ctx, r, w, block, downstream, keys).await
+            handle_write(ctx, r, w, block, downstream, token, keys).await
         }
         Op::Read {
             block,
@@ -168,6 +168,25 @@ async fn serve(ctx: Arc<TransferCtx>, peer: Peer, stream: TcpStream) -> Result<(
             Ok(())
         }
     }
+}
+
+/// On a keyed cluster every write, at every hop and from key holders too
+/// (an upstream datanode, a replication source), carries a write token the
+/// metadata node bound to the pipeline: this node must be in it and
+/// `downstream` must follow it there. A datanode thus stores and forwards a
+/// block only where the metadata node said.
+fn check_write(
+    ctx: &TransferCtx,
+    token: Option<&BlockToken>,
+    block: &BlockInfo,
+    me: &DatanodeId,
+    downstream: &[DatanodeAddr],
+) -> Result<(), FsError> {
+    let Some(k) = &ctx.key else {
+        return Ok(());
+    };
+    let down: Vec<DatanodeId> = downstream.iter().map(|a| a.id.clone()).collect();
+    k.check_write_hop(token, block.id, block.gen, me, &down, wall_ms())
 }
 
 /// A replica's checksums from the chunk CRCs stored beside it: the CRC32C
@@ -275,6 +294,7 @@ async fn handle_write(
     mut w: OwnedWriteHalf,
     block: BlockInfo,
     downstream: Vec<DatanodeAddr>,
+    token: Option<BlockToken>,
     mut keys: Macs,
 ) -> Result<(), FsError> {
     let me = ctx.store.datanode_id().clone();
@@ -289,7 +309,9 @@ async fn handle_write(
         if downstream.is_empty() {
             return None;
         }
-        Some(BlockWriter::open(&downstream, block.clone(), ctx.key.as_ref()).await)
+        // The token goes along: the next node checks it too.
+        let (key, token) = (ctx.key.as_ref(), token.clone());
+        Some(BlockWriter::open_with_token(&downstream, block.clone(), key, token).await)
     };
     let (local, down) = tokio::join!(open_local, open_down);
     let writer = match local {
@@ -514,7 +536,8 @@ async fn handle_read(
 }
 
 /// Copies finalized replica `block` (id and gen) to `targets`, a pipeline,
-/// as a `Replicate` command asks. Every chunk is checked against its stored
+/// as a `Replicate` command asks, showing the leader's `token` for them (on
+/// a keyed cluster the targets refuse the copy without it). Every chunk is checked against its stored
 /// CRC before it leaves: when this node's own stored data fails a checksum
 /// (a chunk CRC, its meta file, a data file shorter than recorded) the
 /// replica is quarantined and announced ([`StoreEvent::Quarantined`]) and
@@ -525,6 +548,7 @@ pub async fn replicate(
     ctx: &TransferCtx,
     block: &BlockInfo,
     targets: &[DatanodeAddr],
+    token: Option<BlockToken>,
 ) -> Result<WriteAck, FsError> {
     let store = ctx.store.clone();
     let (id, gen) = (block.id, block.gen);
@@ -544,7 +568,7 @@ pub async fn replicate(
         len: reader.len(),
         sha256: Some(reader.sha256()),
     };
-    let mut bw = BlockWriter::open(targets, info, ctx.key.as_ref()).await?;
+    let mut bw = BlockWriter::open_with_token(targets, info, ctx.key.as_ref(), token).await?;
     let chunks = reader.chunks();
     let mut buf = vec![0u8; READ_BATCH as usize * CHUNK];
     let mut next = 0u64;

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 use tdfs_datanode::transfer::{replicate, StoreEvent};
 use tdfs_proto::meta::DatanodeAddr;
 use tdfs_proto::{DatanodeId, FsError};
-use tdfs_rpc::ClusterKey;
 use tdfs_transfer::{
     connect, packet_header, read_block, read_control, write_control, BlockWriter, Finish, Op,
     WriteAck, CHUNK,
@@ -412,7 +411,7 @@ async fn replicate_copies_a_replica() {
         .await
         .unwrap();
     let targets = vec![nodes[1].addr.clone(), nodes[2].addr.clone()];
-    let ack = replicate(&nodes[0].ctx, &info(5, 4, 0), &targets)
+    let ack = replicate(&nodes[0].ctx, &info(5, 4, 0), &targets, None)
         .await
         .unwrap();
     assert_all_ok(&ack, &targets);
@@ -429,6 +428,7 @@ async fn replicate_copies_a_replica() {
         &nodes[0].ctx,
         &info(5, 4, 0),
         std::slice::from_ref(&fresh.addr),
+        None,
     )
     .await;
     assert!(matches!(r, Err(FsError::ChecksumMismatch { .. })), "{r:?}");
@@ -454,40 +454,23 @@ async fn a_copy_that_fails_downstream_leaves_the_source_alone() {
         .await
         .unwrap();
     // A target that is down, then a target that holds a newer generation.
-    let r = replicate(&nodes[0].ctx, &info(6, 1, 0), &[dead_addr().await]).await;
+    let r = replicate(&nodes[0].ctx, &info(6, 1, 0), &[dead_addr().await], None).await;
     assert!(r.is_err(), "{r:?}");
     write_block(&[nodes[1].addr.clone()], 6, 2, &pattern(10, 1), None)
         .await
         .unwrap();
-    let ack = replicate(&nodes[0].ctx, &info(6, 1, 0), &[nodes[1].addr.clone()])
-        .await
-        .unwrap();
+    let ack = replicate(
+        &nodes[0].ctx,
+        &info(6, 1, 0),
+        &[nodes[1].addr.clone()],
+        None,
+    )
+    .await
+    .unwrap();
     assert!(ack.statuses[0].result.is_err(), "{ack:?}");
     assert_eq!(nodes[0].store.get(6).unwrap().sha256, sha(&data));
     assert!(nodes[0].store.quarantined().is_empty());
     assert!(nodes[0].store.verify(6).unwrap());
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_keyed_cluster() {
-    let key = ClusterKey::new(b"0123456789abcdef0123".to_vec()).unwrap();
-    let n1 = start_node(None, Some(key.clone())).await;
-    let n2 = start_node(None, Some(key.clone())).await;
-    let pipeline = vec![n1.addr.clone(), n2.addr.clone()];
-    let data = pattern(CHUNK + 1, 3);
-    let ack = write_block(&pipeline, 1, 1, &data, Some(&key))
-        .await
-        .unwrap();
-    assert_all_ok(&ack, &pipeline);
-    let mut out = Vec::new();
-    let n = read_block(&n2.addr.addr, Some(&key), 1, 1, 0, u64::MAX, &mut out)
-        .await
-        .unwrap();
-    assert_eq!(n, data.len() as u64);
-    assert!(out == data);
-    let wrong = ClusterKey::new(b"fedcba9876543210fedc".to_vec()).unwrap();
-    let r = read_block(&n2.addr.addr, Some(&wrong), 1, 1, 0, 1, &mut out).await;
-    assert!(matches!(r, Err(FsError::Unauthenticated(_))), "{r:?}");
 }
 
 /// Run by hand: `cargo test --release -p tdfs-datanode --test transfer -- --ignored --nocapture`

@@ -335,3 +335,77 @@ async fn transfer_block_copies_a_replica() {
     assert_eq!(r.status, 0, "{:?}", r.message);
     assert_eq!(b.0.lock().unwrap()[&4], (5, d));
 }
+
+fn cluster_key() -> tdfs_rpc::ClusterKey {
+    tdfs_rpc::ClusterKey::new(b"0123456789abcdef0123".to_vec()).unwrap()
+}
+
+/// A datanode of a keyed cluster whose uuid is its address.
+async fn keyed_node() -> (Arc<Mem>, String, datanode::DtpServer) {
+    let mem = Arc::new(Mem::default());
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    let cfg = DtpConfig {
+        key: Some(cluster_key()),
+        datanode_uuid: addr.clone(),
+    };
+    let s = datanode::start(l, Arc::new(Access(mem.clone())), cfg).unwrap();
+    (mem, addr, s)
+}
+
+/// `op` carrying a write token for `pipeline`, in Hadoop's `TokenProto`.
+fn with_token(mut op: OpWriteBlockProto, pipeline: &[&str]) -> OpWriteBlockProto {
+    let b = &op.header.base_header.block;
+    let t = cluster_key().write_token(
+        b.block_id,
+        b.generation_stamp,
+        "alice",
+        tdfs_rpc::auth::wall_ms() + 60_000,
+        pipeline
+            .iter()
+            .map(|a| tdfs_proto::DatanodeId(a.to_string()))
+            .collect(),
+    );
+    op.header.base_header.token = Some(tdfs_hdfs_rpc::token::encode(&t));
+    op
+}
+
+/// On a keyed cluster the write token names the pipeline inside its
+/// identifier bytes (opaque to Hadoop, forwarded unchanged): every datanode
+/// checks it, and one outside the pipeline, or asked to forward outside it,
+/// refuses with ERROR_ACCESS_TOKEN and stores nothing.
+#[tokio::test]
+async fn keyed_datanodes_check_the_pipeline_bound_into_the_token() {
+    let (a, aa, _sa) = keyed_node().await;
+    let (b, ba, _sb) = keyed_node().await;
+    let d = data(100_000);
+    let (resp, acks) = write(&aa, with_token(create(1, 3, &[&ba]), &[&aa, &ba]), 0, &d).await;
+    assert_eq!(resp.status, 0, "{:?}", resp.message);
+    assert!(acks
+        .iter()
+        .all(|s| s == &[Status::Success, Status::Success]));
+    assert_eq!(b.0.lock().unwrap()[&1], (3, d.clone()));
+    let refused = |resp: BlockOpResponseProto, want: &str| {
+        assert_eq!(resp.status, Status::ErrorAccessToken as i32, "{resp:?}");
+        let m = resp.message.unwrap_or_default();
+        assert!(m.contains(want), "{want:?} in {m:?}");
+    };
+    // The head is asked to forward outside the token's pipeline.
+    let (resp, _) = write(&aa, with_token(create(2, 1, &[&ba]), &[&aa]), 0, &d).await;
+    refused(resp, &format!("forwarding to {ba} is not allowed"));
+    // The second hop, reached with a token for another pipeline, none, or
+    // a forged one (the pipeline is under the MAC).
+    let (resp, _) = write(&ba, with_token(create(2, 1, &[]), &[&aa]), 0, &d).await;
+    refused(resp, "does not include this datanode");
+    let (resp, _) = write(&ba, create(2, 1, &[]), 0, &d).await;
+    refused(resp, "no token");
+    let mut forged = with_token(create(2, 1, &[]), &[&aa]);
+    let t = forged.header.base_header.token.as_mut().unwrap();
+    let mut tok = tdfs_hdfs_rpc::token::decode(t).unwrap();
+    tok.pipeline.push(tdfs_proto::DatanodeId(ba.clone()));
+    *t = tdfs_hdfs_rpc::token::encode(&tok);
+    let (resp, _) = write(&ba, forged, 0, &d).await;
+    refused(resp, "forged");
+    assert!(!a.0.lock().unwrap().contains_key(&2));
+    assert!(!b.0.lock().unwrap().contains_key(&2));
+}

@@ -1,9 +1,12 @@
 //! The HTTP accept loop with limits: a cap on open connections (one more
 //! is answered 503 and closed), a bound on a request's header bytes and
 //! count (431), a deadline for a request's headers (a slowloris client that
-//! trickles them is dropped), and a bound on the body of requests that do
-//! not stream data (413). Without these a few slow or hostile clients could
-//! hold every socket or make the server buffer without end.
+//! trickles them is dropped), a bound on the body of requests that do not
+//! stream data (413), and an idle timeout while a body is read (a client
+//! that sends its headers and then stalls or trickles the body is cut off,
+//! its upload abandoned, its slot freed). Without these a few slow or
+//! hostile clients could hold every socket or make the server buffer
+//! without end.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -35,6 +38,11 @@ pub struct HttpLimits {
     /// Body bytes of a request that does not stream file data (every
     /// request but the data step of CREATE and APPEND): 413 beyond.
     pub max_body_bytes: u64,
+    /// How long the server waits for the next bytes of a request body it
+    /// is reading (counted only while it waits, not while it works): a
+    /// client idle this long is cut off; an upload it was sending is
+    /// abandoned (the file is left to lease recovery, as for a dead client).
+    pub body_idle_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -45,6 +53,7 @@ impl Default for HttpLimits {
             max_headers: 100,
             header_timeout: Duration::from_secs(10),
             max_body_bytes: 1 << 20,
+            body_idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -57,9 +66,9 @@ pub async fn serve(
     limits: HttpLimits,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) {
-    let max_body = limits.max_body_bytes;
+    let (max_body, idle) = (limits.max_body_bytes, limits.body_idle_timeout);
     let router = router.layer(axum::middleware::from_fn(move |req, next| {
-        limit_body(max_body, req, next)
+        limit_body(max_body, idle, req, next)
     }));
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -138,8 +147,11 @@ fn is_upload_op(req: &Request) -> bool {
 }
 
 /// Refuses a declared body over `max` (413) and cuts an undeclared one
-/// there, except on requests that stream file data.
-async fn limit_body(max: u64, req: Request, next: Next) -> Response {
+/// there, except on requests that stream file data; every body is read
+/// under the `idle` timeout.
+async fn limit_body(max: u64, idle: Duration, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    let req = Request::from_parts(parts, idle_timeout(body, idle));
     if streams_data(&req) {
         return next.run(req).await;
     }
@@ -162,4 +174,29 @@ async fn limit_body(max: u64, req: Request, next: Next) -> Response {
     let limited = http_body_util::Limited::new(body, max as usize);
     next.run(Request::from_parts(parts, Body::new(limited)))
         .await
+}
+
+/// `body`, failing with `TimedOut` when its next bytes take longer than
+/// `idle` to come while the handler waits for them (time the handler spends
+/// elsewhere does not count). After the failure the body ends.
+fn idle_timeout(body: Body, idle: Duration) -> Body {
+    use futures_util::StreamExt;
+    let frames = body.into_data_stream();
+    let s = futures_util::stream::unfold(Some(frames), move |state| async move {
+        let mut frames = state?;
+        match tokio::time::timeout(idle, frames.next()).await {
+            Ok(Some(Ok(b))) => Some((Ok(b), Some(frames))),
+            Ok(Some(Err(e))) => Some((Err(std::io::Error::other(e)), None)),
+            Ok(None) => None,
+            Err(_) => {
+                tracing::info!("http request body idle for {idle:?}: cut off");
+                let e = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("request body idle for {} ms", idle.as_millis()),
+                );
+                Some((Err(e), None))
+            }
+        }
+    });
+    Body::from_stream(s)
 }

@@ -152,3 +152,65 @@ async fn connections_over_the_cap_get_503() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A client that sends its headers and then stalls its body, or trickles it
+/// slower than the idle timeout, is cut off and its slot freed (one slot
+/// only: the next request is served after the cut); a body that keeps
+/// coming within the timeout is read whole however long it takes.
+#[tokio::test]
+async fn a_stalled_or_trickled_body_is_cut_off_and_frees_its_slot() {
+    let limits = HttpLimits {
+        max_connections: 1,
+        body_idle_timeout: Duration::from_millis(400),
+        ..Default::default()
+    };
+    let addr = server(limits).await;
+    let head =
+        b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\nconnection: close\r\n\r\n";
+    for gap_ms in [u64::MAX, 700] {
+        let mut s = TcpStream::connect(&addr).await.unwrap();
+        s.write_all(head).await.unwrap();
+        s.write_all(b"0123456789").await.unwrap();
+        let started = Instant::now();
+        // Stall, or send one byte per `gap_ms`, until the server closes.
+        let mut answer = Vec::new();
+        loop {
+            let wait = Duration::from_millis(gap_ms.min(10_000));
+            let mut buf = [0u8; 512];
+            match tokio::time::timeout(wait, s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break,
+                Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+                Err(_) => {
+                    if s.write_all(b"x").await.is_err() {
+                        break;
+                    }
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(8),
+                "a body idle {gap_ms} ms between bytes was not cut off"
+            );
+        }
+        let cut = started.elapsed();
+        println!("body with gaps of {gap_ms} ms cut after {cut:?}");
+        assert!(cut >= Duration::from_millis(350), "{cut:?}");
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(!answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert_serves(&addr).await;
+    }
+    // Gaps under the timeout: slow, but served.
+    let mut s = TcpStream::connect(&addr).await.unwrap();
+    s.write_all(
+        b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\nconnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    for b in b"hello" {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        s.write_all(&[*b]).await.unwrap();
+    }
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+    let r = String::from_utf8_lossy(&out);
+    assert!(r.starts_with("HTTP/1.1 200") && r.ends_with('5'), "{r}");
+}

@@ -17,7 +17,11 @@ use tokio::net::TcpListener;
 const ANONYMOUS: &str = "dr.who";
 
 /// Serves WebHDFS, the status page and `/metrics` for metadata node `node`.
-pub fn start_meta_http(node: &Arc<MetaNode>, listener: TcpListener) -> std::io::Result<HttpServer> {
+pub fn start_meta_http(
+    node: &Arc<MetaNode>,
+    listener: TcpListener,
+    limits: HttpLimits,
+) -> std::io::Result<HttpServer> {
     let cfg = node.config();
     // This node first: namespace reads are answered here when it can.
     let mut meta = vec![cfg.addr.clone()];
@@ -41,7 +45,7 @@ pub fn start_meta_http(node: &Arc<MetaNode>, listener: TcpListener) -> std::io::
             // Minutes, rounded up: a shorter interval (tests) still means on.
             trash_interval_minutes: cfg.trash_interval_ms.div_ceil(60_000),
         },
-        limits: HttpLimits::default(),
+        limits,
     };
     tdfs_http::start_meta(http, listener)
 }
@@ -51,11 +55,12 @@ pub fn start_datanode_http(
     cfg: &DatanodeConfig,
     store: Arc<BlockStore>,
     listener: TcpListener,
+    limits: HttpLimits,
 ) -> std::io::Result<HttpServer> {
     let mut client = ClientConfig::new(cfg.meta.clone(), ANONYMOUS);
     client.key = cfg.key.clone();
     client.connector = cfg.connector.clone();
     let m = DatanodeMetrics::new(store);
     let render = Arc::new(move || m.render());
-    tdfs_http::start_datanode(client, render, HttpLimits::default(), listener)
+    tdfs_http::start_datanode(client, render, limits, listener)
 }

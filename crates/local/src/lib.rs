@@ -55,6 +55,8 @@ pub struct LocalConfig {
     /// Called once `shutdown` has stopped every node (tests check the
     /// warnings the run logged here).
     pub on_shutdown: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Limits of every node's HTTP server (tests shorten the timeouts).
+    pub http_limits: tdfs_http::HttpLimits,
 }
 
 impl LocalConfig {
@@ -74,6 +76,7 @@ impl LocalConfig {
             seed: tdfs_rpc::run_seed(),
             trash_interval_ms: 0,
             on_shutdown: None,
+            http_limits: tdfs_http::HttpLimits::default(),
         }
     }
 }
@@ -315,7 +318,7 @@ impl LocalCluster {
             .await
             .with_context(|| format!("cannot listen on {want} (hdfs of metadata node {id})"))?;
         let h = tdfs_meta_raft::start(mc, l, seams).await?;
-        let server = http::start_meta_http(&h.node, hl)?;
+        let server = http::start_meta_http(&h.node, hl, self.cfg.http_limits.clone())?;
         let hdfs = tdfs_hdfs_rpc::namenode::start(h.node.clone(), nl, Default::default())?;
         self.meta_http.insert(id, http);
         self.http_servers.insert(id, server);
@@ -378,7 +381,8 @@ impl LocalCluster {
         if let Some(t) = &self.cfg.tweak_datanode {
             t(&mut dc);
         }
-        let server = http::start_datanode_http(&dc, store.clone(), hl)?;
+        let server =
+            http::start_datanode_http(&dc, store.clone(), hl, self.cfg.http_limits.clone())?;
         let h = tdfs_datanode::node::start_with_hdfs(dc, store, l, Some(nl)).await?;
         let slot = &mut self.datanodes[i];
         slot.http = Some(http);

@@ -46,6 +46,17 @@ pub mod defaults {
     /// Continuous balancing threshold (percent of capacity from the average).
     pub const BALANCE_THRESHOLD_PCT: f64 = 10.0;
     pub const BLOCK_SIZE: u64 = 64 << 20;
+    /// The smallest block size a create may ask for (HDFS's
+    /// `dfs.namenode.fs-limits.min-block-size`). HDFS's default is 1 MiB;
+    /// tdfs defaults to the namespace's own floor (1 KiB) so tests and small
+    /// clusters can use small blocks, and an operator raises it with
+    /// `--min-block-size 1m`.
+    pub const MIN_BLOCK_SIZE: u64 = tdfs_namespace::MIN_BLOCK_SIZE;
+    /// The largest block size a create may ask for (HDFS's
+    /// `dfs.namenode.fs-limits.max-block-size`): the namespace's own ceiling,
+    /// 1 GiB (HDFS allows 32 GiB; a tdfs block is written and resent whole
+    /// by its writer, so a smaller ceiling bounds what a gateway holds).
+    pub const MAX_BLOCK_SIZE: u64 = tdfs_namespace::MAX_BLOCK_SIZE;
     /// Every this many applied entries, each metadata node hashes its
     /// namespace and the leader compares the hashes.
     pub const HASH_EVERY: u64 = 50_000;
@@ -122,9 +133,34 @@ pub struct MetaConfig {
     /// Inodes a huge delete's `Reclaim` step frees at most (one per policy
     /// round), so its work never stalls applies; tests lower it.
     pub reclaim_budget: u32,
+    /// Block sizes a create may ask for, inclusive (`--min-block-size`,
+    /// `--max-block-size`); within the namespace's own bounds.
+    pub min_block_size: u64,
+    pub max_block_size: u64,
 }
 
 impl MetaConfig {
+    /// Refuses a block size outside this node's limits, as HDFS's namenode
+    /// does (an `IOException` with HDFS's wording): every gateway's create
+    /// (tdfs RPC, WebHDFS `blocksize=`, Hadoop RPC) comes through here.
+    pub fn check_block_size(&self, block_size: u64) -> Result<(), tdfs_proto::FsError> {
+        if block_size < self.min_block_size {
+            return Err(tdfs_proto::FsError::Io(format!(
+                "Specified block size is less than configured minimum value \
+                 (dfs.namenode.fs-limits.min-block-size): {block_size} < {}",
+                self.min_block_size
+            )));
+        }
+        if block_size > self.max_block_size {
+            return Err(tdfs_proto::FsError::Io(format!(
+                "Specified block size is greater than configured maximum value \
+                 (dfs.namenode.fs-limits.max-block-size): {block_size} > {}",
+                self.max_block_size
+            )));
+        }
+        Ok(())
+    }
+
     /// The policies' settings.
     pub fn policy(&self) -> tdfs_policy::PolicyConfig {
         let mut p = tdfs_policy::PolicyConfig::new(tdfs_policy::LivenessConfig {
@@ -164,6 +200,8 @@ impl MetaConfig {
             hash_every: defaults::HASH_EVERY,
             trash_interval_ms: 0,
             reclaim_budget: defaults::RECLAIM_BUDGET,
+            min_block_size: defaults::MIN_BLOCK_SIZE,
+            max_block_size: defaults::MAX_BLOCK_SIZE,
         }
     }
 
@@ -200,6 +238,18 @@ impl MetaConfig {
         }
         tdfs_namespace::check_file_params(self.defaults.replication, self.defaults.block_size)
             .map_err(|e| e.to_string())?;
+        let (lo, hi) = (defaults::MIN_BLOCK_SIZE, defaults::MAX_BLOCK_SIZE);
+        if self.min_block_size < lo
+            || self.max_block_size > hi
+            || self.min_block_size > self.max_block_size
+        {
+            return Err(format!(
+                "block size limits {}..={} must lie within {lo}..={hi}, min <= max",
+                self.min_block_size, self.max_block_size
+            ));
+        }
+        self.check_block_size(self.defaults.block_size)
+            .map_err(|e| format!("--block-size: {e}"))?;
         Ok(())
     }
 }

@@ -13,6 +13,8 @@ use tdfs_proto::{DatanodeId, FsError};
 
 /// Longest a poll is held.
 pub const MAX_POLL: Duration = Duration::from_secs(30);
+/// The user named in the leader's tokens for replication and balancer copies.
+pub const COPY_USER: &str = "tdfs-replication";
 
 impl MetaNode {
     /// Serves one datanode request.
@@ -181,8 +183,33 @@ impl MetaNode {
         }
         Ok(DatanodeResponse::Commands {
             term,
-            commands: cmds,
+            commands: self.with_copy_tokens(cmds),
         })
+    }
+
+    /// On a keyed cluster, gives every `Replicate` the leader's write token
+    /// for its targets: the receiving datanodes check it as they check a
+    /// client's, so a datanode copies a block only where the leader said.
+    fn with_copy_tokens(
+        &self,
+        mut cmds: Vec<tdfs_proto::meta::DatanodeCommand>,
+    ) -> Vec<tdfs_proto::meta::DatanodeCommand> {
+        let Some(key) = self.config().key.as_ref() else {
+            return cmds;
+        };
+        let expires = self.core().wall_ms() + crate::ops::BLOCK_TOKEN_LIFETIME.as_millis() as u64;
+        for c in &mut cmds {
+            if let tdfs_proto::meta::DatanodeCommand::Replicate {
+                block,
+                targets,
+                token,
+            } = c
+            {
+                let pipeline = targets.iter().map(|a| a.id.clone()).collect();
+                *token = Some(key.write_token(block.id, block.gen, COPY_USER, expires, pipeline));
+            }
+        }
+        cmds
     }
 
     /// The leader's confirmation through a read index. The failpoint

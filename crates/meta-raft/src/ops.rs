@@ -196,14 +196,19 @@ impl MetaNode {
                 block_size,
                 mode,
                 create_parents,
-            } => LogOp::Create {
-                mode: self.mode_for(user, &path, mode, 0o666),
-                path,
-                overwrite,
-                replication: replication.unwrap_or(d.replication),
-                block_size: block_size.unwrap_or(d.block_size),
-                create_parents,
-            },
+            } => {
+                let block_size = block_size.unwrap_or(d.block_size);
+                // The one check every gateway's create passes.
+                self.config().check_block_size(block_size)?;
+                LogOp::Create {
+                    mode: self.mode_for(user, &path, mode, 0o666),
+                    path,
+                    overwrite,
+                    replication: replication.unwrap_or(d.replication),
+                    block_size,
+                    create_parents,
+                }
+            }
             MetaRequest::Append { path } => LogOp::Append { path },
             MetaRequest::AddBlock {
                 path,
@@ -312,7 +317,15 @@ impl MetaNode {
         };
         let expires = self.core().wall_ms() + BLOCK_TOKEN_LIFETIME.as_millis() as u64;
         let token = |lb: &mut LocatedBlock, mode: AccessMode| {
-            lb.token = Some(key.block_token(lb.block.id, lb.block.gen, mode, user, expires));
+            let (id, gen) = (lb.block.id, lb.block.gen);
+            lb.token = Some(match mode {
+                AccessMode::Read => key.block_token(id, gen, mode, user, expires),
+                // A write token names the pipeline chosen, in order.
+                AccessMode::Write => {
+                    let pipeline = lb.locations.iter().map(|a| a.id.clone()).collect();
+                    key.write_token(id, gen, user, expires, pipeline)
+                }
+            });
         };
         match r {
             MetaResponse::Blocks(LocatedBlocks { blocks, .. }) => {

@@ -361,6 +361,7 @@ impl ClusterState {
                     sha256: None,
                 },
                 targets: addrs,
+                token: None,
             });
         true
     }

@@ -459,8 +459,10 @@ pub enum AccessMode {
 
 /// An HDFS-style block access token: the metadata node's word, checkable by
 /// any datanode holding the cluster key, that `user` may read or write one
-/// generation of one block until `expires_ms`.
-/// `mac = HMAC(k, "blocktoken" | block | gen | mode | expires_ms | user)`.
+/// generation of one block until `expires_ms`, and — for a write — store it
+/// only on the datanodes of `pipeline`, in that order.
+/// `mac = HMAC(k, "blocktoken" | block | gen | mode | expires_ms | user |
+/// pipeline)` (lengths prefixed).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlockToken {
     pub block: BlockId,
@@ -469,6 +471,11 @@ pub struct BlockToken {
     pub user: String,
     /// Milliseconds since the Unix epoch.
     pub expires_ms: u64,
+    /// The write pipeline the metadata node chose, in order (empty for a
+    /// read token). Every datanode that receives the block checks that it
+    /// is in it and that the nodes it is asked to forward to follow it
+    /// there, so the token cannot push the block anywhere else.
+    pub pipeline: Vec<DatanodeId>,
     pub mac: [u8; 32],
 }
 
@@ -733,6 +740,10 @@ pub enum DatanodeCommand {
     Replicate {
         block: BlockInfo,
         targets: Vec<DatanodeAddr>,
+        /// On a keyed cluster, the leader's write token for the copy, bound
+        /// to `targets`; every target checks it. Added when the command is
+        /// sent.
+        token: Option<BlockToken>,
     },
     /// Delete replicas: each `(block, gen)` removes the local finalized or
     /// quarantined replicas of `block` whose generation is at most `gen`, so

@@ -3,7 +3,7 @@
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use tdfs_proto::meta::{AccessMode, BlockToken};
-use tdfs_proto::{BlockId, FsError};
+use tdfs_proto::{BlockId, DatanodeId, FsError};
 
 /// A secret shared by every node of a cluster. Proving knowledge of it makes a
 /// connection a trusted peer (Raft, datanode registration, block transfer).
@@ -58,30 +58,31 @@ impl ClusterKey {
         hmac_sha256(&self.0, parts)
     }
 
-    fn token_mac(
-        &self,
-        block: BlockId,
-        gen: u64,
-        mode: AccessMode,
-        user: &str,
-        expires_ms: u64,
-    ) -> [u8; 32] {
-        let mode = [match mode {
+    fn token_mac(&self, t: &BlockToken) -> [u8; 32] {
+        let mode = [match t.mode {
             AccessMode::Read => b'r',
             AccessMode::Write => b'w',
         }];
+        let mut pipeline = Vec::new();
+        for n in &t.pipeline {
+            pipeline.extend_from_slice(&(n.0.len() as u64).to_be_bytes());
+            pipeline.extend_from_slice(n.0.as_bytes());
+        }
         self.mac(&[
             b"blocktoken",
-            &block.to_be_bytes(),
-            &gen.to_be_bytes(),
+            &t.block.to_be_bytes(),
+            &t.gen.to_be_bytes(),
             &mode,
-            &expires_ms.to_be_bytes(),
-            &(user.len() as u64).to_be_bytes(),
-            user.as_bytes(),
+            &t.expires_ms.to_be_bytes(),
+            &(t.user.len() as u64).to_be_bytes(),
+            t.user.as_bytes(),
+            &(t.pipeline.len() as u64).to_be_bytes(),
+            &pipeline,
         ])
     }
 
-    /// Issues a block access token (metadata nodes do).
+    /// Issues a block access token bound to no pipeline: a read token
+    /// (a write token needs [`write_token`](Self::write_token)).
     pub fn block_token(
         &self,
         block: BlockId,
@@ -90,14 +91,41 @@ impl ClusterKey {
         user: &str,
         expires_ms: u64,
     ) -> BlockToken {
-        BlockToken {
+        self.sign(BlockToken {
             block,
             gen,
             mode,
             user: user.to_string(),
             expires_ms,
-            mac: self.token_mac(block, gen, mode, user, expires_ms),
-        }
+            pipeline: Vec::new(),
+            mac: [0; 32],
+        })
+    }
+
+    /// Issues a write token for `block` at `gen` bound to `pipeline`, the
+    /// datanodes the metadata node chose, in order.
+    pub fn write_token(
+        &self,
+        block: BlockId,
+        gen: u64,
+        user: &str,
+        expires_ms: u64,
+        pipeline: Vec<DatanodeId>,
+    ) -> BlockToken {
+        self.sign(BlockToken {
+            block,
+            gen,
+            mode: AccessMode::Write,
+            user: user.to_string(),
+            expires_ms,
+            pipeline,
+            mac: [0; 32],
+        })
+    }
+
+    fn sign(&self, mut t: BlockToken) -> BlockToken {
+        t.mac = self.token_mac(&t);
+        t
     }
 
     /// Checks that `token` was issued under this key for `block` at `gen`
@@ -110,16 +138,11 @@ impl ClusterKey {
         mode: AccessMode,
         now_ms: u64,
     ) -> Result<(), FsError> {
-        let refuse = |why: &str| {
-            Err(FsError::Unauthenticated(format!(
-                "block token refused for block {block}: {why}"
-            )))
-        };
+        let refuse = |why: &str| Err(refused(block, why));
         let Some(t) = token else {
             return refuse("no token (a caller without the cluster key needs one)");
         };
-        let want = self.token_mac(t.block, t.gen, t.mode, &t.user, t.expires_ms);
-        if !mac_eq(&want, &t.mac) {
+        if !mac_eq(&self.token_mac(t), &t.mac) {
             return refuse("forged or damaged token");
         }
         if t.block != block || t.gen != gen {
@@ -136,6 +159,60 @@ impl ClusterKey {
         }
         Ok(())
     }
+
+    /// Checks a write token at one hop of a pipeline: valid for `block` at
+    /// `gen` (as [`check_block_token`](Self::check_block_token)), naming
+    /// `me` in its pipeline, and with every node of `downstream` — where
+    /// this node is asked to forward the block — after `me` there, in order.
+    /// A token for pipeline `[A, B]` thus stores nothing on `C`, and no node
+    /// can be made to forward the block to one the metadata node did not
+    /// choose.
+    pub fn check_write_hop(
+        &self,
+        token: Option<&BlockToken>,
+        block: BlockId,
+        gen: u64,
+        me: &DatanodeId,
+        downstream: &[DatanodeId],
+        now_ms: u64,
+    ) -> Result<(), FsError> {
+        self.check_block_token(token, block, gen, AccessMode::Write, now_ms)?;
+        let t = token.expect("checked above");
+        check_pipeline(&t.pipeline, me, downstream).map_err(|why| refused(block, &why))
+    }
+}
+
+fn refused(block: BlockId, why: &str) -> FsError {
+    FsError::Unauthenticated(format!("block token refused for block {block}: {why}"))
+}
+
+/// Whether `me` is in `pipeline` and `downstream` follows it there as a
+/// subsequence (a rebuilt pipeline may drop failed nodes, never add any).
+pub fn check_pipeline(
+    pipeline: &[DatanodeId],
+    me: &DatanodeId,
+    downstream: &[DatanodeId],
+) -> Result<(), String> {
+    let show = |p: &[DatanodeId]| {
+        let v: Vec<&str> = p.iter().map(|d| d.0.as_str()).collect();
+        format!("[{}]", v.join(", "))
+    };
+    let Some(at) = pipeline.iter().position(|n| n == me) else {
+        return Err(format!(
+            "the token's pipeline {} does not include this datanode {me}",
+            show(pipeline)
+        ));
+    };
+    let mut rest = pipeline[at + 1..].iter();
+    for d in downstream {
+        if !rest.any(|n| n == d) {
+            return Err(format!(
+                "forwarding to {d} is not allowed: the token's pipeline is {}",
+                show(pipeline)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Milliseconds since the Unix epoch.
@@ -211,6 +288,40 @@ mod tests {
         assert!(k
             .check_block_token(Some(&forged), 7, 3, AccessMode::Write, 0)
             .is_err());
+    }
+
+    fn ids(v: &[&str]) -> Vec<DatanodeId> {
+        v.iter().map(|s| DatanodeId(s.to_string())).collect()
+    }
+
+    #[test]
+    fn write_tokens_bind_the_pipeline() {
+        let k = ClusterKey::new(vec![1u8; 32]).unwrap();
+        let t = k.write_token(7, 3, "alice", 1_000, ids(&["a", "b", "c"]));
+        let hop = |t: &BlockToken, me: &str, down: &[&str]| {
+            k.check_write_hop(Some(t), 7, 3, &ids(&[me])[0], &ids(down), 0)
+        };
+        assert!(hop(&t, "a", &["b", "c"]).is_ok());
+        assert!(hop(&t, "b", &["c"]).is_ok());
+        assert!(hop(&t, "c", &[]).is_ok());
+        // A rebuilt pipeline may drop a node, keeping the order.
+        assert!(hop(&t, "a", &["c"]).is_ok());
+        let e = hop(&t, "d", &[]).unwrap_err().to_string();
+        assert!(e.contains("does not include this datanode d"), "{e}");
+        let e = hop(&t, "a", &["b", "d"]).unwrap_err().to_string();
+        assert!(e.contains("forwarding to d is not allowed"), "{e}");
+        assert!(hop(&t, "b", &["a"]).is_err(), "not backwards");
+        assert!(hop(&t, "a", &["b", "b"]).is_err(), "no node twice");
+        // The pipeline is under the MAC.
+        let mut forged = t.clone();
+        forged.pipeline.push(DatanodeId("d".into()));
+        let e = hop(&forged, "d", &[]).unwrap_err().to_string();
+        assert!(e.contains("forged"), "{e}");
+        // A read token or an unbound one writes nowhere.
+        let r = k.block_token(7, 3, AccessMode::Read, "alice", 1_000);
+        assert!(hop(&r, "a", &[]).is_err());
+        let w = k.block_token(7, 3, AccessMode::Write, "alice", 1_000);
+        assert!(hop(&w, "a", &[]).is_err());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tdfs_datanode::block_store::{BlockStore, StoreConfig};
 use tdfs_datanode::transfer::{handle_stream, StoreEvent, TransferCtx};
-use tdfs_proto::meta::{BlockInfo, DatanodeAddr};
+use tdfs_proto::meta::{BlockInfo, BlockToken, DatanodeAddr};
 use tdfs_proto::FsError;
 use tdfs_rpc::{serve, ClusterKey, Handler, Peer, ServerConfig, Shutdown};
 use tdfs_transfer::{Finish, WriteAck, CHUNK};
@@ -132,8 +132,20 @@ pub async fn write_block(
     data: &[u8],
     key: Option<&ClusterKey>,
 ) -> Result<WriteAck, FsError> {
-    let mut w =
-        tdfs_transfer::BlockWriter::open(pipeline, info(id, gen, data.len() as u64), key).await?;
+    write_block_with_token(pipeline, id, gen, data, key, None).await
+}
+
+/// [`write_block`] showing the head `token`.
+pub async fn write_block_with_token(
+    pipeline: &[DatanodeAddr],
+    id: u64,
+    gen: u64,
+    data: &[u8],
+    key: Option<&ClusterKey>,
+    token: Option<BlockToken>,
+) -> Result<WriteAck, FsError> {
+    let block = info(id, gen, data.len() as u64);
+    let mut w = tdfs_transfer::BlockWriter::open_with_token(pipeline, block, key, token).await?;
     for c in data.chunks(CHUNK) {
         if w.send_chunk(c).await.is_err() {
             break;

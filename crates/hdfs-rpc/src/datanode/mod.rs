@@ -22,12 +22,12 @@ mod write;
 
 use crate::dtp::{op_response, OpRequest};
 use crate::proto::common::TokenProto;
-use crate::proto::hdfs::{BlockOpResponseProto, Status};
+use crate::proto::hdfs::{BlockOpResponseProto, DatanodeInfoProto, Status};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_proto::meta::AccessMode;
-use tdfs_proto::FsError;
+use tdfs_proto::{DatanodeId, FsError};
 use tdfs_rpc::auth::wall_ms;
 use tdfs_rpc::ClusterKey;
 use tokio::io::BufReader;
@@ -105,6 +105,9 @@ pub struct DtpConfig {
     /// The cluster key: when set, every op must carry a block token the
     /// metadata nodes issued for its block and access mode.
     pub key: Option<ClusterKey>,
+    /// This datanode's id (its `datanodeUuid`): on a keyed cluster a write
+    /// token must name it in its pipeline.
+    pub datanode_uuid: String,
 }
 
 /// What every connection handler shares.
@@ -137,6 +140,35 @@ impl Server {
             }
         }
         last
+    }
+
+    /// On a keyed cluster, checks that the write token of an op that
+    /// passed [`check_token`](Self::check_token) names this datanode in its
+    /// pipeline and that `targets` (where the op is to be forwarded) follow
+    /// it there: a Hadoop client forwards the identifier bytes unchanged, so
+    /// every datanode of its pipeline checks the metadata node's choice.
+    pub fn check_pipeline(
+        &self,
+        t: Option<&TokenProto>,
+        block: u64,
+        targets: &[DatanodeInfoProto],
+    ) -> Result<(), FsError> {
+        if self.cfg.key.is_none() {
+            return Ok(());
+        }
+        let Some(token) = t.and_then(crate::token::decode) else {
+            return Err(FsError::Unauthenticated(format!(
+                "block {block}: no block token"
+            )));
+        };
+        let me = DatanodeId(self.cfg.datanode_uuid.clone());
+        let down: Vec<DatanodeId> = targets
+            .iter()
+            .map(|d| DatanodeId(d.id.datanode_uuid.clone()))
+            .collect();
+        tdfs_rpc::auth::check_pipeline(&token.pipeline, &me, &down).map_err(|why| {
+            FsError::Unauthenticated(format!("block token refused for block {block}: {why}"))
+        })
     }
 }
 

@@ -243,6 +243,8 @@ fn check_write_token(
     let write = server.check_token(token, b.block_id, &gens, AccessMode::Write);
     match (write, transfer) {
         (Err(_), true) => server.check_token(token, b.block_id, &gens, AccessMode::Read),
+        // A write token is bound to its pipeline.
+        (Ok(()), _) => server.check_pipeline(token, b.block_id, &op.targets),
         (r, _) => r,
     }
 }

@@ -150,18 +150,28 @@ impl Namenode {
         Ok(FsyncResponseProto {})
     }
 
-    /// A new generation stamp for a block whose pipeline failed. tdfs picks
-    /// the new pipeline in the same step; `updatePipeline` then only checks.
+    /// A new generation stamp for a block whose pipeline failed;
+    /// `updatePipeline` then only checks. Hadoop's client rebuilds its
+    /// pipeline from the nodes it has (dropping the failed ones), so the
+    /// block keeps its current pipeline: the write token that comes back is
+    /// bound to it, and the client's smaller pipeline passes every
+    /// datanode's check.
     pub(super) async fn update_block_for_pipeline(
         &self,
         ctx: &Ctx,
         r: UpdateBlockForPipelineRequestProto,
     ) -> Result<UpdateBlockForPipelineResponseProto, FsError> {
         let path = self.path_of_block(r.block.block_id)?;
+        let keep = self.node().inspect(|ns, _| {
+            let file = ns.lookup(&ctx.user, &path).ok()?;
+            ns.open_file(file)
+                .filter(|f| f.open_block.is_some_and(|b| b.id == r.block.block_id))
+                .map(|f| f.targets)
+        });
         let op = MetaRequest::UpdatePipeline {
             path,
             block: r.block.block_id,
-            keep: Vec::new(),
+            keep: keep.unwrap_or_default(),
             excluded: Vec::new(),
         };
         match self.exec(ctx, Some(&r.client_name), op).await? {
