@@ -12,14 +12,14 @@ trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
 for _ in $(seq 300); do grep -q ready "$dir/out" 2>/dev/null && break; sleep 0.1; done
 grep -q ready "$dir/out" || { echo "cluster did not start"; cat "$dir/log"; exit 1; }
 https=$(python3 -c "import json,sys; print(' '.join(m['http'] for m in json.load(open(sys.argv[1]))['meta']))" "$dir/cluster.json")
-count() { # kind → total over every metadata node
+count() { # kind (or total) summed over every metadata node
   for h in $https; do curl -s "http://$h/metrics"; done |
-    awk -v k="$1" '$1 ~ /^tdfs_meta_datanode_requests_total/ && (k == "" || index($1, "op=\"" k "\"")) {s += $2} END {print s + 0}'
+    awk -v k="$1" '$1 ~ /^tdfs_meta_datanode_requests_total/ && (k == "total" || index($1, "op=\"" k "\"")) {s += $2} END {print s + 0}'
 }
 sleep 5 # let registration and the first full reports finish
 for phase in idle writing; do
   declare -A before
-  for k in register full_report incremental_report poll ""; do before[$k]=$(count "$k"); done
+  for k in register full_report incremental_report poll total; do before[$k]=$(count "$k"); done
   if [ $phase = writing ]; then
     ( end=$((SECONDS + secs)); i=0
       while [ $SECONDS -lt $end ]; do
@@ -30,10 +30,10 @@ for phase in idle writing; do
     sleep "$secs"
   fi
   line="$phase ($secs s):"
-  for k in register full_report incremental_report poll ""; do
+  for k in register full_report incremental_report poll total; do
     n=$(( $(count "$k") - ${before[$k]} ))
     per=$(python3 -c "print(round($n / 4 * 60 / $secs, 1))")
-    line="$line ${k:-total}=$per"
+    line="$line $k=$per"
   done
   echo "$line  (per datanode per minute)"
 done

@@ -13,7 +13,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use tdfs_namespace::{AdminState, Block, BlockRef};
+use tdfs_namespace::inode::Block;
+use tdfs_namespace::{AdminState, BlockRef};
 use tdfs_policy::{ClusterState, LivenessConfig, PolicyConfig};
 use tdfs_proto::meta::{DatanodeUsage, ReplicaReport};
 use tdfs_proto::DatanodeId;
