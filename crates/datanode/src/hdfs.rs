@@ -259,13 +259,13 @@ fn corrupt(ctx: &TransferCtx, r: &ReplicaReader, i: u64) -> FsError {
         block: id,
         detail: format!("stored chunk {i} fails its CRC32C"),
     };
-    tracing::warn!("block {id} gen {gen} is corrupt here: {e}");
+    tracing::warn!(fault = "local", "block {id} gen {gen} is corrupt here: {e}");
     match ctx.store.quarantine(id, gen, &e.to_string()) {
         Ok(true) => {
             let _ = ctx.events.send(StoreEvent::Quarantined { id, gen });
         }
         Ok(false) => {}
-        Err(q) => tracing::warn!("block {id}: cannot quarantine: {q}"),
+        Err(q) => tracing::warn!(fault = "local", "block {id}: cannot quarantine: {q}"),
     }
     e
 }

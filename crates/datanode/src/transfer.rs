@@ -247,7 +247,11 @@ fn local_writer(
             LocalMsg::Chunk(buf, n, crc) => {
                 if let Some(wr) = w.as_mut() {
                     if let Err(e) = wr.write_chunk(&buf[..n], crc) {
-                        tracing::warn!("block {}: local write failed: {e}", wr.block());
+                        tracing::warn!(
+                            fault = "local",
+                            "block {}: local write failed: {e}",
+                            wr.block()
+                        );
                         err = Some(e);
                         // Dropping the writer frees its space at once.
                         w = None;
@@ -360,7 +364,7 @@ async fn handle_write(
                 block: id,
                 detail: format!("packet from upstream: crc32c {actual:08x}, header {crc:08x}"),
             };
-            tracing::warn!("{e}");
+            tracing::warn!(fault = "peer", "{e}");
             drop(down);
             drop(tx);
             let r = refuse(&mut r, &mut w, me, e, &mut keys).await;
@@ -405,7 +409,7 @@ async fn handle_write(
             });
         }
         Err(e) => {
-            tracing::warn!("block {id} gen {gen}: not stored: {e}");
+            tracing::warn!(fault = "local", "block {id} gen {gen}: not stored: {e}");
             statuses.push(NodeStatus {
                 node: me,
                 result: Err(e.clone()),
@@ -517,7 +521,10 @@ async fn handle_read(
             Err(e) => {
                 // The client sees the stream end early; the replica may be
                 // damaged (a short data file), so say so here.
-                tracing::warn!("block {block}: read failed mid-stream: {e}");
+                tracing::warn!(
+                    fault = "local",
+                    "block {block}: read failed mid-stream: {e}"
+                );
                 return Err(e);
             }
         };
@@ -616,7 +623,7 @@ pub async fn replicate(
 /// Quarantines this node's replica `id`/`gen`, whose own stored data failed
 /// a checksum (`e`) while being copied, announces it, and returns `e`.
 async fn source_corrupt(ctx: &TransferCtx, id: BlockId, gen: u64, e: FsError) -> FsError {
-    tracing::warn!("block {id} gen {gen} is corrupt here: {e}");
+    tracing::warn!(fault = "local", "block {id} gen {gen} is corrupt here: {e}");
     let store = ctx.store.clone();
     let why = e.to_string();
     match tokio::task::spawn_blocking(move || store.quarantine(id, gen, &why)).await {
@@ -624,8 +631,8 @@ async fn source_corrupt(ctx: &TransferCtx, id: BlockId, gen: u64, e: FsError) ->
             let _ = ctx.events.send(StoreEvent::Quarantined { id, gen });
         }
         Ok(Ok(false)) => {}
-        Ok(Err(q)) => tracing::warn!("block {id}: cannot quarantine: {q}"),
-        Err(j) => tracing::warn!("block {id}: cannot quarantine: {j}"),
+        Ok(Err(q)) => tracing::warn!(fault = "local", "block {id}: cannot quarantine: {q}"),
+        Err(j) => tracing::warn!(fault = "local", "block {id}: cannot quarantine: {j}"),
     }
     e
 }

@@ -87,7 +87,7 @@ pub async fn serve<H: IpcHandler>(
             r = listener.accept() => match r {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!("hdfs ipc: accept failed: {e}");
+                    tracing::warn!(fault = "local", "hdfs ipc: accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
@@ -95,6 +95,7 @@ pub async fn serve<H: IpcHandler>(
         };
         let Ok(slot) = slots.clone().try_acquire_owned() else {
             tracing::warn!(
+                fault = "peer",
                 "hdfs ipc: refusing {addr}: {} connections open",
                 config.max_connections
             );

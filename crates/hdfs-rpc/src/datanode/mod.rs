@@ -218,7 +218,7 @@ pub async fn run(
                     });
                 }
                 Err(e) => {
-                    tracing::warn!("hdfs accept failed: {e}");
+                    tracing::warn!(fault = "local", "hdfs accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             },

@@ -112,7 +112,10 @@ where
     // The reader's verdict; a reader that stopped early just closes.
     match read_message::<ClientReadStatusProto, _>(r, STATUS_WAIT, "ClientReadStatusProto").await {
         Ok(s) if s.status == Status::ErrorChecksum as i32 => {
-            tracing::warn!("block {id}: the reader reports a checksum error");
+            tracing::warn!(
+                fault = "peer",
+                "block {id}: the reader reports a checksum error"
+            );
             Ok(false)
         }
         Ok(_) => Ok(true),

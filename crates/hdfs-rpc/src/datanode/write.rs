@@ -368,7 +368,7 @@ async fn receive<R: AsyncRead + Unpin>(
         let (seqno, last) = (h.seqno, h.last_packet_in_block);
         if let Err(e) = p.packet.verify(sum) {
             // Nothing of it is forwarded or kept; the client hears why.
-            tracing::warn!("hdfs write: packet {seqno} refused: {e}");
+            tracing::warn!(fault = "peer", "hdfs write: packet {seqno} refused: {e}");
             let _ = acks.send(Pending {
                 seqno,
                 last: true,
@@ -432,7 +432,10 @@ async fn respond<W: AsyncWrite + Unpin>(
                 None => Err(FsError::Internal("local writer gone".into())),
             };
             if let Err(e) = r {
-                tracing::warn!("hdfs write: the replica was not stored: {e}");
+                tracing::warn!(
+                    fault = "local",
+                    "hdfs write: the replica was not stored: {e}"
+                );
                 statuses[0] = Status::Error;
             }
         }
@@ -470,6 +473,7 @@ async fn mirror_statuses(
     match read_message::<PipelineAckProto, _>(m, IO_TIMEOUT, "PipelineAckProto").await {
         Ok(a) if a.seqno == seqno => return dtp::ack_statuses(&a),
         Ok(a) => tracing::warn!(
+            fault = "peer",
             "hdfs pipeline: {addr} acknowledged packet {} while {seqno} was due",
             a.seqno
         ),
