@@ -73,6 +73,10 @@ pub struct MetaArgs {
     /// Take a Raft snapshot (and compact the log) after this many entries.
     #[arg(long, default_value_t = defaults::SNAPSHOT_LOGS)]
     pub snapshot_logs: u64,
+    /// Also take a Raft snapshot once the log since the last one holds this
+    /// many bytes (k/m/g suffixes accepted; 0: by entry count only).
+    #[arg(long, default_value_t = format!("{}m", defaults::SNAPSHOT_LOG_BYTES >> 20))]
+    pub snapshot_log_bytes: String,
     /// Compare namespace hashes across metadata nodes every this many
     /// applied entries (the consistency check).
     #[arg(long, default_value_t = defaults::HASH_EVERY)]
@@ -123,6 +127,7 @@ pub fn meta_config(a: MetaArgs) -> anyhow::Result<MetaConfig> {
         .checked_mul(60_000)
         .context("--trash-interval is too large")?;
     c.snapshot_logs = a.snapshot_logs;
+    c.snapshot_log_bytes = crate::conf::parse_size(&a.snapshot_log_bytes)?;
     c.hash_every = a.hash_every;
     c.fsync = !a.no_fsync;
     c.validate().map_err(anyhow::Error::msg)?;

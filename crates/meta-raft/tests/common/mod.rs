@@ -149,6 +149,7 @@ impl Cluster {
             connector: Connector::filtered(&format!("meta-{id}"), self.net.clone()),
             clock: Default::default(),
             random: tdfs_rpc::Random::seeded(self.seed ^ id),
+            disk: tdfs_disk::real(),
         }
     }
 
