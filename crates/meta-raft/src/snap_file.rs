@@ -95,6 +95,23 @@ impl SnapFile {
         })
     }
 
+    /// A copy of this file as a file being received at `path`, for
+    /// installing a snapshot that was not received (openraft's storage
+    /// suite installs built ones). Blocking.
+    pub fn copy_to_receiving(&self, disk: Arc<dyn Disk>, path: PathBuf) -> io::Result<SnapFile> {
+        let to = SnapFile::receiving(disk, path)?;
+        let mut buf = vec![0u8; 1 << 20];
+        let mut at = 0u64;
+        loop {
+            let n = self.file.read_at(&mut buf, at)?;
+            if n == 0 {
+                return Ok(to);
+            }
+            to.file.write_all_at(&buf[..n], at)?;
+            at += n as u64;
+        }
+    }
+
     /// The temporary file a received snapshot is in.
     pub fn received_path(&self) -> Option<&Path> {
         self.recv.as_ref().map(|r| r.path.as_path())

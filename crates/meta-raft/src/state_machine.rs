@@ -260,6 +260,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         mut snapshot: Box<SnapFile>,
     ) -> Result<(), StorageError> {
         let _g = self.files.lock.lock().await;
+        if snapshot.received_path().is_none() {
+            let seq = self.files.seq.fetch_add(1, Ordering::Relaxed);
+            let path = receive_path(&self.files.dir, seq);
+            let disk = self.files.disk.clone();
+            let from = snapshot;
+            let copy = tokio::task::spawn_blocking(move || from.copy_to_receiving(disk, path));
+            snapshot = Box::new(copy.await.map_err(sm_err)?.map_err(sm_err)?);
+        }
         // Checked and decoded when the last chunk arrived (`shutdown`),
         // before anything replaces the current state.
         let Received { meta: file_meta, ns } = snapshot.take_received().await.map_err(snap_err)?;
