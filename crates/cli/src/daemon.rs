@@ -75,7 +75,7 @@ pub struct MetaArgs {
     pub snapshot_logs: u64,
     /// Also take a Raft snapshot once the log since the last one holds this
     /// many bytes (k/m/g suffixes accepted; 0: by entry count only).
-    #[arg(long, default_value_t = format!("{}m", defaults::SNAPSHOT_LOG_BYTES >> 20))]
+    #[arg(long, default_value_t = defaults::SNAPSHOT_LOG_BYTES.to_string())]
     pub snapshot_log_bytes: String,
     /// Compare namespace hashes across metadata nodes every this many
     /// applied entries (the consistency check).
@@ -308,4 +308,37 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
     }
     handle.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        meta: MetaArgs,
+    }
+
+    fn config(extra: &[&str]) -> anyhow::Result<MetaConfig> {
+        let mut argv = vec!["meta", "--id", "1", "--data-dir", "/d", "--addr", "h:1"];
+        argv.extend_from_slice(&["--peers", "1=h:1"]);
+        argv.extend_from_slice(extra);
+        meta_config(Cmd::try_parse_from(argv)?.meta)
+    }
+
+    #[test]
+    fn snapshot_log_bytes_takes_sizes_and_defaults_to_64_mib() {
+        assert_eq!(config(&[]).unwrap().snapshot_log_bytes, 64 << 20);
+        let c = config(&["--snapshot-log-bytes", "1m"]).unwrap();
+        assert_eq!(c.snapshot_log_bytes, 1 << 20);
+        assert_eq!(
+            config(&["--snapshot-log-bytes", "0"])
+                .unwrap()
+                .snapshot_log_bytes,
+            0
+        );
+        assert!(config(&["--snapshot-log-bytes", "lots"]).is_err());
+    }
 }

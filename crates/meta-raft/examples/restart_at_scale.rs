@@ -29,6 +29,7 @@ use tdfs_meta_raft::snapshot::{open_snapshot_file, write_snapshot_file};
 use tdfs_meta_raft::types::{LogId, SnapshotMeta};
 use tdfs_meta_raft::{MetaConfig, Seams};
 use tdfs_namespace::{LogOp, Namespace, Stamp};
+use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{MetaRequest, MetaResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -83,14 +84,20 @@ fn phase<T>(what: &str, f: impl FnOnce() -> T) -> (T, Duration) {
 fn build(files: usize) -> Namespace {
     let mut ns = Namespace::new();
     let mut now = 1_700_000_000_000u64;
+    // A create needs a call id (the lease holder); the retry cache is
+    // skipped, as if every client's calls had expired from it.
     let mut apply = |ns: &mut Namespace, op: LogOp| {
         now += 1;
         let stamp = Stamp {
             user: "root".into(),
-            call: None,
+            call: Some(CallId {
+                client: 1,
+                seq: now,
+            }),
             now,
         };
-        ns.apply(&stamp, &op, &mut Vec::new()).expect("apply");
+        ns.apply_ignoring_retry_cache(&stamp, &op, &mut Vec::new())
+            .expect("apply");
     };
     apply(
         &mut ns,
@@ -103,7 +110,14 @@ fn build(files: usize) -> Namespace {
         let path = format!("/d{}/f{}", i / 1000, i % 1000);
         if i % 1000 == 0 {
             let dir = format!("/d{}", i / 1000);
-            apply(&mut ns, LogOp::Mkdirs { path: dir, mode: 0o755, parents: true });
+            apply(
+                &mut ns,
+                LogOp::Mkdirs {
+                    path: dir,
+                    mode: 0o755,
+                    parents: true,
+                },
+            );
         }
         let create = LogOp::Create {
             path: path.clone(),
@@ -184,11 +198,19 @@ async fn main() {
     let disk = tdfs_disk::real();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    println!("{files} empty files in directories of 1,000; data in {}", root.display());
+    println!(
+        "{files} empty files in directories of 1,000; data in {}",
+        root.display()
+    );
 
-    let (ns, _) = phase("build the namespace (create + complete each)", || build(files));
+    let (ns, _) = phase("build the namespace (create + complete each)", || {
+        build(files)
+    });
     let ns_bytes = LIVE.load(Ordering::Relaxed);
-    println!("live heap with the namespace: {:.1} MiB", ns_bytes as f64 / MB);
+    println!(
+        "live heap with the namespace: {:.1} MiB",
+        ns_bytes as f64 / MB
+    );
     let m = meta(&addr, 2);
     let (size, _) = phase("freeze + write the snapshot file + fsync", || {
         write_snapshot_file(disk.as_ref(), &sm, &m, &ns.freeze()).unwrap()
@@ -196,7 +218,11 @@ async fn main() {
     println!("snapshot file: {size} bytes ({:.1} MiB)", size as f64 / MB);
     let (sent, _) = phase("send in 4 MiB chunks, receive, check + decode", || {
         tokio::task::block_in_place(|| {
-            tokio::runtime::Handle::current().block_on(send_and_receive(&disk, &sm, &root.join("recv")))
+            tokio::runtime::Handle::current().block_on(send_and_receive(
+                &disk,
+                &sm,
+                &root.join("recv"),
+            ))
         })
     });
     assert_eq!(sent, size);
@@ -211,18 +237,29 @@ async fn main() {
     config.gossip = false;
     config.superuser = "root".into();
     let t = Instant::now();
-    let h = tdfs_meta_raft::start(config, listener, Seams::default()).await.unwrap();
+    let h = tdfs_meta_raft::start(config, listener, Seams::default())
+        .await
+        .unwrap();
     let node = h.node.clone();
     let probe = format!("/d{}/f{}", (files - 1) / 1000, (files - 1) % 1000);
     loop {
-        let op = MetaRequest::GetFileInfo { path: probe.clone() };
+        let op = MetaRequest::GetFileInfo {
+            path: probe.clone(),
+        };
         if let Ok(MetaResponse::Status(_)) = node.execute("root", None, op).await {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(300), "not serving after 300 s");
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "not serving after 300 s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    println!("{:<44} {:>8.2} s", "start a node on it until it serves a read", t.elapsed().as_secs_f64());
+    println!(
+        "{:<44} {:>8.2} s",
+        "start a node on it until it serves a read",
+        t.elapsed().as_secs_f64()
+    );
     h.shutdown().await;
     println!("peak RSS of the process: {:.0} MiB", peak_rss_mib());
     std::fs::remove_dir_all(&root).unwrap();

@@ -55,7 +55,11 @@ fn damaged(path: &Path, reason: impl std::fmt::Display) -> SnapshotFileError {
 
 /// Streams `meta` and `frozen` into `file` from offset 0; returns the bytes
 /// written.
-pub fn write_snapshot(file: &dyn DiskFile, meta: &SnapshotMeta, frozen: &Frozen) -> std::io::Result<u64> {
+pub fn write_snapshot(
+    file: &dyn DiskFile,
+    meta: &SnapshotMeta,
+    frozen: &Frozen,
+) -> std::io::Result<u64> {
     let meta_bytes = tdfs_proto::codec::encode(meta).map_err(std::io::Error::other)?;
     let mut w = BufWriter::with_capacity(BUF, FileWriter::at(file, 0));
     w.write_all(MAGIC)?;
@@ -101,7 +105,10 @@ pub fn parse_file(
     let mut r = BufReader::with_capacity(BUF, FileReader::at(file, 0));
     let mut head = [0u8; 14];
     if size < 14 || r.read_exact(&mut head).is_err() || &head[..8] != MAGIC {
-        return Err(damaged(path, "not a tdfs snapshot (bad magic or too short)"));
+        return Err(damaged(
+            path,
+            "not a tdfs snapshot (bad magic or too short)",
+        ));
     }
     let version = u16::from_le_bytes([head[8], head[9]]);
     if version != FORMAT_VERSION {
@@ -131,7 +138,10 @@ pub fn parse_file(
     let ns = Namespace::read_snapshot(&mut r).map_err(|e| match e {
         SnapshotError::Checksum { offset } => damaged(
             path,
-            format!("namespace chunk at offset {} fails its checksum", base + offset),
+            format!(
+                "namespace chunk at offset {} fails its checksum",
+                base + offset
+            ),
         ),
         other => damaged(path, format!("namespace (from offset {base}): {other}")),
     })?;
@@ -139,7 +149,10 @@ pub fn parse_file(
     if end != size {
         return Err(damaged(
             path,
-            format!("{} bytes follow the end of the namespace at offset {end}", size - end),
+            format!(
+                "{} bytes follow the end of the namespace at offset {end}",
+                size - end
+            ),
         ));
     }
     Ok((meta, ns))
@@ -164,12 +177,18 @@ pub fn read_meta(file: &dyn DiskFile, path: &Path) -> Result<SnapshotMeta, Snaps
     let mut head = [0u8; 14];
     let io = |e| SnapshotFileError::io(path, e);
     if file.read_exact_at(&mut head, 0).is_err() || &head[..8] != MAGIC {
-        return Err(damaged(path, "not a tdfs snapshot (bad magic or too short)"));
+        return Err(damaged(
+            path,
+            "not a tdfs snapshot (bad magic or too short)",
+        ));
     }
     let version = u16::from_le_bytes([head[8], head[9]]);
     let meta_len = u32::from_le_bytes(head[10..14].try_into().expect("4 bytes")) as usize;
     if version != FORMAT_VERSION || meta_len > MAX_META {
-        return Err(damaged(path, format!("bad header (version {version}, metadata {meta_len} bytes)")));
+        return Err(damaged(
+            path,
+            format!("bad header (version {version}, metadata {meta_len} bytes)"),
+        ));
     }
     let mut m = vec![0u8; meta_len + 4];
     file.read_exact_at(&mut m, 14).map_err(io)?;
@@ -182,7 +201,10 @@ pub fn read_meta(file: &dyn DiskFile, path: &Path) -> Result<SnapshotMeta, Snaps
 }
 
 /// Opens the snapshot file for reading, if there is one.
-pub fn open_snapshot_file(disk: &dyn Disk, dir: &Path) -> std::io::Result<Option<Box<dyn DiskFile>>> {
+pub fn open_snapshot_file(
+    disk: &dyn Disk,
+    dir: &Path,
+) -> std::io::Result<Option<Box<dyn DiskFile>>> {
     match disk.open(&dir.join(FILE), Open::Read) {
         Ok(f) => Ok(Some(f)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

@@ -106,7 +106,8 @@ impl StateMachine {
 
     /// The applied index and the namespace's live inodes (tests).
     pub fn summary(&self) -> (Option<LogId>, u64) {
-        self.core.ns(|r| (r.last_applied, r.ns.freeze().inode_count()))
+        self.core
+            .ns(|r| (r.last_applied, r.ns.freeze().inode_count()))
     }
 
     /// The snapshot file on disk, opened for sending, with its metadata.
@@ -270,7 +271,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         // Checked and decoded when the last chunk arrived (`shutdown`),
         // before anything replaces the current state.
-        let Received { meta: file_meta, ns } = snapshot.take_received().await.map_err(snap_err)?;
+        let Received {
+            meta: file_meta,
+            ns,
+        } = snapshot.take_received().await.map_err(snap_err)?;
         if file_meta.last_log_id != meta.last_log_id {
             tracing::warn!(
                 "installed snapshot names {:?}, openraft gave {:?}",

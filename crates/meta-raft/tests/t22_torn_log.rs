@@ -168,7 +168,8 @@ async fn a_cut_last_record_is_dropped_whole() {
         let len = file_len(&path);
 
         // The last record holds the last mkdir; measure it.
-        let store = LogStore::open(tdfs_disk::real(), &cluster.data_dir(1).join("raft"), true).unwrap();
+        let store =
+            LogStore::open(tdfs_disk::real(), &cluster.data_dir(1).join("raft"), true).unwrap();
         let last = store.last_index().unwrap();
         let mut reader = store.clone();
         let entries = reader.try_get_log_entries(last..=last).await.unwrap();

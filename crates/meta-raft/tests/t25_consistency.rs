@@ -49,11 +49,16 @@ async fn a_diverged_member_raises_the_alarm() {
     node.raft().trigger().snapshot().await.unwrap();
     let sm_dir = cluster.data_dir(victim).join("sm");
     wait_until(Duration::from_secs(10), "the follower's snapshot", || {
-        read_snapshot_file(&tdfs_disk::RealDisk, &sm_dir).ok().flatten().is_some()
+        read_snapshot_file(&tdfs_disk::RealDisk, &sm_dir)
+            .ok()
+            .flatten()
+            .is_some()
     })
     .await;
     cluster.stop(victim).await;
-    let (meta, mut ns) = read_snapshot_file(&tdfs_disk::RealDisk, &sm_dir).unwrap().unwrap();
+    let (meta, mut ns) = read_snapshot_file(&tdfs_disk::RealDisk, &sm_dir)
+        .unwrap()
+        .unwrap();
     let stamp = Stamp {
         user: SUPERUSER.into(),
         call: None,

@@ -70,9 +70,11 @@ async fn a_member_with_a_damaged_snapshot_refuses_to_start_and_rejoins_once_wipe
     cluster.restart(victim).await;
     let node = cluster.node(victim).clone();
     let want: Vec<String> = first.iter().chain(&second).cloned().collect();
-    wait_until(Duration::from_secs(20), "the wiped member to catch up", || {
-        missing(&node, &want).is_empty()
-    })
+    wait_until(
+        Duration::from_secs(20),
+        "the wiped member to catch up",
+        || missing(&node, &want).is_empty(),
+    )
     .await;
     let m = node.raft().metrics().borrow().clone();
     assert!(m.snapshot.is_some(), "it caught up without a snapshot");
@@ -168,13 +170,22 @@ async fn a_damaged_received_snapshot_is_refused_and_the_state_kept() {
         bad[at] ^= 0x40;
         let err = receive(&mut sm, &bad, 300).await.expect_err(what);
         assert!(err.contains("snapshot.recv-"), "{what}: {err}");
-        assert!(err.contains("fails its checksum") || err.contains("decode"), "{what}: {err}");
+        assert!(
+            err.contains("fails its checksum") || err.contains("decode"),
+            "{what}: {err}"
+        );
         assert_eq!(sm.summary(), (applied, inodes), "{what}: the state changed");
-        assert_eq!(std::fs::read(snapshot_path(&dir)).unwrap(), installed, "{what}");
+        assert_eq!(
+            std::fs::read(snapshot_path(&dir)).unwrap(),
+            installed,
+            "{what}"
+        );
         assert!(leftovers(&dir).is_empty(), "{what}: {:?}", leftovers(&dir));
     }
     let cut = &b[..b.len() - 7];
-    let err = receive(&mut sm, cut, 300).await.expect_err("a truncated snapshot");
+    let err = receive(&mut sm, cut, 300)
+        .await
+        .expect_err("a truncated snapshot");
     assert!(err.contains("snapshot.recv-"), "{err}");
     assert_eq!(sm.summary(), (applied, inodes));
 
@@ -212,7 +223,10 @@ async fn a_snapshot_is_taken_once_the_log_passes_its_byte_limit() {
         if let Some(s) = node.raft().metrics().borrow().snapshot {
             break s;
         }
-        assert!(seq < 5000, "no snapshot after {seq} entries of the byte limit");
+        assert!(
+            seq < 5000,
+            "no snapshot after {seq} entries of the byte limit"
+        );
     };
     println!("snapshot at index {} after {seq} mkdirs", snap.index);
     assert!(snap.index < 1_000_000);
@@ -232,7 +246,9 @@ async fn a_node_whose_log_disk_is_full_refuses_writes_instead_of_acknowledging()
         disk: faulty.clone() as Arc<dyn Disk>,
         ..Default::default()
     };
-    let h = tdfs_meta_raft::start(config.clone(), l, seams).await.unwrap();
+    let h = tdfs_meta_raft::start(config.clone(), l, seams)
+        .await
+        .unwrap();
     let node = h.node.clone();
     wait_until(Duration::from_secs(10), "a leader", || {
         node.is_leader() && node.inspect(|ns, _| ns.is_initialized())
@@ -248,18 +264,25 @@ async fn a_node_whose_log_disk_is_full_refuses_writes_instead_of_acknowledging()
     )
     .await
     .expect("the write must be answered");
-    assert!(r.is_err(), "a write the log could not store was acknowledged: {r:?}");
+    assert!(
+        r.is_err(),
+        "a write the log could not store was acknowledged: {r:?}"
+    );
     assert!(faulty.fired(rule) > 0);
     println!("refused: {:?}", r.unwrap_err());
     h.shutdown().await;
     // With space again, the node restarts with what it acknowledged only.
     faulty.remove(rule);
     let l = bind_again(&addr).await;
-    let h = tdfs_meta_raft::start(config, l, Default::default()).await.unwrap();
+    let h = tdfs_meta_raft::start(config, l, Default::default())
+        .await
+        .unwrap();
     let node = h.node.clone();
-    wait_until(Duration::from_secs(10), "the restarted node to lead", || {
-        node.is_leader() && has_dir(&node, "/before")
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "the restarted node to lead",
+        || node.is_leader() && has_dir(&node, "/before"),
+    )
     .await;
     assert!(!exists(&node, "/refused"));
     h.shutdown().await;

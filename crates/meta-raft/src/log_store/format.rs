@@ -204,7 +204,9 @@ pub fn scan(
         if tdfs_rpc::bugs::on(tdfs_rpc::bugs::Bug::TruncateAtFirstBadRecord) {
             break;
         }
-        if let Some(next) = resync(f.as_ref(), offset + 1, file_len, prev.unwrap_or(0)).map_err(io)? {
+        if let Some(next) =
+            resync(f.as_ref(), offset + 1, file_len, prev.unwrap_or(0)).map_err(io)?
+        {
             return Err(LogError::Damaged {
                 path: path.to_path_buf(),
                 offset,

@@ -152,8 +152,10 @@ impl LogStore {
             disk.sync_dir(dir).map_err(write_err)?;
         }
         let purged = state.purged.map(|l| l.index);
-        let found = scan(disk.as_ref(), &path, |prev, idx| continues(prev, idx, purged))
-            .map_err(read_err)?;
+        let found = scan(disk.as_ref(), &path, |prev, idx| {
+            continues(prev, idx, purged)
+        })
+        .map_err(read_err)?;
         let valid = found.valid_end.max(FILE_HEADER);
         let len = file.size().map_err(read_err)?;
         if valid < len {
@@ -293,7 +295,9 @@ impl LogStore {
     ) -> Result<(), StorageError> {
         let mut d = lock(&self.shared.data);
         if let Some(why) = &d.failed {
-            return Err(write_err(format!("the raft log takes no more writes: {why}")));
+            return Err(write_err(format!(
+                "the raft log takes no more writes: {why}"
+            )));
         }
         let mut buf = Vec::new();
         let mut placed = Vec::new();
@@ -554,7 +558,11 @@ fn compact(shared: &Shared, d: &mut Data) -> Result<(), StorageError> {
     drop(new);
     shared.disk.rename(&tmp, &path).map_err(write_err)?;
     shared.disk.sync_dir(&shared.dir).map_err(write_err)?;
-    let file: Arc<dyn DiskFile> = shared.disk.open(&path, Open::Append).map_err(write_err)?.into();
+    let file: Arc<dyn DiskFile> = shared
+        .disk
+        .open(&path, Open::Append)
+        .map_err(write_err)?
+        .into();
     *lock(&shared.sync_file) = file.clone();
     d.file = file;
     d.end = end;

@@ -27,7 +27,10 @@ fn is_log(p: &Path) -> bool {
 }
 
 /// Appends and returns the channel `done` reports on.
-fn append(store: &LogStore, es: Vec<Entry>) -> Result<mpsc::Receiver<std::io::Result<()>>, StorageError> {
+fn append(
+    store: &LogStore,
+    es: Vec<Entry>,
+) -> Result<mpsc::Receiver<std::io::Result<()>>, StorageError> {
     let (tx, rx) = mpsc::channel();
     store.append_entries(es, Box::new(move |r| drop(tx.send(r))))?;
     Ok(rx)
@@ -75,15 +78,22 @@ async fn a_full_disk_refuses_the_append_and_acknowledges_nothing() {
     let store = LogStore::open(faulty.clone(), &dir(), true).unwrap();
     assert!(acked(&append(&store, entries(1..=3)).unwrap()));
     let rule = faulty.inject(Fault::NoSpaceAfter(10), is_log);
-    let err = append(&store, entries(4..=40)).err().expect("ENOSPC must fail the append");
+    let err = append(&store, entries(4..=40))
+        .err()
+        .expect("ENOSPC must fail the append");
     let msg = err.to_string();
     assert!(msg.contains("log.dat"), "{msg}");
     assert!(faulty.fired(rule) > 0);
     assert_eq!(store.last_index(), Some(3), "a refused entry was indexed");
     // Once a write failed the log takes no more, even with space again.
     faulty.remove(rule);
-    let again = append(&store, entries(4..=4)).err().expect("a failed log takes no writes");
-    assert!(again.to_string().contains("takes no more writes"), "{again}");
+    let again = append(&store, entries(4..=4))
+        .err()
+        .expect("a failed log takes no writes");
+    assert!(
+        again.to_string().contains("takes no more writes"),
+        "{again}"
+    );
     drop(store);
     let store = LogStore::open(mem.shared(), &dir(), true).unwrap();
     assert_eq!(indexes(&store).await, vec![1, 2, 3]);
@@ -130,7 +140,12 @@ async fn damage_before_valid_records_is_fatal_on_any_disk() {
     f.read_exact_at(&mut b, at).unwrap();
     f.write_all_at(&[b[0] ^ 0x5a], at).unwrap();
     drop(f);
-    let err = LogStore::open(mem.shared(), &dir(), true).err().expect("must refuse");
+    let err = LogStore::open(mem.shared(), &dir(), true)
+        .err()
+        .expect("must refuse");
     let msg = err.to_string();
-    assert!(msg.contains("valid records follow") && msg.contains("log.dat"), "{msg}");
+    assert!(
+        msg.contains("valid records follow") && msg.contains("log.dat"),
+        "{msg}"
+    );
 }
