@@ -18,6 +18,11 @@ pub mod defaults {
     /// Take a snapshot once the log after the last one holds this many
     /// bytes (whichever of the two limits comes first).
     pub const SNAPSHOT_LOG_BYTES: u64 = 64 << 20;
+    /// How long one `InstallSnapshot` chunk may take to be answered. The
+    /// answer to the last one waits for the follower to check, decode and
+    /// install the whole snapshot (about 7 s for 10 million files), so
+    /// this is far above a 4 MiB chunk's transfer time.
+    pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 60_000;
     /// Operations per Raft entry at most (group commit).
     pub const MAX_BATCH: usize = 512;
     /// Encoded bytes of operations in one log entry (an operation larger

@@ -139,7 +139,7 @@ pub async fn start(
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
         snapshot_max_chunk_size: 4 << 20,
         max_in_snapshot_log_to_keep: 1000,
-        install_snapshot_timeout: 5000,
+        install_snapshot_timeout: defaults::INSTALL_SNAPSHOT_TIMEOUT_MS,
         ..Default::default()
     }
     .validate()?;
