@@ -81,6 +81,10 @@ pub struct MetaArgs {
     /// Take a Raft snapshot (and compact the log) after this many entries.
     #[arg(long, default_value_t = defaults::SNAPSHOT_LOGS)]
     pub snapshot_logs: u64,
+    /// Also take a Raft snapshot once the log since the last one holds this
+    /// many bytes (k/m/g suffixes accepted; 0: by entry count only).
+    #[arg(long, default_value_t = defaults::SNAPSHOT_LOG_BYTES.to_string())]
+    pub snapshot_log_bytes: String,
     /// Compare namespace hashes across metadata nodes every this many
     /// applied entries (the consistency check).
     #[arg(long, default_value_t = defaults::HASH_EVERY)]
@@ -137,6 +141,7 @@ pub fn meta_config(a: MetaArgs) -> anyhow::Result<MetaConfig> {
         .checked_mul(60_000)
         .context("--trash-interval is too large")?;
     c.snapshot_logs = a.snapshot_logs;
+    c.snapshot_log_bytes = crate::conf::parse_size(&a.snapshot_log_bytes)?;
     c.hash_every = a.hash_every;
     c.fsync = !a.no_fsync;
     c.validate().map_err(anyhow::Error::msg)?;
@@ -336,4 +341,37 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
     }
     handle.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cmd {
+        #[command(flatten)]
+        meta: MetaArgs,
+    }
+
+    fn config(extra: &[&str]) -> anyhow::Result<MetaConfig> {
+        let mut argv = vec!["meta", "--id", "1", "--data-dir", "/d", "--addr", "h:1"];
+        argv.extend_from_slice(&["--peers", "1=h:1"]);
+        argv.extend_from_slice(extra);
+        meta_config(Cmd::try_parse_from(argv)?.meta)
+    }
+
+    #[test]
+    fn snapshot_log_bytes_takes_sizes_and_defaults_to_64_mib() {
+        assert_eq!(config(&[]).unwrap().snapshot_log_bytes, 64 << 20);
+        let c = config(&["--snapshot-log-bytes", "1m"]).unwrap();
+        assert_eq!(c.snapshot_log_bytes, 1 << 20);
+        assert_eq!(
+            config(&["--snapshot-log-bytes", "0"])
+                .unwrap()
+                .snapshot_log_bytes,
+            0
+        );
+        assert!(config(&["--snapshot-log-bytes", "lots"]).is_err());
+    }
 }

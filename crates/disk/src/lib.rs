@@ -44,10 +44,12 @@
 mod faulty;
 mod mem;
 mod real;
+mod stream;
 
 pub use faulty::{Fault, FaultyDisk, RuleId};
 pub use mem::MemDisk;
 pub use real::RealDisk;
+pub use stream::{seek_to, FileReader, FileWriter};
 
 use std::ffi::OsString;
 use std::fmt;
@@ -195,6 +197,25 @@ pub trait Disk: Send + Sync + fmt::Debug {
 
     /// Bytes free for an unprivileged writer on the file system of `path`.
     fn available_space(&self, path: &Path) -> io::Result<u64>;
+
+    /// Creates a directory and its missing parents, durably: the parent of
+    /// every directory it created is synced, so a crash keeps them.
+    fn create_dir_all_durable(&self, path: &Path) -> io::Result<()> {
+        let mut missing = Vec::new();
+        let mut at = Some(path);
+        while let Some(p) = at.filter(|p| !p.as_os_str().is_empty()) {
+            if self.exists(p)? {
+                break;
+            }
+            missing.push(p);
+            at = p.parent();
+        }
+        self.create_dir_all(path)?;
+        for p in missing.iter().rev() {
+            self.sync_dir(parent_dir(p))?;
+        }
+        Ok(())
+    }
 
     /// Whether `path` exists.
     fn exists(&self, path: &Path) -> io::Result<bool> {

@@ -299,6 +299,7 @@ impl LocalCluster {
             random: tdfs_rpc::Random::seeded(
                 self.cfg.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15),
             ),
+            ..Default::default()
         };
         let want = self
             .meta_http

@@ -15,6 +15,14 @@ pub mod defaults {
     pub const ELECTION_MAX_MS: u64 = 200;
     /// Take a snapshot (and compact the log) after this many entries.
     pub const SNAPSHOT_LOGS: u64 = 5000;
+    /// Take a snapshot once the log after the last one holds this many
+    /// bytes (whichever of the two limits comes first).
+    pub const SNAPSHOT_LOG_BYTES: u64 = 64 << 20;
+    /// How long one `InstallSnapshot` chunk may take to be answered. The
+    /// answer to the last one waits for the follower to check, decode and
+    /// install the whole snapshot (about 7 s for 10 million files), so
+    /// this is far above a 4 MiB chunk's transfer time.
+    pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 60_000;
     /// Operations per Raft entry at most (group commit).
     pub const MAX_BATCH: usize = 512;
     /// Encoded bytes of operations in one log entry (an operation larger
@@ -113,6 +121,8 @@ pub struct MetaConfig {
     pub election_min_ms: u64,
     pub election_max_ms: u64,
     pub snapshot_logs: u64,
+    /// Bytes of log after the last snapshot that trigger one (0: entries only).
+    pub snapshot_log_bytes: u64,
     /// Defaults for new files.
     pub defaults: Defaults,
     /// The user who owns `/` and bypasses permission checks.
@@ -190,6 +200,7 @@ impl MetaConfig {
             election_min_ms: defaults::ELECTION_MIN_MS,
             election_max_ms: defaults::ELECTION_MAX_MS,
             snapshot_logs: defaults::SNAPSHOT_LOGS,
+            snapshot_log_bytes: defaults::SNAPSHOT_LOG_BYTES,
             defaults: Defaults::default(),
             superuser: current_user(),
             lease_timeout_ms: defaults::LEASE_TIMEOUT_MS,

@@ -18,6 +18,8 @@ pub mod network;
 pub mod node;
 pub mod ops;
 pub mod service;
+pub mod snap_file;
+mod snap_policy;
 pub mod snapshot;
 pub mod state_machine;
 mod trash;

@@ -31,13 +31,26 @@ use tokio::task::JoinHandle;
 
 type Reply = oneshot::Sender<Result<Outcome, FsError>>;
 
-/// The seams a node runs on: how it connects, what time it is, and where
-/// its random choices (placement, read order) come from.
-#[derive(Clone, Debug, Default)]
+/// The seams a node runs on: how it connects, what time it is, where
+/// its random choices (placement, read order) come from, and the disk its
+/// Raft log and snapshots are on.
+#[derive(Clone, Debug)]
 pub struct Seams {
     pub connector: Connector,
     pub clock: Clock,
     pub random: Random,
+    pub disk: Arc<dyn tdfs_disk::Disk>,
+}
+
+impl Default for Seams {
+    fn default() -> Self {
+        Seams {
+            connector: Connector::default(),
+            clock: Clock::default(),
+            random: Random::default(),
+            disk: tdfs_disk::real(),
+        }
+    }
 }
 
 /// A running metadata node.
@@ -126,14 +139,15 @@ pub async fn start(
         snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
         snapshot_max_chunk_size: 4 << 20,
         max_in_snapshot_log_to_keep: 1000,
-        install_snapshot_timeout: 5000,
+        install_snapshot_timeout: defaults::INSTALL_SNAPSHOT_TIMEOUT_MS,
         ..Default::default()
     }
     .validate()?;
-    let log = LogStore::open(&config.data_dir.join("raft"), config.fsync)?;
+    let disk = seams.disk.clone();
+    let log = LogStore::open(disk.clone(), &config.data_dir.join("raft"), config.fsync)?;
     let metrics = Arc::new(MetaMetrics::new(log.committed_index()));
     let sm_dir = config.data_dir.join("sm");
-    let (rep, meta) = crate::state_machine::load(&sm_dir)?;
+    let rep = crate::state_machine::load(disk.as_ref(), &sm_dir)?;
     let events = EventBus::new(format!("meta-{}", config.id), seams.clock.clone());
     let mut view = ClusterState::new(config.policy());
     reload_view(&rep, &mut view, seams.clock.now());
@@ -144,7 +158,7 @@ pub async fn start(
         seams.clock.clone(),
         config.hash_every,
     ));
-    let sm = StateMachine::new(core.clone(), &sm_dir, meta);
+    let sm = StateMachine::new(core.clone(), disk, &sm_dir);
     let pool: Pool = Arc::new(Mutex::new(HashMap::new()));
     let network = Network {
         id: config.id,
@@ -152,7 +166,7 @@ pub async fn start(
         connector: seams.connector.clone(),
         pool: pool.clone(),
     };
-    let raft = Raft::new(config.id, Arc::new(raft_config), network, log, sm).await?;
+    let raft = Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm).await?;
     let (stop, shutdown) = Shutdown::new();
     let (ptx, prx) = mpsc::channel(8192);
     let (rtx, rrx) = mpsc::channel(8192);
@@ -190,6 +204,16 @@ pub async fn start(
             &node,
             "leader driver",
             crate::leader::drive(node.clone(), shutdown.clone()),
+        ),
+        supervise(
+            &node,
+            "snapshot policy",
+            crate::snap_policy::by_log_bytes(
+                raft.clone(),
+                log,
+                config.snapshot_log_bytes,
+                shutdown.clone(),
+            ),
         ),
     ];
     let server_config = ServerConfig {

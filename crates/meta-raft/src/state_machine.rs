@@ -5,28 +5,34 @@
 //! A snapshot is built off the hot path: the namespace is frozen (its
 //! pages shared copy-on-write) under a short read lock and streamed to a
 //! file on a blocking thread while applies go on. The newest snapshot is
-//! one file (`snapshot.bin`, replaced atomically); at start the state
-//! machine loads it and openraft replays the log after it.
+//! one file (`snapshot.bin`, replaced atomically); openraft sends it and
+//! receives one as a [`SnapFile`]; at start the state machine loads it and
+//! openraft replays the log after it. Every file goes through the `Disk`
+//! seam.
 
 use crate::core::{Core, Replicated};
-use crate::snapshot::{read_snapshot_file, write_snapshot_file, SnapshotFileError};
+use crate::snap_file::{Received, SnapFile};
+use crate::snapshot::{
+    open_snapshot_file, read_meta, read_snapshot_file, receive_path, remove_leftovers,
+    snapshot_path, write_snapshot_file, SnapshotFileError,
+};
 use crate::types::{
     BatchResult, Entry, LogId, Snapshot, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, StorageIOError};
-use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use tdfs_disk::Disk;
 use tdfs_namespace::Namespace;
 use tdfs_policy::ClusterState;
 
 /// What the state machine keeps beside the shared core.
 struct SmFiles {
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
-    /// Metadata of the snapshot on disk.
-    meta: Mutex<Option<SnapshotMeta>>,
+    /// Numbers the files snapshots are received into.
     seq: AtomicU64,
     /// Serializes snapshot builds and installs.
     lock: tokio::sync::Mutex<()>,
@@ -47,49 +53,47 @@ fn snap_err(e: impl std::fmt::Display) -> StorageError {
     StorageIOError::read_snapshot(None, AnyError::error(e.to_string())).into()
 }
 
-/// Loads the replicated state from `dir`'s snapshot, if any. A snapshot
-/// that fails its checksum or does not decode is an error naming the file:
-/// the node must not start from a damaged state.
-pub fn load(dir: &Path) -> Result<(Replicated, Option<SnapshotMeta>), SnapshotFileError> {
-    std::fs::create_dir_all(dir).map_err(|e| SnapshotFileError::io(dir, e))?;
-    match read_snapshot_file(dir)? {
-        Some((meta, ns)) => Ok((
-            Replicated {
-                last_applied: meta.last_log_id,
-                membership: meta.last_membership.clone(),
-                ns,
-            },
-            Some(meta),
-        )),
-        None => Ok((
-            Replicated {
-                last_applied: None,
-                membership: StoredMembership::default(),
-                ns: Namespace::new(),
-            },
-            None,
-        )),
-    }
+/// Loads the replicated state from `dir`'s snapshot, if any (streamed from
+/// the file, never read whole). A snapshot that fails its checksum or does
+/// not decode is an error naming the file: the node must not start from a
+/// damaged state. Removes what an interrupted build or receive left.
+pub fn load(disk: &dyn Disk, dir: &Path) -> Result<Replicated, SnapshotFileError> {
+    disk.create_dir_all_durable(dir)
+        .map_err(|e| SnapshotFileError::io(dir, e))?;
+    remove_leftovers(disk, dir).map_err(|e| SnapshotFileError::io(dir, e))?;
+    Ok(match read_snapshot_file(disk, dir)? {
+        Some((meta, ns)) => Replicated {
+            last_applied: meta.last_log_id,
+            membership: meta.last_membership.clone(),
+            ns,
+        },
+        None => Replicated {
+            last_applied: None,
+            membership: StoredMembership::default(),
+            ns: Namespace::new(),
+        },
+    })
 }
 
 impl StateMachine {
     /// The state machine over `core`, whose replicated state was loaded
-    /// from `dir` with [`load`] (`meta` is that snapshot's metadata).
-    pub fn new(core: Arc<Core>, dir: &Path, meta: Option<SnapshotMeta>) -> Self {
+    /// from `dir` on `disk` with [`load`].
+    pub fn new(core: Arc<Core>, disk: Arc<dyn Disk>, dir: &Path) -> Self {
         StateMachine {
             core,
             files: Arc::new(SmFiles {
+                disk,
                 dir: dir.to_path_buf(),
-                meta: Mutex::new(meta),
                 seq: AtomicU64::new(0),
                 lock: tokio::sync::Mutex::new(()),
             }),
         }
     }
 
-    /// A state machine with its own core (the storage conformance suite).
-    pub fn open_standalone(dir: &Path) -> Result<Self, StorageError> {
-        let (rep, meta) = load(dir).map_err(snap_err)?;
+    /// A state machine with its own core (the storage conformance suite
+    /// and tests), on `disk`.
+    pub fn open_standalone(disk: Arc<dyn Disk>, dir: &Path) -> Result<Self, StorageError> {
+        let rep = load(disk.as_ref(), dir).map_err(snap_err)?;
         let core = Arc::new(Core::new(
             rep,
             ClusterState::new(crate::config::policy_config_default()),
@@ -97,7 +101,26 @@ impl StateMachine {
             tdfs_rpc::Clock::real(),
             crate::config::defaults::HASH_EVERY,
         ));
-        Ok(Self::new(core, dir, meta))
+        Ok(Self::new(core, disk, dir))
+    }
+
+    /// The applied index and the namespace's live inodes (tests).
+    pub fn summary(&self) -> (Option<LogId>, u64) {
+        self.core
+            .ns(|r| (r.last_applied, r.ns.freeze().inode_count()))
+    }
+
+    /// The snapshot file on disk, opened for sending, with its metadata.
+    fn current(&self) -> Result<Option<Snapshot>, StorageError> {
+        let disk = self.files.disk.as_ref();
+        let Some(f) = open_snapshot_file(disk, &self.files.dir).map_err(snap_err)? else {
+            return Ok(None);
+        };
+        let meta = read_meta(f.as_ref(), &snapshot_path(&self.files.dir)).map_err(snap_err)?;
+        Ok(Some(Snapshot {
+            meta,
+            snapshot: Box::new(SnapFile::reading(f)),
+        }))
     }
 }
 
@@ -141,16 +164,27 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
             snapshot_id,
         };
         let dir = self.files.dir.clone();
+        let disk = self.files.disk.clone();
         let m = meta.clone();
-        let data = tokio::task::spawn_blocking(move || write_snapshot_file(&dir, &m, &frozen))
-            .await
-            .map_err(sm_err)?
-            .map_err(sm_err)?;
-        *self.files.meta.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta.clone());
-        tracing::info!("snapshot {} built ({} bytes)", meta.snapshot_id, data.len());
+        let started = std::time::Instant::now();
+        let size = tokio::task::spawn_blocking(move || {
+            write_snapshot_file(disk.as_ref(), &dir, &m, &frozen)
+        })
+        .await
+        .map_err(sm_err)?
+        .map_err(sm_err)?;
+        tracing::info!(
+            "snapshot {} built ({size} bytes in {:?})",
+            meta.snapshot_id,
+            started.elapsed()
+        );
+        let disk = self.files.disk.as_ref();
+        let f = open_snapshot_file(disk, &self.files.dir)
+            .map_err(snap_err)?
+            .ok_or_else(|| snap_err("the snapshot just written is gone"))?;
         Ok(Snapshot {
             meta,
-            snapshot: Box::new(Cursor::new(data)),
+            snapshot: Box::new(SnapFile::reading(f)),
         })
     }
 }
@@ -213,26 +247,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> Result<Box<SnapFile>, StorageError> {
+        let seq = self.files.seq.fetch_add(1, Ordering::Relaxed);
+        let path = receive_path(&self.files.dir, seq);
+        let f = SnapFile::receiving(self.files.disk.clone(), path.clone())
+            .map_err(|e| sm_err(format!("{}: {e}", path.display())))?;
+        Ok(Box::new(f))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        mut snapshot: Box<SnapFile>,
     ) -> Result<(), StorageError> {
         let _g = self.files.lock.lock().await;
-        let data = snapshot.into_inner();
-        let dir = self.files.dir.clone();
-        // Check and decode before anything replaces the current state.
-        let (file_meta, ns) = tokio::task::spawn_blocking(move || {
-            let parsed = crate::snapshot::parse(&data).map_err(snap_err)?;
-            crate::snapshot::store_raw(&dir, &data).map_err(sm_err)?;
-            Ok::<_, StorageError>(parsed)
-        })
-        .await
-        .map_err(sm_err)??;
+        if snapshot.received_path().is_none() {
+            let seq = self.files.seq.fetch_add(1, Ordering::Relaxed);
+            let path = receive_path(&self.files.dir, seq);
+            let disk = self.files.disk.clone();
+            let from = snapshot;
+            let copy = tokio::task::spawn_blocking(move || from.copy_to_receiving(disk, path));
+            snapshot = Box::new(copy.await.map_err(sm_err)?.map_err(sm_err)?);
+        }
+        // Checked and decoded when the last chunk arrived (`shutdown`),
+        // before anything replaces the current state.
+        let Received {
+            meta: file_meta,
+            ns,
+        } = snapshot.take_received().await.map_err(snap_err)?;
         if file_meta.last_log_id != meta.last_log_id {
             tracing::warn!(
                 "installed snapshot names {:?}, openraft gave {:?}",
@@ -240,6 +282,19 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 meta.last_log_id
             );
         }
+        let from = snapshot
+            .received_path()
+            .map(Path::to_path_buf)
+            .ok_or_else(|| snap_err("not a received snapshot"))?;
+        let (disk, dir) = (self.files.disk.clone(), self.files.dir.clone());
+        tokio::task::spawn_blocking(move || {
+            disk.rename(&from, &snapshot_path(&dir))?;
+            disk.sync_dir(&dir)
+        })
+        .await
+        .map_err(sm_err)?
+        .map_err(sm_err)?;
+        snapshot.keep();
         let now = self.core.now();
         self.core.apply(|rep, view| {
             rep.ns = ns;
@@ -247,29 +302,14 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             rep.membership = meta.last_membership.clone();
             reload_view(rep, view, now);
         });
-        *self.files.meta.lock().unwrap_or_else(|e| e.into_inner()) = Some(meta.clone());
         tracing::info!("installed snapshot {}", meta.snapshot_id);
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
-        let Some(meta) = self
-            .files
-            .meta
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        else {
-            return Ok(None);
-        };
-        let dir = self.files.dir.clone();
-        let data = tokio::task::spawn_blocking(move || crate::snapshot::read_raw(&dir))
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.current())
             .await
             .map_err(snap_err)?
-            .map_err(snap_err)?;
-        Ok(data.map(|d| Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(d)),
-        }))
     }
 }

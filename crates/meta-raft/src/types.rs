@@ -1,7 +1,6 @@
 //! The openraft type configuration: log entries carry the namespace's
 //! [`Batch`] of log operations, never a wire request.
 
-use std::io::Cursor;
 use tdfs_namespace::{Batch, Outcome};
 use tdfs_proto::FsError;
 
@@ -16,7 +15,7 @@ openraft::declare_raft_types!(
         NodeId = u64,
         Node = openraft::BasicNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = crate::snap_file::SnapFile,
 );
 
 pub type NodeId = u64;

@@ -14,8 +14,8 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, tempfile::TempDir> for Bui
         &self,
     ) -> Result<(tempfile::TempDir, LogStore, StateMachine), StorageError<u64>> {
         let dir = tempfile::tempdir().unwrap();
-        let log = LogStore::open(&dir.path().join("raft"), true)?;
-        let sm = StateMachine::open_standalone(&dir.path().join("sm"))?;
+        let log = LogStore::open(tdfs_disk::real(), &dir.path().join("raft"), true)?;
+        let sm = StateMachine::open_standalone(tdfs_disk::real(), &dir.path().join("sm"))?;
         Ok((dir, log, sm))
     }
 }

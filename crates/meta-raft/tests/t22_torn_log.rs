@@ -70,7 +70,7 @@ async fn restart_and_check(
 
 /// Opens the log directly and returns its last index.
 fn reopen_last_index(cluster: &Cluster) -> Option<u64> {
-    LogStore::open(&cluster.data_dir(1).join("raft"), true)
+    LogStore::open(tdfs_disk::real(), &cluster.data_dir(1).join("raft"), true)
         .unwrap()
         .last_index()
 }
@@ -172,7 +172,8 @@ async fn a_cut_last_record_is_dropped_whole() {
         let len = file_len(&path);
 
         // The last record holds the last mkdir; measure it.
-        let store = LogStore::open(&cluster.data_dir(1).join("raft"), true).unwrap();
+        let store =
+            LogStore::open(tdfs_disk::real(), &cluster.data_dir(1).join("raft"), true).unwrap();
         let last = store.last_index().unwrap();
         let mut reader = store.clone();
         let entries = reader.try_get_log_entries(last..=last).await.unwrap();
@@ -242,7 +243,7 @@ async fn a_damaged_record_in_the_middle_stops_the_node() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[at as usize] ^= 0x5a;
     std::fs::write(&path, &bytes).unwrap();
-    let err = match LogStore::open(&cluster.data_dir(1).join("raft"), true) {
+    let err = match LogStore::open(tdfs_disk::real(), &cluster.data_dir(1).join("raft"), true) {
         Ok(_) => panic!("a log damaged in the middle opened"),
         Err(e) => e.to_string(),
     };

@@ -121,7 +121,8 @@ async fn whole_cluster_restart_keeps_everything() {
     // On disk: every log still ends where it did, purged ones start after
     // their purge point.
     for &(id, last) in &last_log {
-        let store = LogStore::open(&cluster.data_dir(id).join("raft"), true).unwrap();
+        let store =
+            LogStore::open(tdfs_disk::real(), &cluster.data_dir(id).join("raft"), true).unwrap();
         assert_eq!(
             store.last_index(),
             Some(last),
@@ -216,7 +217,12 @@ async fn lagging_follower_catches_up_from_a_snapshot_and_survives_restart() {
     // in its log, not cut off as a "torn tail".
     cluster.stop(lagging).await;
     {
-        let store = LogStore::open(&cluster.data_dir(lagging).join("raft"), true).unwrap();
+        let store = LogStore::open(
+            tdfs_disk::real(),
+            &cluster.data_dir(lagging).join("raft"),
+            true,
+        )
+        .unwrap();
         assert_eq!(
             store.last_index(),
             Some(last),

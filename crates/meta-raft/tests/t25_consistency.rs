@@ -51,11 +51,16 @@ async fn a_diverged_member_raises_the_alarm() {
     node.raft().trigger().snapshot().await.unwrap();
     let sm_dir = cluster.data_dir(victim).join("sm");
     wait_until(Duration::from_secs(10), "the follower's snapshot", || {
-        read_snapshot_file(&sm_dir).ok().flatten().is_some()
+        read_snapshot_file(&tdfs_disk::RealDisk, &sm_dir)
+            .ok()
+            .flatten()
+            .is_some()
     })
     .await;
     cluster.stop(victim).await;
-    let (meta, mut ns) = read_snapshot_file(&sm_dir).unwrap().unwrap();
+    let (meta, mut ns) = read_snapshot_file(&tdfs_disk::RealDisk, &sm_dir)
+        .unwrap()
+        .unwrap();
     let stamp = Stamp {
         user: SUPERUSER.into(),
         call: None,
@@ -67,7 +72,7 @@ async fn a_diverged_member_raises_the_alarm() {
         parents: true,
     };
     ns.apply(&stamp, &op, &mut Vec::new()).unwrap();
-    write_snapshot_file(&sm_dir, &meta, &ns.freeze()).unwrap();
+    write_snapshot_file(&tdfs_disk::RealDisk, &sm_dir, &meta, &ns.freeze()).unwrap();
     cluster.restart(victim).await;
 
     // More writes carry every node past the next hash point.

@@ -27,25 +27,6 @@ fn paths(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("{prefix}{i:03}")).collect()
 }
 
-/// Snapshots node `id` and purges its log up to the snapshot, so that a
-/// member behind it can only catch up from the snapshot.
-async fn snapshot_and_purge(cluster: &Cluster, id: u64) -> u64 {
-    let node = cluster.node(id).clone();
-    let applied = node.applied_index();
-    node.raft().trigger().snapshot().await.unwrap();
-    let snap = wait_for(Duration::from_secs(5), "a snapshot", || {
-        let m = node.raft().metrics().borrow().clone();
-        m.snapshot.map(|l| l.index).filter(|&s| s >= applied)
-    })
-    .await;
-    node.raft().trigger().purge_log(snap).await.unwrap();
-    wait_for(Duration::from_secs(5), "the purge", || {
-        let m = node.raft().metrics().borrow().clone();
-        m.purged.map(|l| l.index).filter(|&p| p >= snap)
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wiped_member_rejoins_from_a_snapshot() {
     let mut cluster = Cluster::start_with(3, snapshot_often).await;

@@ -17,8 +17,9 @@
 
 use crate::types::Entry;
 use openraft::RaftLogId;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::Read;
 use std::path::{Path, PathBuf};
+use tdfs_disk::{Disk, DiskFile, FileReader, Open};
 use tdfs_namespace::FORMAT_VERSION;
 
 pub const FILE_MAGIC: &[u8; 8] = b"TDFSLOG\0";
@@ -153,13 +154,17 @@ fn read_record(r: &mut impl Read, offset: u64, remaining: u64) -> Result<Option<
 /// up to the first bad one. A bad record followed by a valid one is an
 /// error; a bad tail is left for the caller to truncate at `valid_end`.
 /// `continues(prev, index)` says whether a record may follow another.
-pub fn scan(path: &Path, continues: impl Fn(Option<u64>, u64) -> bool) -> Result<Scan, LogError> {
+pub fn scan(
+    disk: &dyn Disk,
+    path: &Path,
+    continues: impl Fn(Option<u64>, u64) -> bool,
+) -> Result<Scan, LogError> {
     let io = |e: std::io::Error| LogError::Io {
         path: path.to_path_buf(),
         source: e,
     };
-    let mut f = std::fs::File::open(path).map_err(io)?;
-    let file_len = f.metadata().map_err(io)?.len();
+    let f = disk.open(path, Open::Read).map_err(io)?;
+    let file_len = f.size().map_err(io)?;
     if file_len == 0 {
         return Ok(Scan {
             records: Vec::new(),
@@ -167,7 +172,7 @@ pub fn scan(path: &Path, continues: impl Fn(Option<u64>, u64) -> bool) -> Result
         });
     }
     let mut h = [0u8; FILE_HEADER as usize];
-    if file_len < FILE_HEADER || f.read_exact(&mut h).is_err() || &h[..8] != FILE_MAGIC {
+    if file_len < FILE_HEADER || f.read_exact_at(&mut h, 0).is_err() || &h[..8] != FILE_MAGIC {
         return Err(LogError::BadHeader {
             path: path.to_path_buf(),
         });
@@ -180,7 +185,7 @@ pub fn scan(path: &Path, continues: impl Fn(Option<u64>, u64) -> bool) -> Result
             expected: FORMAT_VERSION,
         });
     }
-    let mut r = std::io::BufReader::with_capacity(1 << 20, f);
+    let mut r = std::io::BufReader::with_capacity(1 << 20, FileReader::at(f.as_ref(), FILE_HEADER));
     let mut offset = FILE_HEADER;
     let mut records: Vec<Found> = Vec::new();
     loop {
@@ -199,7 +204,9 @@ pub fn scan(path: &Path, continues: impl Fn(Option<u64>, u64) -> bool) -> Result
         if tdfs_rpc::bugs::on(tdfs_rpc::bugs::Bug::TruncateAtFirstBadRecord) {
             break;
         }
-        if let Some(next) = resync(path, offset + 1, file_len, prev.unwrap_or(0)).map_err(io)? {
+        if let Some(next) =
+            resync(f.as_ref(), offset + 1, file_len, prev.unwrap_or(0)).map_err(io)?
+        {
             return Err(LogError::Damaged {
                 path: path.to_path_buf(),
                 offset,
@@ -218,24 +225,20 @@ pub fn scan(path: &Path, continues: impl Fn(Option<u64>, u64) -> bool) -> Result
 /// The offset of the first valid record at or after `from` whose index is
 /// past `after`, if any. Streams the file, checking each place the record
 /// magic appears.
-fn resync(path: &Path, from: u64, file_len: u64, after: u64) -> std::io::Result<Option<u64>> {
+fn resync(f: &dyn DiskFile, from: u64, file_len: u64, after: u64) -> std::io::Result<Option<u64>> {
     const CHUNK: usize = 4 << 20;
-    let mut scan = std::fs::File::open(path)?;
-    let mut probe = std::fs::File::open(path)?;
     let mut base = from;
     let mut buf = vec![0u8; CHUNK + RECORD_MAGIC.len()];
     while base < file_len {
-        scan.seek(SeekFrom::Start(base))?;
         let want = ((file_len - base) as usize).min(buf.len());
-        scan.read_exact(&mut buf[..want])?;
+        f.read_exact_at(&mut buf[..want], base)?;
         let window = &buf[..want];
         for (i, w) in window.windows(RECORD_MAGIC.len()).enumerate() {
             if w != RECORD_MAGIC {
                 continue;
             }
             let at = base + i as u64;
-            probe.seek(SeekFrom::Start(at))?;
-            let mut r = std::io::BufReader::new(&mut probe);
+            let mut r = std::io::BufReader::new(FileReader::at(f, at));
             if let Ok(Some(found)) = read_record(&mut r, at, file_len - at) {
                 if found.entry.get_log_id().index > after {
                     return Ok(Some(at));

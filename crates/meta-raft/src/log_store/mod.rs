@@ -1,7 +1,8 @@
 //! The durable Raft log.
 //!
 //! One append-only file of records (format and recovery in [`format`]),
-//! plus a small state file (vote, purged log id) replaced atomically.
+//! plus a small state file (vote, purged log id) replaced atomically, all
+//! through the [`Disk`] seam (tests run it on a crashing or faulty disk).
 //! Appends are written at once and made durable by a flusher thread that
 //! fsyncs whatever has accumulated and only then reports the entries
 //! flushed: group commit, many entries per fsync, without blocking the
@@ -21,13 +22,12 @@ use openraft::{AnyError, RaftLogId, RaftLogReader, StorageIOError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::ops::{Bound, RangeBounds};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
+use tdfs_disk::{Disk, DiskFile, FileWriter, Open};
 
 const LOG_FILE: &str = "log.dat";
 const STATE_FILE: &str = "state.bin";
@@ -35,6 +35,11 @@ const STATE_FILE: &str = "state.bin";
 const COMPACT_BYTES: u64 = 32 << 20;
 /// Decoded entries kept in memory (the most recent ones).
 const CACHE_BYTES: usize = 32 << 20;
+/// Largest state file read back (a vote and a log id are tiny).
+const MAX_STATE: u64 = 1 << 20;
+
+/// Called once the entries of an append are durable (or cannot be).
+type Done = Box<dyn FnOnce(std::io::Result<()>) + Send>;
 
 /// Persisted alongside the log.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -53,7 +58,8 @@ struct Place {
 }
 
 struct Data {
-    file: File,
+    /// The log file, opened for appending.
+    file: Arc<dyn DiskFile>,
     /// Bytes in the log file.
     end: u64,
     /// Every live entry.
@@ -63,7 +69,12 @@ struct Data {
     cache_bytes: usize,
     state: PersistedState,
     /// Callbacks of appended entries waiting for the next fsync.
-    pending: Vec<LogFlushed<TypeConfig>>,
+    pending: Vec<Done>,
+    /// Why the log stopped taking writes: once a write or an fsync failed,
+    /// what the file holds past the last durable point is unknown (Linux
+    /// forgets dirty pages a failed fsync could not write), so every later
+    /// write is refused and the node must be restarted.
+    failed: Option<String>,
 }
 
 impl Data {
@@ -93,6 +104,7 @@ impl Data {
 }
 
 struct Shared {
+    disk: Arc<dyn Disk>,
     dir: PathBuf,
     fsync: bool,
     data: Mutex<Data>,
@@ -100,8 +112,9 @@ struct Shared {
     /// Held by whoever runs an fsync that completes callbacks, so that
     /// truncation never races a flush in progress.
     sync_lock: Mutex<()>,
-    /// A second handle on the log file, for fsync and reads outside `data`.
-    sync_file: Mutex<File>,
+    /// The log file again, for fsync and reads outside `data` (replaced
+    /// when the file is rewritten).
+    sync_file: Mutex<Arc<dyn DiskFile>>,
 }
 
 /// The durable log store; clones share the same log.
@@ -125,28 +138,27 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log in `dir`, truncating a torn tail. A log
-    /// damaged before its tail is an error naming the file and offset.
-    /// `fsync` off is for tests and benchmarks only.
-    pub fn open(dir: &Path, fsync: bool) -> Result<Self, StorageError> {
-        std::fs::create_dir_all(dir).map_err(write_err)?;
-        let state = read_state(dir)?;
+    /// Opens (or creates) the log in `dir` on `disk`, truncating a torn
+    /// tail. A log damaged before its tail is an error naming the file and
+    /// offset. `fsync` off is for tests and benchmarks only.
+    pub fn open(disk: Arc<dyn Disk>, dir: &Path, fsync: bool) -> Result<Self, StorageError> {
+        disk.create_dir_all_durable(dir).map_err(write_err)?;
+        let state = read_state(disk.as_ref(), dir)?;
         let path = dir.join(LOG_FILE);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .read(true)
-            .append(true)
-            .open(&path)
-            .map_err(read_err)?;
-        let purged = state.purged.map(|l| l.index);
-        let found = scan(&path, |prev, idx| continues(prev, idx, purged)).map_err(read_err)?;
-        let mut valid = found.valid_end;
-        let len = file.metadata().map_err(read_err)?.len();
-        if len == 0 {
-            file.write_all(&file_header()).map_err(write_err)?;
+        let file: Arc<dyn DiskFile> = disk.open(&path, Open::Append).map_err(read_err)?.into();
+        if file.size().map_err(read_err)? == 0 {
+            file.append(&file_header()).map_err(write_err)?;
             file.sync_all().map_err(write_err)?;
-            valid = FILE_HEADER;
-        } else if valid < len {
+            disk.sync_dir(dir).map_err(write_err)?;
+        }
+        let purged = state.purged.map(|l| l.index);
+        let found = scan(disk.as_ref(), &path, |prev, idx| {
+            continues(prev, idx, purged)
+        })
+        .map_err(read_err)?;
+        let valid = found.valid_end.max(FILE_HEADER);
+        let len = file.size().map_err(read_err)?;
+        if valid < len {
             tracing::warn!(
                 fault = "local",
                 "raft log {}: truncating a torn tail of {} bytes at offset {valid}",
@@ -157,27 +169,26 @@ impl LogStore {
             file.sync_all().map_err(write_err)?;
         }
         let mut data = Data {
-            file,
-            end: valid.max(FILE_HEADER),
+            file: file.clone(),
+            end: valid,
             index: BTreeMap::new(),
             cache: BTreeMap::new(),
             cache_bytes: 0,
             state,
             pending: Vec::new(),
+            failed: None,
         };
         for f in found.records {
             let log_id = *f.entry.get_log_id();
             if purged.is_some_and(|p| log_id.index <= p) {
                 continue;
             }
-            data.index.insert(
-                log_id.index,
-                Place {
-                    log_id,
-                    offset: f.offset,
-                    len: f.len,
-                },
-            );
+            let place = Place {
+                log_id,
+                offset: f.offset,
+                len: f.len,
+            };
+            data.index.insert(log_id.index, place);
             data.cache_put(log_id.index, f.entry, f.len as usize);
         }
         if let (Some(p), Some((&first, _))) = (purged, data.index.iter().next()) {
@@ -188,14 +199,14 @@ impl LogStore {
                 )));
             }
         }
-        let sync_file = data.file.try_clone().map_err(read_err)?;
         let shared = Arc::new(Shared {
+            disk,
             dir: dir.to_path_buf(),
             fsync,
             data: Mutex::new(data),
             wake: Condvar::new(),
             sync_lock: Mutex::new(()),
-            sync_file: Mutex::new(sync_file),
+            sync_file: Mutex::new(file),
         });
         let weak = Arc::downgrade(&shared);
         std::thread::Builder::new()
@@ -235,34 +246,94 @@ impl LogStore {
 
     fn persist_state(&self, st: &PersistedState) -> Result<(), StorageError> {
         let body = tdfs_proto::codec::encode(st).map_err(write_err)?;
-        write_atomic(&self.shared.dir, STATE_FILE, &with_crc(&body)).map_err(write_err)
+        let path = self.shared.dir.join(STATE_FILE);
+        self.shared
+            .disk
+            .write_atomic(&path, &with_crc(&body))
+            .map_err(|e| write_err(format!("{}: {e}", path.display())))
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.shared.dir.join(LOG_FILE)
     }
 
     /// fsyncs the file and completes every pending callback. Caller holds `sync_lock`.
     fn flush_now(&self) -> Result<(), StorageError> {
         let pending = std::mem::take(&mut lock(&self.shared.data).pending);
-        let r = lock(&self.shared.sync_file).sync_data();
-        let ok = r.is_ok();
+        let file = lock(&self.shared.sync_file).clone();
+        let r = file.sync_data();
+        if let Err(e) = &r {
+            let why = format!("fsync of {} failed: {e}", self.log_path().display());
+            lock(&self.shared.data).failed.get_or_insert(why);
+        }
         for cb in pending {
-            cb.log_io_completed(match &r {
+            cb(match &r {
                 Ok(()) => Ok(()),
                 Err(e) => Err(std::io::Error::new(e.kind(), e.to_string())),
             });
         }
-        if ok {
-            Ok(())
-        } else {
-            Err(write_err("fsync of the raft log failed"))
-        }
+        r.map_err(|e| write_err(format!("fsync of {}: {e}", self.log_path().display())))
     }
 
     /// Reads entry `idx` from the file (not cached).
     fn read_entry(&self, place: Place) -> Result<Entry, StorageError> {
         let mut buf = vec![0u8; place.len as usize];
-        lock(&self.shared.sync_file)
-            .read_exact_at(&mut buf, place.offset)
+        let file = lock(&self.shared.sync_file).clone();
+        file.read_exact_at(&mut buf, place.offset)
             .map_err(read_err)?;
         decode_payload(&buf[RECORD_HEADER..]).map_err(read_err)
+    }
+
+    /// Appends `entries` and calls `done` once they are durable (at once
+    /// when fsync is off). An error means nothing of this call was
+    /// appended and `done` is never called: the caller must not
+    /// acknowledge them.
+    fn append_entries(
+        &self,
+        entries: impl IntoIterator<Item = Entry>,
+        done: Done,
+    ) -> Result<(), StorageError> {
+        let mut d = lock(&self.shared.data);
+        if let Some(why) = &d.failed {
+            return Err(write_err(format!(
+                "the raft log takes no more writes: {why}"
+            )));
+        }
+        let mut buf = Vec::new();
+        let mut placed = Vec::new();
+        for e in entries {
+            let offset = d.end + buf.len() as u64;
+            let rec = encode_record(&e).map_err(write_err)?;
+            buf.extend_from_slice(&rec);
+            placed.push((offset, rec.len() as u32, e));
+        }
+        if let Err(e) = d.file.append(&buf) {
+            // A short write may have stored part of a record: cut it off
+            // (best effort; a torn tail is cut at the next start anyway).
+            let _ = d.file.set_len(d.end);
+            let why = format!("append to {} failed: {e}", self.log_path().display());
+            d.failed = Some(why.clone());
+            return Err(write_err(why));
+        }
+        d.end += buf.len() as u64;
+        for (offset, len, e) in placed {
+            let log_id = *e.get_log_id();
+            let place = Place {
+                log_id,
+                offset,
+                len,
+            };
+            d.index.insert(log_id.index, place);
+            d.cache_put(log_id.index, e, len as usize);
+        }
+        if self.shared.fsync && !crate::bugs::on(crate::bugs::Bug::AckBeforeFsync) {
+            d.pending.push(done);
+            self.shared.wake.notify_one();
+        } else {
+            drop(d);
+            done(Ok(()));
+        }
+        Ok(())
     }
 }
 
@@ -305,12 +376,12 @@ fn with_crc(body: &[u8]) -> Vec<u8> {
     out
 }
 
-fn read_state(dir: &Path) -> Result<PersistedState, StorageError> {
+fn read_state(disk: &dyn Disk, dir: &Path) -> Result<PersistedState, StorageError> {
     let path = dir.join(STATE_FILE);
-    let raw = match std::fs::read(&path) {
+    let raw = match disk.read_max(&path, MAX_STATE) {
         Ok(r) => r,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PersistedState::default()),
-        Err(e) => return Err(read_err(e)),
+        Err(e) => return Err(read_err(format!("{}: {e}", path.display()))),
     };
     if raw.len() < 4
         || crc32c::crc32c(&raw[4..]) != u32::from_be_bytes(raw[..4].try_into().expect("4 bytes"))
@@ -320,16 +391,10 @@ fn read_state(dir: &Path) -> Result<PersistedState, StorageError> {
     tdfs_proto::codec::decode(&raw[4..]).map_err(read_err)
 }
 
-/// Writes `name` in `dir` atomically and durably: temp file, fsync, rename, fsync dir.
+/// Writes `name` in `dir` of the real disk atomically and durably: temp
+/// file, fsync, rename, fsync dir (other crates' small files).
 pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = dir.join(format!("{name}.tmp"));
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, dir.join(name))?;
-    File::open(dir)?.sync_all()
+    tdfs_disk::Disk::write_atomic(&tdfs_disk::RealDisk, &dir.join(name), bytes)
 }
 
 /// Bytes the record of `entry` takes in the file (tests cut records).
@@ -417,37 +482,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let mut d = lock(&self.shared.data);
-        let mut buf = Vec::new();
-        let mut placed = Vec::new();
-        for e in entries {
-            let offset = d.end + buf.len() as u64;
-            let rec = encode_record(&e).map_err(write_err)?;
-            buf.extend_from_slice(&rec);
-            placed.push((offset, rec.len() as u32, e));
-        }
-        d.file.write_all(&buf).map_err(write_err)?;
-        d.end += buf.len() as u64;
-        for (offset, len, e) in placed {
-            let log_id = *e.get_log_id();
-            d.index.insert(
-                log_id.index,
-                Place {
-                    log_id,
-                    offset,
-                    len,
-                },
-            );
-            d.cache_put(log_id.index, e, len as usize);
-        }
-        if self.shared.fsync && !crate::bugs::on(crate::bugs::Bug::AckBeforeFsync) {
-            d.pending.push(callback);
-            self.shared.wake.notify_one();
-        } else {
-            drop(d);
-            callback.log_io_completed(Ok(()));
-        }
-        Ok(())
+        self.append_entries(
+            entries,
+            Box::new(move |r: std::io::Result<()>| callback.log_io_completed(r)),
+        )
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
@@ -459,8 +497,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         };
         d.index.split_off(&log_id.index);
         d.cache_drop_from(log_id.index);
-        d.file.set_len(place.offset).map_err(write_err)?;
-        d.file.sync_all().map_err(write_err)?;
+        if let Err(e) = d.file.set_len(place.offset).and_then(|_| d.file.sync_all()) {
+            let why = format!("truncating {} failed: {e}", self.log_path().display());
+            d.failed.get_or_insert(why.clone());
+            return Err(write_err(why));
+        }
         d.end = place.offset;
         Ok(())
     }
@@ -490,26 +531,41 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 }
 
-/// Rewrites the log file with only the live records (copied as they are).
+/// Rewrites the log file with only the live records (copied as they are,
+/// streamed through a buffer): temporary file, fsync, rename, fsync dir.
 fn compact(shared: &Shared, d: &mut Data) -> Result<(), StorageError> {
-    let mut buf = file_header().to_vec();
-    let old = lock(&shared.sync_file).try_clone().map_err(write_err)?;
+    let path = shared.dir.join(LOG_FILE);
+    let tmp = tdfs_disk::temp_path(&path);
+    let old = lock(&shared.sync_file).clone();
+    let new = shared.disk.open(&tmp, Open::Truncate).map_err(write_err)?;
     let mut moved = Vec::with_capacity(d.index.len());
-    for (idx, p) in d.index.iter() {
-        let mut rec = vec![0u8; p.len as usize];
-        old.read_exact_at(&mut rec, p.offset).map_err(read_err)?;
-        moved.push((*idx, buf.len() as u64));
-        buf.extend_from_slice(&rec);
-    }
-    write_atomic(&shared.dir, LOG_FILE, &buf).map_err(write_err)?;
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .open(shared.dir.join(LOG_FILE))
-        .map_err(write_err)?;
-    *lock(&shared.sync_file) = file.try_clone().map_err(write_err)?;
+    let end = {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, FileWriter::at(new.as_ref(), 0));
+        w.write_all(&file_header()).map_err(write_err)?;
+        let mut at = FILE_HEADER;
+        let mut rec = Vec::new();
+        for (idx, p) in d.index.iter() {
+            rec.resize(p.len as usize, 0);
+            old.read_exact_at(&mut rec, p.offset).map_err(read_err)?;
+            w.write_all(&rec).map_err(write_err)?;
+            moved.push((*idx, at));
+            at += p.len as u64;
+        }
+        w.flush().map_err(write_err)?;
+        at
+    };
+    new.sync_all().map_err(write_err)?;
+    drop(new);
+    shared.disk.rename(&tmp, &path).map_err(write_err)?;
+    shared.disk.sync_dir(&shared.dir).map_err(write_err)?;
+    let file: Arc<dyn DiskFile> = shared
+        .disk
+        .open(&path, Open::Append)
+        .map_err(write_err)?
+        .into();
+    *lock(&shared.sync_file) = file.clone();
     d.file = file;
-    d.end = buf.len() as u64;
+    d.end = end;
     for (idx, off) in moved {
         if let Some(p) = d.index.get_mut(&idx) {
             p.offset = off;
@@ -523,3 +579,6 @@ fn compact(shared: &Shared, d: &mut Data) -> Result<(), StorageError> {
 pub fn log_file_path(dir: &Path) -> PathBuf {
     dir.join(LOG_FILE)
 }
+
+#[cfg(test)]
+mod tests;

@@ -150,6 +150,7 @@ impl Cluster {
             connector: Connector::filtered(&format!("meta-{id}"), self.net.clone()),
             clock: Default::default(),
             random: tdfs_rpc::Random::seeded(self.seed ^ id),
+            disk: tdfs_disk::real(),
         }
     }
 
@@ -376,4 +377,23 @@ pub async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>)
     })
     .await;
     out.into_iter().map(|o| o.unwrap()).collect()
+}
+
+/// Snapshots node `id` and purges its log up to the snapshot, so that a
+/// member behind it can only catch up from the snapshot.
+pub async fn snapshot_and_purge(cluster: &Cluster, id: u64) -> u64 {
+    let node = cluster.node(id).clone();
+    let applied = node.applied_index();
+    node.raft().trigger().snapshot().await.unwrap();
+    let snap = wait_for(Duration::from_secs(5), "a snapshot", || {
+        let m = node.raft().metrics().borrow().clone();
+        m.snapshot.map(|l| l.index).filter(|&s| s >= applied)
+    })
+    .await;
+    node.raft().trigger().purge_log(snap).await.unwrap();
+    wait_for(Duration::from_secs(5), "the purge", || {
+        let m = node.raft().metrics().borrow().clone();
+        m.purged.map(|l| l.index).filter(|&p| p >= snap)
+    })
+    .await
 }
