@@ -155,7 +155,7 @@ impl Drop for SnapFile {
             if !r.kept {
                 if let Err(e) = r.disk.remove_file(&r.path) {
                     if e.kind() != io::ErrorKind::NotFound {
-                        tracing::warn!("cannot remove {}: {e}", r.path.display());
+                        tracing::warn!(fault = "local", "cannot remove {}: {e}", r.path.display());
                     }
                 }
             }

@@ -277,6 +277,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         } = snapshot.take_received().await.map_err(snap_err)?;
         if file_meta.last_log_id != meta.last_log_id {
             tracing::warn!(
+                fault = "peer",
                 "installed snapshot names {:?}, openraft gave {:?}",
                 file_meta.last_log_id,
                 meta.last_log_id

@@ -1,7 +1,7 @@
 //! What the leader's soft state costs at scale (docs/benchmarks.md,
 //! "Leader policy state at scale"): N committed blocks at replication 3 on
 //! four datanodes, loaded as a restarted leader loads its namespace, then
-//! the datanodes' full reports in pages of 50,000 replicas (the datanode's
+//! the datanodes' full reports in pages of 10,000 replicas (the datanode's
 //! page size; each page is applied under the soft-state lock, so its time is
 //! how long a report page can hold other callers), then idle policy rounds
 //! (`tick` + `round`, every 500 ms on the leader): the CPU an idle leader
@@ -43,7 +43,8 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static A: Counting = Counting;
 
-const PAGE: usize = 50_000;
+/// The datanode's full-report page (`REPORT_PAGE` in `tdfs-datanode`).
+const PAGE: usize = 10_000;
 const NODES: u64 = 4;
 const LEN: u64 = 1 << 20;
 const GB: u64 = 1 << 30;
