@@ -1,20 +1,117 @@
 #!/usr/bin/env bash
-# Starts three `tdfs meta` processes on loopback (fsync on), runs `tdfs bench meta`
-# for mkdir and stat at concurrency 64, prints JSON lines, and stops the nodes.
-#   usage: scripts/bench-meta.sh [OPS]        (needs target/release/tdfs: cargo build --release)
+# The metadata benchmark with its anchors, all in one run:
+#   1. this disk's fdatasync latency (4 KiB write + os.fdatasync, 300 times, python3);
+#   2. a three-member etcd on loopback, `etcdctl check perf --load=l` (writes/s);
+#   3. three `tdfs meta` processes on loopback (fsync on): `tdfs bench meta` for
+#      every op at concurrency 64, one JSON line each;
+# then a summary with mkdir / etcd.
+#   usage: scripts/bench-meta.sh [OPS]      (needs target/release/tdfs: cargo build --release;
+#                                           etcd and etcdctl: apt-get install etcd-server etcd-client)
+# TDFS_BENCH_SKIP_ETCD=1 skips step 2; TDFS_BENCH_OPS="mkdir stat" picks the ops;
+# TDFS_BENCH_PERF=DIR records the leader with `perf record -g` during each op (DIR/OP.data).
 set -euo pipefail
 ops=${1:-100000}
 bin=${TDFS_BIN:-$(dirname "$0")/../target/release/tdfs}
-dir=$(mktemp -d)
+dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-meta.XXXXXX")
 trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+out="$dir/results.jsonl"
+: >"$out"
+
+# 1. fdatasync latency of the disk the nodes write to.
+python3 - "$dir" >>"$out" <<'EOF'
+import json, os, sys, time
+path = os.path.join(sys.argv[1], "fdatasync.probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+block, lat = os.urandom(4096), []
+for _ in range(300):
+    os.write(fd, block)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    lat.append((time.perf_counter() - t) * 1000)
+os.close(fd)
+os.unlink(path)
+lat.sort()
+print(json.dumps({"anchor": "fdatasync", "n": 300, "p50_ms": round(lat[150], 3),
+                  "p99_ms": round(lat[296], 3)}))
+EOF
+tail -1 "$out"
+
 base=$((20000 + RANDOM % 20000))
+
+# 2. etcd, three members on loopback, stopped before tdfs starts.
+if [ -z "${TDFS_BENCH_SKIP_ETCD:-}" ]; then
+  command -v etcd >/dev/null || { echo "etcd missing: apt-get install -y etcd-server etcd-client" >&2; exit 1; }
+  cluster="e1=http://127.0.0.1:$((base+11)),e2=http://127.0.0.1:$((base+12)),e3=http://127.0.0.1:$((base+13))"
+  pids=()
+  for i in 1 2 3; do
+    etcd --name "e$i" --data-dir "$dir/etcd$i" \
+      --listen-client-urls "http://127.0.0.1:$((base+20+i))" \
+      --advertise-client-urls "http://127.0.0.1:$((base+20+i))" \
+      --listen-peer-urls "http://127.0.0.1:$((base+10+i))" \
+      --initial-advertise-peer-urls "http://127.0.0.1:$((base+10+i))" \
+      --initial-cluster "$cluster" --initial-cluster-state new \
+      --initial-cluster-token "bench-$base" 2>"$dir/etcd$i.log" &
+    pids+=($!)
+  done
+  endpoints="127.0.0.1:$((base+21)),127.0.0.1:$((base+22)),127.0.0.1:$((base+23))"
+  for _ in $(seq 100); do
+    ETCDCTL_API=3 etcdctl --endpoints="$endpoints" endpoint health >/dev/null 2>&1 && break
+    sleep 0.2
+  done
+  perf=$(ETCDCTL_API=3 etcdctl --endpoints="$endpoints" check perf --load=l 2>&1 | tr '\r' '\n' | grep -v ' / 60 ' || true)
+  echo "$perf" >"$dir/etcd-perf.txt"
+  # "PASS: Throughput is N writes/s" or "FAIL: Throughput too low: N writes/s".
+  writes=$(echo "$perf" | grep -oE 'Throughput[^0-9]*[0-9.]+ writes/s' | grep -oE '[0-9.]+' | head -1)
+  [ -n "$writes" ] || { echo "etcdctl check perf gave no throughput:" >&2; echo "$perf" >&2; exit 1; }
+  echo "{\"anchor\": \"etcd\", \"members\": 3, \"writes_per_sec\": $writes}" >>"$out"
+  tail -1 "$out"
+  kill "${pids[@]}"
+  wait "${pids[@]}" 2>/dev/null || true
+fi
+
+# 3. tdfs: three metadata processes, fsync on.
 peers="1=127.0.0.1:$base,2=127.0.0.1:$((base+1)),3=127.0.0.1:$((base+2))"
+declare -A meta_pid
 for i in 1 2 3; do
   "$bin" meta --id $i --addr 127.0.0.1:$((base+i-1)) --data-dir "$dir/m$i" --peers "$peers" \
     2>"$dir/m$i.log" &
+  meta_pid[127.0.0.1:$((base+i-1))]=$!
 done
 export TDFS_META="127.0.0.1:$base,127.0.0.1:$((base+1)),127.0.0.1:$((base+2))"
 for _ in $(seq 100); do "$bin" dfs -test -d / 2>/dev/null && break; sleep 0.1; done
-"$bin" bench meta --op mkdir --ops "$ops" --concurrency 64 --json
-"$bin" bench meta --op stat --ops "$((ops * 2))" --concurrency 64 --json
-"$bin" bench meta --op create --ops "$((ops / 2))" --concurrency 64 --json
+for op in ${TDFS_BENCH_OPS:-mkdir create open stat ls rename delete}; do
+  case $op in
+    stat|open) n=$((ops * 2)) ;;
+    mkdir) n=$ops ;;
+    *) n=$((ops / 2)) ;;
+  esac
+  perf_pid=
+  if [ -n "${TDFS_BENCH_PERF:-}" ]; then
+    mkdir -p "$TDFS_BENCH_PERF"
+    leader=$("$bin" haadmin -getAllServiceState | awk '$2 == "leader" {print $1}')
+    perf record -F 999 -g -p "${meta_pid[$leader]}" -o "$TDFS_BENCH_PERF/$op.data" \
+      2>"$TDFS_BENCH_PERF/$op.perf.log" &
+    perf_pid=$!
+  fi
+  "$bin" bench meta --op "$op" --ops "$n" --concurrency 64 --json >>"$out"
+  tail -1 "$out"
+  if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
+done
+
+# Summary.
+python3 - "$out" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+anchor = {r["anchor"]: r for r in rows if "anchor" in r}
+ops = {r["op"]: r for r in rows if "op" in r}
+if "fdatasync" in anchor:
+    f = anchor["fdatasync"]
+    print(f"fdatasync 4 KiB: p50 {f['p50_ms']:.3f} ms, p99 {f['p99_ms']:.3f} ms")
+etcd = anchor.get("etcd", {}).get("writes_per_sec")
+if etcd:
+    print(f"etcd (3 members, check perf --load=l): {etcd:.0f} writes/s")
+for name, r in ops.items():
+    ratio = f", {r['ops_per_sec'] / etcd:.1f}x etcd" if etcd and name != "stat" and name != "open" and name != "ls" else ""
+    print(f"{name:7} {r['ops_per_sec']:>10,.0f} ops/s  p50 {r['p50_ms']:.2f} ms  p99 {r['p99_ms']:.2f} ms"
+          f"  leader RSS {r['leader_rss_bytes'] / 2**20:.0f} MiB{ratio}")
+EOF

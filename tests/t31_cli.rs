@@ -407,3 +407,84 @@ fn daemons_refuse_bad_flags_and_dirs_in_one_line() {
     assert!(err.contains("cannot listen on"), "{err}");
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 }
+
+/// Runs `tdfs bench meta --op OP` against `l` and returns its JSON document.
+fn bench_meta(l: &Local, op: &str, extra: &[&str]) -> serde_json::Value {
+    let cluster = l.cluster();
+    let mut args = vec![
+        "bench",
+        "meta",
+        "--cluster",
+        &cluster,
+        "--user",
+        "root",
+        "--op",
+        op,
+        "--ops",
+        "30",
+        "--concurrency",
+        "4",
+        "--files-per-dir",
+        "7",
+        "--json",
+    ];
+    args.extend_from_slice(extra);
+    let (code, out, err) = run_tdfs(&args, &[]);
+    assert_eq!(code, 0, "bench meta --op {op} failed: {err}");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{op}: {e}: {out}"))
+}
+
+/// Paths under `/` whose name starts with `prefix`.
+fn roots_named(l: &Local, prefix: &str) -> Vec<String> {
+    l.ok(&["-ls", "/"])
+        .lines()
+        .filter_map(|line| line.split_whitespace().last())
+        .filter(|p| p.starts_with(prefix))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn bench_meta_runs_every_op_reports_the_leader_and_keeps_on_request() {
+    let l = Local::start(&["--datanodes", "0"]);
+    for op in ["mkdir", "create", "open", "stat", "ls", "rename", "delete"] {
+        let r = bench_meta(&l, op, &[]);
+        assert_eq!(r["op"], op);
+        assert_eq!(r["ops"], 30);
+        assert_eq!(r["concurrency"], 4);
+        for f in ["seconds", "ops_per_sec", "p50_ms", "p99_ms"] {
+            assert!(r[f].as_f64().unwrap() > 0.0, "{op}: {f} in {r}");
+        }
+        // `tdfs local` is one process: the leader's resident memory is its own.
+        let rss = r["leader_rss_bytes"].as_u64().unwrap();
+        assert!(rss > 1 << 20, "{op}: leader_rss_bytes {rss}");
+        assert!(roots_named(&l, "/bench-").is_empty(), "{op} left its tree");
+    }
+    // --keep: 30 objects in directories of 7, as the op left them.
+    bench_meta(&l, "rename", &["--keep"]);
+    let [base] = &roots_named(&l, "/bench-rename-")[..] else {
+        panic!("one kept rename tree expected");
+    };
+    let listing = l.ok(&["-ls", "-R", base]);
+    let names: Vec<&str> = listing
+        .lines()
+        .filter_map(|line| line.split_whitespace().last()?.rsplit('/').next())
+        .collect();
+    let dirs = names.iter().filter(|n| n.starts_with('d')).count();
+    let renamed = names.iter().filter(|n| n.starts_with('r')).count();
+    let originals = names.iter().filter(|n| n.starts_with('f')).count();
+    assert_eq!((dirs, renamed, originals), (5, 30, 0), "{listing}");
+    bench_meta(&l, "mkdir", &["--keep"]);
+    let [base] = &roots_named(&l, "/bench-mkdir-")[..] else {
+        panic!("one kept mkdir tree expected");
+    };
+    let count = l.ok(&["-count", base]);
+    // DIR_COUNT FILE_COUNT CONTENT_SIZE PATH: the base, 5 parents, 30 made.
+    assert_eq!(count.split_whitespace().next(), Some("36"), "{count}");
+    let (code, _, err) = run_tdfs(
+        &["bench", "meta", "--cluster", &l.cluster(), "--op", "chmod"],
+        &[],
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("chmod"), "{err}");
+}

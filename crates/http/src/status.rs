@@ -355,6 +355,7 @@ mod tests {
             voters: vec![],
             learners: vec![],
             alarm: Some("namespace hash at index 9 differs <x>".into()),
+            rss_bytes: 0,
         };
         let s = Status {
             this: None,

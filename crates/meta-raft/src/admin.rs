@@ -165,6 +165,7 @@ impl MetaNode {
             voters: mem.voter_ids().map(|id| (id, addr_of(&id))).collect(),
             learners: mem.learner_ids().map(|id| (id, addr_of(&id))).collect(),
             alarm: self.hashes().alarm(),
+            rss_bytes: crate::metrics::resident_bytes(),
         }
     }
 

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabel {
-    pub op: String,
+    /// A [`MetaRequest::name`](tdfs_proto::meta::MetaRequest::name): no
+    /// allocation per observed operation.
+    pub op: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -57,6 +59,7 @@ pub struct MetaMetrics {
     missing: Gauge,
     corrupt: Gauge,
     alarm: Gauge,
+    resident: Gauge,
 }
 
 impl Default for MetaMetrics {
@@ -136,8 +139,14 @@ impl MetaMetrics {
             "consistency_alarm",
             "1 once this node found a member whose namespace hash differs at the same applied index",
         );
+        let resident = g(
+            &mut r,
+            "process_resident_memory_bytes",
+            "Resident memory of this process (from /proc/self/statm)",
+        );
         MetaMetrics {
             alarm,
+            resident,
             registry: r,
             ops,
             op_errors,
@@ -163,8 +172,8 @@ impl MetaMetrics {
     }
 
     /// Counts one operation and its latency.
-    pub fn observe(&self, op: &str, took: Duration, ok: bool) {
-        let l = OpLabel { op: op.to_string() };
+    pub fn observe(&self, op: &'static str, took: Duration, ok: bool) {
+        let l = OpLabel { op };
         self.ops.get_or_create(&l).inc();
         if !ok {
             self.op_errors.get_or_create(&l).inc();
@@ -210,10 +219,52 @@ impl MetaMetrics {
             // Only the leader knows the datanodes and the blocks' health.
             self.set_health(Health::default());
         }
+        self.render_registry()
+    }
+
+    fn render_registry(&self) -> String {
+        self.resident.set(resident_bytes() as i64);
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();
         }
         out
+    }
+}
+
+/// This process's resident memory in bytes (`VmRSS` of `/proc/self/status`);
+/// 0 where that file is unreadable.
+pub fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| parse_vm_rss(&s))
+        .unwrap_or(0)
+}
+
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: u64 = line["VmRSS:".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resident_memory_is_read_from_proc() {
+        assert_eq!(
+            parse_vm_rss("Name:\tx\nVmRSS:\t  2048 kB\nVmHWM: 9 kB\n"),
+            Some(2 << 20)
+        );
+        assert_eq!(parse_vm_rss("Name: x\n"), None);
+        // This test process has touched memory, so it is resident.
+        assert!(resident_bytes() > 1 << 20);
+        let text = MetaMetrics::default().render_registry();
+        assert!(text.contains("tdfs_meta_process_resident_memory_bytes"));
     }
 }

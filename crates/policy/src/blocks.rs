@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use tdfs_proto::BlockId;
 
 mod check;
+mod table;
 
 /// How healthy a block is.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -91,7 +92,7 @@ pub struct OddReplica {
 /// The block map and its queues.
 #[derive(Debug, Default)]
 pub struct BlockMap {
-    map: BTreeMap<BlockId, Entry>,
+    map: table::Table<Entry>,
     /// Replicas at another generation than their block's, by (block, node).
     odd: BTreeMap<(BlockId, NodeIx), OddReplica>,
     /// Quarantined (corrupt) replicas: node and generation, by block.
@@ -122,7 +123,7 @@ pub struct BlockMap {
 
 impl BlockMap {
     pub fn get(&self, id: BlockId) -> Option<&Entry> {
-        self.map.get(&id)
+        self.map.get(id)
     }
 
     pub fn len(&self) -> usize {
@@ -139,12 +140,12 @@ impl BlockMap {
 
     /// Changes an entry (creating it if absent) and reclassifies it.
     pub fn update<R>(&mut self, id: BlockId, nodes: &Nodes, f: impl FnOnce(&mut Entry) -> R) -> R {
-        let old = self.map.get(&id).map(|e| e.class);
+        let old = self.map.get(id).map(|e| e.class);
         self.detach(id);
-        let e = self.map.entry(id).or_default();
+        let e = self.map.get_or_default(id);
         let r = f(e);
         self.attach(id, nodes);
-        if let (Some(old), Some(e)) = (old, self.map.get(&id)) {
+        if let (Some(old), Some(e)) = (old, self.map.get(id)) {
             if e.class != old {
                 self.transitions.push((id, old, e.class, e.counted, e.repl));
             }
@@ -159,7 +160,7 @@ impl BlockMap {
 
     /// Takes an entry's contribution out of the counters and queues.
     fn detach(&mut self, id: BlockId) {
-        let Some(e) = self.map.get(&id) else { return };
+        let Some(e) = self.map.get(id) else { return };
         let (class, counted) = (e.class, e.counted);
         let h = &mut self.health;
         if e.committed() && e.known() {
@@ -193,11 +194,11 @@ impl BlockMap {
     fn attach(&mut self, id: BlockId, nodes: &Nodes) {
         let quarantined = self.quarantined.get(&id).is_some_and(|q| !q.is_empty());
         let odd = self.odd_exists(id);
-        let Some(e) = self.map.get_mut(&id) else {
+        let Some(e) = self.map.get_mut(id) else {
             return;
         };
         if !e.known() && e.replicas.is_empty() && !odd {
-            self.map.remove(&id);
+            self.map.remove(id);
             return;
         }
         let (class, counted) = classify(e, nodes, quarantined);
@@ -238,7 +239,7 @@ impl BlockMap {
 
     /// Reclassifies `id` against the nodes as they are now.
     pub fn reclassify(&mut self, id: BlockId, nodes: &Nodes) {
-        if self.map.contains_key(&id) {
+        if self.map.contains_key(id) {
             self.update(id, nodes, |_| ());
         }
     }
@@ -299,7 +300,7 @@ impl BlockMap {
     /// Moves replicas between the good set and the odd set when a block's
     /// generation changes.
     fn set_gen(&mut self, id: BlockId, gen: u64, nodes: &Nodes) {
-        let Some(e) = self.map.get(&id) else {
+        let Some(e) = self.map.get(id) else {
             self.map.insert(
                 id,
                 Entry {
@@ -352,7 +353,7 @@ impl BlockMap {
     pub fn remove(&mut self, id: BlockId) -> Vec<(NodeIx, u64)> {
         self.detach(id);
         let mut out = Vec::new();
-        if let Some(e) = self.map.remove(&id) {
+        if let Some(e) = self.map.remove(id) {
             out.extend(e.replicas.iter().map(|n| (n, e.gen)));
         }
         let odd: Vec<(NodeIx, u64)> = self
@@ -372,7 +373,7 @@ impl BlockMap {
     }
 
     pub fn set_replication(&mut self, id: BlockId, repl: u16, nodes: &Nodes) {
-        if self.map.contains_key(&id) {
+        if self.map.contains_key(id) {
             self.update(id, nodes, |e| e.repl = repl);
         }
     }
@@ -393,7 +394,7 @@ impl BlockMap {
         nodes: &Nodes,
     ) -> Placed {
         self.unquarantine(id, n, gen, nodes);
-        match self.map.get(&id) {
+        match self.map.get(id) {
             None => {
                 self.map.insert(
                     id,
@@ -435,9 +436,9 @@ impl BlockMap {
     pub fn remove_replica(&mut self, id: BlockId, n: NodeIx, nodes: &Nodes) {
         self.odd.remove(&(id, n));
         self.open_info.remove(&(id, n));
-        if self.map.get(&id).is_some_and(|e| e.replicas.contains(n)) {
+        if self.map.get(id).is_some_and(|e| e.replicas.contains(n)) {
             self.update(id, nodes, |e| e.replicas.remove(n));
-        } else if self.map.get(&id).is_some_and(|e| !e.known()) {
+        } else if self.map.get(id).is_some_and(|e| !e.known()) {
             self.reclassify(id, nodes);
         }
     }
@@ -450,7 +451,7 @@ impl BlockMap {
         if !q.contains(&(n, gen)) {
             q.push((n, gen));
         }
-        if self.map.contains_key(&id) {
+        if self.map.contains_key(id) {
             self.update(id, nodes, |e| {
                 e.replicas.remove(n);
             });
@@ -497,17 +498,17 @@ impl BlockMap {
         keep: &rustc_hash::FxHashSet<BlockId>,
         nodes: &Nodes,
     ) {
-        use std::ops::Bound::{Excluded, Included, Unbounded};
-        let lo = match after {
-            Some(a) => Excluded(a),
-            None => Unbounded,
+        let lo = after.map_or(0, |a| a.saturating_add(1));
+        let gone: Vec<BlockId> = match after {
+            Some(a) if a == BlockId::MAX => Vec::new(),
+            _ => self
+                .map
+                .range_from(lo)
+                .take_while(|(id, _)| *id <= upto)
+                .filter(|(id, e)| e.replicas.contains(n) && !keep.contains(id))
+                .map(|(id, _)| id)
+                .collect(),
         };
-        let gone: Vec<BlockId> = self
-            .map
-            .range((lo, Included(upto)))
-            .filter(|(id, e)| e.replicas.contains(n) && !keep.contains(id))
-            .map(|(id, _)| *id)
-            .collect();
         for id in gone {
             self.update(id, nodes, |e| e.replicas.remove(n));
         }
@@ -544,7 +545,7 @@ impl BlockMap {
     /// Nodes holding a replica of `id` at `gen`: good ones when that is
     /// the block's generation, else the odd ones at it.
     pub fn holders_at(&self, id: BlockId, gen: u64) -> Vec<NodeIx> {
-        let mut v: Vec<NodeIx> = match self.map.get(&id) {
+        let mut v: Vec<NodeIx> = match self.map.get(id) {
             Some(e) if e.gen == gen => e.replicas.iter().collect(),
             _ => Vec::new(),
         };
@@ -565,7 +566,7 @@ impl BlockMap {
 
     /// Replicas of `id` at a generation older than the block's.
     pub fn stale_of(&self, id: BlockId) -> Vec<(NodeIx, u64)> {
-        let Some(e) = self.map.get(&id).filter(|e| e.known()) else {
+        let Some(e) = self.map.get(id).filter(|e| e.known()) else {
             return Vec::new();
         };
         self.odd
@@ -629,7 +630,7 @@ impl BlockMap {
 
     /// Entries from `start` on, in id order (chunked scans).
     pub fn range_from(&self, start: BlockId) -> impl Iterator<Item = (BlockId, &Entry)> {
-        self.map.range(start..).map(|(id, e)| (*id, e))
+        self.map.range_from(start)
     }
 
     // ------------------------------------------------------------------
@@ -643,7 +644,7 @@ impl BlockMap {
                 break;
             }
             self.young.pop_front();
-            if self.map.get(&id).is_some_and(|e| e.flags & YOUNG != 0) {
+            if self.map.get(id).is_some_and(|e| e.flags & YOUNG != 0) {
                 self.update(id, nodes, |e| e.flags &= !YOUNG);
             }
         }
@@ -675,9 +676,9 @@ impl BlockMap {
         };
         let ids: Vec<BlockId> = self
             .map
-            .range(start..)
+            .range_from(start)
             .take(budget + 1)
-            .map(|(id, _)| *id)
+            .map(|(id, _)| id)
             .collect();
         let (now, next) = if ids.len() > budget {
             (&ids[..budget], Some(ids[budget]))
@@ -686,7 +687,7 @@ impl BlockMap {
         };
         for id in now {
             self.reclassify(*id, nodes);
-            if let Some(e) = self.map.get(id) {
+            if let Some(e) = self.map.get(*id) {
                 seen(*id, e);
             }
         }

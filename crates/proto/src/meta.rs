@@ -604,6 +604,8 @@ pub struct NodeState {
     pub learners: Vec<(MetaId, String)>,
     /// The consistency check's alarm, if this node raised one.
     pub alarm: Option<String>,
+    /// This process's resident memory (`/proc/self/statm`), 0 where unknown.
+    pub rss_bytes: u64,
 }
 
 /// `dfsadmin -report`.

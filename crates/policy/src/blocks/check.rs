@@ -10,7 +10,8 @@ impl BlockMap {
         let mut under = BTreeSet::new();
         let mut over = BTreeSet::new();
         let mut bad = BTreeSet::new();
-        for (id, e) in &self.map {
+        for (id, e) in self.map.iter() {
+            let id = &id;
             let q = self.quarantined.get(id).is_some_and(|q| !q.is_empty());
             let (class, counted) = classify(e, nodes, q);
             if class != e.class || counted != e.counted {
