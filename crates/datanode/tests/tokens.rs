@@ -124,7 +124,7 @@ async fn the_second_hop_refuses_missing_forged_and_wrong_pipeline_tokens() {
         let r = write_block_with_token(&pipeline, 10, 1, &data, Some(&k), t).await;
         let e = refusal(r);
         assert!(e.contains(want), "{want:?} in {e:?}");
-        assert!(e.contains(&format!("block 10")), "{e}");
+        assert!(e.contains("block 10"), "{e}");
         assert_nothing_stored(&[&nodes[1], &nodes[2]], 10);
     }
     // The tail, directly: a token for [A, B] does not store on C.
@@ -165,8 +165,15 @@ async fn copies_need_the_leaders_token_for_their_targets() {
     let nodes = keyed_nodes(3).await;
     let (a, b, c) = (&nodes[0].addr, &nodes[1].addr, &nodes[2].addr);
     let data = pattern(3 * CHUNK, 7);
-    let ack =
-        write_block_with_token(&[a.clone()], 30, 2, &data, None, Some(token(30, 2, &[a]))).await;
+    let ack = write_block_with_token(
+        std::slice::from_ref(a),
+        30,
+        2,
+        &data,
+        None,
+        Some(token(30, 2, &[a])),
+    )
+    .await;
     assert!(ack.unwrap().statuses[0].result.is_ok());
     let targets = [b.clone(), c.clone()];
     let src = &nodes[0].ctx;

@@ -165,9 +165,9 @@ impl MetaMetrics {
     }
 
     /// Counts one call from a datanode.
-    pub fn datanode_request(&self, kind: &str) {
+    pub fn datanode_request(&self, kind: &'static str) {
         self.datanode_requests
-            .get_or_create(&OpLabel { op: kind.into() })
+            .get_or_create(&OpLabel { op: kind })
             .inc();
     }
 

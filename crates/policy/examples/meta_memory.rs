@@ -170,9 +170,13 @@ impl Leader {
                 sha256: [7; 32],
             };
             for d in datanodes() {
-                assert!(self
-                    .view
-                    .incremental(&d, &[r.clone()], &[], &[], Instant::now()));
+                assert!(self.view.incremental(
+                    &d,
+                    std::slice::from_ref(&r),
+                    &[],
+                    &[],
+                    Instant::now()
+                ));
             }
         }
     }

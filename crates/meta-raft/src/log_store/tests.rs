@@ -78,18 +78,14 @@ async fn a_full_disk_refuses_the_append_and_acknowledges_nothing() {
     let store = LogStore::open(faulty.clone(), &dir(), true).unwrap();
     assert!(acked(&append(&store, entries(1..=3)).unwrap()));
     let rule = faulty.inject(Fault::NoSpaceAfter(10), is_log);
-    let err = append(&store, entries(4..=40))
-        .err()
-        .expect("ENOSPC must fail the append");
+    let err = append(&store, entries(4..=40)).expect_err("ENOSPC must fail the append");
     let msg = err.to_string();
     assert!(msg.contains("log.dat"), "{msg}");
     assert!(faulty.fired(rule) > 0);
     assert_eq!(store.last_index(), Some(3), "a refused entry was indexed");
     // Once a write failed the log takes no more, even with space again.
     faulty.remove(rule);
-    let again = append(&store, entries(4..=4))
-        .err()
-        .expect("a failed log takes no writes");
+    let again = append(&store, entries(4..=4)).expect_err("a failed log takes no writes");
     assert!(
         again.to_string().contains("takes no more writes"),
         "{again}"
