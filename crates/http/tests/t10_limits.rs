@@ -206,6 +206,7 @@ async fn a_stalled_or_trickled_body_is_cut_off_and_frees_its_slot() {
     .await
     .unwrap();
     for b in b"hello" {
+        // The trickle itself (the input under test): bytes 150 ms apart, under the idle timeout.
         tokio::time::sleep(Duration::from_millis(150)).await;
         s.write_all(&[*b]).await.unwrap();
     }
