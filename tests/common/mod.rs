@@ -27,6 +27,38 @@ pub fn expect_corrupt_replicas() {
     }
 }
 
+/// The Python of a venv `target/tmp/NAME` holding `packages` (pip
+/// specifiers), created and installed on first use; later runs reuse it
+/// (`.installed` marks a finished install).
+pub async fn pip_venv(name: &str, packages: &[&str]) -> std::path::PathBuf {
+    use tokio::process::Command;
+    let venv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let py = venv.join("bin/python");
+    let ready = venv.join(".installed");
+    if !ready.exists() {
+        let ok = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .await
+            .expect("python3 runs");
+        assert!(ok.success(), "python3 -m venv {name} failed");
+        let out = Command::new(&py)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check"])
+            .args(packages)
+            .output()
+            .await
+            .expect("pip runs");
+        assert!(
+            out.status.success(),
+            "pip install {packages:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::write(&ready, b"ok").unwrap();
+    }
+    py
+}
+
 /// Polls `f` until it returns `Some` or the deadline passes.
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
 where

@@ -17,10 +17,8 @@
 //! `cargo run --release -p tdfs-meta-raft --example restart_at_scale [N] [DIR]`
 
 use openraft::{BasicNode, CommittedLeaderId, Membership, StoredMembership};
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tdfs_disk::Disk;
@@ -33,46 +31,18 @@ use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{MetaRequest, MetaResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Counts live heap bytes and their peak.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(n: usize) {
-    let now = LIVE.fetch_add(n, Ordering::Relaxed) + n;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        grew(l.size());
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        grew(n);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: tdfs_testkit::alloc::Counting = tdfs_testkit::alloc::Counting;
 
 const MB: f64 = (1 << 20) as f64;
 
 /// Runs `f`, printing its time and the peak live heap above the start.
 fn phase<T>(what: &str, f: impl FnOnce() -> T) -> (T, Duration) {
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = tdfs_testkit::alloc::reset_peak();
     let t = Instant::now();
     let out = f();
     let took = t.elapsed();
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let peak = tdfs_testkit::alloc::peak() - base;
     println!(
         "{what:<44} {:>8.2} s   peak heap above start {:>9.1} MiB",
         took.as_secs_f64(),
@@ -206,7 +176,7 @@ async fn main() {
     let (ns, _) = phase("build the namespace (create + complete each)", || {
         build(files)
     });
-    let ns_bytes = LIVE.load(Ordering::Relaxed);
+    let ns_bytes = tdfs_testkit::alloc::live();
     println!(
         "live heap with the namespace: {:.1} MiB",
         ns_bytes as f64 / MB

@@ -69,6 +69,14 @@ pub struct MetaNode {
     ready_term: watch::Sender<u64>,
     /// A threshold asked for by `tdfs balancer`, as f64 bits (0: none).
     balance_override: AtomicU64,
+    /// `(term, index)`: no read in `term` is served below `index`, the last
+    /// log index when this node first answered a read as that term's
+    /// leader. A leader restarted with its vote keeps its term, and its
+    /// persisted commit index can lag what the group committed before the
+    /// crash; openraft's read log id (max of its no-op and the commit index)
+    /// can then be too low. Everything in its log at that point may have been
+    /// acknowledged, so reads wait until it is applied.
+    read_floor: std::sync::Mutex<(u64, u64)>,
     /// Counts the leader's policy rounds (the balancer waits on it).
     rounds: watch::Sender<u64>,
     /// Why the node stopped, when one of its tasks failed.
@@ -181,6 +189,7 @@ pub async fn start(
         reads: rtx,
         ready_term: watch::channel(0).0,
         balance_override: AtomicU64::new(0),
+        read_floor: std::sync::Mutex::new((0, 0)),
         rounds: watch::channel(0).0,
         failed: watch::channel(None).0,
     });
@@ -493,9 +502,19 @@ impl MetaNode {
     /// returns the index the state machine must reach and the term in
     /// which leadership was confirmed.
     pub async fn leader_read_index(&self) -> Result<(u64, u64), FsError> {
-        let term = self.raft.metrics().borrow().current_term;
+        let (term, last) = {
+            let m = self.raft.metrics().borrow().clone();
+            (m.current_term, m.last_log_index.unwrap_or(0))
+        };
+        let floor = {
+            let mut f = self.read_floor.lock().unwrap_or_else(|p| p.into_inner());
+            if f.0 != term {
+                *f = (term, last);
+            }
+            f.1
+        };
         match self.raft.get_read_log_id().await {
-            Ok((read, _)) => Ok((read.map(|l| l.index).unwrap_or(0), term)),
+            Ok((read, _)) => Ok((read.map(|l| l.index).unwrap_or(0).max(floor), term)),
             Err(RaftError::APIError(e)) => match e {
                 openraft::error::CheckIsLeaderError::ForwardToLeader(f) => {
                     Err(FsError::NotLeader {

@@ -239,7 +239,7 @@ impl AsyncWrite for SnapFile {
             }
             Ok(Err(e)) => {
                 tracing::error!(
-                    fault = "remote",
+                    fault = "peer",
                     "refused a snapshot received from the leader: {e}; the current state is kept"
                 );
                 Poll::Ready(Err(io::Error::new(

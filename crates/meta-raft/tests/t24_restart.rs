@@ -7,15 +7,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 use tdfs_meta_raft::log_store::LogStore;
-use tdfs_meta_raft::MetaConfig;
-
-fn snapshot_often(c: &mut MetaConfig) {
-    c.snapshot_logs = 50;
-}
-
-fn paths(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("{prefix}{i:03}")).collect()
-}
 
 /// Waits until every running node has applied all of `want`.
 async fn everywhere(cluster: &Cluster, want: &[String], within: Duration) {

@@ -15,16 +15,8 @@ use tdfs_meta_raft::{MetaConfig, MetaNode};
 use tdfs_proto::meta::MetaRequest;
 use tdfs_proto::xattr::XAttrFlags;
 
-fn snapshot_often(c: &mut MetaConfig) {
-    c.snapshot_logs = 50;
-}
-
 fn never_snapshot(c: &mut MetaConfig) {
     c.snapshot_logs = 1_000_000;
-}
-
-fn paths(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("{prefix}{i:03}")).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,14 +22,6 @@ use tdfs_meta_raft::MetaConfig;
 use tdfs_namespace::{LogOp, Namespace, Stamp};
 use tokio::io::AsyncWriteExt;
 
-fn snapshot_often(c: &mut MetaConfig) {
-    c.snapshot_logs = 50;
-}
-
-fn paths(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("{prefix}{i:03}")).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_with_a_damaged_snapshot_refuses_to_start_and_rejoins_once_wiped() {
     let mut cluster = Cluster::start_with(3, snapshot_often).await;

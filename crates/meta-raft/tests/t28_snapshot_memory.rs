@@ -6,8 +6,6 @@
 //! times larger than the allowance, so holding the snapshot's bytes in
 //! memory (as a `Vec<u8>` snapshot did) fails it.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tdfs_disk::Disk;
 use tdfs_meta_raft::snap_file::SnapFile;
@@ -17,34 +15,8 @@ use tdfs_namespace::{LogOp, Namespace, Stamp};
 use tdfs_proto::ids::CallId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(n: usize) {
-    let now = LIVE.fetch_add(n, Ordering::Relaxed) + n;
-    PEAK.fetch_max(now, Ordering::Relaxed);
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        grew(l.size());
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        grew(n);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: tdfs_testkit::alloc::Counting = tdfs_testkit::alloc::Counting;
 
 const MIB: usize = 1 << 20;
 /// What building, sending or receiving may take beyond the namespace: the
@@ -54,10 +26,9 @@ const ALLOWANCE: usize = 24 * MIB;
 
 /// The peak live heap above the start while `f` runs.
 fn peak_of<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = tdfs_testkit::alloc::reset_peak();
     let out = f();
-    (out, PEAK.load(Ordering::Relaxed).saturating_sub(base))
+    (out, tdfs_testkit::alloc::peak().saturating_sub(base))
 }
 
 fn namespace(files: usize) -> Namespace {
@@ -162,20 +133,18 @@ async fn snapshots_cost_buffers_not_their_size() {
     let mut from = SnapFile::reading(f);
     let into = root.path().join("snapshot.recv-0.tmp");
     let mut to = SnapFile::receiving(disk.clone() as Arc<dyn Disk>, into.clone()).unwrap();
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = tdfs_testkit::alloc::reset_peak();
     let sent = pipe(&mut from, &mut to).await;
-    let transfer = PEAK.load(Ordering::Relaxed) - base;
+    let transfer = tdfs_testkit::alloc::peak() - base;
     println!("sending and receiving took {} MiB", transfer / MIB);
     assert_eq!(sent as usize, size);
     assert!(transfer < ALLOWANCE, "the transfer took {transfer} bytes");
 
     drop(frozen);
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = tdfs_testkit::alloc::reset_peak();
     to.shutdown().await.unwrap();
     let got = to.take_received().await.unwrap();
-    let check = PEAK.load(Ordering::Relaxed) - base;
+    let check = tdfs_testkit::alloc::peak() - base;
     println!("checking and decoding took {} MiB", check / MIB);
     assert!(
         check < ns_heap + ns_heap / 4 + ALLOWANCE,

@@ -5,36 +5,13 @@
 //!
 //! `cargo run --release -p tdfs-namespace --example ns_features_bench [N]`
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tdfs_namespace::{LogOp, Namespace, Stamp};
 use tdfs_proto::ids::CallId;
 use tdfs_proto::quota::QuotaChange;
 
-/// Counts live heap bytes.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: tdfs_testkit::alloc::Counting = tdfs_testkit::alloc::Counting;
 
 /// A namespace with a clock and call ids, applying as the superuser.
 struct Ns {
@@ -99,37 +76,37 @@ impl Ns {
 }
 
 fn snapshot_figures(n: usize) {
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = tdfs_testkit::alloc::live();
     let mut ns = Ns::new();
     ns.mkdir("/snap/d");
     for i in 0..n {
         ns.create(format!("/snap/d/f{i:07}"));
     }
-    let whole = LIVE.load(Ordering::Relaxed) - base;
+    let whole = tdfs_testkit::alloc::live() - base;
     println!("namespace with {n} files: {whole} bytes");
     ns.apply(LogOp::AllowSnapshot {
         path: "/snap".into(),
     });
     for k in 0..5 {
-        let before = LIVE.load(Ordering::Relaxed);
+        let before = tdfs_testkit::alloc::live();
         let t = Instant::now();
         ns.apply(LogOp::CreateSnapshot {
             path: "/snap".into(),
             name: Some(format!("s{k}")),
         });
         let us = t.elapsed().as_secs_f64() * 1e6;
-        let extra = LIVE.load(Ordering::Relaxed) as i64 - before as i64;
+        let extra = tdfs_testkit::alloc::live() as i64 - before as i64;
         println!("snapshot {k} of a directory of {n} files: {us:.1} us, {extra} bytes");
     }
     // What a snapshot costs once files change: one diff per changed file.
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = tdfs_testkit::alloc::live();
     for i in 0..1000 {
         ns.apply(LogOp::Delete {
             path: format!("/snap/d/f{i:07}"),
             recursive: false,
         });
     }
-    let extra = LIVE.load(Ordering::Relaxed) as i64 - before as i64;
+    let extra = tdfs_testkit::alloc::live() as i64 - before as i64;
     println!("1000 deletes under the snapshots: {extra} bytes more");
 }
 

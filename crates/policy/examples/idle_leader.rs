@@ -10,8 +10,6 @@
 //! `cargo run --release -p tdfs-policy --example idle_leader [N]` (default
 //! 10,000,000).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tdfs_namespace::inode::Block;
 use tdfs_namespace::{AdminState, BlockRef};
@@ -19,29 +17,8 @@ use tdfs_policy::{ClusterState, LivenessConfig, PolicyConfig};
 use tdfs_proto::meta::{DatanodeUsage, ReplicaReport};
 use tdfs_proto::DatanodeId;
 
-/// Counts live heap bytes.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: tdfs_testkit::alloc::Counting = tdfs_testkit::alloc::Counting;
 
 /// The datanode's full-report page (`REPORT_PAGE` in `tdfs-datanode`).
 const PAGE: usize = 10_000;
@@ -83,7 +60,7 @@ fn main() {
             },
         );
     }
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = tdfs_testkit::alloc::live();
     let started = Instant::now();
     c.load_namespace(
         (1..=n).map(|id| BlockRef {
@@ -106,8 +83,8 @@ fn main() {
     println!(
         "{n} blocks loaded in {:.2?}: {:.0} MiB, {:.0} bytes per block",
         started.elapsed(),
-        mib(LIVE.load(Ordering::Relaxed) - base),
-        (LIVE.load(Ordering::Relaxed) - base) as f64 / n as f64
+        mib(tdfs_testkit::alloc::live() - base),
+        (tdfs_testkit::alloc::live() - base) as f64 / n as f64
     );
 
     // Full reports: block b on nodes b%4, (b+1)%4, (b+2)%4.
@@ -148,8 +125,8 @@ fn main() {
         started.elapsed(),
         page_times[page_times.len() / 2],
         page_times.last().unwrap(),
-        mib(LIVE.load(Ordering::Relaxed) - base),
-        (LIVE.load(Ordering::Relaxed) - base) as f64 / n as f64
+        mib(tdfs_testkit::alloc::live() - base),
+        (tdfs_testkit::alloc::live() - base) as f64 / n as f64
     );
 
     // Let the load's rescan and the young grace finish, then idle rounds.

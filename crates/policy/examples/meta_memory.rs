@@ -13,8 +13,6 @@
 //! One kind per process, so the resident figure is not blurred by what an
 //! earlier run freed.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 use tdfs_namespace::{AdminState, LogOp, Namespace, Stamp};
 use tdfs_policy::{ClusterState, LivenessConfig, PolicyConfig};
@@ -22,29 +20,8 @@ use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{BlockInfo, DatanodeUsage, ReplicaReport};
 use tdfs_proto::DatanodeId;
 
-/// Counts live heap bytes.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
-        unsafe { System.alloc(l) }
-    }
-    unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.dealloc(p, l) }
-    }
-    unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
-        LIVE.fetch_add(n, Ordering::Relaxed);
-        LIVE.fetch_sub(l.size(), Ordering::Relaxed);
-        unsafe { System.realloc(p, l, n) }
-    }
-}
-
 #[global_allocator]
-static A: Counting = Counting;
+static A: tdfs_testkit::alloc::Counting = tdfs_testkit::alloc::Counting;
 
 fn rss() -> usize {
     let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -199,7 +176,7 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let mut l = Leader::new();
-    let (heap0, rss0, t0) = (LIVE.load(Ordering::Relaxed), rss(), Instant::now());
+    let (heap0, rss0, t0) = (tdfs_testkit::alloc::live(), rss(), Instant::now());
     let step = (n / 10).max(1);
     for i in 0..n {
         if i % 1000 == 0 {
@@ -213,7 +190,7 @@ fn main() {
         if (i + 1) % step == 0 {
             l.tick();
             let files = (i + 1) as f64;
-            let heap = LIVE.load(Ordering::Relaxed).saturating_sub(heap0) as f64;
+            let heap = tdfs_testkit::alloc::live().saturating_sub(heap0) as f64;
             let res = rss().saturating_sub(rss0) as f64;
             println!(
                 "{kind} files {:>10}: heap {:6.1} B/file, resident {:6.1} B/file \

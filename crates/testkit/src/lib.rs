@@ -1,6 +1,8 @@
 //! Dev-only helpers shared by tdfs's tests (a dev-dependency only; nothing
 //! in a release build depends on it).
 //!
+//! - [`alloc`]: a counting global allocator (live and peak heap bytes) for
+//!   memory figures and tests.
 //! - [`log`]: the two-level logging rule enforced. Every warning a tdfs
 //!   crate logs names whose fault it is — `fault = "peer"` (a node that sent
 //!   garbage, timed out or died) or `fault = "local"` (this process: a bug, a
@@ -8,4 +10,5 @@
 //!   warning that names no fault, fails the test binary's cluster shutdown
 //!   unless the test declared it expects it ([`log::allow_local`]).
 
+pub mod alloc;
 pub mod log;

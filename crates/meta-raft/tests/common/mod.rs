@@ -397,3 +397,13 @@ pub async fn snapshot_and_purge(cluster: &Cluster, id: u64) -> u64 {
     })
     .await
 }
+
+/// Snapshots every 50 entries (a `Cluster::start_with` tweak).
+pub fn snapshot_often(c: &mut MetaConfig) {
+    c.snapshot_logs = 50;
+}
+
+/// `PREFIX000`, `PREFIX001`, ... for `range`.
+pub fn paths(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("{prefix}{i:03}")).collect()
+}
