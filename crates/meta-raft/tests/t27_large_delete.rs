@@ -86,8 +86,10 @@ async fn large_delete_is_freed_in_steps_and_stat_stays_fast() {
         // Every member, the leader first: a stat answered NotLeader (the
         // leadership moved under load) is retried on the next one.
         let mut conns = vec![cluster.client(leader).await];
+        let mut nodes = vec![cluster.node(leader).clone()];
         for id in all.into_iter().filter(|id| *id != leader) {
             conns.push(cluster.client(id).await);
+            nodes.push(cluster.node(id).clone());
         }
         let stop = stop.clone();
         let done = done.clone();
@@ -111,9 +113,12 @@ async fn large_delete_is_freed_in_steps_and_stat_stays_fast() {
                     }
                     Err(e) => {
                         errors.push(e.to_string());
-                        at = (at + 1) % conns.len();
-                        // Back off while an election runs (a retry, not a wait for a state).
-                        tokio::time::sleep(Duration::from_millis(20)).await;
+                        // Wait for a leader, then ask it.
+                        wait_until(Duration::from_secs(10), "a leader", || {
+                            nodes.iter().any(|n| n.is_leader())
+                        })
+                        .await;
+                        at = nodes.iter().position(|n| n.is_leader()).unwrap_or(0);
                     }
                 }
             }
