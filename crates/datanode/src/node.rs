@@ -51,6 +51,8 @@ pub struct DatanodeConfig {
     pub connector: Connector,
     /// Its clock (skew in tests).
     pub clock: Clock,
+    /// Replicas per full-report page ([`REPORT_PAGE`]; smaller in tests).
+    pub report_page: usize,
 }
 
 impl DatanodeConfig {
@@ -67,6 +69,7 @@ impl DatanodeConfig {
             gossip: true,
             connector: Connector::direct(),
             clock: Clock::real(),
+            report_page: REPORT_PAGE,
         }
     }
 }
@@ -358,13 +361,14 @@ async fn call(
 /// (about 70 bytes a replica), and the metadata node applies one under its
 /// soft-state lock in a few milliseconds (`tdfs-policy`'s `idle_leader`
 /// example: 50,000-replica pages held it 32 ms at the median, 89 ms at most).
-const REPORT_PAGE: usize = 10_000;
+pub const REPORT_PAGE: usize = 10_000;
 
 /// Sends the full report in pages of increasing block ids.
 async fn full_report(
     conn: &MetaConn,
     id: &DatanodeId,
     store: &BlockStore,
+    page_len: usize,
 ) -> Result<DatanodeResponse, FsError> {
     let mut blocks = store.replicas();
     blocks.sort_unstable_by_key(|r| r.id);
@@ -375,7 +379,7 @@ async fn full_report(
     let pages: Vec<&[ReplicaReport]> = if blocks.is_empty() {
         vec![&[]]
     } else {
-        blocks.chunks(REPORT_PAGE).collect()
+        blocks.chunks(page_len.max(1)).collect()
     };
     let n = pages.len();
     let mut last_reply = DatanodeResponse::Ok;
@@ -460,7 +464,7 @@ async fn reporter(
                 hdfs: cfg.hdfs.clone(),
             };
             call(&conn, reg, Duration::from_secs(10)).await?;
-            full_report(&conn, &id, &store).await
+            full_report(&conn, &id, &store, cfg.report_page).await
         }
         .await;
         match registered {

@@ -365,3 +365,82 @@ async fn the_daemon_reports_quarantined_replicas_and_deletes_them_only_on_comman
     );
     dn.shutdown().await;
 }
+
+/// A full report larger than one frame reaches the metadata node as pages
+/// that each fit: the fake metadata node's server refuses frames over
+/// 128 KiB, the whole inventory encodes to several times that, and every
+/// replica arrives exactly once, in ascending pages that tile the id range.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_report_larger_than_one_frame_arrives_in_pages() {
+    const N: u64 = 10_000;
+    const PAGE: usize = 1_000;
+    const FRAME: usize = 128 << 10;
+    // A real directory without fsync: the in-memory disk's accounting is
+    // linear in its files, too slow for this many.
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = tdfs_datanode::block_store::StoreConfig::new(dir.path());
+    sc.fsync = false;
+    let store = tdfs_datanode::BlockStore::open(sc).unwrap();
+    let mut all = Vec::new();
+    for id in 1..=N {
+        all.push(put(&store, id, 1, &pattern(16, id)).unwrap());
+    }
+    let whole = tdfs_proto::codec::encode(&all).unwrap().len();
+    assert!(
+        whole > 2 * FRAME,
+        "the inventory ({whole} bytes) must not fit in one {FRAME}-byte frame"
+    );
+    let meta = FakeMeta::start_with(tdfs_rpc::ServerConfig {
+        max_frame: FRAME,
+        ..Default::default()
+    })
+    .await;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut cfg = DatanodeConfig::new(l.local_addr().unwrap().to_string(), vec![meta.addr.clone()]);
+    cfg.gossip = false;
+    cfg.report_page = PAGE;
+    let dn = node::start(cfg, store.clone(), l).await.unwrap();
+    meta.wait("the last report page", |r| match r {
+        DatanodeRequest::FullReport { last: true, .. } => Some(()),
+        _ => None,
+    })
+    .await;
+    let pages: Vec<_> = meta
+        .seen()
+        .into_iter()
+        .filter_map(|r| match r {
+            DatanodeRequest::FullReport {
+                report,
+                page,
+                hi,
+                last,
+                blocks,
+                ..
+            } => Some((report, page, hi, last, blocks)),
+            _ => None,
+        })
+        .collect();
+    let report = pages[0].0;
+    let pages: Vec<_> = pages.into_iter().filter(|p| p.0 == report).collect();
+    assert_eq!(pages.len(), N as usize / PAGE, "pages of one report");
+    let mut lo = 0u64;
+    let mut got = Vec::new();
+    for (i, (_, page, hi, last, blocks)) in pages.iter().enumerate() {
+        assert_eq!(*page as usize, i, "pages in order");
+        assert_eq!(*last, i + 1 == pages.len());
+        assert!(
+            blocks.iter().all(|b| b.id >= lo && b.id <= *hi),
+            "page {i} outside its range"
+        );
+        lo = hi.saturating_add(1);
+        got.extend(blocks.iter().cloned());
+    }
+    assert_eq!(
+        pages.last().unwrap().2,
+        u64::MAX,
+        "the last page covers the rest"
+    );
+    all.sort_by_key(|r| r.id);
+    assert_eq!(got, all, "every replica exactly once");
+    dn.shutdown().await;
+}

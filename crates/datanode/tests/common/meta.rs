@@ -64,6 +64,11 @@ pub struct FakeMeta {
 
 impl FakeMeta {
     pub async fn start() -> Self {
+        Self::start_with(ServerConfig::default()).await
+    }
+
+    /// [`FakeMeta::start`] with its server's limits (e.g. a small frame).
+    pub async fn start_with(config: ServerConfig) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
         let state = Arc::new(State::default());
@@ -71,7 +76,7 @@ impl FakeMeta {
         tokio::spawn(serve::<Request, Response, _>(
             listener,
             Arc::new(MetaHandler(state.clone())),
-            ServerConfig::default(),
+            config,
             shutdown,
         ));
         FakeMeta {
@@ -85,6 +90,11 @@ impl FakeMeta {
     pub fn push(&self, c: DatanodeCommand) {
         self.state.commands.lock().unwrap().push(c);
         self.state.queued.notify_waiters();
+    }
+
+    /// Every request recorded so far, in order.
+    pub fn seen(&self) -> Vec<DatanodeRequest> {
+        self.state.seen.lock().unwrap().clone()
     }
 
     /// Waits (20 s at most) until some request recorded so far gives `f` a value.
