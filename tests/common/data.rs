@@ -1,28 +1,13 @@
 //! Helpers for data-path tests on an in-process cluster.
 #![allow(dead_code)]
 
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_client::{read_range, CreateOptions, FileWriter, MetaClient};
 use tdfs_local::{LocalCluster, LocalConfig};
 
-/// Deterministic pseudo-random bytes for a seed.
-pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e3779b97f4a7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
-pub fn sha(b: &[u8]) -> [u8; 32] {
-    Sha256::digest(b).into()
-}
+#[allow(unused_imports)]
+pub use tdfs_testkit::data::{bytes, sha};
 
 /// Starts a cluster with fast timers and waits until it is ready.
 pub async fn cluster(

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tdfs_client::{ClientConfig, MetaClient};
 use tdfs_proto::meta::NodeState;
 
@@ -59,22 +59,14 @@ pub async fn pip_venv(name: &str, packages: &[&str]) -> std::path::PathBuf {
     py
 }
 
-/// Polls `f` until it returns `Some` or the deadline passes.
-pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut f: F) -> T
+/// Polls `f` until it returns `Some` or the deadline passes
+/// (`tdfs_testkit::wait`, the one wait the tests share).
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        if Instant::now() > deadline {
-            panic!("timed out after {timeout:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tdfs_testkit::wait::wait_for_async(what, timeout, f).await
 }
 
 /// Reserves `n` distinct free loopback ports.

@@ -1,7 +1,6 @@
 //! The block store: durability, crash leftovers, space accounting, digests,
 //! generations, verification and the directory lock.
 
-use sha2::{Digest, Sha256};
 use std::fs;
 use std::path::Path;
 use std::sync::Arc;
@@ -10,20 +9,10 @@ use tdfs_proto::FsError;
 use tdfs_transfer::{Finish, CHUNK};
 
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    tdfs_testkit::data::bytes(seed, len)
 }
 
-fn sha(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
-}
+use tdfs_testkit::data::sha;
 
 fn open(dir: &Path) -> Arc<BlockStore> {
     BlockStore::open(StoreConfig::new(dir)).unwrap()

@@ -9,6 +9,10 @@
 //!   full disk, a broken invariant). In tests, a local-fault warning, or a
 //!   warning that names no fault, fails the test binary's cluster shutdown
 //!   unless the test declared it expects it ([`log::allow_local`]).
+//! - [`wait`]: waiting on conditions with deadlines (never sleep-and-hope).
+//! - [`data`]: deterministic test bytes for a seed, and digests.
 
 pub mod alloc;
+pub mod data;
 pub mod log;
+pub mod wait;

@@ -5,7 +5,6 @@
 pub mod meta;
 pub mod store;
 
-use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use std::sync::Arc;
 use tdfs_datanode::block_store::{BlockStore, StoreConfig};
@@ -98,22 +97,12 @@ pub async fn start_nodes(n: usize) -> Vec<Node> {
     v
 }
 
-/// Deterministic test bytes.
+/// Deterministic test bytes (`tdfs_testkit::data`).
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    tdfs_testkit::data::bytes(seed, len)
 }
 
-pub fn sha(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
-}
+pub use tdfs_testkit::data::sha;
 
 pub fn info(id: u64, gen: u64, len: u64) -> BlockInfo {
     BlockInfo {

@@ -4,7 +4,7 @@
 use super::sha;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tdfs_datanode::block_store::{BlockStore, StoreConfig};
 use tdfs_disk::{Disk, MemDisk, Open};
 use tdfs_proto::meta::ReplicaReport;
@@ -73,10 +73,6 @@ pub fn flip(disk: &MemDisk, rel: &str, at: u64) {
 }
 
 /// Polls `f` until it holds, failing the test after `secs` seconds.
-pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+pub fn wait_until(what: &str, secs: u64, f: impl FnMut() -> bool) {
+    tdfs_testkit::wait::wait_until_blocking(what, Duration::from_secs(secs), f)
 }

@@ -24,35 +24,14 @@ pub const SUPERUSER: &str = "root";
 
 pub type Client = RpcClient<Request, Response>;
 
-/// How often waits poll.
-const POLL: Duration = Duration::from_millis(10);
-
 /// Waits until `cond` holds, failing the test after `within`.
-pub async fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    loop {
-        if cond() {
-            return;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {within:?} waiting for {what}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
+pub async fn wait_until(within: Duration, what: &str, cond: impl FnMut() -> bool) {
+    tdfs_testkit::wait::wait_until(what, within, cond).await
 }
 
 /// Waits until `f` returns a value, failing the test after `within`.
-pub async fn wait_for<T>(within: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() >= deadline {
-            panic!("timed out after {within:?} waiting for {what}");
-        }
-        tokio::time::sleep(POLL).await;
-    }
+pub async fn wait_for<T>(within: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
+    tdfs_testkit::wait::wait_for(what, within, f).await
 }
 
 /// A test configuration: fast timers, fsync on, superuser `root`.
