@@ -191,3 +191,27 @@ impl History {
         self.ops.lock().unwrap().clone()
     }
 }
+
+/// Operations on tree keys by kind: (acknowledged, recorded), for the
+/// summary (proof that each kind really ran).
+pub fn tree_tally(ops: &[Op]) -> std::collections::BTreeMap<&'static str, (usize, usize)> {
+    let mut m = std::collections::BTreeMap::new();
+    for o in ops.iter().filter(|o| is_tree(o.key)) {
+        let kind = match o.op {
+            NsOp::Create(_) => "create",
+            NsOp::Mkdir(_) => "mkdir",
+            NsOp::Delete(_) => "delete",
+            NsOp::DeleteAll(_) => "delete -r",
+            NsOp::Stat(_) => "stat",
+            NsOp::Rename { from, .. } if from < 4 => "rename into",
+            NsOp::Rename { .. } => "rename out",
+            NsOp::Append(..) => "append",
+        };
+        let e = m.entry(kind).or_insert((0, 0));
+        e.1 += 1;
+        if !matches!(o.res, Ret::Unknown | Ret::NotFound | Ret::Exists) {
+            e.0 += 1;
+        }
+    }
+    m
+}

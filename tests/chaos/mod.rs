@@ -296,6 +296,10 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
         checker::BUDGET
     );
     violations.extend(verdict.violations);
+    println!(
+        "chaos: tree keys, (succeeded, recorded) by kind: {:?}",
+        history::tree_tally(&ops)
+    );
     let counts = progress::count(&windows, &ops, &sh.data_acks.lock().unwrap());
     for c in &counts {
         println!(

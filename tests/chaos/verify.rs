@@ -201,8 +201,12 @@ pub async fn check_data(c: &MetaClient, sh: &Shared) -> DataReport {
         files: files.len(),
         ..Default::default()
     };
+    // Retries stop for good once the check has waited this long in all (a
+    // cluster that stays down fails every remaining file at once).
+    let mut waited = Duration::ZERO;
     for f in &files {
-        let deadline = Instant::now() + UNAVAILABLE_FOR;
+        let deadline =
+            Instant::now() + UNAVAILABLE_FOR.min((2 * UNAVAILABLE_FOR).saturating_sub(waited));
         loop {
             match check_file(c, f).await {
                 Ok(()) => break,
@@ -220,6 +224,7 @@ pub async fn check_data(c: &MetaClient, sh: &Shared) -> DataReport {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
+                    waited += Duration::from_millis(200);
                 }
             }
         }
