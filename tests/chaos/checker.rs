@@ -77,42 +77,13 @@ fn parent_ok(shape: Shape, s: &State, slot: usize) -> bool {
 /// The states `op` with result `res` may lead to from `s` (empty: impossible).
 pub fn step(shape: Shape, s: State, op: NsOp, res: Ret) -> Vec<State> {
     let unknown = res == Ret::Unknown;
-    let mut out = Vec::new();
     // `applied`: the state after the operation took effect, if it can.
     // `failed`: whether a failure result (or no effect) fits the state.
     let (applied, failed) = match op {
-        NsOp::Create(p) | NsOp::Mkdir(p) => {
-            let p = p as usize;
-            let made = if matches!(op, NsOp::Create(_)) {
-                Node::File(0)
-            } else {
-                Node::Dir
-            };
-            let (present, parent) = (s[p] != Node::Absent, parent_ok(shape, &s, p));
-            let mut t = s;
-            t[p] = made;
-            let failed = match res {
-                Ret::Exists => parent && present,
-                Ret::NotFound => !parent,
-                _ => false,
-            };
-            ((parent && !present).then_some(t), failed)
-        }
-        NsOp::Delete(p) | NsOp::DeleteAll(p) => {
-            let p = p as usize;
-            let kids = shape.children(p);
-            let empty = kids.iter().all(|&c| s[c] == Node::Absent);
-            let may = s[p] != Node::Absent && (empty || matches!(op, NsOp::DeleteAll(_)));
-            let mut t = s;
-            t[p] = Node::Absent;
-            for &c in kids {
-                t[c] = Node::Absent;
-            }
-            (
-                may.then_some(t),
-                res == Ret::NotFound && s[p] == Node::Absent,
-            )
-        }
+        NsOp::Create(p) => make(shape, s, p as usize, Node::File(0), res),
+        NsOp::Mkdir(p) => make(shape, s, p as usize, Node::Dir, res),
+        NsOp::Delete(p) => delete(shape, s, p as usize, false, res),
+        NsOp::DeleteAll(p) => delete(shape, s, p as usize, true, res),
         NsOp::Stat(p) => {
             let ok = match res {
                 Ret::IsFile(len) => s[p as usize] == Node::File(len),
@@ -122,29 +93,7 @@ pub fn step(shape: Shape, s: State, op: NsOp, res: Ret) -> Vec<State> {
             };
             (None, ok)
         }
-        NsOp::Rename { from, to } => {
-            let (from, to) = (from as usize, to as usize);
-            let src = s[from];
-            // Into a directory under the file's own name, else to `to`.
-            let target = if s[to] == Node::Dir {
-                shape.child(to, from)
-            } else {
-                Some(to)
-            };
-            let applied = target.filter(|&d| src != Node::Absent && s[d] == Node::Absent);
-            let applied = applied.map(|d| {
-                let mut t = s;
-                t[from] = Node::Absent;
-                t[d] = src;
-                t
-            });
-            let failed = match res {
-                Ret::NotFound => src == Node::Absent,
-                Ret::Exists => src != Node::Absent && target.is_some_and(|d| s[d] != Node::Absent),
-                _ => false,
-            };
-            (applied, failed)
-        }
+        NsOp::Rename { from, to } => rename(shape, s, from as usize, to as usize, res),
         NsOp::Append(p, n) => {
             let p = p as usize;
             let applied = match s[p] {
@@ -158,6 +107,7 @@ pub fn step(shape: Shape, s: State, op: NsOp, res: Ret) -> Vec<State> {
             (applied, res == Ret::NotFound && s[p] == Node::Absent)
         }
     };
+    let mut out = Vec::new();
     if let Some(t) = applied {
         if res == Ret::Ok || unknown {
             out.push(t);
@@ -168,6 +118,60 @@ pub fn step(shape: Shape, s: State, op: NsOp, res: Ret) -> Vec<State> {
         out.push(s);
     }
     out
+}
+
+/// Create or mkdir of slot `p` (the parent must be a directory).
+fn make(shape: Shape, s: State, p: usize, made: Node, res: Ret) -> (Option<State>, bool) {
+    let (present, parent) = (s[p] != Node::Absent, parent_ok(shape, &s, p));
+    let mut t = s;
+    t[p] = made;
+    let failed = match res {
+        Ret::Exists => parent && present,
+        Ret::NotFound => !parent,
+        _ => false,
+    };
+    ((parent && !present).then_some(t), failed)
+}
+
+/// Delete of slot `p`: a directory with children only if `recursive`.
+fn delete(shape: Shape, s: State, p: usize, recursive: bool, res: Ret) -> (Option<State>, bool) {
+    let kids = shape.children(p);
+    let empty = kids.iter().all(|&c| s[c] == Node::Absent);
+    let may = s[p] != Node::Absent && (empty || recursive);
+    let mut t = s;
+    t[p] = Node::Absent;
+    for &c in kids {
+        t[c] = Node::Absent;
+    }
+    (
+        may.then_some(t),
+        res == Ret::NotFound && s[p] == Node::Absent,
+    )
+}
+
+/// Rename of `from` to `to`, into `to` when it is a directory.
+fn rename(shape: Shape, s: State, from: usize, to: usize, res: Ret) -> (Option<State>, bool) {
+    let src = s[from];
+    // Into a directory under the file's own name, else to `to`.
+    let target = if s[to] == Node::Dir {
+        shape.child(to, from)
+    } else {
+        Some(to)
+    };
+    let applied = target
+        .filter(|&d| src != Node::Absent && s[d] == Node::Absent)
+        .map(|d| {
+            let mut t = s;
+            t[from] = Node::Absent;
+            t[d] = src;
+            t
+        });
+    let failed = match res {
+        Ret::NotFound => src == Node::Absent,
+        Ret::Exists => src != Node::Absent && target.is_some_and(|d| s[d] != Node::Absent),
+        _ => false,
+    };
+    (applied, failed)
 }
 
 /// Outcome of checking one history.
