@@ -128,10 +128,17 @@ pub struct Cluster {
     pub net: Netns,
     /// Data directories and logs (removed at the end).
     _dir: tempfile::TempDir,
+    /// `TDFS_BUGS` for every daemon; empty: inherited from this process.
+    pub bugs: String,
 }
 
 impl Cluster {
     pub fn start(datanodes: usize) -> Cluster {
+        Cluster::start_with_bugs(datanodes, "")
+    }
+
+    /// [`Cluster::start`] with bug switches `bugs` on in every daemon.
+    pub fn start_with_bugs(datanodes: usize, bugs: &str) -> Cluster {
         let net = Netns::create(3 + datanodes);
         let dir = tempfile::tempdir().unwrap();
         let mk = |i: usize, name: String| Proc {
@@ -166,6 +173,7 @@ impl Cluster {
             _disks: disks,
             net,
             _dir: dir,
+            bugs: bugs.to_string(),
         };
         for i in 0..3 {
             c.spawn_meta(i);
@@ -182,8 +190,11 @@ impl Cluster {
             .append(true)
             .open(log)
             .unwrap();
-        Command::new("ip")
-            .args(["netns", "exec", self.net.ns(net), tdfs_bin()])
+        let mut cmd = Command::new("ip");
+        if !self.bugs.is_empty() {
+            cmd.env("TDFS_BUGS", &self.bugs);
+        }
+        cmd.args(["netns", "exec", self.net.ns(net), tdfs_bin()])
             .args(args)
             .env("RUST_LOG", "info,openraft=warn")
             .stdin(Stdio::null())

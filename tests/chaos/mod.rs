@@ -2,12 +2,17 @@
 //! namespaces, a seeded nemesis, a recorded concurrent workload, and the
 //! checks at the end (see docs/chaos.md).
 
+// Shared by t60_chaos and t62_chaos_bugs, which use different parts.
+#![allow(dead_code)]
+
 pub mod checker;
 pub mod cluster;
 pub mod history;
 pub mod nemesis;
 pub mod netns;
+pub mod progress;
 pub mod snap;
+pub mod tree;
 pub mod verify;
 pub mod workload;
 
@@ -29,6 +34,9 @@ pub struct Profile {
     pub faults: Option<usize>,
     /// Pause between two faults (the workload runs on), ms range.
     pub gap_ms: (u64, u64),
+    /// Bug switches for the daemons (`TDFS_BUGS`); empty: they inherit
+    /// this process's environment.
+    pub bugs: &'static str,
 }
 
 impl Profile {
@@ -38,6 +46,7 @@ impl Profile {
             datanodes: 4,
             faults: None,
             gap_ms: (300, 1000),
+            bugs: "",
         }
     }
 
@@ -47,6 +56,7 @@ impl Profile {
             datanodes: 5,
             faults: Some(faults),
             gap_ms: (500, 3000),
+            bugs: "",
         }
     }
 }
@@ -65,6 +75,14 @@ pub struct Summary {
     pub reads_ok: u64,
     pub reads_failed: u64,
     pub replicas_scrubbed_bad: usize,
+    /// Final reads recorded (one per path of every key).
+    pub final_reads: usize,
+    /// Most linearizability search steps of a key (budget: checker::BUDGET).
+    pub max_steps: usize,
+    /// Data check: files read back, reads retried as "unavailable".
+    pub data_checked: (usize, u64),
+    /// Fewest successful namespace / data ops in a fault's window.
+    pub fewest: Option<(u64, u64)>,
     /// Acknowledged truncates at a block boundary / inside a block, unknown.
     pub truncs: (u64, u64, u64),
     /// Snapshot: files checked, snapshot-only blocks freed after deletion.
@@ -77,12 +95,14 @@ impl Summary {
     /// One row of the results table in docs/chaos.md.
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} on {} keys ({} unknown) | {} files ({} ok, {} appends, {}+{} truncates at/inside a block, {} unknown), {} reads ({} failed); snapshot: {} files intact, {} snapshot-only blocks freed | {} | {:.0} s | {} |",
+            "| {} | {} | {} on {} keys ({} unknown, {} final reads, ≤ {} search steps) | {} files ({} ok, {} appends, {}+{} truncates at/inside a block, {} unknown), {} reads ({} failed); checked after healing: {} files, {} retries as unavailable; snapshot: {} files intact, {} snapshot-only blocks freed | {} | {} | {:.0} s | {} |",
             self.seed,
             self.faults.len(),
             self.ns_ops,
             self.keys,
             self.ns_unknown,
+            self.final_reads,
+            self.max_steps,
             self.files,
             self.files_ok,
             self.appends_ok,
@@ -91,9 +111,15 @@ impl Summary {
             self.truncs.2,
             self.reads_ok,
             self.reads_failed,
+            self.data_checked.0,
+            self.data_checked.1,
             self.snap.0,
             self.snap.1,
             self.replicas_scrubbed_bad,
+            match self.fewest {
+                Some((ns, data)) => format!("{ns} ns / {data} data"),
+                None => "-".into(),
+            },
             self.seconds,
             if self.violations.is_empty() {
                 "none".to_string()
@@ -108,12 +134,17 @@ impl Summary {
 pub async fn run(seed: u64, p: &Profile) -> Summary {
     let t0 = Instant::now();
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut cl = Cluster::start(p.datanodes);
+    let mut cl = Cluster::start_with_bugs(p.datanodes, p.bugs);
     let ctl = cl.client(Duration::from_secs(30));
     cl.wait_settled(&ctl, Duration::from_secs(60)).await;
     ctl.mkdirs(NS_DIR, true)
         .await
         .expect("mkdir the namespace dir");
+    for key in (0..key_count()).filter(|&k| history::is_tree(k)) {
+        ctl.mkdirs(&history::tree_root(key), false)
+            .await
+            .expect("mkdir a tree key's root");
+    }
     ctl.mkdirs(DATA_DIR, true)
         .await
         .expect("mkdir the data dir");
@@ -176,12 +207,17 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     println!("chaos: schedule {sched:?}");
     let mut nem = Nemesis::new(StdRng::seed_from_u64(rng.gen()), ctl.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut windows = Vec::new();
     for f in &sched {
+        let from = sh.hist.now();
         nem.run(&mut cl, &sh, *f).await;
+        windows.push(progress::Window::new(*f, from, sh.hist.now()));
         let gap = rng.gen_range(p.gap_ms.0..=p.gap_ms.1);
         tokio::time::sleep(Duration::from_millis(gap)).await;
     }
 
+    // The last fault's window runs to its tail (progress after healing).
+    tokio::time::sleep(Duration::from_micros(progress::TAIL)).await;
     // Stop the workload; a call in flight ends within its client deadline.
     sh.stop.store(true, Ordering::Relaxed);
     for t in tasks {
@@ -199,7 +235,16 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     if let Err(e) = verify::leases_recovered(&ctl).await {
         violations.push(format!("lease recovery: {e}"));
     }
-    violations.extend(verify::check_data(&ctl, &sh).await);
+    let (final_reads, bad) = verify::final_reads(&ctl, &sh).await;
+    violations.extend(bad);
+    let data = verify::check_data(&ctl, &sh).await;
+    println!(
+        "chaos: data check: {} files read back once each, {} retries as unavailable {:?}",
+        data.files,
+        data.retries.values().sum::<u64>(),
+        data.retries
+    );
+    violations.extend(data.violations);
     let snap_report = match snap::check(&ctl, &cl, &snap_files).await {
         Ok(r) => {
             println!(
@@ -219,7 +264,7 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
             Default::default()
         }
     };
-    let scrubbed_bad = match verify::scrub(&ctl, &cl).await {
+    let scrubbed_bad = match verify::scrub(&ctl, &cl, &nem.damaged).await {
         Ok(n) => n,
         Err(e) => {
             violations.push(format!("scrub: {e}"));
@@ -241,16 +286,34 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     let ops = sh.hist.ops();
     let verdict = checker::check(&ops);
     println!(
-        "chaos: linearizability: {} ops on {} keys ({} unknown), {} inconclusive keys",
+        "chaos: linearizability: {} ops on {} keys ({} unknown, {final_reads} final reads), \
+         {} inconclusive keys, at most {} search steps on a key (budget {})",
         verdict.ops,
         verdict.keys,
         verdict.unknown,
-        verdict.inconclusive.len()
+        verdict.inconclusive.len(),
+        verdict.max_steps,
+        checker::BUDGET
     );
     violations.extend(verdict.violations);
-    if !verdict.inconclusive.is_empty() {
-        println!("chaos: inconclusive keys {:?}", verdict.inconclusive);
+    println!(
+        "chaos: tree keys, (succeeded, recorded) by kind: {:?}",
+        history::tree_tally(&ops)
+    );
+    let counts = progress::count(&windows, &ops, &sh.data_acks.lock().unwrap());
+    for c in &counts {
+        println!(
+            "chaos: window {:?} {:.1} s: {} ns ops ({} by pinned stat workers), {} data ops; \
+             floors {:?}",
+            c.w.fault,
+            c.secs(),
+            c.ns,
+            c.pinned,
+            c.data,
+            c.floors()
+        );
     }
+    violations.extend(progress::violations(&counts));
     if !violations.is_empty() {
         cl.dump_logs(60);
         cl.keep_logs();
@@ -268,6 +331,10 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
         reads_ok: c.reads_ok.load(Ordering::Relaxed),
         reads_failed: c.reads_failed.load(Ordering::Relaxed),
         replicas_scrubbed_bad: scrubbed_bad,
+        final_reads,
+        max_steps: verdict.max_steps,
+        data_checked: (data.files, data.retries.values().sum()),
+        fewest: progress::fewest(&counts),
         truncs: (
             c.truncs_boundary.load(Ordering::Relaxed),
             c.truncs_inside.load(Ordering::Relaxed),

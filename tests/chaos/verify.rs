@@ -3,11 +3,13 @@
 //! fsck HEALTHY, no orphan or damaged replica left on any disk.
 
 use super::cluster::Cluster;
+use super::history::{classify as classify_ns, key_count, key_path, key_slots, NsOp, Ret};
 use super::workload::{expected_sha, DataFile, Shared};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 use tdfs_client::{read_range, MetaClient};
+use tdfs_proto::FsError;
 use tdfs_transfer::read_block;
 
 /// Polls `f` every `every` until it returns `Ok`, or returns its last error
@@ -71,16 +73,65 @@ pub async fn leases_recovered(c: &MetaClient) -> Result<(), String> {
     .await
 }
 
-/// Checks one data file against what was written; returns a violation.
-async fn check_file(c: &MetaClient, f: &DataFile) -> Result<(), String> {
+/// Why the check of one file (or replica) did not pass.
+#[derive(Debug)]
+pub enum Fail {
+    /// The cluster said "not now": no live replica, connection refused or
+    /// reset, a timeout, no leader. Retried until a deadline.
+    Unavailable(String),
+    /// Anything else: a wrong length, wrong bytes, a gone file, any other
+    /// error. A violation at once, never retried.
+    Wrong(String),
+}
+
+/// Whether `e` only says that the cluster could not serve the call now.
+pub fn is_unavailable(e: &FsError) -> bool {
+    match e {
+        FsError::Unavailable(_)
+        | FsError::Timeout(_)
+        | FsError::NotLeader { .. }
+        | FsError::NoDatanodes(_) => true,
+        FsError::Io(m) => {
+            let m = m.to_ascii_lowercase();
+            [
+                "connection refused",
+                "connection reset",
+                "timed out",
+                "unreachable",
+            ]
+            .iter()
+            .any(|w| m.contains(w))
+        }
+        _ => false,
+    }
+}
+
+fn classify(what: String, e: FsError) -> Fail {
+    if is_unavailable(&e) {
+        Fail::Unavailable(format!("{what}: {e}"))
+    } else {
+        Fail::Wrong(format!("{what}: {e}"))
+    }
+}
+
+/// Checks one data file against what was written.
+async fn check_file(c: &MetaClient, f: &DataFile) -> Result<(), Fail> {
     if f.replaced {
         // Overwritten: the path is checked as the file that replaced it.
         return Ok(());
     }
+    let exists = |p: String| async move {
+        c.exists(&p)
+            .await
+            .map_err(|e| classify(format!("stat {p}"), e))
+    };
     match f.deleted {
         Some(true) => {
-            return match c.exists(&f.path).await.map_err(|e| e.to_string())? {
-                Some(_) => Err(format!("{} is back after an acknowledged delete", f.path)),
+            return match exists(f.path.clone()).await? {
+                Some(_) => Err(Fail::Wrong(format!(
+                    "{} is back after an acknowledged delete",
+                    f.path
+                ))),
                 None => Ok(()),
             }
         }
@@ -88,56 +139,105 @@ async fn check_file(c: &MetaClient, f: &DataFile) -> Result<(), String> {
         None => {}
     }
     if f.killed_cli {
-        let done = f.path.trim_end_matches("._COPYING_");
-        if c.exists(done).await.map_err(|e| e.to_string())?.is_some() {
-            return Err(format!(
+        let done = f.path.trim_end_matches("._COPYING_").to_string();
+        if exists(done.clone()).await?.is_some() {
+            return Err(Fail::Wrong(format!(
                 "{done} exists though its -put was killed before the end"
-            ));
+            )));
         }
     }
-    let Some(st) = c.exists(&f.path).await.map_err(|e| e.to_string())? else {
+    let Some(st) = exists(f.path.clone()).await? else {
         return if f.may_be_absent() {
             Ok(())
         } else {
-            Err(format!("{} was created (acknowledged) but is gone", f.path))
+            Err(Fail::Wrong(format!(
+                "{} was created (acknowledged) but is gone",
+                f.path
+            )))
         };
     };
     let allowed = f.allowed_lengths();
     if !allowed.contains(&st.length) {
-        return Err(format!(
+        return Err(Fail::Wrong(format!(
             "{} has length {}, allowed after what was acknowledged: {allowed:?} ({f:?})",
             f.path, st.length
-        ));
+        )));
     }
     let mut out = Vec::with_capacity(st.length as usize);
     read_range(c, &f.path, 0, st.length, &mut out)
         .await
-        .map_err(|e| format!("reading {} back: {e}", f.path))?;
+        .map_err(|e| classify(format!("reading {} back", f.path), e))?;
     let got: [u8; 32] = Sha256::digest(&out).into();
     if out.len() as u64 != st.length || got != expected_sha(f.seed, st.length) {
-        return Err(format!(
-            "{}: the {} bytes read back differ from what was written",
-            f.path, st.length
-        ));
+        return Err(Fail::Wrong(format!(
+            "{}: the {} bytes read back differ from what was written ({} bytes returned)",
+            f.path,
+            st.length,
+            out.len()
+        )));
     }
     Ok(())
 }
 
-/// Reads back every data file; returns violations.
-pub async fn check_data(c: &MetaClient, sh: &Shared) -> Vec<String> {
+/// What the data check did.
+#[derive(Debug, Default)]
+pub struct DataReport {
+    pub files: usize,
+    /// Reads retried because the cluster said "unavailable", by cause
+    /// (digits blanked).
+    pub retries: BTreeMap<String, u64>,
+    pub violations: Vec<String>,
+}
+
+/// How long one file may stay unavailable after healing.
+const UNAVAILABLE_FOR: Duration = Duration::from_secs(30);
+
+/// Reads back every data file once. Only an answer that says
+/// "unavailable" is retried (until a deadline, counted); a wrong length,
+/// wrong bytes or any other error is a violation at once.
+pub async fn check_data(c: &MetaClient, sh: &Shared) -> DataReport {
     let files = sh.files.lock().unwrap().clone();
-    let mut bad = Vec::new();
+    let mut rep = DataReport {
+        files: files.len(),
+        ..Default::default()
+    };
+    // Retries stop for good once the check has waited this long in all (a
+    // cluster that stays down fails every remaining file at once).
+    let mut waited = Duration::ZERO;
     for f in &files {
-        // A read may fail transiently (a replica moving); retry a few times.
-        let r = poll(Duration::from_secs(20), Duration::from_millis(500), || {
-            check_file(c, f)
-        })
-        .await;
-        if let Err(e) = r {
-            bad.push(e);
+        let deadline =
+            Instant::now() + UNAVAILABLE_FOR.min((2 * UNAVAILABLE_FOR).saturating_sub(waited));
+        loop {
+            match check_file(c, f).await {
+                Ok(()) => break,
+                Err(Fail::Wrong(m)) => {
+                    rep.violations.push(m);
+                    break;
+                }
+                Err(Fail::Unavailable(m)) => {
+                    *rep.retries.entry(blank_digits(&m)).or_default() += 1;
+                    if Instant::now() > deadline {
+                        rep.violations.push(format!(
+                            "{} still unavailable {UNAVAILABLE_FOR:?} after healing: {m}",
+                            f.path
+                        ));
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    waited += Duration::from_millis(200);
+                }
+            }
         }
     }
-    bad
+    rep
+}
+
+/// `m` with its digits blanked and cut to 100 characters (a cause, for counts).
+pub fn blank_digits(m: &str) -> String {
+    m.chars()
+        .map(|ch| if ch.is_ascii_digit() { '#' } else { ch })
+        .take(100)
+        .collect()
 }
 
 /// The committed blocks of every file: (id, gen) → (len, sha256), and the
@@ -164,23 +264,54 @@ pub async fn block_map(
 
 /// Reads every replica of every block once (a scrub); a replica that fails
 /// is reported to the leader, which has its datanode verify and drop it.
-pub async fn scrub(c: &MetaClient, cl: &Cluster) -> Result<usize, String> {
+/// Every bad replica must be one the nemesis damaged (`damaged`: datanode,
+/// block id, generation; the block may have moved to a newer generation
+/// since); any other fails the check. Only "unavailable" is retried.
+pub async fn scrub(
+    c: &MetaClient,
+    cl: &Cluster,
+    damaged: &[(usize, u64, u64)],
+) -> Result<usize, String> {
     let blocks = block_map(c).await?;
     let mut bad = 0;
+    let mut unexplained = Vec::new();
     for ((id, gen), (len, _, addrs)) in &blocks {
         for a in addrs {
-            let mut sink = tokio::io::sink();
-            let r = read_block(a, None, *id, *gen, 0, *len, &mut sink).await;
-            if !matches!(r, Ok(n) if n == *len) {
-                bad += 1;
-                if let Some(d) = cl.dns.iter().position(|d| &d.addr == a) {
-                    let node = datanode_id(cl, d);
-                    c.report_bad_replica(*id, &node).await;
+            let Some(j) = cl.dns.iter().position(|d| &d.addr == a) else {
+                unexplained.push(format!("block {id} listed on {a}, which is no datanode"));
+                continue;
+            };
+            let deadline = Instant::now() + UNAVAILABLE_FOR;
+            let why = loop {
+                let mut sink = tokio::io::sink();
+                match read_block(a, None, *id, *gen, 0, *len, &mut sink).await {
+                    Ok(n) if n == *len => break None,
+                    Ok(n) => break Some(format!("{n} of {len} bytes")),
+                    Err(e) if is_unavailable(&e) && Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => break Some(e.to_string()),
                 }
+            };
+            let Some(why) = why else { continue };
+            bad += 1;
+            let ours = damaged
+                .iter()
+                .any(|&(dj, did, dgen)| dj == j && did == *id && dgen <= *gen);
+            if !ours {
+                unexplained.push(format!(
+                    "replica blk_{id}_{gen} on datanode {j} is bad ({why}) but the nemesis \
+                     never damaged it (damaged: {damaged:?})"
+                ));
             }
+            c.report_bad_replica(*id, &datanode_id(cl, j)).await;
         }
     }
-    Ok(bad)
+    if unexplained.is_empty() {
+        Ok(bad)
+    } else {
+        Err(unexplained.join("; "))
+    }
 }
 
 fn datanode_id(cl: &Cluster, j: usize) -> tdfs_proto::DatanodeId {
@@ -244,4 +375,42 @@ pub async fn disks_clean(c: &MetaClient, cl: &Cluster) -> Result<usize, String> 
         }
     })
     .await
+}
+
+/// Worker number of the final reads in the history.
+pub const FINAL_READER: usize = 99;
+
+/// After healing: stats every path of every key once and records each read
+/// in the history, so the checker judges them (the last operations) against
+/// everything before. Only "unavailable" is retried; a path that cannot be
+/// read is a violation. Returns the number of reads and the violations.
+pub async fn final_reads(c: &MetaClient, sh: &Shared) -> (usize, Vec<String>) {
+    let mut n = 0;
+    let mut bad = Vec::new();
+    for key in 0..key_count() {
+        for slot in 0..key_slots(key) {
+            let path = key_path(key, slot);
+            let deadline = Instant::now() + UNAVAILABLE_FOR;
+            loop {
+                let invoke = sh.hist.now();
+                let op = NsOp::Stat(slot as u8);
+                let res = match c.stat(&path).await {
+                    Ok(st) => super::workload::stat_ret(&st),
+                    Err(e) if classify_ns(op, &e) == Ret::NotFound => Ret::NotFound,
+                    Err(e) if is_unavailable(&e) && Instant::now() < deadline => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                    Err(e) => {
+                        bad.push(format!("final read of {path}: {e}"));
+                        break;
+                    }
+                };
+                sh.hist.record(FINAL_READER, key, op, invoke, res);
+                n += 1;
+                break;
+            }
+        }
+    }
+    (n, bad)
 }

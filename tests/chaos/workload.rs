@@ -3,7 +3,9 @@
 //! contents derive from the run seed), readers that verify what they read,
 //! and writers abandoned mid-file.
 
-use super::history::{classify, is_pair, key_count, key_path, History, NsOp, Ret};
+use super::history::{
+    classify, is_pair, is_tree, key_count, key_path, key_slots, History, NsOp, Ret, TREE_KEYS,
+};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sha2::{Digest, Sha256};
@@ -135,6 +137,14 @@ pub struct Shared {
     pub counters: Counters,
     /// Why reads failed (message with digits blanked → count), for the summary.
     pub read_errors: Mutex<std::collections::BTreeMap<String, u64>>,
+    /// When each successful data operation (an acknowledged close, append
+    /// or truncate, a verified read) completed, µs on the history's clock.
+    pub data_acks: Mutex<Vec<u64>>,
+    /// Per tree key: appends hold it exclusively, other mutations shared
+    /// (see `tree.rs`).
+    pub tree_locks: Vec<tokio::sync::RwLock<()>>,
+    /// Tree keys no longer mutated (an append left a file open too long).
+    pub tree_frozen: Vec<AtomicBool>,
     pub stop: AtomicBool,
 }
 
@@ -146,6 +156,9 @@ impl Shared {
             violations: Mutex::new(Vec::new()),
             counters: Counters::default(),
             read_errors: Mutex::new(Default::default()),
+            data_acks: Mutex::new(Vec::new()),
+            tree_locks: (0..TREE_KEYS).map(|_| Default::default()).collect(),
+            tree_frozen: (0..TREE_KEYS).map(|_| AtomicBool::new(false)).collect(),
             stop: AtomicBool::new(false),
         })
     }
@@ -163,11 +176,20 @@ impl Shared {
     pub fn update(&self, i: usize, f: impl FnOnce(&mut DataFile)) {
         f(&mut self.files.lock().unwrap()[i]);
     }
+
+    /// Notes that a data operation just succeeded.
+    pub fn data_ack(&self) {
+        let t = self.hist.now();
+        self.data_acks.lock().unwrap().push(t);
+    }
 }
 
 /// One namespace operation on a random key, recorded.
-async fn ns_step(sh: &Shared, c: &MetaClient, worker: usize, rng: &mut StdRng) {
+async fn ns_step(sh: &Shared, c: &Arc<MetaClient>, worker: usize, rng: &mut StdRng) {
     let key = rng.gen_range(0..key_count());
+    if is_tree(key) {
+        return super::tree::step(sh, c, worker, key, rng).await;
+    }
     let slot = if is_pair(key) {
         rng.gen_range(0..2u8)
     } else {
@@ -184,6 +206,12 @@ async fn ns_step(sh: &Shared, c: &MetaClient, worker: usize, rng: &mut StdRng) {
         45..=64 => NsOp::Mkdir(slot),
         _ => NsOp::Stat(slot),
     };
+    meta_op(sh, c, worker, key, op).await;
+}
+
+/// Sends one namespace call (anything but an append) for `op` on `key`,
+/// records it, and closes a created file.
+pub async fn meta_op(sh: &Shared, c: &MetaClient, worker: usize, key: usize, op: NsOp) -> Ret {
     let path = |s: u8| key_path(key, s as usize);
     let invoke = sh.hist.now();
     let req = match op {
@@ -200,9 +228,9 @@ async fn ns_step(sh: &Shared, c: &MetaClient, worker: usize, rng: &mut StdRng) {
             mode: None,
             parents: false,
         },
-        NsOp::Delete(s) => MetaRequest::Delete {
+        NsOp::Delete(s) | NsOp::DeleteAll(s) => MetaRequest::Delete {
             path: path(s),
-            recursive: false,
+            recursive: matches!(op, NsOp::DeleteAll(_)),
         },
         NsOp::Stat(s) => MetaRequest::GetFileInfo { path: path(s) },
         NsOp::Rename { from, to } => MetaRequest::Rename {
@@ -210,15 +238,10 @@ async fn ns_step(sh: &Shared, c: &MetaClient, worker: usize, rng: &mut StdRng) {
             dst: path(to),
             into_dir: true,
         },
+        NsOp::Append(..) => unreachable!("appends go through a FileWriter"),
     };
     let res = match c.meta(req).await {
-        Ok(MetaResponse::Status(st)) if matches!(op, NsOp::Stat(_)) => {
-            if st.is_dir() {
-                Ret::IsDir
-            } else {
-                Ret::IsFile
-            }
-        }
+        Ok(MetaResponse::Status(st)) if matches!(op, NsOp::Stat(_)) => stat_ret(&st),
         Ok(_) => Ret::Ok,
         Err(e) => classify(op, &e),
     };
@@ -232,6 +255,16 @@ async fn ns_step(sh: &Shared, c: &MetaClient, worker: usize, rng: &mut StdRng) {
                 last: None,
             })
             .await;
+    }
+    res
+}
+
+/// What a stat that found something returned, in the model's terms.
+pub fn stat_ret(st: &tdfs_proto::meta::FileStatus) -> Ret {
+    if st.is_dir() {
+        Ret::IsDir
+    } else {
+        Ret::IsFile(st.length)
     }
 }
 
@@ -249,16 +282,11 @@ pub async fn stat_worker(sh: Arc<Shared>, c: Arc<MetaClient>, worker: usize, see
     let mut rng = StdRng::seed_from_u64(seed);
     while !sh.stopped() {
         let key = rng.gen_range(0..key_count());
-        let slot = if is_pair(key) {
-            rng.gen_range(0..2u8)
-        } else {
-            0
-        };
+        let slot = rng.gen_range(0..key_slots(key)) as u8;
         let op = NsOp::Stat(slot);
         let invoke = sh.hist.now();
         let res = match c.stat(&key_path(key, slot as usize)).await {
-            Ok(st) if st.is_dir() => Ret::IsDir,
-            Ok(_) => Ret::IsFile,
+            Ok(st) => stat_ret(&st),
             Err(e) => classify(op, &e),
         };
         sh.hist.record(worker, key, op, invoke, res);
@@ -332,6 +360,7 @@ pub async fn write_file(
         });
         sh.counters.files_ok.fetch_add(1, Ordering::Relaxed);
         sh.counters.bytes_written.fetch_add(len, Ordering::Relaxed);
+        sh.data_ack();
     } else {
         sh.counters.files_failed.fetch_add(1, Ordering::Relaxed);
     }
@@ -359,6 +388,7 @@ pub async fn append(sh: &Shared, c: &Arc<MetaClient>, idx: usize, len: u64) {
         });
         sh.counters.appends_ok.fetch_add(1, Ordering::Relaxed);
         sh.counters.bytes_written.fetch_add(len, Ordering::Relaxed);
+        sh.data_ack();
     }
 }
 
@@ -394,6 +424,7 @@ pub async fn truncate_to(sh: &Shared, c: &MetaClient, idx: usize, new_len: u64) 
     });
     match c.truncate(&path, new_len).await {
         Ok(done) => {
+            sh.data_ack();
             sh.update(idx, |f| {
                 f.acked_len = new_len;
                 f.truncated = true;
@@ -531,7 +562,9 @@ pub async fn reader(sh: Arc<Shared>, c: Arc<MetaClient>, seed: u64) {
                 }
                 sh.counters.reads_ok.fetch_add(1, Ordering::Relaxed);
                 let got: [u8; 32] = Sha256::digest(&out).into();
-                if out.len() as u64 != len || got != expected_sha(fseed, len) {
+                if out.len() as u64 == len && got == expected_sha(fseed, len) {
+                    sh.data_ack();
+                } else {
                     sh.violations.lock().unwrap().push(format!(
                         "read of {path} [0, {len}) returned {} bytes that do not match what was \
                          acknowledged",

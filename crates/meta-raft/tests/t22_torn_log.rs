@@ -258,3 +258,29 @@ async fn a_damaged_record_in_the_middle_stops_the_node() {
     let msg = r.err().map(|e| format!("{e:#}")).unwrap_or_default();
     assert!(msg.contains("valid records follow"), "start: {msg:?}");
 }
+
+/// With `TDFS_BUGS=truncate-at-first-bad-record` (a log that cuts itself at
+/// any damaged record, silently dropping the valid ones after it) the test
+/// above fails: run it in a child process of this binary with the switch
+/// on (the switch is read once per process).
+#[test]
+fn the_middle_damage_check_catches_truncate_at_first_bad_record() {
+    let test = "a_damaged_record_in_the_middle_stops_the_node";
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+        .env(
+            "TDFS_BUGS",
+            tdfs_meta_raft::bugs::Bug::TruncateAtFirstBadRecord.name(),
+        )
+        .output()
+        .expect("run this test binary again");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success() && text.contains("a log damaged in the middle opened"),
+        "with truncate-at-first-bad-record the middle-damage test must fail; it said:\n{text}"
+    );
+}

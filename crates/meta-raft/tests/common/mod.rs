@@ -72,6 +72,9 @@ pub struct Cluster {
     /// Seeds the fault table and the nodes' random choices (printed).
     pub seed: u64,
     tweak: fn(&mut MetaConfig),
+    /// Each node's in-memory disk (a disk that can lose power); empty: the
+    /// real file system.
+    pub disks: BTreeMap<u64, tdfs_disk::MemDisk>,
 }
 
 impl Cluster {
@@ -83,6 +86,16 @@ impl Cluster {
     /// Starts `n` founding nodes; `tweak` adjusts every node's configuration
     /// (also on restarts).
     pub async fn start_with(n: u64, tweak: fn(&mut MetaConfig)) -> Cluster {
+        Cluster::start_on(n, tweak, false).await
+    }
+
+    /// Starts `n` founding nodes, each on its own [`tdfs_disk::MemDisk`]
+    /// (see [`Cluster::power_loss`]).
+    pub async fn start_on_mem_disks(n: u64) -> Cluster {
+        Cluster::start_on(n, |_| {}, true).await
+    }
+
+    async fn start_on(n: u64, tweak: fn(&mut MetaConfig), mem: bool) -> Cluster {
         tdfs_testkit::log::init();
         let root = tempfile::tempdir().unwrap();
         let mut listeners = BTreeMap::new();
@@ -100,7 +113,13 @@ impl Cluster {
             net: FaultNet::new(seed),
             seed,
             tweak,
+            disks: BTreeMap::new(),
         };
+        if mem {
+            for id in 1..=n {
+                cluster.disks.insert(id, tdfs_disk::MemDisk::new());
+            }
+        }
         for (id, a) in &cluster.addrs {
             cluster.net.name(a, &format!("meta-{id}"));
         }
@@ -129,7 +148,24 @@ impl Cluster {
             connector: Connector::filtered(&format!("meta-{id}"), self.net.clone()),
             clock: Default::default(),
             random: tdfs_rpc::Random::seeded(self.seed ^ id),
-            disk: tdfs_disk::real(),
+            disk: match self.disks.get(&id) {
+                Some(d) => d.shared(),
+                None => tdfs_disk::real(),
+            },
+        }
+    }
+
+    /// Every node loses power at once: each memory disk forgets what was
+    /// not synced, then the nodes are stopped (their disks already dead) and
+    /// will restart on what survived.
+    pub async fn power_loss(&mut self) {
+        assert!(!self.disks.is_empty(), "power_loss needs memory disks");
+        for d in self.disks.values() {
+            d.crash();
+        }
+        self.stop_all().await;
+        for d in self.disks.values_mut() {
+            *d = d.restarted();
         }
     }
 
