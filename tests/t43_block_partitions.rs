@@ -171,7 +171,7 @@ async fn a_datanode_cut_from_its_peers_leaves_pipelines_and_copies() {
     let t = last_block_targets(&cl, "/w/f");
     let m = t[1].clone();
     let peers: Vec<String> = ids(&cl).into_iter().filter(|i| *i != m.0).collect();
-    net.partition(&[m.0.clone()], &peers);
+    net.partition(std::slice::from_ref(&m.0), &peers);
     finish_quickly(w, &data).await;
     let lb = first_block(&c, "/w/f", 2).await;
     assert!(lb.locations.iter().all(|l| l.id != m), "{:?}", lb.locations);
