@@ -191,6 +191,7 @@ async fn read_with(
 ) -> Result<Vec<u8>, FsError> {
     let mut out = Vec::new();
     read_block_with_token(
+        &tdfs_rpc::Connector::direct(),
         addr,
         k,
         t,
@@ -309,7 +310,8 @@ async fn datanodes_serve_callers_without_the_key_only_with_a_valid_token() {
             len: 10,
             sha256: None,
         };
-        let ack = match BlockWriter::open_with_token(&lb.locations, info, None, t).await {
+        let direct = tdfs_rpc::Connector::direct();
+        let ack = match BlockWriter::open_with_token(&direct, &lb.locations, info, None, t).await {
             Ok(mut w) => {
                 let _ = w.send_chunk(b"0123456789").await;
                 w.finish(Finish {

@@ -121,6 +121,7 @@ async fn one_block(
     let mut last = None;
     for loc in &lb.locations {
         let r = block_checksum(
+            &c.config().connector,
             &loc.addr,
             c.config().key.as_ref(),
             lb.token.clone(),

@@ -165,8 +165,11 @@ impl FileWriter {
     async fn connect(&mut self, lb: &LocatedBlock) -> Option<BlockWriter> {
         let mut info = lb.block.clone();
         info.len = self.block_size;
-        let key = self.c.config().key.as_ref();
-        match BlockWriter::open_with_token(&lb.locations, info, key, lb.token.clone()).await {
+        let cfg = self.c.config();
+        let (connector, key) = (&cfg.connector, cfg.key.as_ref());
+        match BlockWriter::open_with_token(connector, &lb.locations, info, key, lb.token.clone())
+            .await
+        {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::debug!("cannot reach the pipeline head: {e}");
@@ -350,6 +353,7 @@ pub async fn read_range(
                 n: 0,
             };
             let r = read_block_with_token(
+                &c.config().connector,
                 &loc.addr,
                 c.config().key.as_ref(),
                 token.clone(),

@@ -177,6 +177,7 @@ pub async fn start_with_hdfs(
     let ctx = Arc::new(TransferCtx {
         store: store.clone(),
         key: cfg.key.clone(),
+        connector: cfg.connector.clone(),
         events: ev_tx,
     });
     let mut tasks = Vec::new();
@@ -198,6 +199,7 @@ pub async fn start_with_hdfs(
         let dtp = tdfs_hdfs_rpc::datanode::DtpConfig {
             key: cfg.key.clone(),
             datanode_uuid: ctx.store.datanode_id().0.clone(),
+            connector: cfg.connector.clone(),
         };
         let mut sd = shutdown.clone();
         tasks.push(tokio::spawn(tdfs_hdfs_rpc::datanode::run(

@@ -366,7 +366,7 @@ async fn a_corrupt_packet_is_refused_and_garbage_closes_the_connection() {
     assert_eq!(nodes[0].store.usage().pending, 0);
 }
 
-async fn assert_closed(s: &mut tokio::net::TcpStream) {
+async fn assert_closed(s: &mut tdfs_rpc::LinkStream) {
     let mut buf = [0u8; 256];
     let r = tokio::time::timeout(Duration::from_secs(10), async {
         loop {

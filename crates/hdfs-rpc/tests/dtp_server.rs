@@ -348,6 +348,7 @@ async fn keyed_node() -> (Arc<Mem>, String, datanode::DtpServer) {
     let cfg = DtpConfig {
         key: Some(cluster_key()),
         datanode_uuid: addr.clone(),
+        ..Default::default()
     };
     let s = datanode::start(l, Arc::new(Access(mem.clone())), cfg).unwrap();
     (mem, addr, s)

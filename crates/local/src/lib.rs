@@ -376,7 +376,10 @@ impl LocalCluster {
         dc.http = Some(http.clone());
         dc.hdfs = Some(hdfs.clone());
         let name = store.datanode_id().0.clone();
+        // Its block streams are named like its RPC: the tdfs transfer
+        // address is the RPC address, the HDFS one is its own port.
         self.net.name(&addr, &name);
+        self.net.name(&hdfs, &name);
         dc.connector = Connector::filtered(&name, self.net.clone());
         dc.clock = self.clocks.entry(name).or_default().clone();
         if let Some(t) = &self.cfg.tweak_datanode {

@@ -168,6 +168,7 @@ mod tests {
                 sha256: None,
                 in_flight: false,
                 exclude: Vec::new(),
+                avoid: Vec::new(),
             })
             .collect();
         assert!(!balanced(&nodes, 0.10));

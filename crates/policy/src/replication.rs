@@ -61,6 +61,11 @@ pub struct BlockView {
     pub in_flight: bool,
     /// Nodes that must not receive a copy (they hold a quarantined one).
     pub exclude: Vec<DatanodeId>,
+    /// Nodes of an earlier copy of this block that never finished (one of
+    /// them may be unreachable from the others): another source and other
+    /// targets are preferred, so a node cut off from its peers does not
+    /// stall the block's repair.
+    pub avoid: Vec<DatanodeId>,
 }
 
 /// What the policies may decide.
@@ -119,6 +124,7 @@ pub fn plan_replication(
             .filter(|(r, n)| n.can_source() && streams[r] < limits.streams_per_node)
             .min_by_key(|(r, n)| {
                 (
+                    b.avoid.contains(r),
                     n.admin != AdminState::Normal,
                     n.liveness != Liveness::Live,
                     streams[r],
@@ -138,11 +144,16 @@ pub fn plan_replication(
                     && n.capacity.saturating_sub(n.load) >= b.len
             })
             .collect();
-        candidates.sort_by(|a, b| {
-            a.1.utilization()
-                .partial_cmp(&b.1.utilization())
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then(a.0.cmp(b.0))
+        candidates.sort_by(|x, y| {
+            b.avoid
+                .contains(x.0)
+                .cmp(&b.avoid.contains(y.0))
+                .then(
+                    x.1.utilization()
+                        .partial_cmp(&y.1.utilization())
+                        .unwrap_or(std::cmp::Ordering::Equal),
+                )
+                .then(x.0.cmp(y.0))
         });
         let need = b.replication as usize - counted;
         let targets: Vec<DatanodeId> = candidates
@@ -259,12 +270,38 @@ mod tests {
             sha256: None,
             in_flight: false,
             exclude: Vec::new(),
+            avoid: Vec::new(),
         }
     }
 
     const LIM: Limits = Limits {
         streams_per_node: 2,
     };
+
+    #[test]
+    fn a_copy_that_never_finished_is_planned_around_its_nodes() {
+        let n = nodes(&["a:L:N:10", "b:L:N:20", "c:L:N:30", "e:L:N:50"]);
+        let plan = |avoid: &[&str]| {
+            let mut b = block(1, 3, &["a", "b"]);
+            b.avoid = avoid.iter().map(|s| id(s)).collect();
+            plan_replication(&n, &[b], LIM)
+        };
+        let copy = |source: &str, target: &str| {
+            vec![Action::Replicate {
+                block: 1,
+                source: id(source),
+                targets: vec![id(target)],
+            }]
+        };
+        // First try: the lowest source, the emptiest target.
+        assert_eq!(plan(&[]), copy("a", "c"));
+        // `a -> c` expired (one of them is cut off): `b` to `e` instead.
+        assert_eq!(plan(&["a", "c"]), copy("b", "e"));
+        // Only the source failed: a new source, the best target still.
+        assert_eq!(plan(&["a"]), copy("b", "c"));
+        // Every choice was tried: the usual order again rather than nothing.
+        assert_eq!(plan(&["a", "b", "c", "e"]), copy("a", "c"));
+    }
 
     #[test]
     fn replication_table() {

@@ -122,6 +122,13 @@ impl ClusterState {
                 .iter()
                 .map(|(n, _)| self.nodes.get(*n).id.clone())
                 .collect(),
+            avoid: self
+                .failed_copies
+                .get(&id)
+                .into_iter()
+                .flatten()
+                .map(|n| self.nodes.get(*n).id.clone())
+                .collect(),
         }
     }
 
@@ -192,6 +199,10 @@ impl ClusterState {
         out: &mut RoundOutput,
     ) {
         let cap = 4 * self.cfg.streams_per_node * views.len().max(1) + 64;
+        // A block repaired (or gone) forgets its failed copy.
+        let blocks = &self.blocks;
+        self.failed_copies
+            .retain(|id, _| blocks.get(*id).is_some_and(|e| e.class() == Class::Under));
         let candidates: Vec<BlockView> = self
             .blocks
             .under()
@@ -377,6 +388,14 @@ impl ClusterState {
             .collect();
         for id in expired {
             let c = self.copies.remove(&id).expect("present");
+            if !c.is_move {
+                let failed = self.failed_copies.entry(id).or_default();
+                for n in std::iter::once(c.source).chain(c.targets.iter().copied()) {
+                    if !failed.contains(&n) {
+                        failed.push(n);
+                    }
+                }
+            }
             for n in std::iter::once(c.source).chain(c.targets) {
                 let node = self.nodes.get_mut(n);
                 node.streams = node.streams.saturating_sub(1);

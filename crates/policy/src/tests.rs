@@ -157,6 +157,46 @@ fn a_dead_node_is_re_replicated_after_the_grace_period() {
     assert_eq!(h.class(1), Class::Healthy);
 }
 
+/// The copy a round asked for: (source, target ids).
+fn copy_of(h: &mut H, nodes: &[&str]) -> (String, Vec<String>) {
+    let mut found = Vec::new();
+    for n in nodes {
+        for c in h.commands(n) {
+            if let DatanodeCommand::Replicate { targets, .. } = c {
+                found.push((
+                    n.to_string(),
+                    targets.iter().map(|t| t.id.0.clone()).collect(),
+                ));
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    found.remove(0)
+}
+
+#[test]
+fn a_copy_that_expires_is_retried_from_another_source_to_another_target() {
+    let mut h = H::new(&[("a", 1), ("b", 2), ("c", 3), ("d", 0)]);
+    h.block(1, 3, &["a", "b"]);
+    h.advance(Duration::from_secs(11));
+    h.round();
+    h.round();
+    assert_eq!(copy_of(&mut h, &["a", "b"]), ("a".into(), vec!["d".into()]));
+    // Never done (`a` cannot reach `d`, say): planned again around both.
+    let ttl = h.c.cfg.copy_ttl;
+    h.advance(ttl);
+    h.round();
+    assert_eq!(copy_of(&mut h, &["a", "b"]), ("b".into(), vec!["c".into()]));
+    h.added("c", rep(1, 1));
+    assert_eq!(h.class(1), Class::Healthy);
+    assert!(h.c.failed_copies.contains_key(&1));
+    h.round();
+    assert!(
+        h.c.failed_copies.is_empty(),
+        "a repaired block forgets its failures"
+    );
+}
+
 #[test]
 fn a_just_written_block_has_a_grace_period() {
     let mut h = H::new(&[("a", 1), ("b", 1), ("c", 1)]);

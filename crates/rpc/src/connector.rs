@@ -9,11 +9,14 @@
 //! Nodes are named (`meta-1`, a datanode id, `client`); a link is an
 //! ordered pair of names. Frames are filtered before they are sealed and
 //! after they are opened, so dropping or reordering never breaks the
-//! per-frame MACs of a keyed connection.
+//! per-frame MACs of a keyed connection. Block streams are byte streams,
+//! filtered per read and write ([`crate::stream`] says how each rule acts
+//! on them).
 
+use crate::stream::{LinkStream, StreamState};
 use rand::{Rng, SeedableRng};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -78,6 +81,9 @@ pub struct FaultNet {
     /// Listening address → node name.
     names: RwLock<HashMap<String, String>>,
     rng: Mutex<rand::rngs::StdRng>,
+    /// Open block streams, checked when a rule is added: those it cuts
+    /// are broken at once.
+    streams: Mutex<Vec<Weak<StreamState>>>,
 }
 
 impl std::fmt::Debug for FaultNet {
@@ -98,6 +104,7 @@ impl FaultNet {
             rules: RwLock::new(Vec::new()),
             names: RwLock::new(HashMap::new()),
             rng: Mutex::new(rand::rngs::StdRng::seed_from_u64(seed)),
+            streams: Mutex::new(Vec::new()),
         })
     }
 
@@ -119,11 +126,44 @@ impl FaultNet {
             .unwrap_or_else(|| addr.to_string())
     }
 
+    /// Adds a rule; open streams it cuts (either direction) break at once.
     pub fn add(&self, rule: Rule) {
         self.rules
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .push(rule);
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        streams.retain(|w| w.strong_count() > 0);
+        for st in streams.iter().filter_map(Weak::upgrade) {
+            if let Some((me, to)) = st.link().names() {
+                if self.cuts(me, to) || self.cuts(to, me) {
+                    st.cut();
+                }
+            }
+        }
+    }
+
+    /// Tracks an open stream for [`add`](Self::add).
+    pub(crate) fn register(&self, st: &Arc<StreamState>) {
+        let mut streams = self.streams.lock().unwrap_or_else(|e| e.into_inner());
+        streams.retain(|w| w.strong_count() > 0);
+        streams.push(Arc::downgrade(st));
+    }
+
+    /// Whether the rules cut `from` → `to` for sure (rules that fire at
+    /// random are taken not to fire).
+    fn cuts(&self, from: &str, to: &str) -> bool {
+        let rules = self.rules.read().unwrap_or_else(|e| e.into_inner());
+        for r in rules.iter() {
+            if r.from.matches(from) && r.to.matches(to) {
+                match r.action {
+                    Action::Cut => return true,
+                    Action::Delay(_) => return false,
+                    Action::Drop(_) | Action::Reorder(_) => {}
+                }
+            }
+        }
+        false
     }
 
     /// Removes every rule.
@@ -257,6 +297,19 @@ impl Connector {
         s.set_nodelay(true).ok();
         Ok((s, link))
     }
+
+    /// Connects a byte stream (block transfer) to `addr` within `timeout`,
+    /// unless the link is cut; the link's rules then act on every read and
+    /// write of it, and a rule added later can cut it (see
+    /// [`crate::stream`]).
+    pub async fn connect_stream(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> std::io::Result<LinkStream> {
+        let (s, link) = self.connect(addr, timeout).await?;
+        Ok(LinkStream::new(s, link, self.net.as_ref()))
+    }
 }
 
 /// One connection's link, consulted per message.
@@ -295,6 +348,19 @@ impl Link {
 
     pub fn is_filtered(&self) -> bool {
         self.net.is_some()
+    }
+
+    /// This end's and the far end's names, on a filtered link.
+    pub(crate) fn names(&self) -> Option<(&str, &str)> {
+        match (&self.net, &self.to) {
+            (Some(_), Some(to)) => Some((&self.me, to)),
+            _ => None,
+        }
+    }
+
+    /// `me -> to`, for errors.
+    pub fn describe(&self) -> String {
+        format!("{} -> {}", self.me, self.to.as_deref().unwrap_or("?"))
     }
 }
 

@@ -17,6 +17,7 @@ pub mod handshake;
 pub mod random;
 pub mod server;
 pub mod session;
+pub mod stream;
 
 pub use auth::ClusterKey;
 pub use client::{RpcClient, RpcError};
@@ -26,6 +27,7 @@ pub use events::EventBus;
 pub use random::{env_seed, run_seed, Random};
 pub use server::{serve, Handler, Peer, ServerConfig, Shutdown};
 pub use session::{FrameMac, SessionKeys};
+pub use stream::{LinkReadHalf, LinkStream, LinkWriteHalf};
 
 use serde::{Deserialize, Serialize};
 use tdfs_proto::FsError;

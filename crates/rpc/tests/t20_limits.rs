@@ -118,3 +118,94 @@ async fn the_connector_cuts_drops_and_delays_per_link() {
     let late = conn.call(7, Duration::from_secs(3)).await;
     assert_eq!(late.ok().map(|r| r.0), Some(7));
 }
+
+/// A raw TCP echo server (block streams are plain bytes after connecting).
+async fn echo_stream_server() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(async move {
+                let (mut r, mut w) = s.into_split();
+                let _ = tokio::io::copy(&mut r, &mut w).await;
+            });
+        }
+    });
+    addr
+}
+
+async fn round_trip(s: &mut tdfs_rpc::LinkStream, byte: u8) -> std::io::Result<u8> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    s.write_all(&[byte]).await?;
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).await?;
+    Ok(b[0])
+}
+
+#[tokio::test]
+async fn rules_cut_delay_and_reset_open_streams() {
+    use tokio::io::AsyncReadExt;
+    let addr = echo_stream_server().await;
+    let net = FaultNet::new(7);
+    net.name(&addr, "dn");
+    let c = Connector::filtered("client", net.clone());
+    let t = Duration::from_secs(2);
+    // A cut the far way refuses a new stream, as for RPC.
+    net.cut_one_way(Sel::One("dn".into()), Sel::One("client".into()));
+    let e = c.connect_stream(&addr, t).await.unwrap_err();
+    assert!(e.to_string().contains("cut"), "{e}");
+    net.heal();
+
+    // A reader waiting on an idle stream is woken by a partition at once.
+    let mut s = c.connect_stream(&addr, t).await.unwrap();
+    assert_eq!(round_trip(&mut s, 1).await.unwrap(), 1);
+    let (mut rd, _wr) = s.into_split();
+    let waiting = tokio::spawn(async move {
+        let mut b = [0u8; 1];
+        rd.read_exact(&mut b).await.map(|_| ())
+    });
+    tokio::task::yield_now().await;
+    net.partition(&["client"], &["dn"]);
+    let r = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the blocked read ends at the cut")
+        .unwrap();
+    assert_eq!(r.unwrap_err().kind(), std::io::ErrorKind::ConnectionReset);
+    net.heal();
+
+    // A one-way cut breaks an open stream in both directions.
+    let mut s = c.connect_stream(&addr, t).await.unwrap();
+    assert_eq!(round_trip(&mut s, 2).await.unwrap(), 2);
+    net.cut_one_way(Sel::One("dn".into()), Sel::One("client".into()));
+    assert!(round_trip(&mut s, 3).await.is_err());
+    net.heal();
+    // Healing does not revive it, a new stream works.
+    assert!(round_trip(&mut s, 4).await.is_err());
+    let mut s = c.connect_stream(&addr, t).await.unwrap();
+    assert_eq!(round_trip(&mut s, 5).await.unwrap(), 5);
+
+    // A delay holds every read and write back.
+    net.add(Rule {
+        from: Sel::Any,
+        to: Sel::One("dn".into()),
+        action: Action::Delay(Duration::from_millis(150)),
+    });
+    let start = tokio::time::Instant::now();
+    assert_eq!(round_trip(&mut s, 6).await.unwrap(), 6);
+    assert!(start.elapsed() >= Duration::from_millis(150));
+    net.heal();
+
+    // A drop resets the stream (a byte stream cannot skip bytes).
+    net.add(Rule {
+        from: Sel::One("client".into()),
+        to: Sel::Any,
+        action: Action::Drop(1.0),
+    });
+    let e = round_trip(&mut s, 7).await.unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset);
+    net.heal();
+    // A direct stream has no filters at all.
+    let mut d = Connector::direct().connect_stream(&addr, t).await.unwrap();
+    net.isolate("dn");
+    assert_eq!(round_trip(&mut d, 8).await.unwrap(), 8);
+}

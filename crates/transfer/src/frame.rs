@@ -14,9 +14,8 @@ use tdfs_proto::codec::{decode, encode_frame};
 use tdfs_proto::FsError;
 use tdfs_rpc::frame::read_frame;
 use tdfs_rpc::session::{max_with_mac, open as open_frame, seal};
-use tdfs_rpc::{handshake, Channel, ClusterKey, FrameMac, SessionKeys};
+use tdfs_rpc::{handshake, Channel, ClusterKey, Connector, FrameMac, LinkStream, SessionKeys};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Connecting and handshaking with a datanode.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,25 +47,28 @@ pub async fn timed_io<T>(
     }
 }
 
-/// Opens a data-transfer connection to a datanode (for tests and tools
-/// that speak the protocol by hand; without frame keys).
-pub async fn connect(addr: &str, key: Option<&ClusterKey>) -> Result<TcpStream, FsError> {
-    connect_session(addr, key).await.map(|(s, _)| s)
+/// Opens a data-transfer connection to a datanode directly (for tests and
+/// tools that speak the protocol by hand; without frame keys).
+pub async fn connect(addr: &str, key: Option<&ClusterKey>) -> Result<LinkStream, FsError> {
+    connect_session(&Connector::direct(), addr, key)
+        .await
+        .map(|(s, _)| s)
 }
 
-/// Opens a data-transfer connection to a datanode; returns the frame keys
-/// when both ends proved the cluster key.
+/// Opens a data-transfer connection to a datanode through `connector` (its
+/// link's fault rules then act on the stream); returns the frame keys when
+/// both ends proved the cluster key.
 pub async fn connect_session(
+    connector: &Connector,
     addr: &str,
     key: Option<&ClusterKey>,
-) -> Result<(TcpStream, Option<SessionKeys>), FsError> {
+) -> Result<(LinkStream, Option<SessionKeys>), FsError> {
     let unreachable =
         |why: String| FsError::Unavailable(format!("datanode {addr} is unreachable: {why}"));
-    let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+    let mut stream = connector
+        .connect_stream(addr, CONNECT_TIMEOUT)
         .await
-        .map_err(|_| unreachable("connect timed out".into()))?
         .map_err(|e| unreachable(e.to_string()))?;
-    stream.set_nodelay(true).ok();
     let session = handshake::client_session(&mut stream, Channel::Stream, key)
         .await
         .map_err(|e| match e {

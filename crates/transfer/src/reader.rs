@@ -13,7 +13,7 @@ use tdfs_proto::codec::{decode, frame_len, HEADER_LEN};
 use tdfs_proto::meta::BlockToken;
 use tdfs_proto::{BlockId, FsError};
 use tdfs_rpc::session::{max_with_mac, open as open_frame};
-use tdfs_rpc::ClusterKey;
+use tdfs_rpc::{ClusterKey, Connector};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// Receive buffer of [`read_block`]: room for many packets per system call.
@@ -85,7 +85,9 @@ impl RecvBuf {
 
 /// Reads `[offset, offset+len)` (clamped to the replica's length) of replica
 /// `block`/`gen` from the datanode at `addr` into `out`, checking every
-/// packet's CRC32C. Returns the bytes written.
+/// packet's CRC32C. Returns the bytes written. Connects directly (tests
+/// and tools; clients and datanodes use [`read_block_with_token`] with
+/// their connector).
 pub async fn read_block(
     addr: &str,
     key: Option<&ClusterKey>,
@@ -95,13 +97,16 @@ pub async fn read_block(
     len: u64,
     out: &mut (impl AsyncWrite + Unpin),
 ) -> Result<u64, FsError> {
-    read_block_with_token(addr, key, None, (block, gen), (offset, len), out).await
+    let direct = Connector::direct();
+    read_block_with_token(&direct, addr, key, None, (block, gen), (offset, len), out).await
 }
 
 /// Like [`read_block`], showing the datanode `token` (needed by a reader
 /// without the cluster key on a keyed cluster). `replica` is the block id
-/// and generation, `range` the offset and length.
+/// and generation, `range` the offset and length. Connects through
+/// `connector`.
 pub async fn read_block_with_token(
+    connector: &Connector,
     addr: &str,
     key: Option<&ClusterKey>,
     token: Option<BlockToken>,
@@ -110,7 +115,7 @@ pub async fn read_block_with_token(
     out: &mut (impl AsyncWrite + Unpin),
 ) -> Result<u64, FsError> {
     let ((block, gen), (offset, len)) = (replica, range);
-    let (mut stream, mut keys) = connect_session(addr, key).await?;
+    let (mut stream, mut keys) = connect_session(connector, addr, key).await?;
     let op = Op::Read {
         block,
         gen,
@@ -191,14 +196,15 @@ pub async fn read_block_with_token(
 
 /// Asks the datanode at `addr` for the checksums of replica `block`/`gen`
 /// (computed from its stored chunk CRCs; no data moves). `token` as for
-/// [`read_block_with_token`].
+/// [`read_block_with_token`]. Connects through `connector`.
 pub async fn block_checksum(
+    connector: &Connector,
     addr: &str,
     key: Option<&ClusterKey>,
     token: Option<BlockToken>,
     (block, gen): (BlockId, u64),
 ) -> Result<BlockChecksum, FsError> {
-    let (stream, mut keys) = connect_session(addr, key).await?;
+    let (stream, mut keys) = connect_session(connector, addr, key).await?;
     let (mut rd, mut wr) = stream.into_split();
     let op = Op::BlockChecksum { block, gen, token };
     write_control_mac(&mut wr, &op, keys.as_mut().map(|k| &mut k.send)).await?;

@@ -11,9 +11,8 @@ use tdfs_proto::codec::encode_frame;
 use tdfs_proto::meta::{BlockInfo, BlockToken, DatanodeAddr};
 use tdfs_proto::{DatanodeId, FsError};
 use tdfs_rpc::session::seal;
-use tdfs_rpc::{ClusterKey, SessionKeys};
+use tdfs_rpc::{ClusterKey, Connector, LinkReadHalf, LinkWriteHalf, SessionKeys};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
 /// A [`BlockWriter`] waits this long per pipeline node for a send to go
 /// through. A node further down has fewer nodes after it and so a shorter
@@ -45,9 +44,9 @@ pub struct BlockWriter {
     /// Its address, named in errors.
     addr: String,
     /// Where acknowledgements arrive (also early ones, from a failed head).
-    rd: OwnedReadHalf,
+    rd: LinkReadHalf,
     /// Where packets go, buffered so that many leave per system call.
-    wr: BufWriter<OwnedWriteHalf>,
+    wr: BufWriter<LinkWriteHalf>,
     /// Bytes sent so far.
     sent: u64,
     /// A short chunk was sent: it must have been the last.
@@ -78,18 +77,22 @@ impl std::fmt::Debug for BlockWriter {
 impl BlockWriter {
     /// Connects to `pipeline[0]` and asks it to receive `block` (its `len` is
     /// the expected length, reserved on every node) and forward it to the
-    /// rest of the pipeline.
+    /// rest of the pipeline. Connects directly (tests and tools; clients
+    /// and datanodes use [`open_with_token`](Self::open_with_token) with
+    /// their connector).
     pub async fn open(
         pipeline: &[DatanodeAddr],
         block: BlockInfo,
         key: Option<&ClusterKey>,
     ) -> Result<BlockWriter, FsError> {
-        Self::open_with_token(pipeline, block, key, None).await
+        Self::open_with_token(&Connector::direct(), pipeline, block, key, None).await
     }
 
-    /// Like [`open`](Self::open), showing the head `token` (needed by a
-    /// writer without the cluster key on a keyed cluster).
+    /// Like [`open`](Self::open) through `connector`, showing the head
+    /// `token` (needed by a writer without the cluster key on a keyed
+    /// cluster).
     pub async fn open_with_token(
+        connector: &Connector,
         pipeline: &[DatanodeAddr],
         block: BlockInfo,
         key: Option<&ClusterKey>,
@@ -98,7 +101,7 @@ impl BlockWriter {
         let Some(head) = pipeline.first() else {
             return Err(FsError::InvalidArgument("empty write pipeline".into()));
         };
-        let (stream, mut keys) = connect_session(&head.addr, key).await?;
+        let (stream, mut keys) = connect_session(connector, &head.addr, key).await?;
         let (rd, wr) = stream.into_split();
         let mut wr = BufWriter::with_capacity(WRITE_BUF, wr);
         let op = Op::Write {

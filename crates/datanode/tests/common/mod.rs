@@ -60,6 +60,7 @@ pub async fn start_node(capacity: Option<u64>, key: Option<ClusterKey>) -> Node 
     let ctx = Arc::new(TransferCtx {
         store: store.clone(),
         key: key.clone(),
+        connector: tdfs_rpc::Connector::direct(),
         events: tx,
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -134,7 +135,14 @@ pub async fn write_block_with_token(
     token: Option<BlockToken>,
 ) -> Result<WriteAck, FsError> {
     let block = info(id, gen, data.len() as u64);
-    let mut w = tdfs_transfer::BlockWriter::open_with_token(pipeline, block, key, token).await?;
+    let mut w = tdfs_transfer::BlockWriter::open_with_token(
+        &tdfs_rpc::Connector::direct(),
+        pipeline,
+        block,
+        key,
+        token,
+    )
+    .await?;
     for c in data.chunks(CHUNK) {
         if w.send_chunk(c).await.is_err() {
             break;

@@ -29,7 +29,7 @@ use std::time::Duration;
 use tdfs_proto::meta::AccessMode;
 use tdfs_proto::{DatanodeId, FsError};
 use tdfs_rpc::auth::wall_ms;
-use tdfs_rpc::ClusterKey;
+use tdfs_rpc::{ClusterKey, Connector};
 use tokio::io::BufReader;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
@@ -105,6 +105,9 @@ pub struct DtpConfig {
     /// The cluster key: when set, every op must carry a block token the
     /// metadata nodes issued for its block and access mode.
     pub key: Option<ClusterKey>,
+    /// How pipeline forwards and transfers reach the next datanode: its
+    /// fault rules apply to those streams.
+    pub connector: Connector,
     /// This datanode's id (its `datanodeUuid`): on a keyed cluster a write
     /// token must name it in its pipeline.
     pub datanode_uuid: String,

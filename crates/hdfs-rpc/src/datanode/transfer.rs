@@ -18,7 +18,6 @@ use std::time::Duration;
 use tdfs_proto::meta::AccessMode;
 use tdfs_proto::FsError;
 use tokio::io::{AsyncWrite, BufReader};
-use tokio::net::TcpStream;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -38,7 +37,7 @@ pub(crate) async fn transfer_block<W: AsyncWrite + Unpin>(
             "block {id}: a transfer needs at least one target"
         ))),
         Ok(()) => match open(server, id, gen).await {
-            Ok(src) => push(&src, &op).await,
+            Ok(src) => push(server, &src, &op).await,
             Err(e) => Err(e),
         },
         Err(e) => Err(e),
@@ -54,14 +53,23 @@ pub(crate) async fn transfer_block<W: AsyncWrite + Unpin>(
     Ok(done.is_ok())
 }
 
-/// Sends the whole replica to `op.targets` and reads their answer.
-async fn push(src: &Arc<dyn ReplicaSource>, op: &OpTransferBlockProto) -> Result<(), FsError> {
+/// Sends the whole replica to `op.targets` (through the server's
+/// connector) and reads their answer.
+async fn push(
+    server: &Server,
+    src: &Arc<dyn ReplicaSource>,
+    op: &OpTransferBlockProto,
+) -> Result<(), FsError> {
     let addr = xfer_addr(&op.targets[0]);
-    let s = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr))
+    let s = server
+        .cfg
+        .connector
+        .connect_stream(&addr, CONNECT_TIMEOUT)
         .await
-        .map_err(|_| FsError::Timeout(CONNECT_TIMEOUT.as_millis() as u64))?
-        .map_err(|e| FsError::Io(format!("cannot reach {addr}: {e}")))?;
-    s.set_nodelay(true).ok();
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => FsError::Timeout(CONNECT_TIMEOUT.as_millis() as u64),
+            _ => FsError::Io(format!("cannot reach {addr}: {e}")),
+        })?;
     let (r, mut w) = s.into_split();
     let mut r = BufReader::new(r);
     let len = src.len();

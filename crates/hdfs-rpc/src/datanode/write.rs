@@ -30,9 +30,8 @@ use std::sync::Arc;
 use std::time::Duration;
 use tdfs_proto::meta::AccessMode;
 use tdfs_proto::FsError;
+use tdfs_rpc::{LinkReadHalf, LinkWriteHalf};
 use tokio::io::{AsyncRead, AsyncWrite, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -88,8 +87,8 @@ type SinkResult = Result<Box<dyn ReplicaSink>, FsError>;
 /// The connection to the next datanode.
 struct Mirror {
     addr: String,
-    r: BufReader<OwnedReadHalf>,
-    w: OwnedWriteHalf,
+    r: BufReader<LinkReadHalf>,
+    w: LinkWriteHalf,
 }
 
 /// The op the next datanode receives: the same, without itself in front.
@@ -109,19 +108,27 @@ fn downstream_op(op: &OpWriteBlockProto) -> OpWriteBlockProto {
 }
 
 /// Connects to `targets[0]` and sends it the op; unless this is a transfer,
-/// reads its connect answer. On failure, the bad link's address.
-async fn connect_mirror(op: &OpWriteBlockProto, transfer: bool) -> Result<Mirror, String> {
+/// reads its connect answer. On failure, the bad link's address. Connects
+/// through the server's connector.
+async fn connect_mirror(
+    server: &Server,
+    op: &OpWriteBlockProto,
+    transfer: bool,
+) -> Result<Mirror, String> {
     let addr = xfer_addr(&op.targets[0]);
     let fail = |why: String| {
         tracing::info!("hdfs pipeline: downstream {addr} failed: {why}");
         addr.clone()
     };
-    let s = match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) => return Err(fail(e.to_string())),
-        Err(_) => return Err(fail("connect timed out".into())),
+    let s = match server
+        .cfg
+        .connector
+        .connect_stream(&addr, CONNECT_TIMEOUT)
+        .await
+    {
+        Ok(s) => s,
+        Err(e) => return Err(fail(e.to_string())),
     };
-    s.set_nodelay(true).ok();
     let (r, mut w) = s.into_split();
     let mut r = BufReader::new(r);
     let req = dtp::encode_op(&dtp::OpRequest::WriteBlock(Box::new(downstream_op(op))));
@@ -168,11 +175,11 @@ where
         }
     };
     if stage == Stage::PipelineCloseRecovery {
-        return close_recovery(w, op, sink).await;
+        return close_recovery(server, w, op, sink).await;
     }
     let mut mirror = None;
     if !op.targets.is_empty() {
-        match connect_mirror(&op, transfer).await {
+        match connect_mirror(server, &op, transfer).await {
             Ok(m) => mirror = Some(m),
             Err(bad) => {
                 let mut resp = op_response(Status::Error, Some(format!("cannot reach {bad}")));
@@ -201,6 +208,7 @@ where
 /// finalized and reported here, then downstream (whose connect answer
 /// comes once it did the same), then the client hears success.
 async fn close_recovery<W: AsyncWrite + Unpin>(
+    server: &Server,
     w: &mut W,
     op: OpWriteBlockProto,
     sink: Box<dyn ReplicaSink>,
@@ -218,7 +226,7 @@ async fn close_recovery<W: AsyncWrite + Unpin>(
     let mut resp = op_response(Status::Success, None);
     resp.first_bad_link = Some(String::new());
     if !op.targets.is_empty() {
-        if let Err(bad) = connect_mirror(&op, false).await {
+        if let Err(bad) = connect_mirror(server, &op, false).await {
             resp = op_response(Status::Error, Some(format!("cannot reach {bad}")));
             resp.first_bad_link = Some(bad);
         }
@@ -356,7 +364,7 @@ where
 /// The receiver: packets until the last one, or the first failure.
 async fn receive<R: AsyncRead + Unpin>(
     r: &mut R,
-    mut mirror: Option<OwnedWriteHalf>,
+    mut mirror: Option<LinkWriteHalf>,
     local: mpsc::Sender<Local>,
     acks: mpsc::UnboundedSender<Pending>,
     sum: &ChecksumProto,
@@ -410,7 +418,7 @@ async fn receive<R: AsyncRead + Unpin>(
 /// it failed).
 async fn respond<W: AsyncWrite + Unpin>(
     w: &mut W,
-    mut mirror: Option<BufReader<OwnedReadHalf>>,
+    mut mirror: Option<BufReader<LinkReadHalf>>,
     mirror_addr: &str,
     mut pending: mpsc::UnboundedReceiver<Pending>,
     local: JoinHandle<Result<(), FsError>>,
@@ -463,7 +471,7 @@ async fn respond<W: AsyncWrite + Unpin>(
 /// The downstream statuses for packet `seqno`; `[ERROR]` once the next
 /// node failed (its connection is then dropped).
 async fn mirror_statuses(
-    mirror: &mut Option<BufReader<OwnedReadHalf>>,
+    mirror: &mut Option<BufReader<LinkReadHalf>>,
     addr: &str,
     seqno: i64,
 ) -> Vec<Status> {
@@ -489,7 +497,7 @@ async fn finish_transfer<W: AsyncWrite + Unpin>(
     w: &mut W,
     received: Result<(), FsError>,
     local: JoinHandle<Result<(), FsError>>,
-    mirror: Option<BufReader<OwnedReadHalf>>,
+    mirror: Option<BufReader<LinkReadHalf>>,
 ) -> Result<bool, FsError> {
     let stored = match received {
         Ok(()) => local.await.map_err(join_err).and_then(|r| r),

@@ -87,6 +87,9 @@ pub struct ClusterState {
     pub(crate) deleting: FxHashMap<(NodeIx, BlockId), u64>,
     /// Copies in flight.
     pub(crate) copies: FxHashMap<BlockId, Copy>,
+    /// Under-replicated blocks whose last copy expired unfinished: the
+    /// nodes it involved, avoided by the next plan (leader).
+    pub(crate) failed_copies: FxHashMap<BlockId, Vec<NodeIx>>,
     /// Bytes promised to nodes by placements not yet reported.
     pub(crate) intents: FxHashMap<BlockId, Vec<(NodeIx, u64, Instant)>>,
     /// Balancer sources whose copy landed, until their replica is deleted.
@@ -122,6 +125,7 @@ impl ClusterState {
             commands: FxHashMap::default(),
             deleting: FxHashMap::default(),
             copies: FxHashMap::default(),
+            failed_copies: FxHashMap::default(),
             intents: FxHashMap::default(),
             moving_out: FxHashMap::default(),
             renewals: FxHashMap::default(),
@@ -175,6 +179,7 @@ impl ClusterState {
         self.commands.clear();
         self.deleting.clear();
         self.copies.clear();
+        self.failed_copies.clear();
         self.moving_out.clear();
         self.renewals.clear();
         self.undrained.clear();
