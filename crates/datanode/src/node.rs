@@ -175,6 +175,7 @@ pub async fn start_with_hdfs(
         store: store.clone(),
         key: cfg.key.clone(),
         events: ev_tx,
+        clock: cfg.clock.clone(),
     });
     let mut tasks = Vec::new();
     let server_config = ServerConfig {
