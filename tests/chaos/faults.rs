@@ -13,6 +13,22 @@ use tdfs_proto::DatanodeId;
 
 impl Nemesis {
     pub(super) async fn start_more(&mut self, cl: &mut Cluster, sh: &Shared, f: Fault) -> Active {
+        match f {
+            Fault::PauseFollower
+            | Fault::PauseDatanode
+            | Fault::ClockJumpForward
+            | Fault::ClockJumpBack
+            | Fault::ClockJumpFar
+            | Fault::ClockSkew => self.start_pause_or_clock(cl, f).await,
+            Fault::RemoveMeta | Fault::Decommission | Fault::Balance | Fault::Setrep => {
+                self.start_admin(cl, sh, f).await
+            }
+            _ => self.start_net(cl, f).await,
+        }
+    }
+
+    /// The network faults.
+    async fn start_net(&mut self, cl: &mut Cluster, f: Fault) -> Active {
         let dns = cl.dns.len();
         match f {
             Fault::OneWayFromLeader | Fault::OneWayToLeader => {
@@ -59,6 +75,14 @@ impl Nemesis {
                 );
                 Active::new(what, hold(&mut self.rng, 1500, 5000), vec![Undo::HealNet])
             }
+            _ => unreachable!("{f:?} is not a network fault"),
+        }
+    }
+
+    /// SIGSTOP of a follower or datanode; wall-clock steps and skew.
+    async fn start_pause_or_clock(&mut self, cl: &mut Cluster, f: Fault) -> Active {
+        let dns = cl.dns.len();
+        match f {
             Fault::PauseFollower => {
                 let i = self.follower(cl).await;
                 cl.metas[i].pause();
@@ -74,11 +98,17 @@ impl Nemesis {
                 let what = format!("SIGSTOP datanode {j}");
                 Active::new(what, d, vec![Undo::Resume(Who::Dn(j))])
             }
-            Fault::ClockJumpForward | Fault::ClockJumpBack => {
+            Fault::ClockJumpForward | Fault::ClockJumpBack | Fault::ClockJumpFar => {
                 let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
-                let mins = self.rng.gen_range(2..=20i64);
-                let sign = if f == Fault::ClockJumpForward { 1 } else { -1 };
+                let far = f == Fault::ClockJumpFar;
+                let mins = self.rng.gen_range(if far { 16..=30i64 } else { 2..=20 });
+                let sign = if f == Fault::ClockJumpBack { -1 } else { 1 };
                 cl.metas[l].set_clock(sign * mins * 60_000).await;
+                if far {
+                    // One stamped mutation (a no-op mkdir) so the log clock
+                    // takes the step and the retry cache sweeps at once.
+                    let _ = self.ctl.mkdirs("/chaos", true).await;
+                }
                 let what = format!(
                     "leader meta {}'s wall clock stepped {:+} min",
                     l + 1,
@@ -102,6 +132,14 @@ impl Nemesis {
                     vec![Undo::ClockBack(who)],
                 )
             }
+            _ => unreachable!("{f:?} is not a pause or clock fault"),
+        }
+    }
+
+    /// The admin operations (each started together with another fault).
+    async fn start_admin(&mut self, cl: &mut Cluster, sh: &Shared, f: Fault) -> Active {
+        let dns = cl.dns.len();
+        match f {
             Fault::RemoveMeta => {
                 let i = self.follower(cl).await;
                 let r = self
@@ -150,7 +188,7 @@ impl Nemesis {
                 )
             }
             Fault::Setrep => self.setrep(sh).await,
-            _ => unreachable!("{f:?} is started in nemesis.rs"),
+            _ => unreachable!("{f:?} is not an admin operation"),
         }
     }
 

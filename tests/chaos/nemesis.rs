@@ -56,7 +56,12 @@ pub enum Fault {
     KillLeaderAndPartitionDatanodes,
     KillDatanodeAndCorrupt,
     PauseFollowerAndKillLeader,
+    /// The workload cut from the leader, whose wall clock then steps past
+    /// the retry cache's 15-minute client expiry: calls whose replies the
+    /// cut lost are retried after the step.
+    ClockJumpWhileClientsCut,
     // Parts of the pairs above, never scheduled alone.
+    ClockJumpFar,
     RemoveMeta,
     Decommission,
     Balance,
@@ -64,7 +69,7 @@ pub enum Fault {
 }
 
 /// Every fault the schedule draws from (the parts of pairs excluded).
-pub const ALL: [Fault; 30] = [
+pub const ALL: [Fault; 31] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::KillDatanode,
@@ -95,6 +100,7 @@ pub const ALL: [Fault; 30] = [
     Fault::KillLeaderAndPartitionDatanodes,
     Fault::KillDatanodeAndCorrupt,
     Fault::PauseFollowerAndKillLeader,
+    Fault::ClockJumpWhileClientsCut,
 ];
 
 impl Fault {
@@ -109,8 +115,18 @@ impl Fault {
             KillLeaderAndPartitionDatanodes => (PartitionDatanodesFromLeader, KillLeader),
             KillDatanodeAndCorrupt => (CorruptBlock, KillDatanode),
             PauseFollowerAndKillLeader => (PauseFollower, KillLeader),
+            ClockJumpWhileClientsCut => (PartitionClientsFromLeader, ClockJumpFar),
             _ => return None,
         })
+    }
+
+    /// The longest a schedule entry is held: a cut that lets the clients'
+    /// retries (3 s call deadline) reach the leader again after the heal.
+    pub fn max_hold(self) -> Duration {
+        match self {
+            Fault::ClockJumpWhileClientsCut => Duration::from_millis(1500),
+            _ => Duration::MAX,
+        }
     }
 }
 
@@ -212,6 +228,7 @@ impl Nemesis {
             a.hold = a.hold.max(b.hold);
             a.undo.extend(b.undo);
         }
+        a.hold = a.hold.min(f.max_hold());
         tokio::time::sleep(a.hold).await;
         let mut healed = Vec::new();
         for u in a.undo {
@@ -236,43 +253,11 @@ impl Nemesis {
     async fn start(&mut self, cl: &mut Cluster, sh: &Shared, f: Fault) -> Active {
         let dn_count = cl.dns.len();
         match f {
-            Fault::KillLeader | Fault::KillFollower => {
-                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
-                let victim = if f == Fault::KillLeader {
-                    l
-                } else {
-                    let others: Vec<usize> = (0..3).filter(|&i| i != l).collect();
-                    others[self.rng.gen_range(0..2)]
-                };
-                cl.metas[victim].kill();
-                let d = hold(&mut self.rng, 500, 3000);
-                let what = format!("kill -9 meta {}", victim + 1);
-                Active::new(what, d, vec![Undo::Restart(vec![Who::Meta(victim)])])
-            }
-            Fault::KillDatanode | Fault::KillTwoDatanodes => {
-                let mut idx: Vec<usize> =
-                    (0..dn_count).filter(|&j| cl.dns[j].is_running()).collect();
-                idx.shuffle(&mut self.rng);
-                let k = if f == Fault::KillDatanode { 1 } else { 2 };
-                let victims = idx[..k].to_vec();
-                for &j in &victims {
-                    cl.dns[j].kill();
-                }
-                let d = hold(&mut self.rng, 500, 4000);
-                let what = format!("kill -9 datanodes {victims:?}");
-                let who = victims.into_iter().map(Who::Dn).collect();
-                Active::new(what, d, vec![Undo::Restart(who)])
-            }
-            Fault::KillAll => {
-                let mut who: Vec<Who> = (0..3).map(Who::Meta).collect();
-                who.extend((0..dn_count).map(Who::Dn));
-                for &w in &who {
-                    cl.proc_mut(w).kill();
-                }
-                let d = hold(&mut self.rng, 300, 2000);
-                let what = "kill -9 every meta and datanode at once".to_string();
-                Active::new(what, d, vec![Undo::Restart(who)])
-            }
+            Fault::KillLeader
+            | Fault::KillFollower
+            | Fault::KillDatanode
+            | Fault::KillTwoDatanodes
+            | Fault::KillAll => self.start_kill(cl, f).await,
             Fault::PartitionLeader => {
                 let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
                 let others: Vec<usize> = (0..3)
@@ -317,6 +302,51 @@ impl Nemesis {
                 Active::new(what, Duration::ZERO, vec![])
             }
             _ => self.start_more(cl, sh, f).await,
+        }
+    }
+
+    /// The kill -9 faults.
+    async fn start_kill(&mut self, cl: &mut Cluster, f: Fault) -> Active {
+        let dn_count = cl.dns.len();
+        match f {
+            Fault::KillLeader | Fault::KillFollower => {
+                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
+                let victim = if f == Fault::KillLeader {
+                    l
+                } else {
+                    let others: Vec<usize> = (0..3).filter(|&i| i != l).collect();
+                    others[self.rng.gen_range(0..2)]
+                };
+                cl.metas[victim].kill();
+                let d = hold(&mut self.rng, 500, 3000);
+                let what = format!("kill -9 meta {}", victim + 1);
+                Active::new(what, d, vec![Undo::Restart(vec![Who::Meta(victim)])])
+            }
+            Fault::KillDatanode | Fault::KillTwoDatanodes => {
+                let mut idx: Vec<usize> =
+                    (0..dn_count).filter(|&j| cl.dns[j].is_running()).collect();
+                idx.shuffle(&mut self.rng);
+                let k = if f == Fault::KillDatanode { 1 } else { 2 };
+                let victims = idx[..k].to_vec();
+                for &j in &victims {
+                    cl.dns[j].kill();
+                }
+                let d = hold(&mut self.rng, 500, 4000);
+                let what = format!("kill -9 datanodes {victims:?}");
+                let who = victims.into_iter().map(Who::Dn).collect();
+                Active::new(what, d, vec![Undo::Restart(who)])
+            }
+            Fault::KillAll => {
+                let mut who: Vec<Who> = (0..3).map(Who::Meta).collect();
+                who.extend((0..dn_count).map(Who::Dn));
+                for &w in &who {
+                    cl.proc_mut(w).kill();
+                }
+                let d = hold(&mut self.rng, 300, 2000);
+                let what = "kill -9 every meta and datanode at once".to_string();
+                Active::new(what, d, vec![Undo::Restart(who)])
+            }
+            _ => unreachable!("{f:?} is not a kill fault"),
         }
     }
 
