@@ -169,15 +169,19 @@ impl Nemesis {
             }
             Fault::Balance => {
                 let ctl = self.ctl.clone();
+                // Tight thresholds (0.5–2 % of the average utilization): the
+                // workload spreads data evenly, so 5 % would move nothing.
+                let threshold_bp = self.rng.gen_range(50..=200u32);
                 let h = tokio::spawn(async move {
                     let req = AdminRequest::Balance {
-                        threshold_bp: 500,
+                        threshold_bp,
                         wait_secs: 4,
                     };
                     match ctl.admin(req).await {
-                        Ok(AdminResponse::Balanced { balanced, moves }) => {
-                            format!("balancer: balanced {balanced}, {moves} moves")
-                        }
+                        Ok(AdminResponse::Balanced { balanced, moves }) => format!(
+                            "balancer (threshold {threshold_bp} bp): balanced {balanced}, \
+                             {moves} moves"
+                        ),
                         other => format!("balancer: {other:?}"),
                     }
                 });
