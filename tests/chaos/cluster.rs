@@ -1,6 +1,10 @@
 //! The cluster under test: `tdfs meta` and `tdfs datanode` processes, each in
 //! its own network namespace (see [`Netns`]), each datanode on its own tmpfs
-//! so that a disk can be filled without touching the machine's disk.
+//! so that a disk can be filled without touching the machine's disk. One
+//! more namespace, with no daemon, holds the workload's client sockets
+//! ([`Cluster::client_runtime`]), so the nemesis can cut the workload from
+//! a node while its own admin client and the checks (in the root
+//! namespace, behind the bridge address) still reach it.
 
 use super::netns::Netns;
 use crate::common::{tdfs_bin, wait_for};
@@ -46,6 +50,9 @@ pub struct Proc {
     pub child: Option<Child>,
     /// Stopped with SIGSTOP.
     pub paused: bool,
+    /// The test clock hook's file (`TDFS_CLOCK_FILE`): its wall-clock
+    /// offset in ms, which the daemon polls.
+    pub clock_file: PathBuf,
 }
 
 impl Proc {
@@ -89,6 +96,56 @@ impl Proc {
             self.paused = false;
         }
     }
+
+    /// Sets the daemon's wall-clock offset (ms) through its clock file and,
+    /// if it runs, waits (10 s deadline) until the daemon reports it applied.
+    pub async fn set_clock(&self, offset_ms: i64) {
+        let tmp = self.clock_file.with_extension("clock.tmp");
+        std::fs::write(&tmp, offset_ms.to_string()).unwrap();
+        std::fs::rename(&tmp, &self.clock_file).unwrap();
+        if !self.is_running() || self.paused {
+            return;
+        }
+        let mut applied = self.clock_file.clone().into_os_string();
+        applied.push(".applied");
+        let applied = PathBuf::from(applied);
+        let what = format!("{} to apply clock offset {offset_ms} ms", self.addr);
+        wait_for(&what, Duration::from_secs(10), || {
+            let got = std::fs::read_to_string(&applied).ok();
+            let ok = got.is_some_and(|s| s.trim() == offset_ms.to_string());
+            std::future::ready(ok.then_some(()))
+        })
+        .await
+    }
+}
+
+/// A runtime for the workload's tasks whose threads all live in the client
+/// namespace; shut down (without blocking) on drop.
+pub struct ClientRuntime(Option<tokio::runtime::Runtime>);
+
+impl ClientRuntime {
+    pub fn spawn<F>(&self, f: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: std::future::Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.0.as_ref().unwrap().spawn(f)
+    }
+}
+
+impl Drop for ClientRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+/// A process of the cluster: metadata node or datanode, by index.
+#[derive(Clone, Copy, Debug)]
+pub enum Who {
+    Meta(usize),
+    Dn(usize),
 }
 
 /// A tmpfs mounted for the length of a run.
@@ -126,6 +183,8 @@ pub struct Cluster {
     peers: String,
     _disks: Vec<Tmpfs>,
     pub net: Netns,
+    /// The namespace of the workload's clients (no daemon runs there).
+    pub client_net: usize,
     /// Data directories and logs (removed at the end).
     _dir: tempfile::TempDir,
     /// `TDFS_BUGS` for every daemon; empty: inherited from this process.
@@ -139,7 +198,7 @@ impl Cluster {
 
     /// [`Cluster::start`] with bug switches `bugs` on in every daemon.
     pub fn start_with_bugs(datanodes: usize, bugs: &str) -> Cluster {
-        let net = Netns::create(3 + datanodes);
+        let net = Netns::create(3 + datanodes + 1);
         let dir = tempfile::tempdir().unwrap();
         let mk = |i: usize, name: String| Proc {
             net: i,
@@ -148,6 +207,7 @@ impl Cluster {
             log: dir.path().join(format!("{name}.log")),
             child: None,
             paused: false,
+            clock_file: dir.path().join(format!("{name}.clock")),
         };
         let metas: Vec<Proc> = (0..3).map(|i| mk(i, format!("meta-{}", i + 1))).collect();
         let dns: Vec<Proc> = (0..datanodes)
@@ -172,6 +232,7 @@ impl Cluster {
             peers,
             _disks: disks,
             net,
+            client_net: 3 + datanodes,
             _dir: dir,
             bugs: bugs.to_string(),
         };
@@ -184,7 +245,23 @@ impl Cluster {
         c
     }
 
+    /// A runtime (2 worker threads) whose every thread, workers and
+    /// blocking pool alike, has entered the client namespace: tasks spawned
+    /// on it open their connections from the client address.
+    pub fn client_runtime(&self) -> ClientRuntime {
+        let ns = self.net.ns(self.client_net).to_string();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .on_thread_start(move || super::netns::enter_ns(&ns))
+            .build()
+            .expect("build the workload's runtime");
+        ClientRuntime(Some(rt))
+    }
+
     fn spawn(&self, net: usize, log: &Path, args: &[String]) -> Child {
+        // The clock hook's file sits beside the log (see `Proc::clock_file`).
+        let clock_file = log.with_extension("clock");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -197,6 +274,7 @@ impl Cluster {
         cmd.args(["netns", "exec", self.net.ns(net), tdfs_bin()])
             .args(args)
             .env("RUST_LOG", "info,openraft=warn")
+            .env("TDFS_CLOCK_FILE", clock_file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -237,6 +315,13 @@ impl Cluster {
         ];
         let child = self.spawn(d.net, &d.log, &args);
         self.dns[j].child = Some(child);
+    }
+
+    pub fn proc_mut(&mut self, w: Who) -> &mut Proc {
+        match w {
+            Who::Meta(i) => &mut self.metas[i],
+            Who::Dn(j) => &mut self.dns[j],
+        }
     }
 
     pub fn meta_addrs(&self) -> Vec<String> {
@@ -287,8 +372,10 @@ impl Cluster {
         }
     }
 
-    /// Waits until every metadata node agrees on a leader and every running
-    /// datanode is live and registered; on timeout, dumps the logs and panics.
+    /// Waits until every metadata node agrees on a leader, every running one
+    /// lists all 3 as voters (no learner), and every running datanode is
+    /// live, registered and in service (`normal`); on timeout, dumps the
+    /// logs and panics.
     pub async fn wait_settled(&self, c: &MetaClient, timeout: Duration) {
         let want: Vec<&str> = self
             .dns
@@ -298,20 +385,34 @@ impl Cluster {
             .collect();
         let r = super::verify::poll(timeout, Duration::from_millis(50), || async {
             let mut states = Vec::new();
+            let mut members_back = true;
             for m in self.metas.iter().filter(|m| m.is_running()) {
                 states.push(match c.node_state(&m.addr).await {
-                    Ok(s) => format!("{}:{}/t{}/l{:?}", s.id, s.role, s.term, s.leader),
+                    Ok(s) => {
+                        members_back &= s.voters.len() == self.metas.len() && s.learners.is_empty();
+                        format!(
+                            "{}:{}/t{}/l{:?}/voters{:?}",
+                            s.id,
+                            s.role,
+                            s.term,
+                            s.leader,
+                            s.voters.iter().map(|v| v.0).collect::<Vec<_>>()
+                        )
+                    }
                     Err(e) => format!("{}: {e}", m.addr),
                 });
             }
             if self.agreed_leader(c).await.is_none() {
                 return Err(format!("no agreed leader: {states:?}"));
             }
+            if !members_back {
+                return Err(format!("membership not back to 3 voters: {states:?}"));
+            }
             let r = Self::report(c).await.ok_or("no datanode report")?;
             let live = want.iter().all(|a| {
                 r.datanodes
                     .iter()
-                    .any(|d| d.addr == *a && d.state == "live")
+                    .any(|d| d.addr == *a && d.state == "live" && d.admin_state == "normal")
             });
             if live {
                 Ok(())
@@ -319,7 +420,7 @@ impl Cluster {
                 let dns: Vec<String> = r
                     .datanodes
                     .iter()
-                    .map(|d| format!("{}={}", d.addr, d.state))
+                    .map(|d| format!("{}={}/{}", d.addr, d.state, d.admin_state))
                     .collect();
                 Err(format!("datanodes not all live: {dns:?}"))
             }

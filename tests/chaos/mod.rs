@@ -7,6 +7,7 @@
 
 pub mod checker;
 pub mod cluster;
+pub mod faults;
 pub mod history;
 pub mod nemesis;
 pub mod netns;
@@ -151,9 +152,12 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
 
     let sh = Shared::new();
     let snap_files = snap::setup(&sh, &ctl, &mut rng).await;
+    // The workload's tasks run on threads in the client namespace, so the
+    // nemesis can cut them off without cutting itself (see cluster.rs).
+    let wl = cl.client_runtime();
     let mut tasks = Vec::new();
     let addrs = cl.meta_addrs();
-    tasks.push(tokio::spawn(snap::mutator(
+    tasks.push(wl.spawn(snap::mutator(
         sh.clone(),
         cl.client(Duration::from_secs(15)),
         snap_files.clone(),
@@ -165,23 +169,13 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
         let mut a = addrs.clone();
         a.rotate_left(w);
         let c = cl.client_of(a, Duration::from_secs(3));
-        tasks.push(tokio::spawn(workload::ns_worker(
-            sh.clone(),
-            c,
-            w,
-            rng.gen(),
-        )));
+        tasks.push(wl.spawn(workload::ns_worker(sh.clone(), c, w, rng.gen())));
     }
     // Readers pinned to one metadata node each.
     for (i, a) in addrs.iter().enumerate() {
         let c = cl.client_of(vec![a.clone()], Duration::from_secs(3));
         let w = 10 + i;
-        tasks.push(tokio::spawn(workload::stat_worker(
-            sh.clone(),
-            c,
-            w,
-            rng.gen(),
-        )));
+        tasks.push(wl.spawn(workload::stat_worker(sh.clone(), c, w, rng.gen())));
     }
     for w in 0..2 {
         let c = cl.client(Duration::from_secs(15));
@@ -192,16 +186,10 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
             cfg.attempt_timeout = Duration::from_millis(1500);
             std::sync::Arc::new(tdfs_client::MetaClient::new(cfg).unwrap())
         };
-        tasks.push(tokio::spawn(workload::writer(
-            sh.clone(),
-            c,
-            mk,
-            w,
-            rng.gen(),
-        )));
+        tasks.push(wl.spawn(workload::writer(sh.clone(), c, mk, w, rng.gen())));
     }
     let rc = cl.client(Duration::from_secs(10));
-    tasks.push(tokio::spawn(workload::reader(sh.clone(), rc, rng.gen())));
+    tasks.push(wl.spawn(workload::reader(sh.clone(), rc, rng.gen())));
 
     let sched = nemesis::schedule(&mut rng, p.faults);
     println!("chaos: schedule {sched:?}");

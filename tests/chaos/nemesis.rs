@@ -1,7 +1,10 @@
-//! The nemesis: one fault at a time, injected, held for a seeded while,
-//! healed, and followed by a wait (with a deadline) for the cluster to settle.
+//! The nemesis: a fault (or two at once) at a time, injected, held for a
+//! seeded while, healed, and followed by a wait (with a deadline) for the
+//! cluster to settle. Each fault's start returns what undoes it
+//! ([`Undo`]), so two faults can be started together and healed together.
+//! The network, clock, pause and admin faults are in `faults.rs`.
 
-use super::cluster::Cluster;
+use super::cluster::{Cluster, Who};
 use super::workload::{fill, DataFile, Shared, BLOCK, DATA_DIR};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -24,9 +27,49 @@ pub enum Fault {
     TruncateBlock,
     DiskFull,
     KillClientMidWrite,
+    /// The leader's packets to both followers dropped; theirs arrive.
+    OneWayFromLeader,
+    /// Both followers' packets to the leader dropped; the leader's arrive.
+    OneWayToLeader,
+    /// One datanode cut from the other datanodes (not from the metas).
+    PartitionDatanode,
+    /// The workload's clients cut from the leader / from one datanode.
+    PartitionClientsFromLeader,
+    PartitionClientsFromDatanode,
+    /// Two metadata nodes cut from each other; the third reaches both.
+    MetaBridge,
+    PauseFollower,
+    PauseDatanode,
+    /// The leader's wall clock stepped forward / back by minutes.
+    ClockJumpForward,
+    ClockJumpBack,
+    /// A follower's or a datanode's wall clock off by seconds.
+    ClockSkew,
+    /// Every metadata node and datanode killed -9 at once, all restarted.
+    KillAll,
+    // Admin operations, each overlapping another fault (see `pair`).
+    RemoveMetaWhileDatanodeKilled,
+    DecommissionWhileDatanodeKilled,
+    BalanceWhileDatanodePaused,
+    SetrepWhileDatanodePartitioned,
+    // Two faults at once.
+    KillLeaderAndPartitionDatanodes,
+    KillDatanodeAndCorrupt,
+    PauseFollowerAndKillLeader,
+    /// The workload cut from the leader, whose wall clock then steps past
+    /// the retry cache's 15-minute client expiry: calls whose replies the
+    /// cut lost are retried after the step.
+    ClockJumpWhileClientsCut,
+    // Parts of the pairs above, never scheduled alone.
+    ClockJumpFar,
+    RemoveMeta,
+    Decommission,
+    Balance,
+    Setrep,
 }
 
-pub const ALL: [Fault; 11] = [
+/// Every fault the schedule draws from (the parts of pairs excluded).
+pub const ALL: [Fault; 31] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::KillDatanode,
@@ -38,7 +81,54 @@ pub const ALL: [Fault; 11] = [
     Fault::TruncateBlock,
     Fault::DiskFull,
     Fault::KillClientMidWrite,
+    Fault::OneWayFromLeader,
+    Fault::OneWayToLeader,
+    Fault::PartitionDatanode,
+    Fault::PartitionClientsFromLeader,
+    Fault::PartitionClientsFromDatanode,
+    Fault::MetaBridge,
+    Fault::PauseFollower,
+    Fault::PauseDatanode,
+    Fault::ClockJumpForward,
+    Fault::ClockJumpBack,
+    Fault::ClockSkew,
+    Fault::KillAll,
+    Fault::RemoveMetaWhileDatanodeKilled,
+    Fault::DecommissionWhileDatanodeKilled,
+    Fault::BalanceWhileDatanodePaused,
+    Fault::SetrepWhileDatanodePartitioned,
+    Fault::KillLeaderAndPartitionDatanodes,
+    Fault::KillDatanodeAndCorrupt,
+    Fault::PauseFollowerAndKillLeader,
+    Fault::ClockJumpWhileClientsCut,
 ];
+
+impl Fault {
+    /// The two faults a combined entry starts together, in order.
+    pub fn pair(self) -> Option<(Fault, Fault)> {
+        use Fault::*;
+        Some(match self {
+            RemoveMetaWhileDatanodeKilled => (RemoveMeta, KillDatanode),
+            DecommissionWhileDatanodeKilled => (Decommission, KillDatanode),
+            BalanceWhileDatanodePaused => (PauseDatanode, Balance),
+            SetrepWhileDatanodePartitioned => (PartitionDatanode, Setrep),
+            KillLeaderAndPartitionDatanodes => (PartitionDatanodesFromLeader, KillLeader),
+            KillDatanodeAndCorrupt => (CorruptBlock, KillDatanode),
+            PauseFollowerAndKillLeader => (PauseFollower, KillLeader),
+            ClockJumpWhileClientsCut => (PartitionClientsFromLeader, ClockJumpFar),
+            _ => return None,
+        })
+    }
+
+    /// The longest a schedule entry is held: a cut that lets the clients'
+    /// retries (3 s call deadline) reach the leader again after the heal.
+    pub fn max_hold(self) -> Duration {
+        match self {
+            Fault::ClockJumpWhileClientsCut => Duration::from_millis(1500),
+            _ => Duration::MAX,
+        }
+    }
+}
 
 /// Every fault once, in a seeded order (short profile), or `n` faults drawn
 /// at random (long profile).
@@ -65,6 +155,41 @@ pub fn schedule(rng: &mut StdRng, n: Option<usize>) -> Vec<Fault> {
     }
 }
 
+/// What heals one started fault.
+pub enum Undo {
+    /// Start the killed processes again on their data directories.
+    Restart(Vec<Who>),
+    /// Remove every blackhole route.
+    HealNet,
+    Resume(Who),
+    /// Set the process's wall-clock offset back to 0.
+    ClockBack(Who),
+    RemoveFile(std::path::PathBuf),
+    /// Add metadata node index `i` back as a voter.
+    ReAddMeta(usize),
+    Recommission(tdfs_proto::DatanodeId),
+    /// A background admin operation (the balancer) to wait for.
+    Join(tokio::task::JoinHandle<String>),
+}
+
+/// A started fault: what was done, how long to hold it, how to heal it.
+#[derive(Default)]
+pub struct Active {
+    pub what: Vec<String>,
+    pub hold: Duration,
+    pub undo: Vec<Undo>,
+}
+
+impl Active {
+    pub fn new(what: String, hold: Duration, undo: Vec<Undo>) -> Active {
+        Active {
+            what: vec![what],
+            hold,
+            undo,
+        }
+    }
+}
+
 /// The nemesis's own view and bookkeeping.
 pub struct Nemesis {
     pub rng: StdRng,
@@ -77,7 +202,7 @@ pub struct Nemesis {
     pub log: Vec<String>,
 }
 
-fn hold(rng: &mut StdRng, lo_ms: u64, hi_ms: u64) -> Duration {
+pub fn hold(rng: &mut StdRng, lo_ms: u64, hi_ms: u64) -> Duration {
     Duration::from_millis(rng.gen_range(lo_ms..=hi_ms))
 }
 
@@ -92,17 +217,96 @@ impl Nemesis {
         }
     }
 
-    /// Injects `f`, holds it, heals it, and waits for the cluster to settle.
+    /// Injects `f` (both halves of a pair together), holds it, heals it,
+    /// and waits for the cluster to settle.
     pub async fn run(&mut self, cl: &mut Cluster, sh: &Shared, f: Fault) {
         let t = std::time::Instant::now();
-        let what = self.inject(cl, sh, f).await;
+        let mut a = Active::default();
+        for part in f.pair().map_or(vec![f], |(x, y)| vec![x, y]) {
+            let b = self.start(cl, sh, part).await;
+            a.what.extend(b.what);
+            a.hold = a.hold.max(b.hold);
+            a.undo.extend(b.undo);
+        }
+        a.hold = a.hold.min(f.max_hold());
+        tokio::time::sleep(a.hold).await;
+        let mut healed = Vec::new();
+        for u in a.undo {
+            if let Some(h) = self.heal(cl, u).await {
+                healed.push(h);
+            }
+        }
         cl.wait_settled(&self.ctl, Duration::from_secs(60)).await;
-        let line = format!("{f:?}: {what} (settled after {:.1?})", t.elapsed());
+        let mut line = format!("{f:?}: {}", a.what.join(" + "));
+        if !a.hold.is_zero() {
+            line.push_str(&format!(", held {:?}", a.hold));
+        }
+        if !healed.is_empty() {
+            line.push_str(&format!("; {}", healed.join("; ")));
+        }
+        line.push_str(&format!(" (settled after {:.1?})", t.elapsed()));
         println!("nemesis: {line}");
         self.log.push(line);
     }
 
-    async fn inject(&mut self, cl: &mut Cluster, sh: &Shared, f: Fault) -> String {
+    /// Starts one fault; returns what undoes it.
+    async fn start(&mut self, cl: &mut Cluster, sh: &Shared, f: Fault) -> Active {
+        let dn_count = cl.dns.len();
+        match f {
+            Fault::KillLeader
+            | Fault::KillFollower
+            | Fault::KillDatanode
+            | Fault::KillTwoDatanodes
+            | Fault::KillAll => self.start_kill(cl, f).await,
+            Fault::PartitionLeader => {
+                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
+                let others: Vec<usize> = (0..3)
+                    .filter(|&i| i != l)
+                    .map(|i| cl.metas[i].net)
+                    .collect();
+                cl.net.partition(&[cl.metas[l].net], &others);
+                let d = hold(&mut self.rng, 1500, 5000);
+                let what = format!("meta {} cut from the other meta nodes", l + 1);
+                Active::new(what, d, vec![Undo::HealNet])
+            }
+            Fault::PartitionDatanodesFromLeader => {
+                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
+                let dns: Vec<usize> = cl.dns.iter().map(|d| d.net).collect();
+                cl.net.partition(&[cl.metas[l].net], &dns);
+                let d = hold(&mut self.rng, 1500, 5000);
+                let what = format!("every datanode cut from leader meta {}", l + 1);
+                Active::new(what, d, vec![Undo::HealNet])
+            }
+            Fault::PauseLeader => {
+                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
+                cl.metas[l].pause();
+                // Well past the election timeout (150–300 ms) and the lease.
+                let d = hold(&mut self.rng, 1000, 3000);
+                let what = format!("SIGSTOP leader meta {}", l + 1);
+                Active::new(what, d, vec![Undo::Resume(Who::Meta(l))])
+            }
+            Fault::CorruptBlock | Fault::TruncateBlock => {
+                let what = self.damage(cl, f == Fault::TruncateBlock);
+                Active::new(what, Duration::ZERO, vec![])
+            }
+            Fault::DiskFull => {
+                let j = self.rng.gen_range(0..dn_count);
+                let ballast = cl.dns[j].data_dir.join("ballast");
+                let filled = fill_disk(&ballast);
+                let d = hold(&mut self.rng, 2000, 5000);
+                let what = format!("datanode {j}'s disk filled ({} MiB ballast)", filled >> 20);
+                Active::new(what, d, vec![Undo::RemoveFile(ballast)])
+            }
+            Fault::KillClientMidWrite => {
+                let what = self.kill_client(cl, sh).await;
+                Active::new(what, Duration::ZERO, vec![])
+            }
+            _ => self.start_more(cl, sh, f).await,
+        }
+    }
+
+    /// The kill -9 faults.
+    async fn start_kill(&mut self, cl: &mut Cluster, f: Fault) -> Active {
         let dn_count = cl.dns.len();
         match f {
             Fault::KillLeader | Fault::KillFollower => {
@@ -115,71 +319,74 @@ impl Nemesis {
                 };
                 cl.metas[victim].kill();
                 let d = hold(&mut self.rng, 500, 3000);
-                tokio::time::sleep(d).await;
-                cl.spawn_meta(victim);
-                format!("kill -9 meta {} for {d:?}, restarted", victim + 1)
+                let what = format!("kill -9 meta {}", victim + 1);
+                Active::new(what, d, vec![Undo::Restart(vec![Who::Meta(victim)])])
             }
             Fault::KillDatanode | Fault::KillTwoDatanodes => {
-                let mut idx: Vec<usize> = (0..dn_count).collect();
+                let mut idx: Vec<usize> =
+                    (0..dn_count).filter(|&j| cl.dns[j].is_running()).collect();
                 idx.shuffle(&mut self.rng);
                 let k = if f == Fault::KillDatanode { 1 } else { 2 };
-                let victims = &idx[..k];
-                for &j in victims {
+                let victims = idx[..k].to_vec();
+                for &j in &victims {
                     cl.dns[j].kill();
                 }
                 let d = hold(&mut self.rng, 500, 4000);
-                tokio::time::sleep(d).await;
-                for &j in victims {
-                    cl.spawn_dn(j);
+                let what = format!("kill -9 datanodes {victims:?}");
+                let who = victims.into_iter().map(Who::Dn).collect();
+                Active::new(what, d, vec![Undo::Restart(who)])
+            }
+            Fault::KillAll => {
+                let mut who: Vec<Who> = (0..3).map(Who::Meta).collect();
+                who.extend((0..dn_count).map(Who::Dn));
+                for &w in &who {
+                    cl.proc_mut(w).kill();
                 }
-                format!("kill -9 datanodes {victims:?} for {d:?}, restarted")
+                let d = hold(&mut self.rng, 300, 2000);
+                let what = "kill -9 every meta and datanode at once".to_string();
+                Active::new(what, d, vec![Undo::Restart(who)])
             }
-            Fault::PartitionLeader => {
-                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
-                let others: Vec<usize> = (0..3)
-                    .filter(|&i| i != l)
-                    .map(|i| cl.metas[i].net)
-                    .collect();
-                cl.net.partition(&[cl.metas[l].net], &others);
-                let d = hold(&mut self.rng, 1500, 5000);
-                tokio::time::sleep(d).await;
+            _ => unreachable!("{f:?} is not a kill fault"),
+        }
+    }
+
+    /// Heals one started fault; returns a note for the log, if any.
+    async fn heal(&mut self, cl: &mut Cluster, u: Undo) -> Option<String> {
+        match u {
+            Undo::Restart(who) => {
+                for w in who {
+                    match w {
+                        Who::Meta(i) => cl.spawn_meta(i),
+                        Who::Dn(j) => cl.spawn_dn(j),
+                    }
+                }
+                Some("restarted".into())
+            }
+            Undo::HealNet => {
                 cl.net.heal();
-                format!("meta {} cut from the other meta nodes for {d:?}", l + 1)
+                None
             }
-            Fault::PartitionDatanodesFromLeader => {
-                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
-                let dns: Vec<usize> = cl.dns.iter().map(|d| d.net).collect();
-                cl.net.partition(&[cl.metas[l].net], &dns);
-                let d = hold(&mut self.rng, 1500, 5000);
-                tokio::time::sleep(d).await;
-                cl.net.heal();
-                format!("every datanode cut from leader meta {} for {d:?}", l + 1)
+            Undo::Resume(w) => {
+                cl.proc_mut(w).resume();
+                Some("SIGCONT".into())
             }
-            Fault::PauseLeader => {
-                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
-                cl.metas[l].pause();
-                // Well past the election timeout (150–300 ms) and the lease.
-                let d = hold(&mut self.rng, 1000, 3000);
-                tokio::time::sleep(d).await;
-                cl.metas[l].resume();
-                format!("SIGSTOP leader meta {} for {d:?}, SIGCONT", l + 1)
+            Undo::ClockBack(w) => {
+                cl.proc_mut(w).set_clock(0).await;
+                Some("clock offset back to 0".into())
             }
-            Fault::CorruptBlock | Fault::TruncateBlock => {
-                self.damage(cl, f == Fault::TruncateBlock)
+            Undo::RemoveFile(p) => {
+                let _ = std::fs::remove_file(p);
+                None
             }
-            Fault::DiskFull => {
-                let j = self.rng.gen_range(0..dn_count);
-                let ballast = cl.dns[j].data_dir.join("ballast");
-                let filled = fill_disk(&ballast);
-                let d = hold(&mut self.rng, 2000, 5000);
-                tokio::time::sleep(d).await;
-                let _ = std::fs::remove_file(&ballast);
-                format!(
-                    "datanode {j}'s disk filled ({} MiB ballast) for {d:?}",
-                    filled >> 20
-                )
-            }
-            Fault::KillClientMidWrite => self.kill_client(cl, sh).await,
+            Undo::ReAddMeta(i) => Some(self.re_add_meta(cl, i).await),
+            Undo::Recommission(id) => Some(self.recommission(id).await),
+            Undo::Join(h) => Some(
+                match tokio::time::timeout(Duration::from_secs(60), h).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => panic!("the nemesis's admin task failed: {e}"),
+                    Err(_) => panic!("the nemesis's admin task did not end within 60 s"),
+                },
+            ),
         }
     }
 

@@ -1,10 +1,17 @@
 //! A private network for one chaos run: a bridge in the root namespace and
 //! one network namespace per node, joined to the bridge by a veth pair.
 //! Partitions are blackhole routes inside the namespaces, so no firewall
-//! (iptables/nft) is needed. Everything is torn down on drop, panics included.
+//! (iptables/nft) is needed: a route in `from`'s namespace drops whatever
+//! it sends to `to` (one way); a partition is both directions. Threads of
+//! the test process can enter a namespace ([`enter_ns`]), which is how
+//! the workload's clients get their own address (see `cluster.rs`).
+//! Everything is torn down on drop, panics included.
 
 use std::collections::BTreeSet;
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::process::Command;
+use std::time::Duration;
 
 /// Runs `ip ARGS`, panicking with its stderr on failure.
 fn ip(args: &[&str]) {
@@ -122,14 +129,53 @@ impl Netns {
     pub fn partition(&mut self, a: &[usize], b: &[usize]) {
         for &x in a {
             for &y in b {
-                for (from, to) in [(x, y), (y, x)] {
-                    if self.cut.insert((from, to)) {
-                        let dst = format!("{}/32", self.ip(to));
-                        ip(&["-n", &self.nodes[from], "route", "add", "blackhole", &dst]);
-                    }
-                }
+                self.cut_one_way(x, y);
+                self.cut_one_way(y, x);
             }
         }
+    }
+
+    /// Drops every packet node `from` sends to node `to`; `to`'s packets
+    /// still reach `from`. (At IP level: a TCP connection either way then
+    /// fails, since its handshake or acknowledgements are lost; UDP — the
+    /// gossip — from `to` still arrives.)
+    pub fn cut_one_way(&mut self, from: usize, to: usize) {
+        if from != to && self.cut.insert((from, to)) {
+            let dst = format!("{}/32", self.ip(to));
+            ip(&["-n", &self.nodes[from], "route", "add", "blackhole", &dst]);
+        }
+    }
+
+    /// Whether a UDP datagram sent from node `from`'s namespace reaches a
+    /// socket in node `to`'s, on the nodes' own addresses (three tries
+    /// within about 0.6 s). Probes the network itself, not the daemons.
+    pub fn delivers(&self, from: usize, to: usize) -> bool {
+        let (to_ns, to_ip) = (self.nodes[to].clone(), self.ip(to));
+        let (from_ns, from_ip) = (self.nodes[from].clone(), self.ip(from));
+        let rx = std::thread::spawn(move || {
+            enter_ns(&to_ns);
+            UdpSocket::bind(format!("{to_ip}:0")).expect("bind a UDP probe")
+        })
+        .join()
+        .expect("probe receiver thread");
+        let dst = rx.local_addr().unwrap();
+        rx.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let tx = std::thread::spawn(move || {
+            enter_ns(&from_ns);
+            UdpSocket::bind(format!("{from_ip}:0")).expect("bind a UDP probe")
+        })
+        .join()
+        .expect("probe sender thread");
+        let mut buf = [0u8; 16];
+        for _ in 0..3 {
+            // A blackhole route makes the send itself fail: not delivered.
+            let _ = tx.send_to(b"tdfs-probe", dst);
+            if matches!(rx.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == b"tdfs-probe") {
+                return true;
+            }
+        }
+        false
     }
 
     /// Removes every partition.
@@ -148,6 +194,22 @@ impl Drop for Netns {
         }
         ip_quiet(&["link", "del", &self.bridge]);
     }
+}
+
+/// Moves the calling thread into the named network namespace: sockets it
+/// creates from then on live there (setns(2) is per thread).
+pub fn enter_ns(name: &str) {
+    let path = format!("/run/netns/{name}");
+    let f = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+    // SAFETY: setns on a valid, open namespace fd; it changes only the
+    // calling thread's network namespace.
+    let rc = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "setns into {name}: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// A 10.x.y.0/24 derived from the pid that no existing route already covers.

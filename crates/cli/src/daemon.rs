@@ -186,7 +186,10 @@ pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
     };
     let id = c.id;
     let addr = c.addr.clone();
-    let handle = tdfs_meta_raft::start(c, listener, tdfs_meta_raft::Seams::default())
+    let seams = tdfs_meta_raft::Seams::default();
+    // Test builds: the chaos suite may move this process's wall clock.
+    tdfs_rpc::clock::watch_offset_file(&seams.clock);
+    let handle = tdfs_meta_raft::start(c, listener, seams)
         .await
         .context("cannot start the metadata node")?;
     let http = match http_listener {
@@ -303,6 +306,7 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
     }
     sc.fsync = !a.no_fsync;
     let mut dc = DatanodeConfig::new(addr.clone(), meta);
+    tdfs_rpc::clock::watch_offset_file(&dc.clock);
     dc.http = a.http;
     let hdfs_addr = a.hdfs_addr;
     if let Some(k) = a.cluster_key_file {

@@ -179,6 +179,7 @@ pub async fn start_with_hdfs(
         key: cfg.key.clone(),
         connector: cfg.connector.clone(),
         events: ev_tx,
+        clock: cfg.clock.clone(),
     });
     let mut tasks = Vec::new();
     let server_config = ServerConfig {

@@ -7,11 +7,14 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// A node's clock; clones share the offset.
+/// A node's clock; clones share the offsets.
 #[derive(Clone, Debug, Default)]
 pub struct Clock {
     /// Milliseconds added to both readings (negative: behind).
     offset_ms: Arc<AtomicI64>,
+    /// Milliseconds added to wall time only, as an NTP step or a skewed
+    /// wall clock would (monotonic time is not moved by either).
+    wall_offset_ms: Arc<AtomicI64>,
 }
 
 impl Clock {
@@ -38,7 +41,19 @@ impl Clock {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
-        (real + self.offset_ms.load(Ordering::Relaxed)).max(0) as u64
+        let off =
+            self.offset_ms.load(Ordering::Relaxed) + self.wall_offset_ms.load(Ordering::Relaxed);
+        (real + off).max(0) as u64
+    }
+
+    /// Sets the wall-only offset (tests: an NTP step or a skewed wall
+    /// clock), in milliseconds; monotonic readings are unaffected.
+    pub fn set_wall_offset_ms(&self, ms: i64) {
+        self.wall_offset_ms.store(ms, Ordering::Relaxed);
+    }
+
+    pub fn wall_offset_ms(&self) -> i64 {
+        self.wall_offset_ms.load(Ordering::Relaxed)
     }
 
     /// Sets the offset (tests: skew), in milliseconds.
@@ -56,6 +71,49 @@ impl Clock {
     }
 }
 
+/// Test builds only (the `bugs` feature): if `TDFS_CLOCK_FILE=PATH` is set,
+/// a thread polls PATH every 50 ms and sets `clock`'s wall-only offset to
+/// the integer (milliseconds) it holds, so a test can jump or skew a
+/// running daemon's wall clock from outside. Each applied value is written
+/// back to `PATH.applied`, so the test can wait until it took effect. A
+/// missing or unparsable file leaves the offset as it is.
+#[cfg(feature = "bugs")]
+pub fn watch_offset_file(clock: &Clock) {
+    let Some(path) = std::env::var_os("TDFS_CLOCK_FILE") else {
+        return;
+    };
+    let path = std::path::PathBuf::from(path);
+    let mut applied = path.clone().into_os_string();
+    applied.push(".applied");
+    let clock = clock.clone();
+    let mut acked = None;
+    let spawned = std::thread::Builder::new()
+        .name("clock-file".into())
+        .spawn(move || loop {
+            let read = std::fs::read_to_string(&path).ok();
+            if let Some(ms) = read.and_then(|s| s.trim().parse::<i64>().ok()) {
+                if ms != clock.wall_offset_ms() {
+                    tracing::warn!(
+                        fault = "local",
+                        "test clock hook: wall clock offset {ms} ms"
+                    );
+                    clock.set_wall_offset_ms(ms);
+                }
+                if acked != Some(ms) && std::fs::write(&applied, ms.to_string()).is_ok() {
+                    acked = Some(ms);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(fault = "local", "test clock hook not started: {e}");
+    }
+}
+
+/// Without the `bugs` feature (releases) the clock hook does nothing.
+#[cfg(not(feature = "bugs"))]
+pub fn watch_offset_file(_clock: &Clock) {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +129,18 @@ mod tests {
         c.jump_ms(-120_000);
         assert!(c.wall_ms() < w0);
         assert_eq!(c.offset_ms(), -60_000);
+    }
+
+    #[test]
+    fn a_wall_offset_leaves_monotonic_time_alone() {
+        let c = Clock::real();
+        let w0 = c.wall_ms();
+        c.set_wall_offset_ms(-300_000);
+        assert!(c.wall_ms() <= w0 - 299_000);
+        let t = Instant::now();
+        let m = c.now();
+        assert!(m >= t && m < t + Duration::from_secs(5));
+        c.set_wall_offset_ms(0);
+        assert!(c.wall_ms() >= w0);
     }
 }

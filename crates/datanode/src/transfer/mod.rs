@@ -19,7 +19,6 @@ use crate::block_store::{BlockStore, ReplicaReader};
 use std::sync::Arc;
 use tdfs_proto::meta::{AccessMode, BlockInfo, BlockToken, DatanodeAddr, ReplicaReport};
 use tdfs_proto::{BlockId, DatanodeId, FsError};
-use tdfs_rpc::auth::wall_ms;
 use tdfs_rpc::{ClusterKey, Connector, FrameMac, Peer, SessionKeys};
 use tdfs_transfer::{
     read_control_mac, timed_io, write_control_mac, BlockChecksum, ChecksumReply, Op, ReadReply,
@@ -62,6 +61,8 @@ pub struct TransferCtx {
     /// Where finalized and quarantined replicas are announced (for the
     /// incremental reports).
     pub events: mpsc::UnboundedSender<StoreEvent>,
+    /// The node's clock: block tokens expire by its wall time.
+    pub clock: tdfs_rpc::Clock,
 }
 
 impl std::fmt::Debug for TransferCtx {
@@ -109,7 +110,7 @@ async fn serve(ctx: Arc<TransferCtx>, peer: Peer, stream: TcpStream) -> Result<(
     let op: Op = read_control_mac(&mut r, IO_TIMEOUT, recv_mac(&mut keys)).await?;
     // A reader without the key needs the metadata node's word for this block.
     let check = |token, block, gen, mode| match (&ctx.key, peer.authenticated) {
-        (Some(k), false) => k.check_block_token(token, block, gen, mode, wall_ms()),
+        (Some(k), false) => k.check_block_token(token, block, gen, mode, ctx.clock.wall_ms()),
         _ => Ok(()),
     };
     match op {
@@ -183,7 +184,7 @@ fn check_write(
         return Ok(());
     };
     let down: Vec<DatanodeId> = downstream.iter().map(|a| a.id.clone()).collect();
-    k.check_write_hop(token, block.id, block.gen, me, &down, wall_ms())
+    k.check_write_hop(token, block.id, block.gen, me, &down, ctx.clock.wall_ms())
 }
 
 /// A replica's checksums from the chunk CRCs stored beside it: the CRC32C

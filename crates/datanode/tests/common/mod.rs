@@ -62,6 +62,7 @@ pub async fn start_node(capacity: Option<u64>, key: Option<ClusterKey>) -> Node 
         key: key.clone(),
         connector: tdfs_rpc::Connector::direct(),
         events: tx,
+        clock: tdfs_rpc::Clock::real(),
     });
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
