@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod ops;
+mod proposer;
 pub mod service;
 pub mod snap_file;
 mod snap_policy;
