@@ -8,9 +8,7 @@
 #   usage: scripts/bench-meta.sh [OPS]      (needs target/release/tdfs: cargo build --release;
 #                                           etcd and etcdctl: apt-get install etcd-server etcd-client)
 # TDFS_BENCH_SKIP_ETCD=1 skips step 2; TDFS_BENCH_OPS="mkdir stat" picks the ops;
-# TDFS_BENCH_PERF=DIR records the leader with `perf record -g` during each op (DIR/OP.data);
-# TDFS_BENCH_GROW=N first creates N empty files it keeps (1,000 per directory), so the
-# ops run against a namespace of that size.
+# TDFS_BENCH_PERF=DIR records the leader with `perf record -g` during each op (DIR/OP.data).
 set -euo pipefail
 ops=${1:-100000}
 bin=${TDFS_BIN:-$(dirname "$0")/../target/release/tdfs}
@@ -81,10 +79,6 @@ for i in 1 2 3; do
 done
 export TDFS_META="127.0.0.1:$base,127.0.0.1:$((base+1)),127.0.0.1:$((base+2))"
 for _ in $(seq 100); do "$bin" dfs -test -d / 2>/dev/null && break; sleep 0.1; done
-if [ -n "${TDFS_BENCH_GROW:-}" ]; then
-  "$bin" bench meta --op create --keep --files-per-dir 1000 --ops "$TDFS_BENCH_GROW" \
-    --concurrency 64 --json | sed 's/^{/{"grow": true, /' >&2
-fi
 for op in ${TDFS_BENCH_OPS:-mkdir create open stat ls rename delete}; do
   case $op in
     stat|open) n=$((ops * 2)) ;;

@@ -17,7 +17,6 @@ pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod ops;
-mod proposer;
 pub mod service;
 pub mod snap_file;
 mod snap_policy;

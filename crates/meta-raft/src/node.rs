@@ -11,14 +11,14 @@ use crate::metrics::MetaMetrics;
 use crate::network::{pooled, Network, Pool};
 use crate::service::MetaService;
 use crate::state_machine::{reload_view, StateMachine};
-use crate::types::{NodeId, Raft};
+use crate::types::{BatchResult, NodeId, Raft};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ServerState, SnapshotPolicy};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tdfs_namespace::{LogOp, Namespace, Outcome, Stamp, Stamped};
+use tdfs_namespace::{Batch, LogOp, Namespace, Outcome, Stamp, Stamped};
 use tdfs_policy::ClusterState;
 use tdfs_proto::event::EventKind;
 use tdfs_proto::ids::CallId;
@@ -26,10 +26,10 @@ use tdfs_proto::meta::{Request, Response};
 use tdfs_proto::FsError;
 use tdfs_rpc::{serve, Clock, Connector, EventBus, Random, ServerConfig, Shutdown};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinHandle;
 
-use crate::proposer::Reply;
+type Reply = oneshot::Sender<Result<Outcome, FsError>>;
 
 /// The seams a node runs on: how it connects, what time it is, where
 /// its random choices (placement, read order) come from, and the disk its
@@ -197,7 +197,7 @@ pub async fn start(
         supervise(
             &node,
             "proposer",
-            crate::proposer::proposer(raft.clone(), prx, shutdown.clone()),
+            proposer(raft.clone(), prx, shutdown.clone()),
         ),
         supervise(
             &node,
@@ -417,9 +417,6 @@ impl MetaNode {
 
     /// Waits until the local state machine has applied `index`.
     pub async fn wait_applied(&self, index: u64) -> Result<(), FsError> {
-        if *self.core.applied.borrow() >= index {
-            return Ok(());
-        }
         let mut rx = self.core.applied.subscribe();
         let r = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|a| *a >= index)).await;
         match r {
@@ -432,8 +429,7 @@ impl MetaNode {
 
     /// The leader as this node knows it: id and address.
     pub fn leader_hint(&self) -> Option<(u64, String)> {
-        let rx = self.raft.metrics();
-        let m = rx.borrow();
+        let m = self.raft.metrics().borrow().clone();
         let id = m.current_leader?;
         let addr = m
             .membership_config
@@ -450,8 +446,7 @@ impl MetaNode {
     /// Leads, with an entry of its own term applied (so it judges replicas
     /// against a namespace no older than any earlier leader's).
     pub fn leader_ready(&self) -> bool {
-        let rx = self.raft.metrics();
-        let m = rx.borrow();
+        let m = self.raft.metrics().borrow().clone();
         m.state == ServerState::Leader
             && m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term)
     }
@@ -508,8 +503,7 @@ impl MetaNode {
     /// which leadership was confirmed.
     pub async fn leader_read_index(&self) -> Result<(u64, u64), FsError> {
         let (term, last) = {
-            let rx = self.raft.metrics();
-            let m = rx.borrow();
+            let m = self.raft.metrics().borrow().clone();
             (m.current_term, m.last_log_index.unwrap_or(0))
         };
         let floor = {
@@ -566,6 +560,72 @@ pub fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) ->
             FsError::InvalidArgument(c.to_string())
         }
         RaftError::Fatal(f) => FsError::Unavailable(format!("raft stopped: {f}")),
+    }
+}
+
+/// Group commit: drains whatever proposals are queued into one Raft entry,
+/// keeping up to `MAX_INFLIGHT_BATCHES` entries in flight; while they are,
+/// new proposals pile up and go out together in the next entry.
+///
+/// An entry is capped by count (`MAX_BATCH`) and by its operations' encoded
+/// bytes (`MAX_BATCH_BYTES`), so that `max_payload_entries` of them always
+/// fit in one AppendEntries frame: a follower that lags behind large
+/// entries (long names, xattr values) can always catch up.
+async fn proposer(raft: Raft, mut rx: mpsc::Receiver<(Stamped, Reply)>, mut shutdown: Shutdown) {
+    let inflight = Arc::new(Semaphore::new(defaults::MAX_INFLIGHT_BATCHES));
+    let mut held: Option<(Stamped, Reply)> = None;
+    loop {
+        let first = match held.take() {
+            Some(p) => p,
+            None => tokio::select! {
+                _ = shutdown.wait() => return,
+                p = rx.recv() => match p { Some(p) => p, None => return },
+            },
+        };
+        let Ok(permit) = inflight.clone().acquire_owned().await else {
+            return;
+        };
+        let mut bytes = op_bytes(&first.0);
+        let mut batch = vec![first];
+        while batch.len() < defaults::MAX_BATCH {
+            let Ok(p) = rx.try_recv() else { break };
+            let b = op_bytes(&p.0);
+            if bytes + b > defaults::MAX_BATCH_BYTES {
+                held = Some(p);
+                break;
+            }
+            bytes += b;
+            batch.push(p);
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let (ops, replies): (Vec<Stamped>, Vec<Reply>) = batch.into_iter().unzip();
+            match raft.client_write(Batch { ops }).await {
+                Ok(resp) => {
+                    let results: BatchResult = resp.data;
+                    for (tx, r) in replies.into_iter().zip(results) {
+                        let _ = tx.send(r);
+                    }
+                }
+                Err(e) => {
+                    let e = write_error(e);
+                    for tx in replies {
+                        let _ = tx.send(Err(e.clone()));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The encoded size of one operation in a log entry.
+fn op_bytes(op: &Stamped) -> usize {
+    let mut w = bincode::enc::write::SizeWriter::default();
+    match bincode::serde::encode_into_writer(op, &mut w, bincode::config::standard()) {
+        Ok(()) => w.bytes_written,
+        // Cannot be encoded: it fails alone, in an entry of its own.
+        Err(_) => defaults::MAX_BATCH_BYTES,
     }
 }
 

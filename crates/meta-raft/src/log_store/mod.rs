@@ -5,9 +5,8 @@
 //! through the [`Disk`] seam (tests run it on a crashing or faulty disk).
 //! Appends are written at once and made durable by a flusher thread that
 //! fsyncs whatever has accumulated and only then reports the entries
-//! flushed, keeping the fsync off the async workers. openraft 0.9's core
-//! waits for that report before its next command, so each fsync carries one
-//! append; many operations per fsync come from the proposer's batches.
+//! flushed: group commit, many entries per fsync, without blocking the
+//! Raft core during the fsync.
 //!
 //! Memory holds an index of every live entry (its log id and place in the
 //! file) and the most recent entries decoded; older ones (a lagging
