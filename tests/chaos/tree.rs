@@ -20,7 +20,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tdfs_client::{FileWriter, MetaClient};
 
 /// File slots of a tree key (beside and inside the directories).
@@ -118,13 +118,13 @@ async fn append(c: &MetaClient, path: &str, n: u32) -> Ret {
 
 /// Waits until `path` is closed (or gone); false after [`CLOSE_WITHIN`].
 async fn closed_within(c: &MetaClient, path: &str) -> bool {
-    let deadline = Instant::now() + CLOSE_WITHIN;
-    while Instant::now() < deadline {
+    tdfs_testkit::wait::poll_for_async(CLOSE_WITHIN, || async {
         match c.stat(path).await {
-            Ok(st) if !st.under_construction => return true,
-            Err(tdfs_proto::FsError::FileNotFound(_)) => return true,
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            Ok(st) if !st.under_construction => Some(()),
+            Err(tdfs_proto::FsError::FileNotFound(_)) => Some(()),
+            _ => None,
         }
-    }
-    false
+    })
+    .await
+    .is_some()
 }

@@ -266,21 +266,10 @@ async fn a_damaged_record_in_the_middle_stops_the_node() {
 #[test]
 fn the_middle_damage_check_catches_truncate_at_first_bad_record() {
     let test = "a_damaged_record_in_the_middle_stops_the_node";
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(
-            "TDFS_BUGS",
-            tdfs_meta_raft::bugs::Bug::TruncateAtFirstBadRecord.name(),
-        )
-        .output()
-        .expect("run this test binary again");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (passed, text) =
+        run_self_with_bug(test, tdfs_meta_raft::bugs::Bug::TruncateAtFirstBadRecord);
     assert!(
-        !out.status.success() && text.contains("a log damaged in the middle opened"),
+        !passed && text.contains("a log damaged in the middle opened"),
         "with truncate-at-first-bad-record the middle-damage test must fail; it said:\n{text}"
     );
 }

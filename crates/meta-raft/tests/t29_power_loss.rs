@@ -26,15 +26,9 @@ const LOST: &str = "lost in the power loss";
 
 /// The leader of every node, if one is agreed within `within`.
 async fn leader_within(cluster: &Cluster, within: Duration) -> Option<u64> {
-    let deadline = Instant::now() + within;
     let all = cluster.live();
-    while Instant::now() < deadline {
-        if let Some(l) = cluster.agreed_leader(&all) {
-            return Some(l);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    None
+    tdfs_testkit::wait::poll_for_async(within, || std::future::ready(cluster.agreed_leader(&all)))
+        .await
 }
 
 /// Whether `path` is a directory, read linearizably on `leader`; retries
@@ -125,20 +119,10 @@ async fn acknowledged_writes_survive_a_power_loss() {
 /// requires it to fail because acknowledged writes were lost.
 #[test]
 fn the_power_loss_check_catches_ack_before_fsync() {
-    let exe = std::env::current_exe().unwrap();
     let t = Instant::now();
-    let out = std::process::Command::new(exe)
-        .args([SURVIVE, "--exact", "--nocapture", "--test-threads=1"])
-        .env("TDFS_BUGS", Bug::AckBeforeFsync.name())
-        .output()
-        .expect("run this test binary again");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (passed, text) = run_self_with_bug(SURVIVE, Bug::AckBeforeFsync);
     assert!(
-        !out.status.success() && text.contains("POWER LOSS VIOLATION") && text.contains(LOST),
+        !passed && text.contains("POWER LOSS VIOLATION") && text.contains(LOST),
         "with ack-before-fsync the power-loss check must report lost writes; it said:\n{text}"
     );
     let first = text

@@ -22,7 +22,20 @@ pub async fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> 
 }
 
 /// [`wait_for`] with a condition that is itself async (an RPC, a read).
-pub async fn wait_for_async<T, F, Fut>(what: &str, within: Duration, mut f: F) -> T
+pub async fn wait_for_async<T, F, Fut>(what: &str, within: Duration, f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    match poll_for_async(within, f).await {
+        Some(v) => v,
+        None => panic!("timed out after {within:?} waiting for {what}"),
+    }
+}
+
+/// Polls async `f` until it yields a value or `within` passes; `None` then.
+/// For checks whose timeout is an outcome to report, not a test failure.
+pub async fn poll_for_async<T, F, Fut>(within: Duration, mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -30,10 +43,10 @@ where
     let deadline = Instant::now() + within;
     loop {
         if let Some(v) = f().await {
-            return v;
+            return Some(v);
         }
         if Instant::now() >= deadline {
-            panic!("timed out after {within:?} waiting for {what}");
+            return None;
         }
         tokio::time::sleep(POLL).await;
     }

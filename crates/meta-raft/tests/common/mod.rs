@@ -422,3 +422,20 @@ pub fn snapshot_often(c: &mut MetaConfig) {
 pub fn paths(prefix: &str, range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("{prefix}{i:03}")).collect()
 }
+
+/// Runs test `name` of this test binary again in a child process with bug
+/// switch `bug` on (a switch is read once per process); returns whether it
+/// passed and everything it printed.
+pub fn run_self_with_bug(name: &str, bug: tdfs_meta_raft::bugs::Bug) -> (bool, String) {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env("TDFS_BUGS", bug.name())
+        .output()
+        .expect("run this test binary again");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
