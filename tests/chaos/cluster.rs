@@ -38,6 +38,10 @@ pub const META_FLAGS: &[&str] = &[
     "4000",
     "--superuser",
     "root",
+    // Hash the namespace often, so that members which diverge raise the
+    // consistency alarm within the run (the suite fails on it).
+    "--hash-every",
+    "200",
 ];
 
 /// One daemon.
@@ -434,15 +438,23 @@ impl Cluster {
 
     /// Names of the logs that contain a panic.
     pub fn panicked(&self) -> Vec<String> {
+        self.logged("panicked")
+            .into_iter()
+            .map(|(log, _)| log)
+            .collect()
+    }
+
+    /// The daemons whose log has a line containing `needle`, with the
+    /// first such line.
+    pub fn logged(&self, needle: &str) -> Vec<(String, String)> {
         self.metas
             .iter()
             .chain(&self.dns)
-            .filter(|p| {
-                std::fs::read_to_string(&p.log)
-                    .map(|s| s.contains("panicked"))
-                    .unwrap_or(false)
+            .filter_map(|p| {
+                let s = std::fs::read_to_string(&p.log).ok()?;
+                let line = s.lines().find(|l| l.contains(needle))?;
+                Some((p.log.display().to_string(), line.to_string()))
             })
-            .map(|p| p.log.display().to_string())
             .collect()
     }
 

@@ -220,12 +220,32 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     cl.wait_settled(&ctl, Duration::from_secs(60)).await;
     println!("chaos: workload stopped at {:.1?}; checking", t0.elapsed());
 
-    if let Err(e) = verify::leases_recovered(&ctl).await {
-        violations.push(format!("lease recovery: {e}"));
+    // Every check runs under a deadline of its own: a check that hangs is
+    // a violation that names it, never a run that waits for ever.
+    let mut late = Vec::new();
+    match within(
+        "lease recovery",
+        120,
+        verify::leases_recovered(&ctl),
+        &mut late,
+    )
+    .await
+    {
+        Some(Err(e)) => violations.push(format!("lease recovery: {e}")),
+        Some(Ok(())) | None => {}
     }
-    let (final_reads, bad) = verify::final_reads(&ctl, &sh).await;
+    let (final_reads, bad) = within(
+        "final reads",
+        300,
+        verify::final_reads(&ctl, &sh),
+        &mut late,
+    )
+    .await
+    .unwrap_or_default();
     violations.extend(bad);
-    let data = verify::check_data(&ctl, &sh).await;
+    let data = within("data check", 600, verify::check_data(&ctl, &sh), &mut late)
+        .await
+        .unwrap_or_default();
     println!(
         "chaos: data check: {} files read back once each, {} retries as unavailable {:?}",
         data.files,
@@ -233,7 +253,15 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
         data.retries
     );
     violations.extend(data.violations);
-    let snap_report = match snap::check(&ctl, &cl, &snap_files).await {
+    let snap_report = match within(
+        "snapshot check",
+        180,
+        snap::check(&ctl, &cl, &snap_files),
+        &mut late,
+    )
+    .await
+    .unwrap_or_else(|| Err("did not finish".into()))
+    {
         Ok(r) => {
             println!(
                 "chaos: snapshot: {} files read back as taken (live files since: {} deleted, \
@@ -252,20 +280,39 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
             Default::default()
         }
     };
-    let scrubbed_bad = match verify::scrub(&ctl, &cl, &nem.damaged).await {
+    let scrubbed_bad = match within(
+        "scrub",
+        180,
+        verify::scrub(&ctl, &cl, &nem.damaged),
+        &mut late,
+    )
+    .await
+    .unwrap_or_else(|| Err("did not finish".into()))
+    {
         Ok(n) => n,
         Err(e) => {
             violations.push(format!("scrub: {e}"));
             0
         }
     };
-    match verify::fsck_healthy(&ctl).await {
+    match within("fsck", 180, verify::fsck_healthy(&ctl), &mut late)
+        .await
+        .unwrap_or_else(|| Err("did not finish".into()))
+    {
         Ok(f) => println!("chaos: fsck healthy: {f:?}"),
         Err(e) => violations.push(format!("fsck did not become healthy in time: {e}")),
     }
-    match verify::disks_clean(&ctl, &cl).await {
+    match within("disk check", 180, verify::disks_clean(&ctl, &cl), &mut late)
+        .await
+        .unwrap_or_else(|| Err("did not finish".into()))
+    {
         Ok(n) => println!("chaos: {n} replicas on disk, none orphan or damaged"),
         Err(e) => violations.push(format!("disks not clean: {e}")),
+    }
+    violations.extend(late);
+    // Members that applied the same log must hold the same namespace.
+    for (log, line) in cl.logged("CONSISTENCY ALARM") {
+        violations.push(format!("consistency alarm in {log}: {line}"));
     }
     let panics = cl.panicked();
     if !panics.is_empty() {
@@ -339,4 +386,23 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
         println!("chaos: {n} reads failed: {why}");
     }
     s
+}
+
+/// `fut` under a deadline of `secs`: `None`, and a violation naming the
+/// check in `late`, when it runs out.
+async fn within<T>(
+    what: &str,
+    secs: u64,
+    fut: impl std::future::Future<Output = T>,
+    late: &mut Vec<String>,
+) -> Option<T> {
+    match tokio::time::timeout(Duration::from_secs(secs), fut).await {
+        Ok(v) => Some(v),
+        Err(_) => {
+            late.push(format!(
+                "the {what} did not finish within {secs} s after healing"
+            ));
+            None
+        }
+    }
 }

@@ -11,6 +11,8 @@
 //! and slot) names one inode forever even though slots are recycled.
 
 use crate::inode::{Body, Inode};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 /// Slots per page. A page of inodes is about 100 KiB.
@@ -34,8 +36,13 @@ pub fn split_id(id: InodeId) -> (u32, Slot) {
 pub struct Slab {
     /// Pages of `PAGE` slots each (the last one may be shorter).
     pages: Vec<Arc<Vec<Inode>>>,
-    /// Free slots, reused last-freed first.
-    free: Vec<Slot>,
+    /// Free slots, reused lowest first. The choice depends only on which
+    /// slots are free, never on the order they were freed in: a member
+    /// that loaded a snapshot (which records the free cells, not that
+    /// order) must give the next inode the same id as a member that
+    /// applied the whole log, since log operations and clients name inodes
+    /// by id.
+    free: BinaryHeap<Reverse<Slot>>,
     /// Slots holding an inode.
     live: u64,
 }
@@ -88,7 +95,7 @@ impl Slab {
     /// slot's generation is bumped past the one of its previous occupant.
     pub fn alloc(&mut self, mut ino: Inode) -> Slot {
         self.live += 1;
-        if let Some(slot) = self.free.pop() {
+        if let Some(Reverse(slot)) = self.free.pop() {
             let page = &mut self.pages[(slot >> PAGE_SHIFT) as usize];
             let cell = &mut Arc::make_mut(page)[slot as usize & (PAGE - 1)];
             ino.gen = cell.gen.wrapping_add(1);
@@ -113,7 +120,7 @@ impl Slab {
         let gen = cell.gen;
         let old = std::mem::replace(cell, Inode::free(gen));
         assert!(!matches!(old.body, Body::Free), "slot {slot} freed twice");
-        self.free.push(slot);
+        self.free.push(Reverse(slot));
         self.live -= 1;
         old
     }
@@ -151,11 +158,11 @@ impl Slab {
         while self.end() < slot {
             let s = self.end();
             self.push_cell(Inode::free(0));
-            self.free.push(s);
+            self.free.push(Reverse(s));
         }
         assert_eq!(self.end(), slot, "snapshot slots must increase");
         if matches!(ino.body, Body::Free) {
-            self.free.push(slot);
+            self.free.push(Reverse(slot));
         } else {
             self.live += 1;
         }
@@ -170,10 +177,8 @@ impl Slab {
         Arc::make_mut(&mut self.pages[n]).push(ino);
     }
 
-    /// Finishes a load: free slots are reused lowest first.
-    pub fn finish_load(&mut self) {
-        self.free.sort_unstable_by(|a, b| b.cmp(a));
-    }
+    /// Finishes a load (free slots are already ordered, lowest first).
+    pub fn finish_load(&mut self) {}
 
     /// Approximate heap bytes held by the page arrays (not by names, block
     /// lists or child lists), for memory accounting.
