@@ -10,6 +10,7 @@ use tdfs_proto::{DatanodeId, FsError};
 mod acl;
 mod edit;
 mod quota;
+mod retry_clock;
 mod snapshot;
 mod snapshot_model;
 mod xattr;
@@ -51,6 +52,7 @@ impl T {
                 seq: self.seq,
             }),
             now: self.now,
+            tick: self.now,
         }
     }
 
@@ -588,6 +590,7 @@ fn a_retriable_failure_is_not_remembered() {
         user: ROOT_USER.into(),
         call: Some(call),
         now: 1,
+        tick: 1,
     };
     let op = LogOp::Mkdirs {
         path: "/early".into(),
@@ -605,6 +608,7 @@ fn a_retriable_failure_is_not_remembered() {
         user: ROOT_USER.into(),
         call: None,
         now: 2,
+        tick: 2,
     };
     ns.apply(&sys, &init, &mut ev).unwrap();
     assert_eq!(ns.apply(&s, &op, &mut ev), Ok(Outcome::Bool(true)));
