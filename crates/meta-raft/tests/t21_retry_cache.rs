@@ -119,6 +119,11 @@ async fn retry_after_failover_is_answered_by_the_new_leader() {
     cluster.stop(old).await;
     let rest = cluster.live();
     let new = cluster.wait_leader(&rest, Duration::from_secs(10)).await;
+    // Ready: it has taken office (its log clock's base is set).
+    wait_until(T, "the new leader to be ready", || {
+        cluster.node(new).leader_ready()
+    })
+    .await;
     assert_ne!(new, old);
 
     // The client, not having seen the replies, retries with the same call
@@ -221,6 +226,11 @@ async fn a_wall_clock_step_does_not_expire_the_retry_cache() {
     }
     cluster.stop(old).await;
     let new = cluster.wait_leader(&rest, Duration::from_secs(10)).await;
+    // Ready: it has taken office (its log clock's base is set).
+    wait_until(T, "the new leader to be ready", || {
+        cluster.node(new).leader_ready()
+    })
+    .await;
     // Its monotonic clock then runs two minutes (a jump of the seam), so
     // the log tick passes a sweep (every 60 s of log time) before the retry.
     cluster.node(new).clock().set_offset_ms(2 * MIN);

@@ -5,9 +5,9 @@
 //! chunk = len u32 | crc32c(body) u32 | body (bincode)
 //! chunks: Header (version 2: followed by the log tick u64 in the same
 //! chunk; version 1, still read, has no tick), then Cells (inode cells in
-//! slot order, free ones too so slot generations survive), then Side (quotas, ACLs, xattrs,
-//! truncations) and Snapshots (roots, diffs, pins), each sorted by slot,
-//! then End { cells } to catch truncation.
+//! slot order, free ones too so slot generations survive), then Side
+//! (quotas, ACLs, xattrs, truncations) and Snapshots (roots, diffs, pins),
+//! each sorted by slot, then End { cells } to catch truncation.
 //! ```
 //!
 //! Maps are written sorted, so two replicas at the same applied index write
