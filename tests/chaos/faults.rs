@@ -105,8 +105,10 @@ impl Nemesis {
                 let sign = if f == Fault::ClockJumpBack { -1 } else { 1 };
                 cl.metas[l].set_clock(sign * mins * 60_000).await;
                 if far {
-                    // One stamped mutation (a no-op mkdir) so the log clock
-                    // takes the step and the retry cache sweeps at once.
+                    // One stamped mutation (a no-op mkdir) so the log's
+                    // wall clock takes the step at once (before log format 2
+                    // the retry cache swept by it; it now expires by the
+                    // monotonic log tick, which the step leaves alone).
                     let _ = self.ctl.mkdirs("/chaos", true).await;
                 }
                 let what = format!(

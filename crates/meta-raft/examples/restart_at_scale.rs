@@ -65,6 +65,7 @@ fn build(files: usize) -> Namespace {
                 seq: now,
             }),
             now,
+            tick: now,
         };
         ns.apply_ignoring_retry_cache(&stamp, &op, &mut Vec::new())
             .expect("apply");

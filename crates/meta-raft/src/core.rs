@@ -40,6 +40,8 @@ pub struct Core {
     /// batch if need be), so that every datanode's fence learns a new
     /// leader's term at once, not only those it happens to give work.
     pub(crate) announced: Mutex<std::collections::HashMap<tdfs_proto::DatanodeId, u64>>,
+    /// Issues the stamps' log ticks while this node leads.
+    pub(crate) log_clock: crate::log_clock::LogClock,
 }
 
 impl Core {
@@ -62,6 +64,7 @@ impl Core {
             hashes: Default::default(),
             hash_every: hash_every.max(1),
             announced: Default::default(),
+            log_clock: Default::default(),
         }
     }
 
@@ -133,6 +136,19 @@ impl Core {
     /// Wall time on this node's clock, ms since the epoch.
     pub fn wall_ms(&self) -> u64 {
         self.clock.wall_ms()
+    }
+
+    /// The log tick for a stamp taken now (`crate::log_clock`): on the
+    /// monotonic side of the clock seam only.
+    pub fn issue_tick(&self) -> u64 {
+        let applied = self.read_sm().ns.tick();
+        self.log_clock.issue(self.now(), applied)
+    }
+
+    /// This node took office: its ticks run from the applied tick on.
+    pub fn lead_log_clock(&self) {
+        let applied = self.read_sm().ns.tick();
+        self.log_clock.lead(self.now(), applied);
     }
 
     /// The applied index.

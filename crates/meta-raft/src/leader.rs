@@ -32,6 +32,7 @@ pub async fn watch_leadership(node: Arc<MetaNode>, mut shutdown: Shutdown) {
         if state == ServerState::Leader && led != Some(term) {
             led = Some(term);
             let now = core.now();
+            core.lead_log_clock();
             core.view(|v| v.become_leader(now));
             node.publish(EventKind::LeaderElected { term });
             tracing::info!("node {} is the leader in term {term}", node.id());
@@ -39,6 +40,7 @@ pub async fn watch_leadership(node: Arc<MetaNode>, mut shutdown: Shutdown) {
             tokio::spawn(async move { init_namespace(&n).await });
         } else if state != ServerState::Leader {
             if let Some(t) = led.take() {
+                core.log_clock.step_down();
                 core.view(|v| v.step_down());
                 node.publish(EventKind::SteppedDown { term: t });
             }

@@ -12,6 +12,7 @@ pub mod failpoints;
 mod features;
 pub mod gossip;
 pub mod leader;
+pub mod log_clock;
 pub mod log_store;
 pub mod metrics;
 pub mod network;

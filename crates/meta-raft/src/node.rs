@@ -370,12 +370,14 @@ impl MetaNode {
         self.core.applied()
     }
 
-    /// A stamp for an operation by `user`, on this node's clock.
+    /// A stamp for an operation by `user`, on this node's clock: wall time
+    /// for the files' times, the log tick (monotonic) for expiry.
     pub fn stamp(&self, user: &str, call: Option<CallId>) -> Stamp {
         Stamp {
             user: user.to_string(),
             call,
             now: self.core.wall_ms(),
+            tick: self.core.issue_tick(),
         }
     }
 

@@ -14,7 +14,13 @@ use crate::types::SnapshotMeta;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use tdfs_disk::{Disk, DiskFile, FileReader, FileWriter, Open};
-use tdfs_namespace::{Frozen, Namespace, SnapshotError, FORMAT_VERSION};
+use tdfs_namespace::{Frozen, Namespace, SnapshotError, FORMAT_VERSION, PREVIOUS_FORMAT_VERSION};
+
+/// Whether this build reads snapshot files of `version` (the namespace
+/// stream inside checks its own version the same way).
+fn readable(version: u16) -> bool {
+    version == FORMAT_VERSION || version == PREVIOUS_FORMAT_VERSION
+}
 
 const FILE: &str = "snapshot.bin";
 /// Snapshots being received are `snapshot.recv-N.tmp` until installed.
@@ -111,10 +117,13 @@ pub fn parse_file(
         ));
     }
     let version = u16::from_le_bytes([head[8], head[9]]);
-    if version != FORMAT_VERSION {
+    if !readable(version) {
         return Err(damaged(
             path,
-            format!("snapshot format version {version}, this build reads version {FORMAT_VERSION}"),
+            format!(
+                "snapshot format version {version}, this build reads versions \
+                 {PREVIOUS_FORMAT_VERSION} and {FORMAT_VERSION}"
+            ),
         ));
     }
     let meta_len = u32::from_le_bytes(head[10..14].try_into().expect("4 bytes")) as usize;
@@ -184,7 +193,7 @@ pub fn read_meta(file: &dyn DiskFile, path: &Path) -> Result<SnapshotMeta, Snaps
     }
     let version = u16::from_le_bytes([head[8], head[9]]);
     let meta_len = u32::from_le_bytes(head[10..14].try_into().expect("4 bytes")) as usize;
-    if version != FORMAT_VERSION || meta_len > MAX_META {
+    if !readable(version) || meta_len > MAX_META {
         return Err(damaged(
             path,
             format!("bad header (version {version}, metadata {meta_len} bytes)"),

@@ -17,7 +17,10 @@ const PAGE: u32 = 1000;
 
 /// Runs the emptier if its time has come. `next` is when it runs next
 /// (wall ms, 0 until scheduled): the driver's own state, so a new leader
-/// schedules its first run from its own clock.
+/// schedules its first run from its own clock. Wall time on purpose, not
+/// the log tick: checkpoint names are dates and their expiry is by date,
+/// as in HDFS (a wall step runs the emptier early or late; it never
+/// applies a call twice, which is what the retry cache's tick prevents).
 pub(crate) async fn expire(node: &Arc<MetaNode>, next: &mut u64) {
     let interval = node.config().trash_interval_ms;
     if interval == 0 {

@@ -119,6 +119,11 @@ async fn retry_after_failover_is_answered_by_the_new_leader() {
     cluster.stop(old).await;
     let rest = cluster.live();
     let new = cluster.wait_leader(&rest, Duration::from_secs(10)).await;
+    // Ready: it has taken office (its log clock's base is set).
+    wait_until(T, "the new leader to be ready", || {
+        cluster.node(new).leader_ready()
+    })
+    .await;
     assert_ne!(new, old);
 
     // The client, not having seen the replies, retries with the same call
@@ -185,5 +190,66 @@ async fn retry_after_failover_is_answered_by_the_new_leader() {
         );
     }
 
+    cluster.shutdown().await;
+}
+
+/// Issue 11, item 4: a retry is answered from the cache across a forward
+/// step of the leader's wall clock (past the 15-minute client expiry) and
+/// a failover to nodes whose wall clocks are 30 minutes behind. Expiry runs
+/// on the log tick, which only the leaders' monotonic clocks advance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wall_clock_step_does_not_expire_the_retry_cache() {
+    const MIN: i64 = 60_000;
+    let mut cluster = Cluster::start(3).await;
+    println!("seed {}", cluster.seed);
+    let all = cluster.live();
+    let old = cluster.wait_leader(&all, Duration::from_secs(10)).await;
+    let (x, y) = (client_id(), client_id().wrapping_add(1));
+    let call = |client, seq| CallId { client, seq };
+    cluster.mkdir(&all, call(x, 1), "/w").await;
+    // Applied; its reply is taken as lost.
+    let first = cluster
+        .write(&all, call(x, 2), mkdirs("/w/a", false), T)
+        .await;
+    assert_eq!(first, Ok(MetaResponse::Bool(true)));
+    let tick_at_call = cluster.node(old).inspect(|ns, _| ns.tick());
+
+    // The leader's wall clock steps 30 minutes forward; another client's
+    // call is stamped with it (the old log clock took the step and swept).
+    cluster.node(old).clock().set_wall_offset_ms(30 * MIN);
+    cluster.mkdir(&all, call(y, 1), "/y1").await;
+
+    // Leadership moves to a node whose wall clock is 30 minutes behind.
+    let rest: Vec<u64> = all.iter().copied().filter(|i| *i != old).collect();
+    for id in &rest {
+        cluster.node(*id).clock().set_wall_offset_ms(-30 * MIN);
+    }
+    cluster.stop(old).await;
+    let new = cluster.wait_leader(&rest, Duration::from_secs(10)).await;
+    // Ready: it has taken office (its log clock's base is set).
+    wait_until(T, "the new leader to be ready", || {
+        cluster.node(new).leader_ready()
+    })
+    .await;
+    // Its monotonic clock then runs two minutes (a jump of the seam), so
+    // the log tick passes a sweep (every 60 s of log time) before the retry.
+    cluster.node(new).clock().set_offset_ms(2 * MIN);
+    cluster.mkdir(&rest, call(y, 2), "/y2").await;
+    let tick = cluster.node(new).inspect(|ns, _| ns.tick());
+    assert!(
+        tick >= tick_at_call + 2 * MIN as u64 && tick < tick_at_call + 15 * MIN as u64,
+        "log tick {tick}, {tick_at_call} at the call"
+    );
+    cluster.mkdir(&rest, call(y, 3), "/y3").await;
+
+    // The retry: the first answer, not a second application.
+    let again = cluster
+        .write(&rest, call(x, 2), mkdirs("/w/a", false), T)
+        .await;
+    assert_eq!(again, first, "the retried mkdir was applied a second time");
+    let fresh = cluster
+        .write(&rest, call(x, 3), mkdirs("/w/a", false), T)
+        .await;
+    assert!(matches!(fresh, Err(FsError::AlreadyExists(_))), "{fresh:?}");
     cluster.shutdown().await;
 }

@@ -65,6 +65,7 @@ async fn a_diverged_member_raises_the_alarm() {
         user: SUPERUSER.into(),
         call: None,
         now: 1,
+        tick: 1,
     };
     let op = LogOp::Mkdirs {
         path: "/planted".into(),

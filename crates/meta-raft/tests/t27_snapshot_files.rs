@@ -87,6 +87,7 @@ fn stamp() -> Stamp {
         user: SUPERUSER.into(),
         call: None,
         now: 1,
+        tick: 1,
     }
 }
 

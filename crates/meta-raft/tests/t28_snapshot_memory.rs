@@ -42,6 +42,7 @@ fn namespace(files: usize) -> Namespace {
             user: "root".into(),
             call: Some(CallId { client: 1, seq }),
             now: 1,
+            tick: 1,
         };
         ns.apply_ignoring_retry_cache(&stamp, &op, &mut Vec::new())
             .unwrap();

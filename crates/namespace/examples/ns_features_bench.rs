@@ -44,6 +44,7 @@ impl Ns {
                 seq: self.seq,
             }),
             now: self.now,
+            tick: self.now,
         };
         let mut ev = Vec::new();
         if let Err(e) = self.ns.apply_ignoring_retry_cache(&stamp, &op, &mut ev) {

@@ -12,6 +12,7 @@
 
 pub mod acl;
 pub mod children;
+pub mod compat;
 mod dispatch;
 pub mod edit;
 pub mod file_ops;
@@ -38,7 +39,10 @@ pub use ns::{
     DatanodeRecord, Lease, Namespace, INLINE_FREE, MAX_BLOCK_SIZE, MAX_DIR_ITEMS, MAX_REPLICATION,
     MIN_BLOCK_SIZE,
 };
-pub use op::{AdminState, Batch, LogOp, NsEvent, Outcome, Stamp, Stamped, FORMAT_VERSION};
+pub use op::{
+    AdminState, Batch, LogOp, NsEvent, Outcome, Stamp, Stamped, FORMAT_VERSION,
+    PREVIOUS_FORMAT_VERSION,
+};
 pub use persist::{Frozen, SnapshotError};
 pub use read::{BlockRef, Listing, OpenFile, Visit, Walk};
 pub use slab::InodeId;

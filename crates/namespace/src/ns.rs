@@ -63,8 +63,13 @@ pub struct Namespace {
     pub(crate) supergroup: u32,
     pub(crate) next_block: u64,
     pub(crate) next_gen: u64,
-    /// The largest stamp applied: the log's clock, never going backwards.
+    /// The largest wall stamp (`Stamp::now`) applied. Wall time: kept for
+    /// reports and snapshots; no expiry runs on it (a leader's wall clock
+    /// can step), see `tick`.
     pub(crate) clock: u64,
+    /// The log tick: the largest `Stamp::tick` applied, never going
+    /// backwards. The retry cache expires by it.
+    pub(crate) tick: u64,
     pub(crate) datanodes: BTreeMap<DatanodeId, DatanodeRecord>,
     /// Leases of files under construction, by slot.
     pub(crate) leases: FxHashMap<Slot, Lease>,
@@ -104,7 +109,7 @@ impl Namespace {
         op: &LogOp,
         events: &mut Vec<NsEvent>,
     ) -> Result<Outcome, FsError> {
-        self.clock = self.clock.max(stamp.now);
+        self.advance(stamp);
         if let Some(call) = stamp.call {
             if let Some(prev) = self.retry.get(call) {
                 return prev;
@@ -116,7 +121,7 @@ impl Namespace {
             // retry with the same call id; remembering it would answer
             // every such retry with the failure.
             if !matches!(&r, Err(e) if e.is_retriable()) {
-                self.retry.insert(call, self.clock, r.clone());
+                self.retry.insert(call, self.tick, r.clone());
             }
         }
         r
@@ -131,8 +136,14 @@ impl Namespace {
         op: &LogOp,
         events: &mut Vec<NsEvent>,
     ) -> Result<Outcome, FsError> {
-        self.clock = self.clock.max(stamp.now);
+        self.advance(stamp);
         self.apply_uncached(stamp, op, events)
+    }
+
+    /// Takes a stamp's times: both clocks only move forward.
+    fn advance(&mut self, stamp: &Stamp) {
+        self.clock = self.clock.max(stamp.now);
+        self.tick = self.tick.max(stamp.tick);
     }
 
     fn apply_uncached(
@@ -399,9 +410,15 @@ impl Namespace {
         self.next_block
     }
 
-    /// The log clock: the largest stamp applied.
+    /// The largest wall stamp applied (wall time: may have stepped).
     pub fn clock(&self) -> u64 {
         self.clock
+    }
+
+    /// The log tick: the largest `Stamp::tick` applied, the time the retry
+    /// cache expires by; a new leader's ticks start from it.
+    pub fn tick(&self) -> u64 {
+        self.tick
     }
 
     /// Live inodes (files and directories).

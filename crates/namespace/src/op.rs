@@ -14,9 +14,13 @@ use tdfs_proto::xattr::XAttrFlags;
 use tdfs_proto::{BlockId, DatanodeId};
 
 /// Version of the log record and snapshot formats built from these types.
-/// A node refuses (with an error naming both versions) a log or snapshot
-/// of another version.
-pub const FORMAT_VERSION: u16 = 1;
+/// Version 2 added [`Stamp::tick`]. A node reads this version and
+/// [`PREVIOUS_FORMAT_VERSION`] (see [`crate::compat`] for how a version-1
+/// stamp gets its tick) and refuses any other, with an error naming the
+/// versions.
+pub const FORMAT_VERSION: u16 = 2;
+/// The version before [`FORMAT_VERSION`], still read (never written).
+pub const PREVIOUS_FORMAT_VERSION: u16 = 1;
 
 /// Who asked for an operation, and when, as the leader stamped it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,8 +28,15 @@ pub struct Stamp {
     pub user: String,
     /// Present for client mutations; keys the retry cache.
     pub call: Option<CallId>,
-    /// The leader's wall clock, milliseconds since the Unix epoch.
+    /// The leader's wall clock, milliseconds since the Unix epoch: the
+    /// time files record (mtime, atime, snapshot names). It may step either
+    /// way; nothing expires by it.
     pub now: u64,
+    /// Log time in milliseconds, for expiry (the retry cache): the leader
+    /// advances it with its monotonic clock only, from the namespace's
+    /// applied tick when it took office, so no wall-clock step moves it and
+    /// it never goes back across leaders (`tdfs_meta_raft::log_clock`).
+    pub tick: u64,
 }
 
 /// One operation with its stamp.

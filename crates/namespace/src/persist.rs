@@ -3,10 +3,11 @@
 //! ```text
 //! "TDFSNS01" | version u16 | chunk*
 //! chunk = len u32 | crc32c(body) u32 | body (bincode)
-//! chunks: Header, then Cells (inode cells in slot order, free ones too so
-//! slot generations survive), then Side (quotas, ACLs, xattrs,
-//! truncations) and Snapshots (roots, diffs, pins), each sorted by slot,
-//! then End { cells } to catch truncation.
+//! chunks: Header (version 2: followed by the log tick u64 in the same
+//! chunk; version 1, still read, has no tick), then Cells (inode cells in
+//! slot order, free ones too so slot generations survive), then Side
+//! (quotas, ACLs, xattrs, truncations) and Snapshots (roots, diffs, pins),
+//! each sorted by slot, then End { cells } to catch truncation.
 //! ```
 //!
 //! Maps are written sorted, so two replicas at the same applied index write
@@ -17,7 +18,7 @@
 
 use crate::inode::{flags, Inode};
 use crate::ns::{DatanodeRecord, Lease, Namespace};
-use crate::op::FORMAT_VERSION;
+use crate::op::{FORMAT_VERSION, PREVIOUS_FORMAT_VERSION};
 use crate::retry::{RetryCache, RetryImage};
 use crate::side::{Side, SideImage};
 use crate::slab::{Slab, Slot};
@@ -40,7 +41,10 @@ const MAX_CHUNK: usize = 256 << 20;
 pub enum SnapshotError {
     #[error("not a tdfs namespace snapshot (bad magic)")]
     BadMagic,
-    #[error("snapshot format version {found}, this build reads version {expected}")]
+    #[error(
+        "snapshot format version {found}, this build reads versions {PREVIOUS_FORMAT_VERSION} \
+         and {expected}"
+    )]
     Version { found: u16, expected: u16 },
     #[error("snapshot chunk at offset {offset} fails its checksum")]
     Checksum { offset: u64 },
@@ -117,6 +121,7 @@ impl Namespace {
             next_block: self.next_block,
             next_gen: self.next_gen,
             clock: self.clock,
+            tick: self.tick,
             datanodes: self.datanodes.clone(),
             leases: self.leases.clone(),
             retry: self.retry.clone(),
@@ -139,13 +144,22 @@ impl Namespace {
         let mut v = [0u8; 2];
         rd.exact(&mut v)?;
         let found = u16::from_le_bytes(v);
-        if found != FORMAT_VERSION {
-            return Err(SnapshotError::Version {
-                found,
-                expected: FORMAT_VERSION,
-            });
-        }
-        let h: Header = rd.chunk()?;
+        // Version 2's header is version 1's followed by the log tick; a
+        // version-1 snapshot's tick is its wall log clock (crate::compat).
+        let (h, tick) = match found {
+            FORMAT_VERSION => rd.chunk::<(Header, u64)>()?,
+            PREVIOUS_FORMAT_VERSION => {
+                let h: Header = rd.chunk()?;
+                let tick = h.clock;
+                (h, tick)
+            }
+            _ => {
+                return Err(SnapshotError::Version {
+                    found,
+                    expected: FORMAT_VERSION,
+                })
+            }
+        };
         let mut ns = Namespace {
             root: h.root,
             superuser: h.superuser,
@@ -153,6 +167,7 @@ impl Namespace {
             next_block: h.next_block,
             next_gen: h.next_gen,
             clock: h.clock,
+            tick,
             strings: h.strings,
             datanodes: h.datanodes,
             leases: h.leases.into_iter().collect(),
@@ -240,23 +255,21 @@ impl Frozen {
         w.write_all(&FORMAT_VERSION.to_le_bytes())?;
         let mut leases: Vec<(Slot, &Lease)> = ns.leases.iter().map(|(s, l)| (*s, l)).collect();
         leases.sort_unstable_by_key(|(s, _)| *s);
-        write_chunk(
-            w,
-            &HeaderRef {
-                root: ns.root,
-                superuser: ns.superuser,
-                supergroup: ns.supergroup,
-                next_block: ns.next_block,
-                next_gen: ns.next_gen,
-                clock: ns.clock,
-                strings: &ns.strings,
-                datanodes: &ns.datanodes,
-                leases,
-                retry: ns.retry.image(),
-                reclaim: &ns.reclaim,
-                reclaim_pending: ns.reclaim_pending,
-            },
-        )?;
+        let header = HeaderRef {
+            root: ns.root,
+            superuser: ns.superuser,
+            supergroup: ns.supergroup,
+            next_block: ns.next_block,
+            next_gen: ns.next_gen,
+            clock: ns.clock,
+            strings: &ns.strings,
+            datanodes: &ns.datanodes,
+            leases,
+            retry: ns.retry.image(),
+            reclaim: &ns.reclaim,
+            reclaim_pending: ns.reclaim_pending,
+        };
+        write_chunk(w, &(header, ns.tick))?;
         let mut batch: Vec<&Inode> = Vec::with_capacity(CELLS_PER_CHUNK);
         let mut cells = 0u64;
         for (_, ino) in ns.slab.cells() {

@@ -3,10 +3,15 @@
 //! answered from here, so it is applied exactly once. Replicated with the
 //! namespace, so a new leader has the same cache.
 //!
-//! Expiry runs on the log's clock — the largest stamp any applied operation
-//! carried — never on a leader's wall clock, so a new leader whose clock is
-//! behind cannot resurrect or keep entries the old one expired, and every
-//! replica expires the same entries at the same log position.
+//! Expiry runs on the log tick — the largest `Stamp::tick` any applied
+//! operation carried — never on a wall clock: leaders advance the tick with
+//! their monotonic clocks only, from the applied tick when they took office
+//! (`tdfs_meta_raft::log_clock`). So a step of a leader's wall clock cannot
+//! expire a client (a call retried after it would be applied twice), a new
+//! leader whose clock is behind cannot resurrect or keep entries the old
+//! one expired, and every replica expires the same entries at the same log
+//! position. (Until format version 2 the stamps' wall time was used: see
+//! `crate::compat` for how those times carry over.)
 
 use crate::op::Outcome;
 use rustc_hash::FxHashMap;
@@ -21,10 +26,10 @@ use tdfs_proto::FsError;
 pub const PER_CLIENT: usize = 4096;
 /// Results kept over all clients; the longest-silent clients go first.
 pub const TOTAL: usize = 256 * 1024;
-/// A client silent for this long (in log time) is forgotten.
+/// A client silent for this long (in log ticks) is forgotten.
 pub const CLIENT_TTL_MS: u64 = 15 * 60 * 1000;
-/// How often (in log time) expired clients are swept.
-const SWEEP_MS: u64 = 60_000;
+/// How often (in log ticks) expired clients are swept.
+pub const SWEEP_MS: u64 = 60_000;
 
 type Cached = Result<Outcome, FsError>;
 
@@ -35,7 +40,7 @@ pub struct RetryCache {
     clients: FxHashMap<u64, Arc<ClientCalls>>,
     /// Results held, over all clients.
     total: usize,
-    /// Log time of the last sweep.
+    /// Log tick of the last sweep.
     last_sweep: u64,
 }
 
@@ -94,7 +99,7 @@ impl RetryCache {
             .map(|(_, r)| r.clone())
     }
 
-    /// Records the result of `call`, applied when the log clock read `clock`.
+    /// Records the result of `call`, applied when the log tick read `clock`.
     pub fn insert(&mut self, call: CallId, clock: u64, result: Cached) {
         let c = Arc::make_mut(self.clients.entry(call.client).or_default());
         c.last_seen = c.last_seen.max(clock);
@@ -180,7 +185,7 @@ mod tests {
         let mut r = RetryCache::default();
         r.insert(call(1, 1), 1_000, Ok(Outcome::Done));
         // A later entry stamped by a leader whose clock is behind: the
-        // cache is swept by the log clock the caller passes, which the
+        // cache is swept by the log tick the caller passes, which the
         // namespace keeps monotonic.
         r.insert(
             call(2, 1),

@@ -96,6 +96,7 @@ impl Leader {
                 seq: self.seq,
             }),
             now: self.now,
+            tick: self.now,
         };
         let r = self.ns.apply(&stamp, &op, &mut self.events);
         let now = Instant::now();

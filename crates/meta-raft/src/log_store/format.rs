@@ -6,6 +6,11 @@
 //! payload = bincode(openraft entry, whose payload is a namespace Batch)
 //! ```
 //!
+//! A log of the previous format version (1: stamps without a tick) is read
+//! with [`tdfs_namespace::compat`]'s rule (tick = the stamp's wall time)
+//! and rewritten in the current version on open ([`upgrade`]), so a file
+//! never mixes versions; any other version is refused.
+//!
 //! Every record is appended in one write, so a crash can only leave the
 //! last record incomplete: that torn tail is cut off. Damage anywhere else
 //! — a bad record that valid records follow — is not something a crash
@@ -20,7 +25,8 @@ use openraft::RaftLogId;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use tdfs_disk::{Disk, DiskFile, FileReader, Open};
-use tdfs_namespace::FORMAT_VERSION;
+use tdfs_namespace::compat::BatchV1;
+use tdfs_namespace::{FORMAT_VERSION, PREVIOUS_FORMAT_VERSION};
 
 pub const FILE_MAGIC: &[u8; 8] = b"TDFSLOG\0";
 /// Bytes of the file header.
@@ -67,12 +73,47 @@ pub fn decode_payload(body: &[u8]) -> Result<Entry, String> {
     tdfs_proto::codec::decode_large::<Entry>(body).map_err(|e| e.to_string())
 }
 
+/// A version-1 entry: openraft's `Entry` (same serde layout) around a
+/// version-1 batch.
+#[derive(serde::Deserialize)]
+struct EntryV1 {
+    log_id: crate::types::LogId,
+    payload: PayloadV1,
+}
+
+#[derive(serde::Deserialize)]
+enum PayloadV1 {
+    Blank,
+    Normal(BatchV1),
+    Membership(openraft::Membership<u64, openraft::BasicNode>),
+}
+
+/// Decodes a payload of a file of format `version` (current or previous).
+pub fn decode_payload_as(version: u16, body: &[u8]) -> Result<Entry, String> {
+    if version == FORMAT_VERSION {
+        return decode_payload(body);
+    }
+    let e = tdfs_proto::codec::decode_large::<EntryV1>(body).map_err(|e| e.to_string())?;
+    let payload = match e.payload {
+        PayloadV1::Blank => openraft::EntryPayload::Blank,
+        PayloadV1::Normal(b) => openraft::EntryPayload::Normal(b.into()),
+        PayloadV1::Membership(m) => openraft::EntryPayload::Membership(m),
+    };
+    Ok(Entry {
+        log_id: e.log_id,
+        payload,
+    })
+}
+
 /// Why a log cannot be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("{path}: not a tdfs raft log (bad header)")]
     BadHeader { path: PathBuf },
-    #[error("{path}: raft log format version {found}, this build reads version {expected}")]
+    #[error(
+        "{path}: raft log format version {found}, this build reads versions \
+         {PREVIOUS_FORMAT_VERSION} and {expected}"
+    )]
     Version {
         path: PathBuf,
         found: u16,
@@ -109,11 +150,18 @@ pub struct Found {
 pub struct Scan {
     pub records: Vec<Found>,
     pub valid_end: u64,
+    /// The file's format version.
+    pub version: u16,
 }
 
 /// Reads one record at the reader's position. `Ok(None)` at a clean end,
 /// `Err(why)` for a record that is incomplete or damaged.
-fn read_record(r: &mut impl Read, offset: u64, remaining: u64) -> Result<Option<Found>, String> {
+fn read_record(
+    r: &mut impl Read,
+    version: u16,
+    offset: u64,
+    remaining: u64,
+) -> Result<Option<Found>, String> {
     if remaining == 0 {
         return Ok(None);
     }
@@ -139,7 +187,7 @@ fn read_record(r: &mut impl Read, offset: u64, remaining: u64) -> Result<Option<
     if record_crc(index, &body) != crc {
         return Err("checksum mismatch".into());
     }
-    let entry = decode_payload(&body)?;
+    let entry = decode_payload_as(version, &body)?;
     if entry.get_log_id().index != index {
         return Err("header and entry disagree on the index".into());
     }
@@ -169,6 +217,7 @@ pub fn scan(
         return Ok(Scan {
             records: Vec::new(),
             valid_end: 0,
+            version: FORMAT_VERSION,
         });
     }
     let mut h = [0u8; FILE_HEADER as usize];
@@ -178,7 +227,7 @@ pub fn scan(
         });
     }
     let version = u16::from_le_bytes([h[8], h[9]]);
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != PREVIOUS_FORMAT_VERSION {
         return Err(LogError::Version {
             path: path.to_path_buf(),
             found: version,
@@ -190,7 +239,7 @@ pub fn scan(
     let mut records: Vec<Found> = Vec::new();
     loop {
         let prev = records.last().map(|f| f.entry.get_log_id().index);
-        let why = match read_record(&mut r, offset, file_len - offset) {
+        let why = match read_record(&mut r, version, offset, file_len - offset) {
             Ok(None) => break,
             Ok(Some(found)) if continues(prev, found.entry.get_log_id().index) => {
                 offset += found.len as u64;
@@ -205,7 +254,7 @@ pub fn scan(
             break;
         }
         if let Some(next) =
-            resync(f.as_ref(), offset + 1, file_len, prev.unwrap_or(0)).map_err(io)?
+            resync(f.as_ref(), version, offset + 1, file_len, prev.unwrap_or(0)).map_err(io)?
         {
             return Err(LogError::Damaged {
                 path: path.to_path_buf(),
@@ -219,13 +268,20 @@ pub fn scan(
     Ok(Scan {
         records,
         valid_end: offset,
+        version,
     })
 }
 
 /// The offset of the first valid record at or after `from` whose index is
 /// past `after`, if any. Streams the file, checking each place the record
 /// magic appears.
-fn resync(f: &dyn DiskFile, from: u64, file_len: u64, after: u64) -> std::io::Result<Option<u64>> {
+fn resync(
+    f: &dyn DiskFile,
+    version: u16,
+    from: u64,
+    file_len: u64,
+    after: u64,
+) -> std::io::Result<Option<u64>> {
     const CHUNK: usize = 4 << 20;
     let mut base = from;
     let mut buf = vec![0u8; CHUNK + RECORD_MAGIC.len()];
@@ -239,7 +295,7 @@ fn resync(f: &dyn DiskFile, from: u64, file_len: u64, after: u64) -> std::io::Re
             }
             let at = base + i as u64;
             let mut r = std::io::BufReader::new(FileReader::at(f, at));
-            if let Ok(Some(found)) = read_record(&mut r, at, file_len - at) {
+            if let Ok(Some(found)) = read_record(&mut r, version, at, file_len - at) {
                 if found.entry.get_log_id().index > after {
                     return Ok(Some(at));
                 }
@@ -252,4 +308,38 @@ fn resync(f: &dyn DiskFile, from: u64, file_len: u64, after: u64) -> std::io::Re
         }
     }
     Ok(None)
+}
+
+/// Rewrites the log at `path` in the current format version from what a
+/// scan of an older one found (temporary file, fsync, rename, fsync of the
+/// directory), so a file never mixes versions. Returns the scan of the new
+/// file: the same entries at their new offsets.
+pub fn upgrade(disk: &dyn Disk, path: &Path, old: Scan) -> Result<Scan, LogError> {
+    let io = |e: std::io::Error| LogError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    };
+    let mut bytes = file_header().to_vec();
+    let mut records = Vec::with_capacity(old.records.len());
+    for f in old.records {
+        let rec = encode_record(&f.entry).map_err(|e| io(std::io::Error::other(e)))?;
+        records.push(Found {
+            offset: bytes.len() as u64,
+            len: rec.len() as u32,
+            entry: f.entry,
+        });
+        bytes.extend_from_slice(&rec);
+    }
+    disk.write_atomic(path, &bytes).map_err(io)?;
+    tracing::info!(
+        "raft log {}: rewritten from format version {} to {FORMAT_VERSION} ({} records)",
+        path.display(),
+        old.version,
+        records.len()
+    );
+    Ok(Scan {
+        records,
+        valid_end: bytes.len() as u64,
+        version: FORMAT_VERSION,
+    })
 }

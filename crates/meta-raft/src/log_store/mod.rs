@@ -152,10 +152,15 @@ impl LogStore {
             disk.sync_dir(dir).map_err(write_err)?;
         }
         let purged = state.purged.map(|l| l.index);
-        let found = scan(disk.as_ref(), &path, |prev, idx| {
+        let mut found = scan(disk.as_ref(), &path, |prev, idx| {
             continues(prev, idx, purged)
         })
         .map_err(read_err)?;
+        let mut file = file;
+        if found.version != tdfs_namespace::FORMAT_VERSION {
+            found = format::upgrade(disk.as_ref(), &path, found).map_err(write_err)?;
+            file = disk.open(&path, Open::Append).map_err(read_err)?.into();
+        }
         let valid = found.valid_end.max(FILE_HEADER);
         let len = file.size().map_err(read_err)?;
         if valid < len {

@@ -11,6 +11,7 @@ mod acl;
 mod edit;
 mod quota;
 mod replicas;
+mod retry_clock;
 mod snapshot;
 mod snapshot_model;
 mod xattr;
@@ -52,6 +53,7 @@ impl T {
                 seq: self.seq,
             }),
             now: self.now,
+            tick: self.now,
         }
     }
 
@@ -589,6 +591,7 @@ fn a_retriable_failure_is_not_remembered() {
         user: ROOT_USER.into(),
         call: Some(call),
         now: 1,
+        tick: 1,
     };
     let op = LogOp::Mkdirs {
         path: "/early".into(),
@@ -606,6 +609,7 @@ fn a_retriable_failure_is_not_remembered() {
         user: ROOT_USER.into(),
         call: None,
         now: 2,
+        tick: 2,
     };
     ns.apply(&sys, &init, &mut ev).unwrap();
     assert_eq!(ns.apply(&s, &op, &mut ev), Ok(Outcome::Bool(true)));
