@@ -9,6 +9,7 @@ pub mod checker;
 pub mod cluster;
 pub mod faults;
 pub mod history;
+pub mod metalog;
 pub mod nemesis;
 pub mod netns;
 pub mod progress;
@@ -217,6 +218,7 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
         }
     }
     let mut violations = sh.violations.lock().unwrap().clone();
+    violations.extend(nem.violations.iter().cloned());
     cl.wait_settled(&ctl, Duration::from_secs(60)).await;
     println!("chaos: workload stopped at {:.1?}; checking", t0.elapsed());
 
