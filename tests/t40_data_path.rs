@@ -6,6 +6,7 @@ mod common;
 use common::data::*;
 use common::wait_for;
 use std::time::Duration;
+use tdfs_testkit::disk::Tmpfs;
 use tdfs_transfer::CHUNK;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,31 +84,6 @@ async fn replication_three_on_two_datanodes_is_under_replicated_not_refused() {
     assert_eq!(f.missing, 0);
     assert_eq!(read(&c, "/two/f", 0, data.len() as u64).await, data);
     cl.shutdown().await;
-}
-
-/// A tmpfs mounted for the length of a test (tests run as root, as CI does).
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &std::path::Path, size: &str) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let st = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("run mount");
-        assert!(st.success(), "this test mounts a tmpfs and needs root");
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

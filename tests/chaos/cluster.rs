@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tdfs_client::{ClientConfig, MetaClient};
 use tdfs_proto::meta::{AdminRequest, AdminResponse, ClusterReport};
+use tdfs_testkit::disk::Tmpfs;
 
 /// Every daemon listens on this port of its own address (TCP and UDP).
 pub const PORT: u16 = 7000;
@@ -152,31 +153,6 @@ pub enum Who {
     Dn(usize),
 }
 
-/// A tmpfs mounted for the length of a run.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path) -> Tmpfs {
-        std::fs::create_dir_all(dir).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={DISK}"), "tmpfs"])
-            .arg(dir)
-            .status()
-            .expect("run mount");
-        assert!(
-            st.success(),
-            "the chaos suite mounts tmpfs disks and needs root"
-        );
-        Tmpfs(dir.to_path_buf())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// Three metadata nodes and `n` datanodes.
 pub struct Cluster {
     /// Metadata nodes; meta id = index + 1.
@@ -217,7 +193,10 @@ impl Cluster {
         let dns: Vec<Proc> = (0..datanodes)
             .map(|j| mk(3 + j, format!("dn-{j}")))
             .collect();
-        let disks = dns.iter().map(|d| Tmpfs::mount(&d.data_dir)).collect();
+        let disks = dns
+            .iter()
+            .map(|d| Tmpfs::mount(&d.data_dir, DISK))
+            .collect();
         let peers = metas
             .iter()
             .enumerate()

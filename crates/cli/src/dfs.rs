@@ -3,6 +3,7 @@
 use crate::fmt::{date_minutes, date_seconds};
 use crate::opts::ClientOpts;
 use anyhow::{anyhow, bail, Context};
+use std::sync::Arc;
 use tdfs_client::MetaClient;
 use tdfs_proto::meta::{FileStatus, MetaRequest};
 use tdfs_proto::perm::{format_mode, parse_mode};
@@ -56,141 +57,156 @@ pub async fn run(args: Vec<String>) -> anyhow::Result<u8> {
         println!("{USAGE}");
         return Ok(1);
     };
-    let cmd = cmd.trim_start_matches('-').to_string();
-    let rest = rest.to_vec();
+    let cmd = cmd.trim_start_matches('-');
     if cmd == "help" || cmd == "h" {
         println!("{USAGE}");
         return Ok(0);
     }
-    let arc = opts.client()?;
+    dispatch(&opts.client()?, cmd, rest).await
+}
+
+/// Runs command `cmd` (without its leading `-`) on arguments `rest`.
+async fn dispatch(arc: &Arc<MetaClient>, cmd: &str, rest: &[String]) -> anyhow::Result<u8> {
     let c = arc.as_ref();
-    match cmd.as_str() {
-        "put" | "copyFromLocal" => {
-            let p = split_flags(&rest, &["f", "p", "d", "l"]);
-            let (p, replication, block_size) = take_valued(p)?;
-            need_args(
-                &p,
-                2,
-                "-put [-f] [-p] [-replication N] [-blocksize BYTES] LOCAL... REMOTE",
-            )?;
-            let (remote, locals) = p.args.split_last().unwrap();
-            let o = crate::transfer::PutOpts {
-                overwrite: p.has("f"),
-                preserve: p.has("p"),
-                replication,
-                block_size,
-            };
-            crate::transfer::put(&arc, locals, remote, o).await?;
-            Ok(0)
-        }
-        "get" | "copyToLocal" => {
-            let p = split_flags(&rest, &["p", "ignoreCrc", "crc", "f"]);
-            need_args(&p, 2, "-get REMOTE LOCAL")?;
-            crate::transfer::get(c, &p.args[0], &p.args[1]).await?;
-            Ok(0)
-        }
-        "cat" => {
-            let p = split_flags(&rest, &["ignoreCrc"]);
-            need_args(&p, 1, "-cat REMOTE...")?;
-            crate::transfer::cat(c, &p.args).await?;
-            Ok(0)
-        }
-        "appendToFile" => {
-            let p = split_flags(&rest, &[]);
-            need_args(&p, 2, "-appendToFile LOCAL... REMOTE")?;
-            let (remote, locals) = p.args.split_last().unwrap();
-            crate::transfer::append(&arc, locals, remote).await?;
-            Ok(0)
-        }
-        "checksum" => {
-            let p = split_flags(&rest, &["sha256"]);
-            need_args(&p, 1, "-checksum [-sha256] PATH...")?;
-            let sha = p.flags.iter().any(|f| f == "sha256");
-            for a in &p.args {
-                println!("{}", crate::transfer::checksum(c, a, sha).await?);
-            }
-            Ok(0)
-        }
+    match cmd {
+        "put" | "copyFromLocal" => put(arc, rest).await,
+        "get" | "copyToLocal" => get(c, split_flags(rest, &["p", "ignoreCrc", "crc", "f"])).await,
+        "cat" => cat(c, split_flags(rest, &["ignoreCrc"])).await,
+        "appendToFile" => append_to_file(arc, split_flags(rest, &[])).await,
+        "checksum" => checksum(c, split_flags(rest, &["sha256"])).await,
         "df" => {
             crate::transfer::df(c).await?;
             Ok(0)
         }
-        "ls" => ls(c, split_flags(&rest, &["R", "d", "h"])).await,
-        "mkdir" => {
-            let p = split_flags(&rest, &["p"]);
-            need_args(&p, 1, "-mkdir [-p] PATH...")?;
-            for a in &p.args {
-                c.mkdirs(a, p.has("p"))
-                    .await
-                    .map_err(|e| cmd_err("mkdir", a, e))?;
-            }
-            Ok(0)
-        }
+        "ls" => ls(c, split_flags(rest, &["R", "d", "h"])).await,
+        "mkdir" => mkdir(c, split_flags(rest, &["p"])).await,
         "rm" => {
             crate::trash::rm(
                 c,
-                split_flags(&rest, &["r", "R", "f", "skipTrash", "safely"]),
+                split_flags(rest, &["r", "R", "f", "skipTrash", "safely"]),
             )
             .await
         }
-        "expunge" => crate::trash::expunge(c, &rest).await,
+        "expunge" => crate::trash::expunge(c, rest).await,
         "setfacl" => {
-            crate::facl::setfacl(c, split_flags(&rest, &["R", "m", "x", "b", "k", "-set"])).await
+            crate::facl::setfacl(c, split_flags(rest, &["R", "m", "x", "b", "k", "-set"])).await
         }
-        "getfacl" => crate::facl::getfacl(c, split_flags(&rest, &["R"])).await,
-        "setfattr" => crate::facl::setfattr(c, &rest).await,
-        "getfattr" => crate::facl::getfattr(c, &rest).await,
+        "getfacl" => crate::facl::getfacl(c, split_flags(rest, &["R"])).await,
+        "setfattr" => crate::facl::setfattr(c, rest).await,
+        "getfattr" => crate::facl::getfattr(c, rest).await,
         "createSnapshot" | "deleteSnapshot" | "renameSnapshot" => {
-            crate::snap::snapshot_cmd(c, &cmd, &rest).await
+            crate::snap::snapshot_cmd(c, cmd, rest).await
         }
-        "truncate" => crate::edit::truncate(c, split_flags(&rest, &["w"])).await,
-        "concat" => crate::edit::concat(c, split_flags(&rest, &[])).await,
-        "rmdir" => {
-            let p = split_flags(&rest, &[]);
-            need_args(&p, 1, "-rmdir PATH...")?;
-            for a in &p.args {
-                let s = c.stat(a).await.map_err(|e| cmd_err("rmdir", a, e))?;
-                if !s.is_dir() {
-                    bail!("rmdir: {a}: is not a directory");
-                }
-                c.delete(a, false)
-                    .await
-                    .map_err(|e| cmd_err("rmdir", a, e))?;
-            }
-            Ok(0)
-        }
-        "mv" => {
-            let p = split_flags(&rest, &[]);
-            need_args(&p, 2, "-mv SRC... DST")?;
-            let (dst, srcs) = p.args.split_last().unwrap();
-            if srcs.len() > 1 {
-                match c.exists(dst).await? {
-                    Some(s) if s.is_dir() => {}
-                    _ => bail!("mv: {dst}: when moving multiple files, the destination must be a directory"),
-                }
-            }
-            for s in srcs {
-                c.rename(s, dst).await.map_err(|e| cmd_err("mv", s, e))?;
-            }
-            Ok(0)
-        }
-        "stat" => stat(c, &rest).await,
-        "touchz" | "touch" => {
-            let p = split_flags(&rest, &[]);
-            need_args(&p, 1, "-touchz PATH...")?;
-            for a in &p.args {
-                c.touchz(a).await.map_err(|e| cmd_err("touchz", a, e))?;
-            }
-            Ok(0)
-        }
-        "test" => test(c, split_flags(&rest, &["e", "d", "f", "z", "s"])).await,
-        "chmod" => chmod(c, split_flags(&rest, &["R"])).await,
-        "chown" => chown(c, split_flags(&rest, &["R"])).await,
-        "setrep" => setrep(c, split_flags(&rest, &["w", "R"])).await,
-        "du" => du(c, split_flags(&rest, &["s", "h"])).await,
-        "count" => crate::quota::count(c, split_flags(&rest, &["q", "h", "v", "u"])).await,
+        "truncate" => crate::edit::truncate(c, split_flags(rest, &["w"])).await,
+        "concat" => crate::edit::concat(c, split_flags(rest, &[])).await,
+        "rmdir" => rmdir(c, split_flags(rest, &[])).await,
+        "mv" => mv(c, split_flags(rest, &[])).await,
+        "stat" => stat(c, rest).await,
+        "touchz" | "touch" => touchz(c, split_flags(rest, &[])).await,
+        "test" => test(c, split_flags(rest, &["e", "d", "f", "z", "s"])).await,
+        "chmod" => chmod(c, split_flags(rest, &["R"])).await,
+        "chown" => chown(c, split_flags(rest, &["R"])).await,
+        "setrep" => setrep(c, split_flags(rest, &["w", "R"])).await,
+        "du" => du(c, split_flags(rest, &["s", "h"])).await,
+        "count" => crate::quota::count(c, split_flags(rest, &["q", "h", "v", "u"])).await,
         other => bail!("-{other}: unknown command\n{USAGE}"),
     }
+}
+
+async fn put(arc: &Arc<MetaClient>, rest: &[String]) -> anyhow::Result<u8> {
+    let p = split_flags(rest, &["f", "p", "d", "l"]);
+    let (p, replication, block_size) = take_valued(p)?;
+    need_args(
+        &p,
+        2,
+        "-put [-f] [-p] [-replication N] [-blocksize BYTES] LOCAL... REMOTE",
+    )?;
+    let (remote, locals) = p.args.split_last().unwrap();
+    let o = crate::transfer::PutOpts {
+        overwrite: p.has("f"),
+        preserve: p.has("p"),
+        replication,
+        block_size,
+    };
+    crate::transfer::put(arc, locals, remote, o).await?;
+    Ok(0)
+}
+
+async fn get(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
+    need_args(&p, 2, "-get REMOTE LOCAL")?;
+    crate::transfer::get(c, &p.args[0], &p.args[1]).await?;
+    Ok(0)
+}
+
+async fn cat(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
+    need_args(&p, 1, "-cat REMOTE...")?;
+    crate::transfer::cat(c, &p.args).await?;
+    Ok(0)
+}
+
+async fn append_to_file(arc: &Arc<MetaClient>, p: Parsed) -> anyhow::Result<u8> {
+    need_args(&p, 2, "-appendToFile LOCAL... REMOTE")?;
+    let (remote, locals) = p.args.split_last().unwrap();
+    crate::transfer::append(arc, locals, remote).await?;
+    Ok(0)
+}
+
+async fn checksum(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
+    need_args(&p, 1, "-checksum [-sha256] PATH...")?;
+    let sha = p.flags.iter().any(|f| f == "sha256");
+    for a in &p.args {
+        println!("{}", crate::transfer::checksum(c, a, sha).await?);
+    }
+    Ok(0)
+}
+
+async fn mkdir(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
+    need_args(&p, 1, "-mkdir [-p] PATH...")?;
+    for a in &p.args {
+        c.mkdirs(a, p.has("p"))
+            .await
+            .map_err(|e| cmd_err("mkdir", a, e))?;
+    }
+    Ok(0)
+}
+
+async fn rmdir(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
+    need_args(&p, 1, "-rmdir PATH...")?;
+    for a in &p.args {
+        let s = c.stat(a).await.map_err(|e| cmd_err("rmdir", a, e))?;
+        if !s.is_dir() {
+            bail!("rmdir: {a}: is not a directory");
+        }
+        c.delete(a, false)
+            .await
+            .map_err(|e| cmd_err("rmdir", a, e))?;
+    }
+    Ok(0)
+}
+
+async fn mv(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
+    need_args(&p, 2, "-mv SRC... DST")?;
+    let (dst, srcs) = p.args.split_last().unwrap();
+    if srcs.len() > 1 {
+        match c.exists(dst).await? {
+            Some(s) if s.is_dir() => {}
+            _ => {
+                bail!("mv: {dst}: when moving multiple files, the destination must be a directory")
+            }
+        }
+    }
+    for s in srcs {
+        c.rename(s, dst).await.map_err(|e| cmd_err("mv", s, e))?;
+    }
+    Ok(0)
+}
+
+async fn touchz(c: &MetaClient, p: Parsed) -> anyhow::Result<u8> {
+    need_args(&p, 1, "-touchz PATH...")?;
+    for a in &p.args {
+        c.touchz(a).await.map_err(|e| cmd_err("touchz", a, e))?;
+    }
+    Ok(0)
 }
 
 /// Pulls `-replication N` and `-blocksize BYTES` out of the arguments.

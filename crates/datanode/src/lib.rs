@@ -35,6 +35,7 @@ pub mod fence;
 pub mod hdfs;
 pub mod metrics;
 pub mod node;
+mod report;
 pub mod scanner;
 pub mod transfer;
 

@@ -5,7 +5,7 @@
 use crate::auth::ClusterKey;
 use crate::client::sealed;
 use crate::frame::read_frame;
-use crate::session::{max_with_mac, SessionKeys};
+use crate::session::{max_with_mac, FrameMac, SessionKeys};
 use crate::{handshake, Channel, Envelope, Reply};
 use serde::{de::DeserializeOwned, Serialize};
 use std::future::Future;
@@ -15,6 +15,7 @@ use std::time::Duration;
 use tdfs_proto::codec::{decode, encode_frame, MAX_FRAME_LEN};
 use tdfs_proto::FsError;
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
 
@@ -198,35 +199,14 @@ where
         handler.stream(peer, stream).await;
         return Ok(());
     }
-    let (mut send_mac, mut recv_mac) = match peer.session.clone() {
+    let (send_mac, mut recv_mac) = match peer.session.clone() {
         Some(k) => (Some(k.send), Some(k.recv)),
         None => (None, None),
     };
     let max_frame = max_with_mac(config.max_frame, recv_mac.is_some());
     let (rd, wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(1024);
-    let writer = tokio::spawn(async move {
-        let mut w = BufWriter::with_capacity(64 << 10, wr);
-        while let Some(f) = rx.recv().await {
-            let Some(f) = sealed(&mut send_mac, f) else {
-                return;
-            };
-            if w.write_all(&f).await.is_err() {
-                return;
-            }
-            while let Ok(more) = rx.try_recv() {
-                let Some(more) = sealed(&mut send_mac, more) else {
-                    return;
-                };
-                if w.write_all(&more).await.is_err() {
-                    return;
-                }
-            }
-            if w.flush().await.is_err() {
-                return;
-            }
-        }
-    });
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(1024);
+    let writer = tokio::spawn(write_replies(wr, send_mac, rx));
     let mut r = BufReader::with_capacity(64 << 10, rd);
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
     let result = loop {
@@ -259,28 +239,10 @@ where
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             break Ok(());
         };
-        let handler = handler.clone();
-        let tx = tx.clone();
-        let peer = peer.clone();
+        let (handler, tx, peer) = (handler.clone(), tx.clone(), peer.clone());
         tokio::spawn(async move {
             let _permit = permit;
-            let deadline = Duration::from_millis(env.deadline_ms.max(1) as u64);
-            let result = match tokio::time::timeout(deadline, handler.handle(&peer, env.body)).await
-            {
-                Ok(r) => r,
-                Err(_) => Err(FsError::Timeout(env.deadline_ms as u64)),
-            };
-            let frame = match encode_frame(&Reply { id: env.id, result }) {
-                Ok(f) => f,
-                Err(e) => match encode_frame(&Reply::<Resp> {
-                    id: env.id,
-                    result: Err(e),
-                }) {
-                    Ok(f) => f,
-                    Err(_) => return,
-                },
-            };
-            let _ = tx.send(frame).await;
+            answer(handler.as_ref(), &peer, env, &tx).await;
         });
     };
     drop(tx);
@@ -336,6 +298,64 @@ impl Drop for UserSlot {
             }
         }
     }
+}
+
+/// The connection's writer: seals and writes the replies as they come,
+/// flushing once the queue is empty; ends at the first failure.
+async fn write_replies(
+    wr: OwnedWriteHalf,
+    mut send_mac: Option<FrameMac>,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+) {
+    let mut w = BufWriter::with_capacity(64 << 10, wr);
+    while let Some(f) = rx.recv().await {
+        let Some(f) = sealed(&mut send_mac, f) else {
+            return;
+        };
+        if w.write_all(&f).await.is_err() {
+            return;
+        }
+        while let Ok(more) = rx.try_recv() {
+            let Some(more) = sealed(&mut send_mac, more) else {
+                return;
+            };
+            if w.write_all(&more).await.is_err() {
+                return;
+            }
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Handles one request within its deadline and queues the reply (an
+/// encoding failure is answered as such).
+async fn answer<Req, Resp, H>(
+    handler: &H,
+    peer: &Peer,
+    env: Envelope<Req>,
+    tx: &mpsc::Sender<Vec<u8>>,
+) where
+    Resp: Serialize,
+    H: Handler<Req, Resp>,
+{
+    let deadline = Duration::from_millis(env.deadline_ms.max(1) as u64);
+    let result = match tokio::time::timeout(deadline, handler.handle(peer, env.body)).await {
+        Ok(r) => r,
+        Err(_) => Err(FsError::Timeout(env.deadline_ms as u64)),
+    };
+    let frame = match encode_frame(&Reply { id: env.id, result }) {
+        Ok(f) => f,
+        Err(e) => match encode_frame(&Reply::<Resp> {
+            id: env.id,
+            result: Err(e),
+        }) {
+            Ok(f) => f,
+            Err(_) => return,
+        },
+    };
+    let _ = tx.send(frame).await;
 }
 
 async fn send_error(tx: &mpsc::Sender<Vec<u8>>, id: u64, e: FsError) {

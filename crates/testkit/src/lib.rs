@@ -11,8 +11,10 @@
 //!   unless the test declared it expects it ([`log::allow_local`]).
 //! - [`wait`]: waiting on conditions with deadlines (never sleep-and-hope).
 //! - [`data`]: deterministic test bytes for a seed, and digests.
+//! - [`disk`]: a small tmpfs disk mounted for a test (needs root).
 
 pub mod alloc;
 pub mod data;
+pub mod disk;
 pub mod log;
 pub mod wait;

@@ -6,6 +6,7 @@ use clap::Args;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
+use tdfs_client::{read_range, CreateOptions, FileWriter, MetaClient};
 
 #[derive(Args)]
 pub struct IoBench {
@@ -34,7 +35,6 @@ pub struct IoBench {
 /// Writes `files` files of `size` bytes concurrently, then reads them back
 /// (verifying every chunk's CRC32C); reports MB/s (10^6 bytes) of file data.
 pub(super) async fn run(b: IoBench) -> anyhow::Result<()> {
-    use tdfs_client::{read_range, CreateOptions, FileWriter};
     let size = crate::conf::parse_size(&b.size)?;
     let block_size = b
         .block_size
@@ -47,60 +47,15 @@ pub(super) async fn run(b: IoBench) -> anyhow::Result<()> {
     let c = client_of(&b.meta, &b.cluster, &b.user)?;
     let base = format!("/bench-io-{:x}", rand_u32());
     c.mkdirs(&base, true).await?;
-    // A pseudo-random pattern (not compressible, not all zeros).
-    let mut pattern = vec![0u8; 4 << 20];
-    let mut x: u64 = 0x9e3779b97f4a7c15;
-    for chunk in pattern.chunks_mut(8) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    let pattern = Arc::new(pattern);
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..b.files {
-        let c = c.clone();
-        let p = format!("{base}/f{i}");
-        let pattern = pattern.clone();
-        let o = CreateOptions {
-            overwrite: true,
-            replication: b.replication,
-            block_size,
-            ..Default::default()
-        };
-        tasks.push(tokio::spawn(async move {
-            let mut w = FileWriter::create(c, &p, o).await?;
-            let mut left = size;
-            while left > 0 {
-                let n = left.min(pattern.len() as u64) as usize;
-                w.write(&pattern[..n]).await?;
-                left -= n as u64;
-            }
-            w.close().await?;
-            Ok::<_, tdfs_proto::FsError>(())
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let write_secs = started.elapsed().as_secs_f64();
+    let o = CreateOptions {
+        overwrite: true,
+        replication: b.replication,
+        block_size,
+        ..Default::default()
+    };
+    let write_secs = write_files(&c, &base, b.files, size, o).await?;
     let replication = c.stat(&format!("{base}/f0")).await?.replication;
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for i in 0..b.files {
-        let c = c.clone();
-        let p = format!("{base}/f{i}");
-        tasks.push(tokio::spawn(async move {
-            let mut sink = tokio::io::sink();
-            read_range(&c, &p, 0, size, &mut sink).await
-        }));
-    }
-    let mut read_bytes = 0;
-    for t in tasks {
-        read_bytes += t.await??;
-    }
-    let read_secs = started.elapsed().as_secs_f64();
+    let (read_bytes, read_secs) = read_files(&c, &base, b.files, size).await?;
     let total = size * b.files;
     if read_bytes != total {
         bail!("read {read_bytes} bytes back, expected {total}");
@@ -124,4 +79,77 @@ pub(super) async fn run(b: IoBench) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// 4 MiB of a pseudo-random pattern (not compressible, not all zeros).
+fn pattern() -> Vec<u8> {
+    let mut pattern = vec![0u8; 4 << 20];
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    for chunk in pattern.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+    }
+    pattern
+}
+
+/// Writes `base/f0..files` of `size` bytes each, concurrently; returns the
+/// seconds taken (the pattern is made before the clock starts).
+async fn write_files(
+    c: &Arc<MetaClient>,
+    base: &str,
+    files: u64,
+    size: u64,
+    o: CreateOptions,
+) -> anyhow::Result<f64> {
+    let pattern = Arc::new(pattern());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..files {
+        let c = c.clone();
+        let p = format!("{base}/f{i}");
+        let pattern = pattern.clone();
+        let o = o.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut w = FileWriter::create(c, &p, o).await?;
+            let mut left = size;
+            while left > 0 {
+                let n = left.min(pattern.len() as u64) as usize;
+                w.write(&pattern[..n]).await?;
+                left -= n as u64;
+            }
+            w.close().await?;
+            Ok::<_, tdfs_proto::FsError>(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Reads `base/f0..files` back concurrently; returns the bytes read and
+/// the seconds taken.
+async fn read_files(
+    c: &Arc<MetaClient>,
+    base: &str,
+    files: u64,
+    size: u64,
+) -> anyhow::Result<(u64, f64)> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for i in 0..files {
+        let c = c.clone();
+        let p = format!("{base}/f{i}");
+        tasks.push(tokio::spawn(async move {
+            let mut sink = tokio::io::sink();
+            read_range(&c, &p, 0, size, &mut sink).await
+        }));
+    }
+    let mut read_bytes = 0;
+    for t in tasks {
+        read_bytes += t.await??;
+    }
+    Ok((read_bytes, started.elapsed().as_secs_f64()))
 }

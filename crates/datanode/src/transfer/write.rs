@@ -6,7 +6,7 @@ use crate::block_store::ReplicaWriter;
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_proto::meta::{BlockInfo, BlockToken, DatanodeAddr, ReplicaReport};
-use tdfs_proto::{DatanodeId, FsError};
+use tdfs_proto::{BlockId, DatanodeId, FsError};
 use tdfs_transfer::{
     read_control_mac, read_packet_header, timed_io, write_control_mac, BlockWriter, Finish,
     NodeStatus, WriteAck, CHUNK, IO_TIMEOUT,
@@ -104,6 +104,13 @@ pub(super) async fn refuse(
     Ok(())
 }
 
+/// The next node of the pipeline: its writer while it works, or why it
+/// does not (reported in the acknowledgement at the end).
+struct Downstream {
+    writer: Option<BlockWriter>,
+    err: Option<FsError>,
+}
+
 pub(super) async fn handle_write(
     ctx: Arc<TransferCtx>,
     mut r: BufReader<OwnedReadHalf>,
@@ -114,6 +121,59 @@ pub(super) async fn handle_write(
     mut keys: Macs,
 ) -> Result<(), FsError> {
     let me = ctx.store.datanode_id().clone();
+    let (id, gen) = (block.id, block.gen);
+    let (writer, mut down) = match open(&ctx, &block, &downstream, token).await {
+        Ok(opened) => opened,
+        Err(e) => return refuse(&mut r, &mut w, me, e, &mut keys).await,
+    };
+    let (tx, rx) = mpsc::channel::<LocalMsg>(LOCAL_QUEUE);
+    let (free_tx, mut free_rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let local: JoinHandle<Result<ReplicaReport, FsError>> =
+        tokio::task::spawn_blocking(move || local_writer(writer, rx, free_tx));
+    if let Some(e) = relay(&mut r, &mut down, &downstream, &tx, &mut free_rx, id).await? {
+        // Corrupt data from upstream: nothing of it is forwarded or kept.
+        drop(down);
+        drop(tx);
+        let r = refuse(&mut r, &mut w, me, e, &mut keys).await;
+        let _ = local.await;
+        return r;
+    }
+    // The digest the data is checked against before finalizing: on a
+    // key-proved connection it is MACed, so tampered packets fail here.
+    let fin: Finish = read_control_mac(&mut r, IO_TIMEOUT, recv_mac(&mut keys)).await?;
+
+    let local_done = async {
+        let _ = tx.send(LocalMsg::Finish(fin.clone())).await;
+        drop(tx);
+        local.await.map_err(join_err)?
+    };
+    let down_done = async {
+        match down.writer.take() {
+            // `finish` also reports an early acknowledgement or a failed send.
+            Some(dw) => Some(dw.finish(fin.clone()).await),
+            None => down.err.take().map(Err),
+        }
+    };
+    let (local_res, down_res) = tokio::join!(local_done, down_done);
+    match &local_res {
+        Ok(report) => {
+            let _ = ctx.events.send(StoreEvent::Finalized(report.clone()));
+        }
+        Err(e) => tracing::warn!(fault = "local", "block {id} gen {gen}: not stored: {e}"),
+    }
+    let statuses = statuses(me, local_res, down_res, &downstream);
+    send_ack(&mut w, &WriteAck { statuses }, &mut keys).await
+}
+
+/// Opens the local replica and the connection to the next node at once.
+/// A local refusal is the error (the downstream connection is dropped);
+/// a downstream failure is kept for the acknowledgement.
+async fn open(
+    ctx: &TransferCtx,
+    block: &BlockInfo,
+    downstream: &[DatanodeAddr],
+    token: Option<BlockToken>,
+) -> Result<(ReplicaWriter, Downstream), FsError> {
     let store = ctx.store.clone();
     let (id, gen, expected) = (block.id, block.gen, block.len);
     let open_local = async {
@@ -126,9 +186,9 @@ pub(super) async fn handle_write(
             return None;
         }
         // The token goes along: the next node checks it too.
-        let (key, token) = (ctx.key.as_ref(), token.clone());
+        let key = ctx.key.as_ref();
         Some(
-            BlockWriter::open_with_token(&ctx.connector, &downstream, block.clone(), key, token)
+            BlockWriter::open_with_token(&ctx.connector, downstream, block.clone(), key, token)
                 .await,
         )
     };
@@ -138,32 +198,49 @@ pub(super) async fn handle_write(
         Err(e) => {
             tracing::info!("block {id} gen {gen}: refusing the write: {e}");
             drop(down);
-            return refuse(&mut r, &mut w, me, e, &mut keys).await;
+            return Err(e);
         }
     };
-    // Downstream: the writer while it works, or why it does not.
-    let (mut down, mut down_err) = match down {
-        None => (None, None),
-        Some(Ok(dw)) => (Some(dw), None),
+    let down = match down {
+        None => Downstream {
+            writer: None,
+            err: None,
+        },
+        Some(Ok(dw)) => Downstream {
+            writer: Some(dw),
+            err: None,
+        },
         Some(Err(e)) => {
             tracing::info!(
                 "block {id}: downstream {} unreachable: {e}",
                 downstream[0].id
             );
-            (None, Some(e))
+            Downstream {
+                writer: None,
+                err: Some(e),
+            }
         }
     };
+    Ok((writer, down))
+}
 
-    let (tx, rx) = mpsc::channel::<LocalMsg>(LOCAL_QUEUE);
-    let (free_tx, mut free_rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let local: JoinHandle<Result<ReplicaReport, FsError>> =
-        tokio::task::spawn_blocking(move || local_writer(writer, rx, free_tx));
+/// Relays the packets from upstream, each checked, to the next node and to
+/// the local writer thread, until the empty packet that ends the data.
+/// `Ok(Some(e))`: a packet's checksum did not match (`e` says so), and
+/// neither it nor anything after it was passed on.
+async fn relay(
+    r: &mut BufReader<OwnedReadHalf>,
+    down: &mut Downstream,
+    downstream: &[DatanodeAddr],
+    tx: &mpsc::Sender<LocalMsg>,
+    free_rx: &mut mpsc::UnboundedReceiver<Vec<u8>>,
+    id: BlockId,
+) -> Result<Option<FsError>, FsError> {
     let mut down_failed = false;
-
     loop {
-        let (plen, crc) = read_packet_header(&mut r, IO_TIMEOUT).await?;
+        let (plen, crc) = read_packet_header(r, IO_TIMEOUT).await?;
         if plen == 0 {
-            break;
+            return Ok(None);
         }
         if plen > CHUNK {
             return Err(FsError::Protocol(format!(
@@ -174,19 +251,14 @@ pub(super) async fn handle_write(
         timed_io(IO_TIMEOUT, r.read_exact(&mut buf[..plen])).await?;
         let actual = crc32c::crc32c(&buf[..plen]);
         if actual != crc {
-            // Corrupt data from upstream: nothing of it is forwarded or kept.
             let e = FsError::ChecksumMismatch {
                 block: id,
                 detail: format!("packet from upstream: crc32c {actual:08x}, header {crc:08x}"),
             };
             tracing::warn!(fault = "peer", "{e}");
-            drop(down);
-            drop(tx);
-            let r = refuse(&mut r, &mut w, me, e, &mut keys).await;
-            let _ = local.await;
-            return r;
+            return Ok(Some(e));
         }
-        if let (Some(dw), false) = (down.as_mut(), down_failed) {
+        if let (Some(dw), false) = (down.writer.as_mut(), down_failed) {
             if let Err(e) = dw.send_chunk_with_crc(&buf[..plen], crc).await {
                 tracing::info!("block {id}: downstream {} failed: {e}", downstream[0].id);
                 down_failed = true;
@@ -196,42 +268,22 @@ pub(super) async fn handle_write(
         // before Finish; the failure then shows in its result.
         let _ = tx.send(LocalMsg::Chunk(buf, plen, crc)).await;
     }
-    // The digest the data is checked against before finalizing: on a
-    // key-proved connection it is MACed, so tampered packets fail here.
-    let fin: Finish = read_control_mac(&mut r, IO_TIMEOUT, recv_mac(&mut keys)).await?;
+}
 
-    let local_done = async {
-        let _ = tx.send(LocalMsg::Finish(fin.clone())).await;
-        drop(tx);
-        local.await.map_err(join_err)?
-    };
-    let down_done = async {
-        match down.take() {
-            // `finish` also reports an early acknowledgement or a failed send.
-            Some(dw) => Some(dw.finish(fin.clone()).await),
-            None => down_err.take().map(Err),
-        }
-    };
-    let (local_res, down_res) = tokio::join!(local_done, down_done);
-
+/// The acknowledgement's statuses: this node's first, then those the next
+/// node reported (or its failure, in its name).
+fn statuses(
+    me: DatanodeId,
+    local: Result<ReplicaReport, FsError>,
+    down: Option<Result<WriteAck, FsError>>,
+    downstream: &[DatanodeAddr],
+) -> Vec<NodeStatus> {
     let mut statuses = Vec::with_capacity(1 + downstream.len());
-    match &local_res {
-        Ok(report) => {
-            let _ = ctx.events.send(StoreEvent::Finalized(report.clone()));
-            statuses.push(NodeStatus {
-                node: me,
-                result: Ok(()),
-            });
-        }
-        Err(e) => {
-            tracing::warn!(fault = "local", "block {id} gen {gen}: not stored: {e}");
-            statuses.push(NodeStatus {
-                node: me,
-                result: Err(e.clone()),
-            });
-        }
-    }
-    match down_res {
+    statuses.push(NodeStatus {
+        node: me,
+        result: local.map(|_| ()),
+    });
+    match down {
         None => {}
         Some(Ok(ack)) => statuses.extend(ack.statuses),
         Some(Err(e)) => statuses.push(NodeStatus {
@@ -239,5 +291,5 @@ pub(super) async fn handle_write(
             result: Err(e),
         }),
     }
-    send_ack(&mut w, &WriteAck { statuses }, &mut keys).await
+    statuses
 }

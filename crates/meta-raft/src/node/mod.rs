@@ -4,30 +4,31 @@
 //! through its methods, and both locks are taken in one place
 //! ([`crate::core`]).
 
-use crate::config::{defaults, MetaConfig};
+use crate::config::MetaConfig;
 use crate::core::Core;
-use crate::log_store::LogStore;
 use crate::metrics::MetaMetrics;
-use crate::network::{pooled, Network, Pool};
-use crate::service::MetaService;
-use crate::state_machine::{reload_view, StateMachine};
-use crate::types::{BatchResult, NodeId, Raft};
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ServerState, SnapshotPolicy};
-use std::collections::{BTreeMap, HashMap};
+use crate::network::{pooled, Pool};
+use crate::types::{NodeId, Raft};
+use openraft::error::RaftError;
+use openraft::ServerState;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tdfs_namespace::{Batch, LogOp, Namespace, Outcome, Stamp, Stamped};
+use tdfs_namespace::{LogOp, Namespace, Outcome, Stamp, Stamped};
 use tdfs_policy::ClusterState;
 use tdfs_proto::event::EventKind;
 use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{Request, Response};
 use tdfs_proto::FsError;
-use tdfs_rpc::{serve, Clock, Connector, EventBus, Random, ServerConfig, Shutdown};
-use tokio::net::TcpListener;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tdfs_rpc::{Clock, Connector, EventBus, Random};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
+
+mod propose;
+mod start;
+
+pub use propose::write_error;
+pub use start::start;
 
 type Reply = oneshot::Sender<Result<Outcome, FsError>>;
 
@@ -126,189 +127,6 @@ impl MetaHandle {
             g.abort().await;
         }
     }
-}
-
-/// Starts a metadata node serving on `listener` (bound by the caller).
-pub async fn start(
-    config: MetaConfig,
-    listener: TcpListener,
-    seams: Seams,
-) -> anyhow::Result<MetaHandle> {
-    config.validate().map_err(anyhow::Error::msg)?;
-    crate::failpoints::from_env();
-    let raft_config = openraft::Config {
-        cluster_name: "tdfs".into(),
-        heartbeat_interval: config.heartbeat_ms,
-        election_timeout_min: config.election_min_ms,
-        election_timeout_max: config.election_max_ms,
-        // With entries of at most MAX_BATCH_BYTES (plus one operation),
-        // an AppendEntries stays small enough to beat its deadline.
-        max_payload_entries: defaults::MAX_PAYLOAD_ENTRIES,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
-        snapshot_max_chunk_size: 4 << 20,
-        max_in_snapshot_log_to_keep: 1000,
-        install_snapshot_timeout: defaults::INSTALL_SNAPSHOT_TIMEOUT_MS,
-        ..Default::default()
-    }
-    .validate()?;
-    let disk = seams.disk.clone();
-    let log = LogStore::open(disk.clone(), &config.data_dir.join("raft"), config.fsync)?;
-    let metrics = Arc::new(MetaMetrics::new(log.committed_index()));
-    let sm_dir = config.data_dir.join("sm");
-    let rep = crate::state_machine::load(disk.as_ref(), &sm_dir)?;
-    let events = EventBus::new(format!("meta-{}", config.id), seams.clock.clone());
-    let mut view = ClusterState::new(config.policy());
-    reload_view(&rep, &mut view, seams.clock.now());
-    let core = Arc::new(Core::new(
-        rep,
-        view,
-        events,
-        seams.clock.clone(),
-        config.hash_every,
-    ));
-    let sm = StateMachine::new(core.clone(), disk, &sm_dir);
-    let pool: Pool = Arc::new(Mutex::new(HashMap::new()));
-    let network = Network {
-        id: config.id,
-        key: config.key.clone(),
-        connector: seams.connector.clone(),
-        pool: pool.clone(),
-    };
-    let raft = Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm).await?;
-    let (stop, shutdown) = Shutdown::new();
-    let (ptx, prx) = mpsc::channel(8192);
-    let (rtx, rrx) = mpsc::channel(8192);
-    let node = Arc::new(MetaNode {
-        config: config.clone(),
-        raft: raft.clone(),
-        core,
-        seams,
-        pool,
-        metrics,
-        proposals: ptx,
-        reads: rtx,
-        ready_term: watch::channel(0).0,
-        balance_override: AtomicU64::new(0),
-        read_floor: std::sync::Mutex::new((0, 0)),
-        rounds: watch::channel(0).0,
-        failed: watch::channel(None).0,
-    });
-    let mut tasks = vec![
-        supervise(
-            &node,
-            "proposer",
-            proposer(raft.clone(), prx, shutdown.clone()),
-        ),
-        supervise(
-            &node,
-            "read gate",
-            read_gate(node.clone(), rrx, shutdown.clone()),
-        ),
-        supervise(
-            &node,
-            "leadership watcher",
-            crate::leader::watch_leadership(node.clone(), shutdown.clone()),
-        ),
-        supervise(
-            &node,
-            "leader driver",
-            crate::leader::drive(node.clone(), shutdown.clone()),
-        ),
-        supervise(
-            &node,
-            "snapshot policy",
-            crate::snap_policy::by_log_bytes(
-                raft.clone(),
-                log,
-                config.snapshot_log_bytes,
-                shutdown.clone(),
-            ),
-        ),
-    ];
-    let server_config = ServerConfig {
-        key: config.key.clone(),
-        ..Default::default()
-    };
-    let service = Arc::new(MetaService::new(node.clone()));
-    tasks.push(supervise(
-        &node,
-        "rpc server",
-        serve::<Request, Response, _>(listener, service, server_config, shutdown.clone()),
-    ));
-    let gossip = if config.gossip {
-        let g = crate::gossip::start(&config).await?;
-        tasks.push(supervise(
-            &node,
-            "gossip follower",
-            crate::gossip::follow(node.clone(), g.subscribe(), shutdown.clone()),
-        ));
-        Some(g)
-    } else {
-        None
-    };
-    initialize(&config, &raft).await?;
-    Ok(MetaHandle {
-        node,
-        stop,
-        tasks,
-        gossip,
-    })
-}
-
-/// Runs one of the node's tasks. If it panics (a bug), the node stops
-/// leading and serving rather than go on half-working — a leader that
-/// heartbeats but cannot run its duties would keep the cluster from
-/// electing one that can: Raft is shut down (the others elect a new
-/// leader), the failure is logged and published, and [`MetaHandle::failed`]
-/// resolves (the daemon exits non-zero).
-fn supervise<F>(node: &Arc<MetaNode>, name: &'static str, task: F) -> JoinHandle<()>
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    let node = Arc::downgrade(node);
-    tokio::spawn(async move {
-        let r = tokio::spawn(task).await;
-        let Err(e) = r else { return };
-        if !e.is_panic() {
-            return;
-        }
-        let reason = match e.into_panic().downcast::<String>() {
-            Ok(s) => *s,
-            Err(p) => p
-                .downcast::<&str>()
-                .map(|s| s.to_string())
-                .unwrap_or_default(),
-        };
-        let Some(node) = node.upgrade() else { return };
-        let what = format!(
-            "the {name} task of metadata node {} panicked: {reason}",
-            node.id()
-        );
-        tracing::error!(fault = "local", "{what}; the node stops serving");
-        node.publish(EventKind::TaskFailed {
-            task: name.to_string(),
-            reason: reason.clone(),
-        });
-        let _ = node.raft.shutdown().await;
-        node.failed.send_replace(Some(what));
-    })
-}
-
-/// Founding members initialize the group with the same membership;
-/// openraft accepts identical initial logs, and a node that already
-/// received logs from a peer answers NotAllowed, which is fine.
-async fn initialize(config: &MetaConfig, raft: &Raft) -> anyhow::Result<()> {
-    if config.peers.contains_key(&config.id) && !raft.is_initialized().await? {
-        let members: BTreeMap<NodeId, BasicNode> = config
-            .peers
-            .iter()
-            .map(|(id, a)| (*id, BasicNode::new(a.clone())))
-            .collect();
-        if let Err(e) = raft.initialize(members).await {
-            tracing::debug!("initialize: {e}");
-        }
-    }
-    Ok(())
 }
 
 impl MetaNode {
@@ -549,107 +367,5 @@ impl MetaNode {
     /// Publishes an event from this node.
     pub(crate) fn publish(&self, e: EventKind) {
         self.core.events.publish(e);
-    }
-}
-
-/// Maps a failed `client_write` to a wire error.
-pub fn write_error(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> FsError {
-    match e {
-        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => FsError::NotLeader {
-            leader: f.leader_id.zip(f.leader_node.map(|n| n.addr)),
-        },
-        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
-            FsError::InvalidArgument(c.to_string())
-        }
-        RaftError::Fatal(f) => FsError::Unavailable(format!("raft stopped: {f}")),
-    }
-}
-
-/// Group commit: drains whatever proposals are queued into one Raft entry,
-/// keeping up to `MAX_INFLIGHT_BATCHES` entries in flight; while they are,
-/// new proposals pile up and go out together in the next entry.
-///
-/// An entry is capped by count (`MAX_BATCH`) and by its operations' encoded
-/// bytes (`MAX_BATCH_BYTES`), so that `max_payload_entries` of them always
-/// fit in one AppendEntries frame: a follower that lags behind large
-/// entries (long names, xattr values) can always catch up.
-async fn proposer(raft: Raft, mut rx: mpsc::Receiver<(Stamped, Reply)>, mut shutdown: Shutdown) {
-    let inflight = Arc::new(Semaphore::new(defaults::MAX_INFLIGHT_BATCHES));
-    let mut held: Option<(Stamped, Reply)> = None;
-    loop {
-        let first = match held.take() {
-            Some(p) => p,
-            None => tokio::select! {
-                _ = shutdown.wait() => return,
-                p = rx.recv() => match p { Some(p) => p, None => return },
-            },
-        };
-        let Ok(permit) = inflight.clone().acquire_owned().await else {
-            return;
-        };
-        let mut bytes = op_bytes(&first.0);
-        let mut batch = vec![first];
-        while batch.len() < defaults::MAX_BATCH {
-            let Ok(p) = rx.try_recv() else { break };
-            let b = op_bytes(&p.0);
-            if bytes + b > defaults::MAX_BATCH_BYTES {
-                held = Some(p);
-                break;
-            }
-            bytes += b;
-            batch.push(p);
-        }
-        let raft = raft.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let (ops, replies): (Vec<Stamped>, Vec<Reply>) = batch.into_iter().unzip();
-            match raft.client_write(Batch { ops }).await {
-                Ok(resp) => {
-                    let results: BatchResult = resp.data;
-                    for (tx, r) in replies.into_iter().zip(results) {
-                        let _ = tx.send(r);
-                    }
-                }
-                Err(e) => {
-                    let e = write_error(e);
-                    for tx in replies {
-                        let _ = tx.send(Err(e.clone()));
-                    }
-                }
-            }
-        });
-    }
-}
-
-/// The encoded size of one operation in a log entry.
-fn op_bytes(op: &Stamped) -> usize {
-    let mut w = bincode::enc::write::SizeWriter::default();
-    match bincode::serde::encode_into_writer(op, &mut w, bincode::config::standard()) {
-        Ok(()) => w.bytes_written,
-        // Cannot be encoded: it fails alone, in an entry of its own.
-        Err(_) => defaults::MAX_BATCH_BYTES,
-    }
-}
-
-/// Batches read-index requests: one leadership confirmation serves every
-/// reader that arrived before it started.
-async fn read_gate(
-    node: Arc<MetaNode>,
-    mut rx: mpsc::Receiver<oneshot::Sender<Result<u64, FsError>>>,
-    mut shutdown: Shutdown,
-) {
-    loop {
-        let first = tokio::select! {
-            _ = shutdown.wait() => return,
-            w = rx.recv() => match w { Some(w) => w, None => return },
-        };
-        let mut waiters = vec![first];
-        while let Ok(w) = rx.try_recv() {
-            waiters.push(w);
-        }
-        let r = node.obtain_read_index().await;
-        for w in waiters {
-            let _ = w.send(r.clone());
-        }
     }
 }
