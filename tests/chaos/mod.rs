@@ -225,16 +225,14 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     // Every check runs under a deadline of its own: a check that hangs is
     // a violation that names it, never a run that waits for ever.
     let mut late = Vec::new();
-    match within(
+    let leases = within(
         "lease recovery",
         120,
         verify::leases_recovered(&ctl),
         &mut late,
-    )
-    .await
-    {
-        Some(Err(e)) => violations.push(format!("lease recovery: {e}")),
-        Some(Ok(())) | None => {}
+    );
+    if let Some(Err(e)) = leases.await {
+        violations.push(format!("lease recovery: {e}"));
     }
     let (final_reads, bad) = within(
         "final reads",
