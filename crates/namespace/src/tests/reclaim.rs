@@ -2,7 +2,9 @@
 //! taken at any point: every intermediate state must load, and a member
 //! that loaded it must end with the same bytes as one that did not.
 
-use super::T;
+use super::{ROOT_USER, T};
+use crate::op::Outcome;
+use tdfs_proto::meta::BlockInfo;
 use crate::op::LogOp;
 use crate::Namespace;
 
@@ -96,5 +98,62 @@ fn a_replaced_file_freed_by_a_snapshot_deletion_then_its_directory_deleted() {
     let mut r = reloaded(&t);
     both(&mut t, &mut r, LogOp::Reclaim { budget: 10 });
     assert_eq!(t.ns.inode_count(), live - 3);
+    assert!(bytes(&t.ns) == bytes(&r.ns), "the members differ");
+}
+
+/// Commits the one truncation in progress, as the leader's recovery does.
+fn commit_truncate(t: &mut T) {
+    let p = t.ns.pending_truncates().pop().expect("a truncation");
+    let block = BlockInfo {
+        id: p.truncation.target,
+        gen: p.truncation.gen,
+        len: p.truncation.len,
+        sha256: Some([7; 32]),
+    };
+    let r = t.sys(LogOp::CommitTruncate {
+        file: p.file,
+        block,
+    });
+    assert_eq!(r, Ok(Outcome::Bool(true)));
+}
+
+/// A file moved out of a snapshot and deleted in the middle of a truncate
+/// is kept, detached; its old directory is freed. Committing the truncate
+/// must not carry its usage to that (freed) directory.
+#[test]
+fn a_truncate_of_a_deleted_file_a_snapshot_keeps_commits() {
+    let mut t = T::new();
+    t.mkdir("/a");
+    t.mkdir("/c/d");
+    t.file_of(ROOT_USER, "/a/f", &[10, 10]).unwrap();
+    t.root(LogOp::AllowSnapshot { path: "/a".into() }).unwrap();
+    t.root(LogOp::CreateSnapshot {
+        path: "/a".into(),
+        name: Some("s1".into()),
+    })
+    .unwrap();
+    t.root(LogOp::Rename {
+        src: "/a/f".into(),
+        dst: "/c/d/f".into(),
+        into_dir: false,
+    })
+    .unwrap();
+    let cut = t.root(LogOp::Truncate {
+        path: "/c/d/f".into(),
+        length: 15,
+    });
+    assert_eq!(cut, Ok(Outcome::Bool(false)));
+    for p in ["/c/d/f", "/c/d"] {
+        let r = t.root(LogOp::Delete {
+            path: p.into(),
+            recursive: true,
+        });
+        assert_eq!(r, Ok(Outcome::Bool(true)));
+    }
+    let before = (t.usage("/"), t.usage("/c"));
+    commit_truncate(&mut t);
+    assert_eq!((t.usage("/"), t.usage("/c")), before);
+    let mut r = reloaded(&t);
+    both(&mut t, &mut r, LogOp::Reclaim { budget: 10 });
     assert!(bytes(&t.ns) == bytes(&r.ns), "the members differ");
 }
