@@ -3,10 +3,10 @@
 //! that loaded it must end with the same bytes as one that did not.
 
 use super::{ROOT_USER, T};
-use crate::op::Outcome;
-use tdfs_proto::meta::BlockInfo;
 use crate::op::LogOp;
+use crate::op::Outcome;
 use crate::Namespace;
+use tdfs_proto::meta::BlockInfo;
 
 /// The namespace's snapshot stream.
 fn bytes(ns: &Namespace) -> Vec<u8> {
