@@ -223,7 +223,7 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     // Every check runs under a deadline of its own: a check that hangs is
     // a violation that names it, never a run that waits for ever.
     let mut late = Vec::new();
-    match within(
+    if let Some(Err(e)) = within(
         "lease recovery",
         120,
         verify::leases_recovered(&ctl),
@@ -231,8 +231,7 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     )
     .await
     {
-        Some(Err(e)) => violations.push(format!("lease recovery: {e}")),
-        Some(Ok(())) | None => {}
+        violations.push(format!("lease recovery: {e}"));
     }
     let (final_reads, bad) = within(
         "final reads",
