@@ -187,14 +187,17 @@ impl Namespace {
     }
 
     /// Applies `f` to the file in `slot` and carries the change of its
-    /// usage up the tree.
+    /// usage up the tree. A detached file (deleted, kept by a snapshot) is
+    /// in no directory's usage, and its old parent may be freed.
     pub(crate) fn update_file<R>(&mut self, slot: Slot, f: impl FnOnce(&mut Inode) -> R) -> R {
         let ino = self.slab.at_mut(slot);
         let before = ino.usage();
         let r = f(ino);
         let after = ino.usage();
         let parent = ino.parent;
-        self.propagate(parent, Delta::of(&after) - Delta::of(&before));
+        if !ino.has(flags::DETACHED) {
+            self.propagate(parent, Delta::of(&after) - Delta::of(&before));
+        }
         r
     }
 

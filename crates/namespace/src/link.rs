@@ -122,10 +122,13 @@ impl Namespace {
             u.files + u.dirs
         };
         self.mark_detached(slot, ev);
-        self.reclaim.push_back(slot);
         self.reclaim_pending += size.max(1);
         if size <= INLINE_FREE {
+            // Ahead of subtrees queued earlier, so this one goes at once.
+            self.reclaim.push_front(slot);
             self.reclaim_step(size.max(1), ev);
+        } else {
+            self.reclaim.push_back(slot);
         }
     }
 
@@ -200,12 +203,14 @@ impl Namespace {
             freed += 1;
             match ino.body {
                 Body::Dir(d) => {
-                    // Children go to the front so a subtree is finished
-                    // before the next one starts.
+                    // Each child roots a detached subtree now (its parent
+                    // slot is free and may be reused). Children go to the
+                    // front so a subtree is finished before the next one
+                    // starts; one a snapshot diff names is kept.
                     for c in d.children.iter().collect::<Vec<_>>().into_iter().rev() {
-                        if self.slab.at(c).has(flags::SNAP_REF) {
-                            self.slab.at_mut(c).set(flags::DETACHED, true);
-                        } else {
+                        let child = self.slab.at_mut(c);
+                        child.set(flags::DETACHED, true);
+                        if !child.has(flags::SNAP_REF) {
                             self.reclaim.push_front(c);
                         }
                     }

@@ -10,6 +10,7 @@ use tdfs_proto::{DatanodeId, FsError};
 mod acl;
 mod edit;
 mod quota;
+mod reclaim;
 mod replicas;
 mod retry_clock;
 mod snapshot;

@@ -2,9 +2,13 @@
 //! member applies every operation from the start, the other restarts now
 //! and then from a snapshot of its own state (as a restarted or lagging
 //! member does). Every operation must give both the same outcome, and at
-//! the end both must write the same snapshot bytes. The operations are
-//! drawn at random (seeded, the seed printed) and the ones that name an
-//! inode by id (a truncate's commit) take the id from the first member.
+//! the end both must write the same snapshot bytes; after every operation
+//! the first member's snapshot stream must load (a Raft snapshot may be
+//! taken at any index). The operations, directory snapshots of `/a` and
+//! budgeted reclaim steps among them, are drawn at random (seeded, the
+//! seed printed; `TDFS_TEST_TRACE=1` prints each with its outcome) and the
+//! ones that name an inode by id (a truncate's commit) take the id from
+//! the first member.
 
 use super::{ROOT_USER, T};
 use crate::op::{LogOp, Outcome};
@@ -14,8 +18,6 @@ use rand::{Rng, SeedableRng};
 use tdfs_proto::meta::BlockInfo;
 use tdfs_proto::DatanodeId;
 
-/// Whether snapshots are among the operations.
-const SNAPSHOTS: bool = false;
 const DIRS: [&str; 4] = ["/a", "/a/b", "/c", "/a/b/d"];
 const NAMES: [&str; 3] = ["f0", "f1", "d"];
 
@@ -42,6 +44,10 @@ impl Pair {
         let a = self.live.root(op.clone());
         let b = self.restarted.root(op.clone());
         assert_eq!(a, b, "the members answered {op:?} differently");
+        if std::env::var("TDFS_TEST_TRACE").is_ok() {
+            println!("  -> {a:?}");
+        }
+        self.check_loads();
         a
     }
 
@@ -49,7 +55,11 @@ impl Pair {
     fn both_sys(&mut self, op: LogOp) {
         let a = self.live.sys(op.clone());
         let b = self.restarted.sys(op.clone());
+        if std::env::var("TDFS_TEST_TRACE").is_ok() {
+            println!("sys {op:?} -> {a:?}");
+        }
         assert_eq!(a, b, "the members answered {op:?} differently");
+        self.check_loads();
     }
 
     /// Writes `blocks` blocks into the file open at `p` and closes it.
@@ -75,8 +85,21 @@ impl Pair {
         });
     }
 
+    /// A Raft snapshot may be taken at any index: the live member's state
+    /// must load after every operation.
+    fn check_loads(&self) {
+        let mut bytes = Vec::new();
+        self.live.ns.freeze().write(&mut bytes).unwrap();
+        if let Err(e) = Namespace::read_snapshot(&mut bytes.as_slice()) {
+            panic!("the live member's snapshot does not load: {e}");
+        }
+    }
+
     /// The restarted member loads a snapshot of its own state.
     fn restart(&mut self) {
+        if std::env::var("TDFS_TEST_TRACE").is_ok() {
+            println!("restart");
+        }
         let mut bytes = Vec::new();
         self.restarted.ns.freeze().write(&mut bytes).unwrap();
         self.restarted.ns = Namespace::read_snapshot(&mut bytes.as_slice()).unwrap();
@@ -137,20 +160,20 @@ impl Pair {
                 }
                 self.commit_truncates(rng);
             }
-            86..=89 if SNAPSHOTS => {
+            86..=89 => {
                 let _ = self.both(LogOp::AllowSnapshot { path: "/a".into() });
                 let _ = self.both(LogOp::CreateSnapshot {
                     path: "/a".into(),
                     name: Some(format!("s{}", rng.gen_range(0..3))),
                 });
             }
-            90..=92 if SNAPSHOTS => {
+            90..=92 => {
                 let _ = self.both(LogOp::DeleteSnapshot {
                     path: "/a".into(),
                     name: format!("s{}", rng.gen_range(0..3)),
                 });
             }
-            86..=95 => self.both_sys(LogOp::Reclaim {
+            93..=95 => self.both_sys(LogOp::Reclaim {
                 budget: rng.gen_range(1..50),
             }),
             _ => self.restart(),
