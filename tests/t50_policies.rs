@@ -382,7 +382,10 @@ async fn a_datanode_the_network_isolates_goes_stale_and_returns_after_the_heal()
         },
     )
     .await;
-    println!("isolate -> stale on the leader: {} ms", detected.as_millis());
+    println!(
+        "isolate -> stale on the leader: {} ms",
+        detected.as_millis()
+    );
     cl.net.heal();
     wait_live(&leader, &id).await;
     cl.shutdown().await;

@@ -182,7 +182,11 @@ async fn a_member_the_fault_table_isolates_is_seen_down_and_back_after_the_heal(
     let net = tdfs_rpc::FaultNet::new(60);
     let (seed_socket, a_socket, b_socket) = (socket().await, socket().await, socket().await);
     let seed_addr = seed_socket.local_addr().expect("bound");
-    for (s, id) in [(&seed_socket, "meta-1"), (&a_socket, "dn-a"), (&b_socket, "dn-b")] {
+    for (s, id) in [
+        (&seed_socket, "meta-1"),
+        (&a_socket, "dn-a"),
+        (&b_socket, "dn-b"),
+    ] {
         net.name(&s.local_addr().expect("bound").to_string(), id);
     }
     let meta = start_filtered(seed_socket, "meta-1", Role::Meta, seed_addr, &net).await;
@@ -197,21 +201,33 @@ async fn a_member_the_fault_table_isolates_is_seen_down_and_back_after_the_heal(
     let cut = Instant::now();
     net.isolate("dn-a");
     let at_meta = down_event(&mut meta_events, "dn-a", Duration::from_secs(5)).await;
-    println!("gossip filter: isolated -> Down at meta-1 after {:?}", at_meta - cut);
-    wait_for(&dn_a, Duration::from_secs(5), "dn-a's sends filtered", |s| {
-        s.stats.filtered_out > 0
-    })
+    println!(
+        "gossip filter: isolated -> Down at meta-1 after {:?}",
+        at_meta - cut
+    );
+    wait_for(
+        &dn_a,
+        Duration::from_secs(5),
+        "dn-a's sends filtered",
+        |s| s.stats.filtered_out > 0,
+    )
     .await;
-    wait_for(&dn_b, Duration::from_secs(5), "dn-b to see dn-a down", |s| {
-        !alive(s, &["dn-a"])
-    })
+    wait_for(
+        &dn_b,
+        Duration::from_secs(5),
+        "dn-b to see dn-a down",
+        |s| !alive(s, &["dn-a"]),
+    )
     .await;
 
     net.heal();
     up_event(&mut meta_events, "dn-a", Duration::from_secs(10)).await;
-    wait_for(&dn_b, Duration::from_secs(5), "dn-b to see dn-a again", |s| {
-        alive(s, &["dn-a", "meta-1"])
-    })
+    wait_for(
+        &dn_b,
+        Duration::from_secs(5),
+        "dn-b to see dn-a again",
+        |s| alive(s, &["dn-a", "meta-1"]),
+    )
     .await;
 
     // Cut one way only (meta-1 hears nothing from dn-b, dn-b hears
@@ -219,12 +235,22 @@ async fn a_member_the_fault_table_isolates_is_seen_down_and_back_after_the_heal(
     // get it declared down; either way meta-1's own datagrams to dn-b
     // still pass and dn-b's to meta-1 are the ones swallowed.
     let before = (meta.stats().filtered_out, dn_b.stats().filtered_out);
-    net.cut_one_way(tdfs_rpc::Sel::One("dn-b".into()), tdfs_rpc::Sel::One("meta-1".into()));
-    wait_for(&dn_b, Duration::from_secs(5), "dn-b's datagrams to meta-1 swallowed", |s| {
-        s.stats.filtered_out > before.1
-    })
+    net.cut_one_way(
+        tdfs_rpc::Sel::One("dn-b".into()),
+        tdfs_rpc::Sel::One("meta-1".into()),
+    );
+    wait_for(
+        &dn_b,
+        Duration::from_secs(5),
+        "dn-b's datagrams to meta-1 swallowed",
+        |s| s.stats.filtered_out > before.1,
+    )
     .await;
-    assert_eq!(meta.stats().filtered_out, before.0, "meta-1's sends were filtered");
+    assert_eq!(
+        meta.stats().filtered_out,
+        before.0,
+        "meta-1's sends were filtered"
+    );
     net.heal();
     for h in [meta, dn_a, dn_b] {
         h.shutdown().await;
