@@ -323,8 +323,7 @@ async fn gossip_marks_a_killed_datanode_stale_fast() {
     .await;
     let leader = cl.leader().unwrap();
     let id = cl.datanodes[2].id.clone().unwrap();
-    // Let gossip see every member first.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    wait_live(&leader, &id).await;
     let killed = std::time::Instant::now();
     cl.stop_datanode(2).await;
     let detected = wait_for(
@@ -342,15 +341,53 @@ async fn gossip_marks_a_killed_datanode_stale_fast() {
     assert!(detected <= Duration::from_secs(5), "took {detected:?}");
     // Back within the grace period: live again at once, nothing copied.
     cl.start_datanode(2).await.unwrap();
-    wait_for(
-        "the datanode live again",
+    wait_live(&leader, &id).await;
+    cl.shutdown().await;
+}
+
+/// Waits (10 s) until the leader's gossip view has `id` live.
+async fn wait_live(leader: &tdfs_meta_raft::MetaNode, id: &tdfs_proto::DatanodeId) {
+    wait_for("the datanode live", Duration::from_secs(10), || async {
+        let l = leader.inspect(|_, v| v.liveness_of(id, std::time::Instant::now()));
+        (l == Some(tdfs_policy::Liveness::Live)).then_some(())
+    })
+    .await;
+}
+
+/// Gossip passes the in-process cluster's fault table like RPC and block
+/// streams do: a datanode the table isolates (its process untouched) goes
+/// stale on the leader within seconds — no other channel reports its
+/// liveness — and is live again once the table heals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_datanode_the_network_isolates_goes_stale_and_returns_after_the_heal() {
+    let (_d, cl) = cluster(4, BS, |cfg| {
+        cfg.tweak_meta = Some(Arc::new(|m| {
+            m.superuser = "root".into();
+            m.stale_after_ms = 60_000;
+            m.dead_after_ms = 120_000;
+        }));
+    })
+    .await;
+    let leader = cl.leader().unwrap();
+    let id = cl.datanodes[1].id.clone().unwrap();
+    wait_live(&leader, &id).await;
+    let cut = std::time::Instant::now();
+    cl.net.isolate(&id.0);
+    let detected = wait_for(
+        "gossip to report the isolated datanode down",
         Duration::from_secs(10),
         || async {
             let l = leader.inspect(|_, v| v.liveness_of(&id, std::time::Instant::now()));
-            (l == Some(tdfs_policy::Liveness::Live)).then_some(())
+            (l == Some(tdfs_policy::Liveness::Stale)).then(|| cut.elapsed())
         },
     )
     .await;
+    println!(
+        "isolate -> stale on the leader: {} ms",
+        detected.as_millis()
+    );
+    cl.net.heal();
+    wait_live(&leader, &id).await;
     cl.shutdown().await;
 }
 

@@ -9,6 +9,7 @@
 mod chaos;
 mod common;
 
+use chaos::nemesis::Fault;
 use chaos::Profile;
 use std::time::Instant;
 
@@ -16,16 +17,18 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|s| s.trim().parse().ok())
 }
 
-/// Runs a short chaos run with `bugs` on; returns its violations.
-async fn run_with(bugs: &'static str, faults: usize) -> Vec<String> {
+/// Runs a short chaos run with `bugs` on, its faults drawn from `kinds`;
+/// returns its violations.
+async fn run_with(bugs: &'static str, faults: usize, kinds: &'static [Fault]) -> Vec<String> {
     let seed = env_u64("TDFS_CHAOS_SEED").unwrap_or_else(rand::random);
-    println!("chaos-bugs: seed {seed}, TDFS_BUGS={bugs}, {faults} faults");
+    println!("chaos-bugs: seed {seed}, TDFS_BUGS={bugs}, {faults} faults of {kinds:?}");
     let p = Profile {
         name: "bugs",
         datanodes: 4,
         faults: Some(faults),
         gap_ms: (300, 800),
         bugs,
+        kinds: Some(kinds),
     };
     let t = Instant::now();
     let s = chaos::run(seed, &p).await;
@@ -40,11 +43,21 @@ async fn run_with(bugs: &'static str, faults: usize) -> Vec<String> {
 }
 
 /// Followers answering reads without a read index serve stale state: the
-/// stat workers pinned to followers see a path a create or delete already
-/// changed, and the linearizability check rejects the history.
+/// stat worker pinned to a follower the nemesis cuts from the leader (it
+/// falls behind for seconds while the others commit) sees a path a create
+/// or delete already changed, and the linearizability check rejects the
+/// history. (With random faults the follower is seldom behind long enough
+/// for a read to land in the gap on a loaded machine: seed
+/// 682518160493065998 with PartitionLeader and
+/// PartitionDatanodesFromLeader found nothing.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_follower_reads_fail_the_chaos_run() {
-    let v = run_with("follower-read-without-index", 2).await;
+    let v = run_with(
+        "follower-read-without-index",
+        2,
+        &[Fault::PartitionFollowerFromLeader],
+    )
+    .await;
     assert!(
         v.iter().any(|m| m.contains("is not linearizable")),
         "a chaos run with follower-read-without-index must report a linearizability \

@@ -56,6 +56,13 @@ impl Nemesis {
                 let what = format!("the workload's clients cut from datanode {j}");
                 Active::new(what, hold(&mut self.rng, 1500, 5000), vec![Undo::HealNet])
             }
+            Fault::PartitionFollowerFromLeader => {
+                let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
+                let f = self.follower(cl).await;
+                cl.net.partition(&[cl.metas[l].net], &[cl.metas[f].net]);
+                let what = format!("follower meta {} cut from leader meta {}", f + 1, l + 1);
+                Active::new(what, hold(&mut self.rng, 1500, 5000), vec![Undo::HealNet])
+            }
             Fault::MetaBridge => {
                 let l = cl.wait_leader(&self.ctl, Duration::from_secs(30)).await;
                 let mut pair = [(0, 1), (0, 2), (1, 2)][self.rng.gen_range(0..3)];

@@ -39,6 +39,9 @@ pub struct Profile {
     /// Bug switches for the daemons (`TDFS_BUGS`); empty: they inherit
     /// this process's environment.
     pub bugs: &'static str,
+    /// The fault kinds to draw from (`None`: all); `TDFS_CHAOS_ONLY`
+    /// overrides it.
+    pub kinds: Option<&'static [Fault]>,
 }
 
 impl Profile {
@@ -49,6 +52,7 @@ impl Profile {
             faults: None,
             gap_ms: (300, 1000),
             bugs: "",
+            kinds: None,
         }
     }
 
@@ -59,6 +63,7 @@ impl Profile {
             faults: Some(faults),
             gap_ms: (500, 3000),
             bugs: "",
+            kinds: None,
         }
     }
 }
@@ -192,7 +197,7 @@ pub async fn run(seed: u64, p: &Profile) -> Summary {
     let rc = cl.client(Duration::from_secs(10));
     tasks.push(wl.spawn(workload::reader(sh.clone(), rc, rng.gen())));
 
-    let sched = nemesis::schedule(&mut rng, p.faults);
+    let sched = nemesis::schedule(&mut rng, p.faults, p.kinds);
     println!("chaos: schedule {sched:?}");
     let mut nem = Nemesis::new(StdRng::seed_from_u64(rng.gen()), ctl.clone());
     tokio::time::sleep(Duration::from_secs(2)).await;

@@ -38,6 +38,9 @@ pub enum Fault {
     PartitionClientsFromDatanode,
     /// Two metadata nodes cut from each other; the third reaches both.
     MetaBridge,
+    /// One follower cut from the leader only: it still reaches the other
+    /// follower and the clients, and falls behind (a lagging follower).
+    PartitionFollowerFromLeader,
     PauseFollower,
     PauseDatanode,
     /// The leader's wall clock stepped forward / back by minutes.
@@ -72,7 +75,7 @@ pub enum Fault {
 }
 
 /// Every fault the schedule draws from (the parts of pairs excluded).
-pub const ALL: [Fault; 32] = [
+pub const ALL: [Fault; 33] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::KillDatanode,
@@ -90,6 +93,7 @@ pub const ALL: [Fault; 32] = [
     Fault::PartitionClientsFromLeader,
     Fault::PartitionClientsFromDatanode,
     Fault::MetaBridge,
+    Fault::PartitionFollowerFromLeader,
     Fault::PauseFollower,
     Fault::PauseDatanode,
     Fault::ClockJumpForward,
@@ -138,13 +142,20 @@ impl Fault {
 /// at random (long profile).
 ///
 /// `TDFS_CHAOS_ONLY=KillLeader,PartitionLeader` restricts the faults to
-/// those kinds (to chase one bug).
-pub fn schedule(rng: &mut StdRng, n: Option<usize>) -> Vec<Fault> {
+/// those kinds (to chase one bug); without it, `kinds` (a profile's own
+/// restriction) does, when given.
+pub fn schedule(rng: &mut StdRng, n: Option<usize>, kinds: Option<&[Fault]>) -> Vec<Fault> {
     let only = std::env::var("TDFS_CHAOS_ONLY").unwrap_or_default();
     let kinds: Vec<Fault> = ALL
         .iter()
         .copied()
-        .filter(|f| only.is_empty() || only.split(',').any(|o| o.trim() == format!("{f:?}")))
+        .filter(|f| {
+            if only.is_empty() {
+                kinds.is_none_or(|k| k.contains(f))
+            } else {
+                only.split(',').any(|o| o.trim() == format!("{f:?}"))
+            }
+        })
         .collect();
     assert!(!kinds.is_empty(), "TDFS_CHAOS_ONLY={only} names no fault");
     match n {

@@ -344,5 +344,6 @@ async fn start_gossip(
     let mut gc = GossipConfig::new(NodeIdentity::new(id.0.clone(), Role::Datanode, addr), seeds);
     gc.key = cfg.key.clone();
     gc.data_addr = Some(addr);
+    gc.connector = cfg.connector.clone();
     Ok(tdfs_gossip::start(gc).await?)
 }

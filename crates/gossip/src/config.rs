@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::time::Duration;
 use tdfs_rpc::auth::ClusterKey;
+use tdfs_rpc::Connector;
 
 use crate::identity::NodeIdentity;
 
@@ -172,6 +173,11 @@ pub struct GossipConfig {
     /// Data-transfer address spread with a datanode's usage; defaults to
     /// `identity.addr`.
     pub data_addr: Option<SocketAddr>,
+    /// The node's connector: every datagram this member sends passes its
+    /// link's filters (a test's fault table can cut, drop, delay or
+    /// reorder gossip as it does RPC and block streams). Peers are named
+    /// by their gossip address, which is their RPC address.
+    pub connector: Connector,
 }
 
 impl GossipConfig {
@@ -184,6 +190,7 @@ impl GossipConfig {
             key: None,
             timing: Timing::default(),
             data_addr: None,
+            connector: Connector::direct(),
         }
     }
 

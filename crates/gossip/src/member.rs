@@ -67,4 +67,7 @@ pub struct GossipStats {
     pub dropped_replay: u64,
     /// Authenticated packets foca rejected (bad encoding, protocol errors).
     pub foca_errors: u64,
+    /// Datagrams the connector's fault filters dropped or cut before
+    /// sending (tests only; always 0 on a direct connector).
+    pub filtered_out: u64,
 }

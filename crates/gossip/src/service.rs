@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tdfs_proto::meta::DatanodeUsage;
+use tdfs_rpc::{Connector, Verdict};
 use tokio::net::UdpSocket;
 use tokio::sync::{broadcast, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -16,6 +17,9 @@ use crate::config::GossipConfig;
 use crate::core::GossipCore;
 use crate::identity::NodeIdentity;
 use crate::member::{GossipStats, MemberEvent, MemberInfo};
+
+/// How long a datagram the filters reorder is held back.
+const REORDER_HOLD: Duration = Duration::from_millis(20);
 
 /// Why gossip could not start.
 #[derive(Debug, thiserror::Error)]
@@ -107,7 +111,9 @@ pub async fn start_on(
     let (stop_tx, stop_rx) = oneshot::channel();
     let driver = Driver {
         core,
-        socket,
+        socket: Arc::new(socket),
+        connector: config.connector.clone(),
+        filtered_out: 0,
         events: events.clone(),
         snapshot: snapshot_tx,
         usage: usage_rx,
@@ -213,8 +219,12 @@ impl GossipHandle {
 struct Driver {
     /// The member.
     core: GossipCore,
-    /// The gossip socket.
-    socket: UdpSocket,
+    /// The gossip socket (shared with delayed sends).
+    socket: Arc<UdpSocket>,
+    /// Filters every datagram sent (a test's fault table).
+    connector: Connector,
+    /// Datagrams the filters dropped or cut.
+    filtered_out: u64,
     /// Where events go.
     events: broadcast::Sender<MemberEvent>,
     /// Where the member table goes.
@@ -282,8 +292,33 @@ impl Driver {
 
     async fn flush(&mut self) {
         while let Some((dst, packet)) = self.core.poll_transmit() {
-            if let Err(err) = self.socket.send_to(&packet, dst).await {
-                debug!(%dst, error = %err, "gossip send failed");
+            // The peer's gossip address is its RPC address, which the
+            // fault table names.
+            let hold = match self.connector.link(&dst.to_string()).outgoing() {
+                Verdict::Pass => None,
+                Verdict::Drop | Verdict::Cut => {
+                    self.filtered_out += 1;
+                    continue;
+                }
+                Verdict::Delay(d) => Some(d),
+                // A datagram overtaken by the ones after it.
+                Verdict::Reorder => Some(REORDER_HOLD),
+            };
+            match hold {
+                None => {
+                    if let Err(err) = self.socket.send_to(&packet, dst).await {
+                        debug!(%dst, error = %err, "gossip send failed");
+                    }
+                }
+                Some(d) => {
+                    let socket = self.socket.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(d).await;
+                        if let Err(err) = socket.send_to(&packet, dst).await {
+                            debug!(%dst, error = %err, "delayed gossip send failed");
+                        }
+                    });
+                }
             }
         }
     }
@@ -293,7 +328,10 @@ impl Driver {
         let snapshot = MemberSnapshot {
             identity: self.core.identity().clone(),
             members: self.core.members(now),
-            stats: self.core.stats(),
+            stats: GossipStats {
+                filtered_out: self.filtered_out,
+                ..self.core.stats()
+            },
         };
         self.snapshot.send_replace(Arc::new(snapshot));
     }

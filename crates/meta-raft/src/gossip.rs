@@ -9,8 +9,11 @@ use tdfs_proto::DatanodeId;
 use tdfs_rpc::Shutdown;
 
 /// Joins the gossip cluster on UDP at this node's port, seeded with the
-/// other metadata nodes.
-pub async fn start(config: &MetaConfig) -> anyhow::Result<tdfs_gossip::GossipHandle> {
+/// other metadata nodes; its datagrams pass `connector`'s filters.
+pub async fn start(
+    config: &MetaConfig,
+    connector: &tdfs_rpc::Connector,
+) -> anyhow::Result<tdfs_gossip::GossipHandle> {
     use tdfs_gossip::{GossipConfig, NodeIdentity};
     let addr: std::net::SocketAddr = tokio::net::lookup_host(&config.addr)
         .await?
@@ -27,6 +30,7 @@ pub async fn start(config: &MetaConfig) -> anyhow::Result<tdfs_gossip::GossipHan
     let ident = NodeIdentity::new(format!("meta-{}", config.id), Role::Meta, addr);
     let mut gc = GossipConfig::new(ident, seeds);
     gc.key = config.key.clone();
+    gc.connector = connector.clone();
     Ok(tdfs_gossip::start(gc).await?)
 }
 

@@ -233,22 +233,7 @@ impl MetaNode {
                 keep,
                 excluded,
             } => {
-                let (repl, bs) = self.core().ns(|r| r.ns.file_params(user, &path))?;
-                let mut exclude = excluded.clone();
-                exclude.extend(keep.iter().cloned());
-                let more = (repl as usize).saturating_sub(keep.len());
-                let mut targets: Vec<DatanodeId> = self
-                    .core()
-                    .view(|v| v.addrs_of(&keep))
-                    .into_iter()
-                    .map(|a| a.id)
-                    .collect();
-                if more > 0 {
-                    targets.extend(self.place(more, bs, &exclude).unwrap_or_default());
-                }
-                if targets.is_empty() {
-                    return Err(no_datanodes(bs));
-                }
+                let (targets, bs) = self.pipeline_targets(user, &path, &keep, excluded)?;
                 promise = bs;
                 LogOp::UpdatePipeline {
                     path,
@@ -274,6 +259,34 @@ impl MetaNode {
             other => feature_log_op(other)?,
         };
         Ok((op, promise))
+    }
+
+    /// A recovered pipeline's targets: the survivors `keep`, topped up to
+    /// the file's replication from nodes outside `excluded` and `keep`;
+    /// with the file's block size.
+    fn pipeline_targets(
+        &self,
+        user: &str,
+        path: &str,
+        keep: &[DatanodeId],
+        mut excluded: Vec<DatanodeId>,
+    ) -> Result<(Vec<DatanodeId>, u64), FsError> {
+        let (repl, bs) = self.core().ns(|r| r.ns.file_params(user, path))?;
+        excluded.extend(keep.iter().cloned());
+        let more = (repl as usize).saturating_sub(keep.len());
+        let mut targets: Vec<DatanodeId> = self
+            .core()
+            .view(|v| v.addrs_of(keep))
+            .into_iter()
+            .map(|a| a.id)
+            .collect();
+        if more > 0 {
+            targets.extend(self.place(more, bs, &excluded).unwrap_or_default());
+        }
+        if targets.is_empty() {
+            return Err(no_datanodes(bs));
+        }
+        Ok((targets, bs))
     }
 
     /// Picks `n` targets for a block of `block_size` bytes.

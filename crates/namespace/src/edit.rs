@@ -118,16 +118,7 @@ impl Namespace {
         if len == old {
             return Ok(Outcome::Bool(true));
         }
-        // Blocks wholly before `len` stay; the one across it is cut.
-        let (mut keep, mut start, mut cut) = (Vec::new(), 0u64, None);
-        for b in f.blocks.iter() {
-            if start + b.len <= len {
-                keep.push(*b);
-            } else if start < len {
-                cut = Some((*b, len - start));
-            }
-            start += b.len;
-        }
+        let (keep, cut) = split_at(&f.blocks, len);
         let dropped: Vec<BlockId> = f
             .blocks
             .iter()
@@ -152,13 +143,30 @@ impl Namespace {
                 self.drop_block(slot, id, ev);
             }
         }
-        let Some((old_block, kept_len)) = cut else {
+        let Some(cut) = cut else {
             self.update_file(slot, |ino| {
                 ino.mtime = now;
                 ino.file_mut().expect("a file").blocks = keep.into_boxed_slice();
             });
             return Ok(Outcome::Bool(true));
         };
+        self.open_cut_block(slot, keep, cut, (repl, bs), now, ev);
+        Ok(Outcome::Bool(false))
+    }
+
+    /// A truncation inside `old_block`: the file keeps `keep` and, open
+    /// under construction, a new generation of the cut block (a new block
+    /// when a snapshot holds the old one) that recovery shortens to
+    /// `kept_len`.
+    fn open_cut_block(
+        &mut self,
+        slot: Slot,
+        mut keep: Vec<Block>,
+        (old_block, kept_len): (Block, u64),
+        (repl, bs): (u16, u64),
+        now: u64,
+        ev: &mut Vec<NsEvent>,
+    ) {
         let copy = self.in_snapshot(slot, old_block.id);
         let target = if copy {
             self.next_block += 1;
@@ -197,7 +205,6 @@ impl Namespace {
             replication: repl,
             block_size: bs,
         });
-        Ok(Outcome::Bool(false))
     }
 
     /// Closes a file whose cut block `block` is stored (a compare-and-set:
@@ -378,4 +385,19 @@ impl Namespace {
         });
         Ok(Outcome::Done)
     }
+}
+
+/// Splits a file's blocks at `len`: the blocks wholly before it, and the
+/// one across it with the bytes of it that stay.
+fn split_at(blocks: &[Block], len: u64) -> (Vec<Block>, Option<(Block, u64)>) {
+    let (mut keep, mut start, mut cut) = (Vec::new(), 0u64, None);
+    for b in blocks {
+        if start + b.len <= len {
+            keep.push(*b);
+        } else if start < len {
+            cut = Some((*b, len - start));
+        }
+        start += b.len;
+    }
+    (keep, cut)
 }

@@ -123,6 +123,7 @@ pub fn sim_config(i: usize, seeds: usize, key: Option<ClusterKey>) -> GossipConf
         key,
         timing: Timing::default(),
         data_addr: None,
+        connector: tdfs_rpc::Connector::direct(),
     }
 }
 

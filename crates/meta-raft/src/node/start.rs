@@ -78,7 +78,7 @@ pub async fn start(
     });
     let mut tasks = spawn_tasks(&node, log, prx, rrx, listener, &shutdown);
     let gossip = if config.gossip {
-        let g = crate::gossip::start(&config).await?;
+        let g = crate::gossip::start(&config, node.connector()).await?;
         tasks.push(supervise(
             &node,
             "gossip follower",
