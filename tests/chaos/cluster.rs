@@ -169,6 +169,9 @@ pub struct Cluster {
     _dir: tempfile::TempDir,
     /// `TDFS_BUGS` for every daemon; empty: inherited from this process.
     pub bugs: String,
+    /// Extra environment of one metadata node's process (by index), e.g.
+    /// `FAILPOINTS` for the deposed-leader fault; used when it is spawned.
+    pub meta_env: BTreeMap<usize, Vec<(String, String)>>,
 }
 
 impl Cluster {
@@ -218,6 +221,7 @@ impl Cluster {
             client_net: 3 + datanodes,
             _dir: dir,
             bugs: bugs.to_string(),
+            meta_env: BTreeMap::new(),
         };
         for i in 0..3 {
             c.spawn_meta(i);
@@ -242,7 +246,7 @@ impl Cluster {
         ClientRuntime(Some(rt))
     }
 
-    fn spawn(&self, net: usize, log: &Path, args: &[String]) -> Child {
+    fn spawn(&self, net: usize, log: &Path, args: &[String], env: &[(String, String)]) -> Child {
         // The clock hook's file sits beside the log (see `Proc::clock_file`).
         let clock_file = log.with_extension("clock");
         let log = std::fs::OpenOptions::new()
@@ -258,6 +262,7 @@ impl Cluster {
             .args(args)
             .env("RUST_LOG", "info,openraft=warn")
             .env("TDFS_CLOCK_FILE", clock_file)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
@@ -280,7 +285,8 @@ impl Cluster {
             self.peers.clone(),
         ];
         args.extend(META_FLAGS.iter().map(|s| s.to_string()));
-        let child = self.spawn(m.net, &m.log, &args);
+        let env = self.meta_env.get(&i).cloned().unwrap_or_default();
+        let child = self.spawn(m.net, &m.log, &args, &env);
         self.metas[i].child = Some(child);
     }
 
@@ -296,7 +302,7 @@ impl Cluster {
             "--meta".into(),
             self.meta_list.clone(),
         ];
-        let child = self.spawn(d.net, &d.log, &args);
+        let child = self.spawn(d.net, &d.log, &args, &[]);
         self.dns[j].child = Some(child);
     }
 

@@ -13,6 +13,7 @@ pub mod metalog;
 pub mod nemesis;
 pub mod netns;
 pub mod progress;
+pub mod safety;
 pub mod snap;
 pub mod tree;
 pub mod verify;

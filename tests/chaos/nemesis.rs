@@ -66,6 +66,15 @@ pub enum Fault {
     /// A follower killed, a record in the middle of its Raft log damaged:
     /// it must refuse to start; then wiped and restarted empty.
     DamageMetaLog,
+    /// A leader (restarted with its read-index confirmation skipped, as
+    /// one that confirmed just before the cut) cut from the other metas
+    /// only; a nemesis file's replication raised through the new leader;
+    /// no replica of it may be lost while the old leader still reaches the
+    /// datanodes (see `safety.rs`).
+    DeposedLeaderSetrep,
+    /// Every replica of a nemesis file's block corrupted on disk: all must
+    /// stay (quarantined) while fsck lists the block corrupt.
+    CorruptEveryReplica,
     // Parts of the pairs above, never scheduled alone.
     ClockJumpFar,
     RemoveMeta,
@@ -75,7 +84,7 @@ pub enum Fault {
 }
 
 /// Every fault the schedule draws from (the parts of pairs excluded).
-pub const ALL: [Fault; 33] = [
+pub const ALL: [Fault; 35] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::KillDatanode,
@@ -109,6 +118,8 @@ pub const ALL: [Fault; 33] = [
     Fault::PauseFollowerAndKillLeader,
     Fault::ClockJumpWhileClientsCut,
     Fault::DamageMetaLog,
+    Fault::DeposedLeaderSetrep,
+    Fault::CorruptEveryReplica,
 ];
 
 impl Fault {
@@ -189,6 +200,11 @@ pub enum Undo {
     WipeMeta(usize),
     /// A background admin operation (the balancer) to wait for.
     Join(tokio::task::JoinHandle<String>),
+    /// Restart metadata node `i` without its extra environment (the
+    /// failpoint the deposed-leader fault gave it).
+    RestartMetaPlain(usize),
+    /// Delete a nemesis-owned file (retried until acknowledged).
+    DeleteOwn(String),
 }
 
 /// A started fault: what was done, how long to hold it, how to heal it.
@@ -324,6 +340,8 @@ impl Nemesis {
                 Active::new(what, Duration::ZERO, vec![])
             }
             Fault::DamageMetaLog => self.damage_meta_log(cl, sh).await,
+            Fault::DeposedLeaderSetrep => self.deposed_leader_setrep(cl).await,
+            Fault::CorruptEveryReplica => self.corrupt_every_replica(cl).await,
             _ => self.start_more(cl, sh, f).await,
         }
     }
@@ -404,6 +422,13 @@ impl Nemesis {
             Undo::ReAddMeta(i) => Some(self.re_add_meta(cl, i).await),
             Undo::WipeMeta(i) => Some(self.wipe_and_rejoin(cl, i).await),
             Undo::Recommission(id) => Some(self.recommission(id).await),
+            Undo::RestartMetaPlain(i) => {
+                cl.meta_env.remove(&i);
+                cl.metas[i].kill();
+                cl.spawn_meta(i);
+                Some(format!("meta {} restarted without the failpoint", i + 1))
+            }
+            Undo::DeleteOwn(p) => Some(self.delete_own(&p).await),
             Undo::Join(h) => Some(
                 match tokio::time::timeout(Duration::from_secs(60), h).await {
                     Ok(Ok(s)) => s,

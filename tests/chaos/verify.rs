@@ -314,7 +314,7 @@ pub async fn scrub(
     }
 }
 
-fn datanode_id(cl: &Cluster, j: usize) -> tdfs_proto::DatanodeId {
+pub fn datanode_id(cl: &Cluster, j: usize) -> tdfs_proto::DatanodeId {
     let s = std::fs::read_to_string(cl.dns[j].data_dir.join("datanode.id")).unwrap_or_default();
     tdfs_proto::DatanodeId(s.trim().to_string())
 }
