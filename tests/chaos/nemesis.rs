@@ -63,6 +63,9 @@ pub enum Fault {
     /// A follower killed, a record in the middle of its Raft log damaged:
     /// it must refuse to start; then wiped and restarted empty.
     DamageMetaLog,
+    /// Every daemon's disk forgets what was not fsync'd, then all are
+    /// killed -9 at once and restarted: a power loss (power.rs).
+    PowerLoss,
     // Parts of the pairs above, never scheduled alone.
     ClockJumpFar,
     RemoveMeta,
@@ -72,7 +75,7 @@ pub enum Fault {
 }
 
 /// Every fault the schedule draws from (the parts of pairs excluded).
-pub const ALL: [Fault; 32] = [
+pub const ALL: [Fault; 33] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::KillDatanode,
@@ -105,6 +108,7 @@ pub const ALL: [Fault; 32] = [
     Fault::PauseFollowerAndKillLeader,
     Fault::ClockJumpWhileClientsCut,
     Fault::DamageMetaLog,
+    Fault::PowerLoss,
 ];
 
 impl Fault {
@@ -313,6 +317,7 @@ impl Nemesis {
                 Active::new(what, Duration::ZERO, vec![])
             }
             Fault::DamageMetaLog => self.damage_meta_log(cl, sh).await,
+            Fault::PowerLoss => super::power::start(self, cl).await,
             _ => self.start_more(cl, sh, f).await,
         }
     }

@@ -17,7 +17,7 @@ pub struct RealDisk;
 #[derive(Debug)]
 struct RealFile(File);
 
-fn options(how: Open) -> OpenOptions {
+pub(crate) fn options(how: Open) -> OpenOptions {
     let mut o = OpenOptions::new();
     match how {
         Open::Read => o.read(true),
@@ -29,12 +29,10 @@ fn options(how: Open) -> OpenOptions {
     o
 }
 
-impl Disk for RealDisk {
-    fn open(&self, path: &Path, how: Open) -> io::Result<Box<dyn DiskFile>> {
-        Ok(Box::new(RealFile(options(how).open(path)?)))
-    }
-
-    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+impl RealDisk {
+    /// Opens (creating if needed) `path` read-write and takes an exclusive
+    /// `flock` on it; `WouldBlock` when another handle holds it.
+    pub(crate) fn lock_file(path: &Path) -> io::Result<File> {
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -42,13 +40,23 @@ impl Disk for RealDisk {
             .truncate(false)
             .open(path)?;
         match f.try_lock() {
-            Ok(()) => Ok(Box::new(RealFile(f))),
+            Ok(()) => Ok(f),
             Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!("{} is locked by another holder", path.display()),
             )),
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
+    }
+}
+
+impl Disk for RealDisk {
+    fn open(&self, path: &Path, how: Open) -> io::Result<Box<dyn DiskFile>> {
+        Ok(Box::new(RealFile(options(how).open(path)?)))
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+        Ok(Box::new(RealFile(RealDisk::lock_file(path)?)))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
