@@ -217,8 +217,10 @@ pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
     };
     let id = c.id;
     let addr = c.addr.clone();
-    let mut seams = tdfs_meta_raft::Seams::default();
-    seams.disk = daemon_disk()?;
+    let seams = tdfs_meta_raft::Seams {
+        disk: daemon_disk()?,
+        ..Default::default()
+    };
     // Test builds: the chaos suite may move this process's wall clock.
     tdfs_rpc::clock::watch_offset_file(&seams.clock);
     let handle = tdfs_meta_raft::start(c, listener, seams)

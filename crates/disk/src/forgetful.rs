@@ -40,10 +40,10 @@ use crate::{DirEntry, Disk, DiskFile, Metadata, Open, RealDisk};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -144,9 +144,7 @@ impl Dirty {
         }
         // Appending to the extent just before: grow it in place.
         match self.extents.iter_mut().next_back() {
-            Some((&off, prev)) if off + prev.len() as u64 == offset => {
-                prev.extend_from_slice(buf)
-            }
+            Some((&off, prev)) if off + prev.len() as u64 == offset => prev.extend_from_slice(buf),
             _ => {
                 self.extents.insert(offset, buf.to_vec());
             }
@@ -378,7 +376,10 @@ impl Disk for ForgetfulDisk {
         let mut len = m.len();
         if m.is_file() {
             let c = lock(&self.cache).get(&key(&m)).cloned();
-            if let Some(d) = c.as_ref().and_then(|c| lock(&c.dirty).as_ref().map(|d| d.len)) {
+            if let Some(d) = c
+                .as_ref()
+                .and_then(|c| lock(&c.dirty).as_ref().map(|d| d.len))
+            {
                 len = d;
             }
         }
@@ -475,6 +476,13 @@ impl DiskFile for ForgetfulFile {
 
     fn sync_all(&self) -> io::Result<()> {
         self.cached.sync(true)
+    }
+
+    fn start_writeback(&self, offset: u64, len: u64) {
+        // Written through: as the real disk does. Cached: nothing to start.
+        if lock(&self.cached.dirty).is_none() && !self.disk.forgetting() {
+            crate::real::start_writeback(&self.real, offset, len);
+        }
     }
 }
 

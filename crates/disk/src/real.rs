@@ -144,17 +144,7 @@ impl DiskFile for RealFile {
     }
 
     fn start_writeback(&self, offset: u64, len: u64) {
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: the fd is open for the duration of the call; the call only
-        // schedules I/O and reads no memory of ours.
-        unsafe {
-            libc::sync_file_range(
-                self.0.as_raw_fd(),
-                offset as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
+        start_writeback(&self.0, offset, len);
     }
 
     // Direct overrides: std's loops are the same, but one call less.
@@ -164,5 +154,20 @@ impl DiskFile for RealFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.0.write_all_at(buf, offset)
+    }
+}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: starts writing a range back.
+pub(crate) fn start_writeback(f: &File, offset: u64, len: u64) {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: the fd is open for the duration of the call; the call only
+    // schedules I/O and reads no memory of ours.
+    unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }

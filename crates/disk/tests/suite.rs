@@ -188,6 +188,28 @@ fn a_forgetful_disk_loses_unsynced_writes_when_dropped() {
     assert_eq!(d.unsynced_bytes(), 0);
 }
 
+/// Written through until armed: a kill keeps what was written before, not
+/// what was written unsynced after.
+#[test]
+fn a_write_through_forgetful_disk_forgets_only_once_armed() {
+    let t = tempfile::tempdir().unwrap();
+    suite(&ForgetfulDisk::write_through(), t.path());
+    let dir = t.path();
+    let d = ForgetfulDisk::write_through();
+    assert!(!d.forgetting());
+    let log = dir.join("log");
+    let a = d.open(&log, Open::Append).unwrap();
+    a.append(b"kept ").unwrap();
+    assert_eq!(std::fs::read(&log).unwrap(), b"kept ");
+    d.set_forgetting(true);
+    a.append(b"synced ").unwrap();
+    a.sync_data().unwrap();
+    a.append(b"lost").unwrap();
+    assert_eq!(d.read(&log).unwrap(), b"kept synced lost");
+    drop((a, d));
+    assert_eq!(std::fs::read(&log).unwrap(), b"kept synced ");
+}
+
 /// Unsynced bytes follow their file through a rename, and are forgotten
 /// with a file that was removed.
 #[test]
