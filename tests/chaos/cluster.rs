@@ -88,6 +88,12 @@ impl Proc {
         }
     }
 
+    /// SIGUSR1: a daemon on the forgetful test disk starts forgetting
+    /// unsynced writes (see `power.rs`).
+    pub fn signal_usr1(&mut self) {
+        self.signal("-USR1");
+    }
+
     /// SIGSTOP.
     pub fn pause(&mut self) {
         self.signal("-STOP");
@@ -258,6 +264,9 @@ impl Cluster {
         if !self.bugs.is_empty() {
             cmd.env("TDFS_BUGS", &self.bugs);
         }
+        // The stores run on the forgetful disk, writing through until the
+        // PowerLoss fault arms it (power.rs).
+        cmd.env("TDFS_TEST_DISK", super::power::TEST_DISK);
         cmd.args(["netns", "exec", self.net.ns(net), tdfs_bin()])
             .args(args)
             .env("RUST_LOG", "info,openraft=warn")

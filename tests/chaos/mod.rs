@@ -12,6 +12,7 @@ pub mod history;
 pub mod metalog;
 pub mod nemesis;
 pub mod netns;
+pub mod power;
 pub mod progress;
 pub mod safety;
 pub mod snap;

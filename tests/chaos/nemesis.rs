@@ -75,6 +75,9 @@ pub enum Fault {
     /// Every replica of a nemesis file's block corrupted on disk: all must
     /// stay (quarantined) while fsck lists the block corrupt.
     CorruptEveryReplica,
+    /// Every daemon's disk forgets what was not fsync'd, then all are
+    /// killed -9 at once and restarted: a power loss (power.rs).
+    PowerLoss,
     // Parts of the pairs above, never scheduled alone.
     ClockJumpFar,
     RemoveMeta,
@@ -84,7 +87,7 @@ pub enum Fault {
 }
 
 /// Every fault the schedule draws from (the parts of pairs excluded).
-pub const ALL: [Fault; 35] = [
+pub const ALL: [Fault; 36] = [
     Fault::KillLeader,
     Fault::KillFollower,
     Fault::KillDatanode,
@@ -120,6 +123,7 @@ pub const ALL: [Fault; 35] = [
     Fault::DamageMetaLog,
     Fault::DeposedLeaderSetrep,
     Fault::CorruptEveryReplica,
+    Fault::PowerLoss,
 ];
 
 impl Fault {
@@ -342,6 +346,7 @@ impl Nemesis {
             Fault::DamageMetaLog => self.damage_meta_log(cl, sh).await,
             Fault::DeposedLeaderSetrep => self.deposed_leader_setrep(cl).await,
             Fault::CorruptEveryReplica => self.corrupt_every_replica(cl).await,
+            Fault::PowerLoss => super::power::start(self, cl).await,
             _ => self.start_more(cl, sh, f).await,
         }
     }

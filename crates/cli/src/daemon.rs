@@ -167,6 +167,37 @@ fn http_limits(body_idle_secs: u64) -> tdfs_http::HttpLimits {
     }
 }
 
+/// The disk a daemon's stores run on: the real one or, in a test build,
+/// the one `TDFS_TEST_DISK` names (`tdfs_rpc::bugs::TestDisk`): a
+/// `ForgetfulDisk`, which loses unsynced writes when the process is killed
+/// (the chaos suite's power loss), forgetting from the start or from the
+/// first SIGUSR1.
+fn daemon_disk() -> anyhow::Result<std::sync::Arc<dyn tdfs_disk::Disk>> {
+    use tdfs_rpc::bugs::TestDisk;
+    let d = match tdfs_rpc::bugs::test_disk().map_err(anyhow::Error::msg)? {
+        TestDisk::Real => return Ok(tdfs_disk::real()),
+        TestDisk::ForgetUnsynced => tdfs_disk::ForgetfulDisk::new(),
+        TestDisk::ForgetUnsyncedOnSignal => {
+            let d = tdfs_disk::ForgetfulDisk::write_through();
+            let mut sig =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1())
+                    .context("cannot handle SIGUSR1 (TDFS_TEST_DISK)")?;
+            let armed = d.clone();
+            tokio::spawn(async move {
+                if sig.recv().await.is_some() {
+                    armed.set_forgetting(true);
+                    tracing::warn!(
+                        fault = "local",
+                        "TEST DISK: forgetting unsynced writes from now (SIGUSR1)"
+                    );
+                }
+            });
+            d
+        }
+    };
+    Ok(std::sync::Arc::new(d))
+}
+
 pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
     let hdfs_addr = a.hdfs_addr.clone();
     let http_limits = http_limits(a.http_body_idle_timeout);
@@ -186,7 +217,10 @@ pub async fn run_meta(a: MetaArgs) -> anyhow::Result<()> {
     };
     let id = c.id;
     let addr = c.addr.clone();
-    let seams = tdfs_meta_raft::Seams::default();
+    let seams = tdfs_meta_raft::Seams {
+        disk: daemon_disk()?,
+        ..Default::default()
+    };
     // Test builds: the chaos suite may move this process's wall clock.
     tdfs_rpc::clock::watch_offset_file(&seams.clock);
     let handle = tdfs_meta_raft::start(c, listener, seams)
@@ -305,6 +339,7 @@ pub async fn run_datanode(a: DatanodeArgs) -> anyhow::Result<()> {
         sc.capacity = Some(crate::conf::parse_size(&c)?);
     }
     sc.fsync = !a.no_fsync;
+    sc.disk = daemon_disk()?;
     let mut dc = DatanodeConfig::new(addr.clone(), meta);
     tdfs_rpc::clock::watch_offset_file(&dc.clock);
     dc.http = a.http;

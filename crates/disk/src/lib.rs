@@ -14,6 +14,13 @@
 //!   fsync'd. After a crash every handle and every clone of the disk from
 //!   before it fails with `EIO` (the process that held them is dead), and
 //!   [`MemDisk::restarted`] gives the disk to the next process.
+//! - [`ForgetfulDisk`] is the real file system with a page cache of its own
+//!   in process memory: writes, appends and truncations stay there (reads
+//!   see them) until `sync_data`/`sync_all` writes them to the real file,
+//!   so killing the process loses what was not synced, as a power loss
+//!   does (directory entries are not modelled: they reach the real file
+//!   system at once). The chaos suite's daemons run on it in test builds
+//!   (`TDFS_TEST_DISK=forget-unsynced`) for its `PowerLoss` fault.
 //! - [`FaultyDisk`] wraps another disk and injects [`Fault`]s on the paths
 //!   a predicate picks.
 //!
@@ -42,11 +49,13 @@
 //! and a flusher thread instead of being cloned.
 
 mod faulty;
+mod forgetful;
 mod mem;
 mod real;
 mod stream;
 
 pub use faulty::{Fault, FaultyDisk, RuleId};
+pub use forgetful::ForgetfulDisk;
 pub use mem::MemDisk;
 pub use real::RealDisk;
 pub use stream::{seek_to, FileReader, FileWriter};
@@ -280,4 +289,9 @@ pub fn temp_path(path: &Path) -> PathBuf {
 /// The production disk, shared.
 pub fn real() -> Arc<dyn Disk> {
     Arc::new(RealDisk)
+}
+
+/// A [`ForgetfulDisk`] with an empty cache, shared.
+pub fn forgetful() -> Arc<dyn Disk> {
+    Arc::new(ForgetfulDisk::new())
 }

@@ -17,7 +17,7 @@ pub struct RealDisk;
 #[derive(Debug)]
 struct RealFile(File);
 
-fn options(how: Open) -> OpenOptions {
+pub(crate) fn options(how: Open) -> OpenOptions {
     let mut o = OpenOptions::new();
     match how {
         Open::Read => o.read(true),
@@ -29,12 +29,10 @@ fn options(how: Open) -> OpenOptions {
     o
 }
 
-impl Disk for RealDisk {
-    fn open(&self, path: &Path, how: Open) -> io::Result<Box<dyn DiskFile>> {
-        Ok(Box::new(RealFile(options(how).open(path)?)))
-    }
-
-    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+impl RealDisk {
+    /// Opens (creating if needed) `path` read-write and takes an exclusive
+    /// `flock` on it; `WouldBlock` when another handle holds it.
+    pub(crate) fn lock_file(path: &Path) -> io::Result<File> {
         let f = OpenOptions::new()
             .read(true)
             .write(true)
@@ -42,13 +40,23 @@ impl Disk for RealDisk {
             .truncate(false)
             .open(path)?;
         match f.try_lock() {
-            Ok(()) => Ok(Box::new(RealFile(f))),
+            Ok(()) => Ok(f),
             Err(fs::TryLockError::WouldBlock) => Err(io::Error::new(
                 io::ErrorKind::WouldBlock,
                 format!("{} is locked by another holder", path.display()),
             )),
             Err(fs::TryLockError::Error(e)) => Err(e),
         }
+    }
+}
+
+impl Disk for RealDisk {
+    fn open(&self, path: &Path, how: Open) -> io::Result<Box<dyn DiskFile>> {
+        Ok(Box::new(RealFile(options(how).open(path)?)))
+    }
+
+    fn try_lock(&self, path: &Path) -> io::Result<Box<dyn DiskFile>> {
+        Ok(Box::new(RealFile(RealDisk::lock_file(path)?)))
     }
 
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
@@ -136,17 +144,7 @@ impl DiskFile for RealFile {
     }
 
     fn start_writeback(&self, offset: u64, len: u64) {
-        use std::os::unix::io::AsRawFd;
-        // SAFETY: the fd is open for the duration of the call; the call only
-        // schedules I/O and reads no memory of ours.
-        unsafe {
-            libc::sync_file_range(
-                self.0.as_raw_fd(),
-                offset as libc::off64_t,
-                len as libc::off64_t,
-                libc::SYNC_FILE_RANGE_WRITE,
-            );
-        }
+        start_writeback(&self.0, offset, len);
     }
 
     // Direct overrides: std's loops are the same, but one call less.
@@ -156,5 +154,20 @@ impl DiskFile for RealFile {
 
     fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.0.write_all_at(buf, offset)
+    }
+}
+
+/// `sync_file_range(SYNC_FILE_RANGE_WRITE)`: starts writing a range back.
+pub(crate) fn start_writeback(f: &File, offset: u64, len: u64) {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: the fd is open for the duration of the call; the call only
+    // schedules I/O and reads no memory of ours.
+    unsafe {
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }

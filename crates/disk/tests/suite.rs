@@ -5,7 +5,7 @@
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tdfs_disk::{Disk, FaultyDisk, MemDisk, Open, RealDisk};
+use tdfs_disk::{Disk, FaultyDisk, ForgetfulDisk, MemDisk, Open, RealDisk};
 
 fn names(d: &dyn Disk, dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = d
@@ -115,6 +115,126 @@ fn real_disk() {
     suite(&RealDisk, t.path());
     let t = tempfile::tempdir().unwrap();
     suite(&FaultyDisk::new(Arc::new(RealDisk)), t.path());
+}
+
+#[test]
+fn forgetful_disk() {
+    let t = tempfile::tempdir().unwrap();
+    suite(&ForgetfulDisk::new(), t.path());
+    let t = tempfile::tempdir().unwrap();
+    suite(&FaultyDisk::new(Arc::new(ForgetfulDisk::new())), t.path());
+}
+
+/// A "power loss" of a [`ForgetfulDisk`]: the process's cache dropped, the
+/// real files read again.
+#[test]
+fn a_forgetful_disk_loses_unsynced_writes_when_dropped() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let d = ForgetfulDisk::new();
+    let f = d.open(&dir.join("f"), Open::CreateNew).unwrap();
+    f.write_all_at(b"durable", 0).unwrap();
+    f.sync_data().unwrap();
+    f.write_all_at(b" and not", 7).unwrap();
+    f.write_all_at(b"D", 0).unwrap();
+    // Reads see the unsynced bytes, through every handle and the path.
+    assert_eq!(d.read(&dir.join("f")).unwrap(), b"Durable and not");
+    assert_eq!(d.metadata(&dir.join("f")).unwrap().len, 15);
+    assert_eq!(std::fs::read(dir.join("f")).unwrap(), b"durable");
+
+    // An append-only log: synced records stay, the tail does not, even
+    // after its handle is closed (a page cache keeps dirty pages).
+    let log = dir.join("log");
+    let a = d.open(&log, Open::Append).unwrap();
+    a.append(b"one ").unwrap();
+    a.sync_data().unwrap();
+    a.append(b"two ").unwrap();
+    drop(a);
+    let a = d.open(&log, Open::Append).unwrap();
+    a.append(b"three").unwrap();
+    assert_eq!(d.read(&log).unwrap(), b"one two three");
+
+    // An unsynced truncation and an unsynced replace by Open::Truncate.
+    std::fs::write(dir.join("cut"), b"0123456789").unwrap();
+    let c = d.open(&dir.join("cut"), Open::ReadWrite).unwrap();
+    c.set_len(3).unwrap();
+    c.set_len(6).unwrap();
+    assert_eq!(d.read(&dir.join("cut")).unwrap(), b"012\0\0\0");
+    std::fs::write(dir.join("tr"), b"old").unwrap();
+    let tr = d.open(&dir.join("tr"), Open::Truncate).unwrap();
+    tr.write_all_at(b"new!", 0).unwrap();
+    assert_eq!(d.read(&dir.join("tr")).unwrap(), b"new!");
+
+    // Atomic replaces are synced: they survive.
+    d.write_atomic(&dir.join("state"), b"v1").unwrap();
+    d.write_atomic(&dir.join("state"), b"v2").unwrap();
+
+    // A synced truncation survives too.
+    std::fs::write(dir.join("cut2"), b"0123456789").unwrap();
+    let c2 = d.open(&dir.join("cut2"), Open::ReadWrite).unwrap();
+    c2.set_len(4).unwrap();
+    c2.sync_all().unwrap();
+    assert!(d.unsynced_bytes() > 0);
+
+    // Power loss: the process (its cache and handles) is gone.
+    drop((f, a, c, tr, c2, d));
+    let d = ForgetfulDisk::new();
+    assert_eq!(d.read(&dir.join("f")).unwrap(), b"durable");
+    assert_eq!(d.read(&log).unwrap(), b"one ");
+    assert_eq!(d.read(&dir.join("cut")).unwrap(), b"0123456789");
+    assert_eq!(d.read(&dir.join("tr")).unwrap(), b"old");
+    assert_eq!(d.read(&dir.join("state")).unwrap(), b"v2");
+    assert_eq!(d.read(&dir.join("cut2")).unwrap(), b"0123");
+    assert_eq!(d.unsynced_bytes(), 0);
+}
+
+/// Written through until armed: a kill keeps what was written before, not
+/// what was written unsynced after.
+#[test]
+fn a_write_through_forgetful_disk_forgets_only_once_armed() {
+    let t = tempfile::tempdir().unwrap();
+    suite(&ForgetfulDisk::write_through(), t.path());
+    let dir = t.path();
+    let d = ForgetfulDisk::write_through();
+    assert!(!d.forgetting());
+    let log = dir.join("log");
+    let a = d.open(&log, Open::Append).unwrap();
+    a.append(b"kept ").unwrap();
+    assert_eq!(std::fs::read(&log).unwrap(), b"kept ");
+    d.set_forgetting(true);
+    a.append(b"synced ").unwrap();
+    a.sync_data().unwrap();
+    a.append(b"lost").unwrap();
+    assert_eq!(d.read(&log).unwrap(), b"kept synced lost");
+    drop((a, d));
+    assert_eq!(std::fs::read(&log).unwrap(), b"kept synced ");
+}
+
+/// Unsynced bytes follow their file through a rename, and are forgotten
+/// with a file that was removed.
+#[test]
+fn a_forgetful_disk_keys_unsynced_bytes_by_file() {
+    let t = tempfile::tempdir().unwrap();
+    let dir = t.path();
+    let d = ForgetfulDisk::new();
+    let f = d.open(&dir.join("a"), Open::CreateNew).unwrap();
+    f.write_all_at(b"moved", 0).unwrap();
+    drop(f);
+    d.rename(&dir.join("a"), &dir.join("b")).unwrap();
+    assert_eq!(d.read(&dir.join("b")).unwrap(), b"moved");
+    let g = d.open(&dir.join("b"), Open::ReadWrite).unwrap();
+    g.sync_all().unwrap();
+    assert_eq!(std::fs::read(dir.join("b")).unwrap(), b"moved");
+    drop(g);
+    let h = d.open(&dir.join("c"), Open::CreateNew).unwrap();
+    h.write_all_at(b"gone", 0).unwrap();
+    drop(h);
+    assert_eq!(d.unsynced_bytes(), 4);
+    d.remove_file(&dir.join("c")).unwrap();
+    assert_eq!(d.unsynced_bytes(), 0);
+    // A new file (perhaps on the same inode number) starts clean.
+    let n = d.open(&dir.join("c"), Open::CreateNew).unwrap();
+    assert_eq!(n.size().unwrap(), 0);
 }
 
 #[test]

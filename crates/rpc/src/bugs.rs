@@ -73,3 +73,48 @@ pub fn on(bug: Bug) -> bool {
 pub fn on(_bug: Bug) -> bool {
     false
 }
+
+/// The test disk `TDFS_TEST_DISK` asks for (test builds only: without the
+/// `bugs` feature the variable is not even read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestDisk {
+    /// The real disk (unset).
+    Real,
+    /// `forget-unsynced`: `tdfs_disk::ForgetfulDisk`, forgetting from the
+    /// start: a kill -9 loses what was not fsync'd, as a power loss does.
+    ForgetUnsynced,
+    /// `forget-unsynced-on-sigusr1`: writes through to the real disk until
+    /// the process receives SIGUSR1, forgets unsynced writes from then on
+    /// (the chaos suite's `PowerLoss` fault).
+    ForgetUnsyncedOnSignal,
+}
+
+/// The test disk `TDFS_TEST_DISK` names; an unknown name is an error. Logs
+/// a loud local-fault warning when one is on, as the bug switches do.
+#[cfg(feature = "bugs")]
+pub fn test_disk() -> Result<TestDisk, String> {
+    let d = match std::env::var("TDFS_TEST_DISK").as_deref().map(str::trim) {
+        Err(_) | Ok("") => return Ok(TestDisk::Real),
+        Ok("forget-unsynced") => TestDisk::ForgetUnsynced,
+        Ok("forget-unsynced-on-sigusr1") => TestDisk::ForgetUnsyncedOnSignal,
+        Ok(other) => {
+            return Err(format!(
+                "TDFS_TEST_DISK={other}: unknown test disk (known: forget-unsynced, \
+                 forget-unsynced-on-sigusr1)"
+            ))
+        }
+    };
+    tracing::warn!(
+        fault = "local",
+        "TEST DISK ON (test build): {d:?}: writes not fsync'd are lost when this process dies"
+    );
+    Ok(d)
+}
+
+/// The test disk: always the real one in a build without the `bugs`
+/// feature.
+#[cfg(not(feature = "bugs"))]
+#[inline(always)]
+pub fn test_disk() -> Result<TestDisk, String> {
+    Ok(TestDisk::Real)
+}
