@@ -1,8 +1,9 @@
 //! The chaos suite is proven against a broken build: a shortened run with a
-//! bug switch on in every daemon must report a violation. (The other
-//! switches are caught by `crates/meta-raft/tests/t29_power_loss.rs`,
-//! `t22_torn_log.rs` and `tests/t61_safety.rs`; every switch's long-profile
-//! run is in docs/chaos.md.)
+//! bug switch on in every daemon must report a violation (two switches
+//! here, each with the fault that exposes it). Every switch's long-profile
+//! run is in docs/chaos.md; the in-process tests
+//! `crates/meta-raft/tests/t29_power_loss.rs`, `t22_torn_log.rs` and
+//! `tests/t61_safety.rs` catch the others too.
 //!
 //! Replay: `TDFS_CHAOS_SEED=<seed> cargo test --test t62_chaos_bugs -- --nocapture`.
 
@@ -17,9 +18,14 @@ fn env_u64(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|s| s.trim().parse().ok())
 }
 
+/// One chaos run at a time: a run's network namespaces and bridge are
+/// named after the process.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Runs a short chaos run with `bugs` on, its faults drawn from `kinds`;
 /// returns its violations.
 async fn run_with(bugs: &'static str, faults: usize, kinds: &'static [Fault]) -> Vec<String> {
+    let _one = SERIAL.lock().await;
     let seed = env_u64("TDFS_CHAOS_SEED").unwrap_or_else(rand::random);
     println!("chaos-bugs: seed {seed}, TDFS_BUGS={bugs}, {faults} faults of {kinds:?}");
     let p = Profile {
@@ -62,5 +68,19 @@ async fn stale_follower_reads_fail_the_chaos_run() {
         v.iter().any(|m| m.contains("is not linearizable")),
         "a chaos run with follower-read-without-index must report a linearizability \
          violation; it reported {v:?}"
+    );
+}
+
+/// A leader that deletes the last corrupt copy of a block: the nemesis
+/// corrupts every replica of a block, and the quarantined replicas must all
+/// stay on disk while fsck lists the block corrupt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_the_last_corrupt_replica_fails_the_chaos_run() {
+    let v = run_with("delete-last-corrupt", 2, &[Fault::CorruptEveryReplica]).await;
+    assert!(
+        v.iter()
+            .any(|m| m.contains("was corrupt and the replica on datanode")),
+        "a chaos run with delete-last-corrupt must report a deleted last corrupt replica; \
+         it reported {v:?}"
     );
 }
