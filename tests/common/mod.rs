@@ -258,6 +258,38 @@ impl Drop for MetaProcs {
             let _ = c.kill();
             let _ = c.wait();
         }
+        if std::thread::panicking() {
+            print_log_tails(self.dir.path(), 80);
+        }
+    }
+}
+
+/// Prints the last `lines` lines of every `*.log` file in `dir` to stderr
+/// (a failed test's only record of what its daemons did: the directory
+/// goes with the test).
+pub fn print_log_tails(dir: &std::path::Path, lines: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut logs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    for p in logs {
+        let text = std::fs::read_to_string(&p).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        let from = all.len().saturating_sub(lines);
+        eprintln!(
+            "===== {} (last {} of {} lines)",
+            p.display(),
+            all.len() - from,
+            all.len()
+        );
+        for l in &all[from..] {
+            eprintln!("{l}");
+        }
     }
 }
 
