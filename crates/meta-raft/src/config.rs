@@ -34,8 +34,10 @@ pub mod defaults {
     /// encoded, sent, made durable and answered; a message of many MiB
     /// misses that every time and a lagging follower never catches up.
     pub const MAX_PAYLOAD_ENTRIES: u64 = 16;
-    /// Raft entries being committed at once.
-    pub const MAX_INFLIGHT_BATCHES: usize = 8;
+    /// Raft entries being committed at once, at most: one, and more only
+    /// while full entries wait (see `node::propose`: openraft 0.9 fsyncs
+    /// queued entries in series, so a second half-empty entry only waits).
+    pub const MAX_INFLIGHT_BATCHES: usize = 4;
     pub const REPLICATION: u16 = 3;
     /// A writer that has not renewed its lease for this long loses the file
     /// to lease recovery.

@@ -237,6 +237,9 @@ impl MetaNode {
 
     /// Waits until the local state machine has applied `index`.
     pub async fn wait_applied(&self, index: u64) -> Result<(), FsError> {
+        if *self.core.applied.borrow() >= index {
+            return Ok(());
+        }
         let mut rx = self.core.applied.subscribe();
         let r = tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|a| *a >= index)).await;
         match r {
@@ -249,7 +252,8 @@ impl MetaNode {
 
     /// The leader as this node knows it: id and address.
     pub fn leader_hint(&self) -> Option<(u64, String)> {
-        let m = self.raft.metrics().borrow().clone();
+        let rx = self.raft.metrics();
+        let m = rx.borrow();
         let id = m.current_leader?;
         let addr = m
             .membership_config
@@ -266,7 +270,8 @@ impl MetaNode {
     /// Leads, with an entry of its own term applied (so it judges replicas
     /// against a namespace no older than any earlier leader's).
     pub fn leader_ready(&self) -> bool {
-        let m = self.raft.metrics().borrow().clone();
+        let rx = self.raft.metrics();
+        let m = rx.borrow();
         m.state == ServerState::Leader
             && m.last_applied.map(|l| l.leader_id.term) == Some(m.current_term)
     }
@@ -323,7 +328,8 @@ impl MetaNode {
     /// which leadership was confirmed.
     pub async fn leader_read_index(&self) -> Result<(u64, u64), FsError> {
         let (term, last) = {
-            let m = self.raft.metrics().borrow().clone();
+            let rx = self.raft.metrics();
+            let m = rx.borrow();
             (m.current_term, m.last_log_index.unwrap_or(0))
         };
         let floor = {
