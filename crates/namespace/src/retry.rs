@@ -265,11 +265,7 @@ mod tests {
     #[test]
     fn the_index_agrees_with_a_scan_also_after_a_reload() {
         use rand::{Rng, SeedableRng};
-        let seed: u64 = std::env::var("TDFS_TEST_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(rand::random);
-        println!("retry index: seed {seed} (replay with TDFS_TEST_SEED={seed})");
+        let seed = tdfs_testkit::data::seed("TDFS_TEST_SEED", "retry index");
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut r = RetryCache::default();
         let mut next = [0u64; 6];

@@ -382,11 +382,7 @@ fn lease_recovery_keeps_what_the_replicas_agree_on() {
 
 #[test]
 fn incremental_state_agrees_with_a_full_recomputation() {
-    let seed: u64 = std::env::var("TDFS_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("seed {seed} (replay with TDFS_SEED={seed})");
+    let seed = tdfs_testkit::data::seed("TDFS_SEED", "incremental state");
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let names = ["a", "b", "c", "d", "e"];
     let mut h = H::new(&names.iter().map(|n| (*n, 1)).collect::<Vec<_>>());

@@ -17,6 +17,22 @@ pub fn bytes(seed: u64, len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// A seeded test's seed: `var` from the environment if set (a replay),
+/// else a fresh random one; printed with how to replay it.
+pub fn seed(var: &str, what: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let seed = std::env::var(var)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+        });
+    println!("{what}: seed {seed} (replay with {var}={seed})");
+    seed
+}
+
 /// SHA-256 of `data`.
 pub fn sha(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()

@@ -10,7 +10,8 @@
 //!   warning that names no fault, fails the test binary's cluster shutdown
 //!   unless the test declared it expects it ([`log::allow_local`]).
 //! - [`wait`]: waiting on conditions with deadlines (never sleep-and-hope).
-//! - [`data`]: deterministic test bytes for a seed, and digests.
+//! - [`data`]: deterministic test bytes for a seed, digests, and the seed
+//!   of a seeded test (from the environment on a replay, printed).
 //! - [`disk`]: a small tmpfs disk mounted for a test (needs root).
 
 pub mod alloc;

@@ -365,11 +365,7 @@ impl Run {
 
 #[test]
 fn random_histories_read_back_at_every_snapshot() {
-    let seed: u64 = std::env::var("TDFS_SNAPSHOT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(rand::random);
-    println!("snapshot model seed {seed} (replay with TDFS_SNAPSHOT_SEED={seed})");
+    let seed = tdfs_testkit::data::seed("TDFS_SNAPSHOT_SEED", "snapshot model");
     let mut t = T::new();
     t.mkdir("/r");
     t.mkdir("/o");
