@@ -258,7 +258,8 @@ impl Drop for MetaProcs {
             let _ = c.kill();
             let _ = c.wait();
         }
-        if std::thread::panicking() {
+        // A failed test's daemon logs, or every test's with TDFS_TEST_LOGS.
+        if std::thread::panicking() || std::env::var_os("TDFS_TEST_LOGS").is_some() {
             print_log_tails(self.dir.path(), 80);
         }
     }
