@@ -548,3 +548,43 @@ fn a_truncate_is_driven_from_the_old_replicas_and_committed_when_stored() {
     ));
     h.c.truncate_done(&t3);
 }
+
+#[test]
+fn the_gossip_table_is_applied_level_triggered() {
+    use crate::liveness::Liveness::{Dead, Live, Stale};
+    let mut h = H::new(&[("a", 1), ("b", 1), ("c", 1)]);
+    let s = Duration::from_secs;
+    let live = |h: &H, n: &str| h.c.liveness_of(&id(n), h.now).unwrap();
+    // a: gossip's table says down but the event was lost; b: alive; c:
+    // gossip never heard of it and it calls no more.
+    let table = |n: &DatanodeId| match n.0.as_str() {
+        "a" => Some(true),
+        "b" => Some(false),
+        _ => None,
+    };
+    h.advance(s(1));
+    h.c.gossip_table(table, h.now);
+    assert_eq!(
+        (live(&h, "a"), live(&h, "b"), live(&h, "c")),
+        (Stale, Live, Live)
+    );
+    h.advance(s(3));
+    h.c.gossip_table(table, h.now);
+    // c is quiet for the stale period: down since its last call.
+    assert_eq!(
+        (live(&h, "a"), live(&h, "b"), live(&h, "c")),
+        (Stale, Live, Stale)
+    );
+    h.advance(s(27));
+    h.c.gossip_table(table, h.now);
+    assert_eq!(live(&h, "c"), Dead, "30 s after its last call");
+    h.advance(s(2));
+    assert_eq!(live(&h, "a"), Dead);
+    // a is alive again in the table; c calls again.
+    h.c.contact(&id("c"), h.now);
+    h.c.gossip_table(|n| if n.0 == "c" { None } else { Some(false) }, h.now);
+    assert_eq!(
+        (live(&h, "a"), live(&h, "b"), live(&h, "c")),
+        (Live, Live, Live)
+    );
+}

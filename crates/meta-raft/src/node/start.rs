@@ -82,7 +82,7 @@ pub async fn start(
         tasks.push(supervise(
             &node,
             "gossip follower",
-            crate::gossip::follow(node.clone(), g.subscribe(), shutdown.clone()),
+            crate::gossip::follow(node.clone(), g.subscribe(), g.watch(), shutdown.clone()),
         ));
         Some(g)
     } else {

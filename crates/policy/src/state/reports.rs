@@ -74,6 +74,44 @@ impl ClusterState {
         }
     }
 
+    /// Gossip's whole member table, level-triggered: each registered
+    /// datanode takes the state its row says (`Some(true)`: down), so an
+    /// event lost on the way changes nothing for long. A datanode gossip
+    /// has never heard of (`None`) is judged by its calls instead, as
+    /// without gossip: down since its last call once it is quiet for the
+    /// stale period, up again when it calls; never live forever on silence.
+    pub fn gossip_table(
+        &mut self,
+        mut down: impl FnMut(&DatanodeId) -> Option<bool>,
+        now: Instant,
+    ) {
+        let stale_after = self.cfg.liveness.stale_after;
+        let ixs: Vec<NodeIx> = self.nodes.iter().map(|(ix, _)| ix).collect();
+        for ix in ixs {
+            let n = self.nodes.get_mut(ix);
+            if n.addr.is_empty() {
+                continue;
+            }
+            match down(&n.id) {
+                Some(true) => {
+                    n.gossip_down.get_or_insert(now);
+                }
+                Some(false) => {
+                    if n.gossip_down.take().is_some() {
+                        n.last_contact = now;
+                    }
+                }
+                None => {
+                    if now.saturating_duration_since(n.last_contact) >= stale_after {
+                        n.gossip_down.get_or_insert(n.last_contact);
+                    } else {
+                        n.gossip_down = None;
+                    }
+                }
+            }
+        }
+    }
+
     /// Usage spread by gossip.
     pub fn usage(&mut self, id: &DatanodeId, usage: DatanodeUsage) {
         if let Some(n) = self.nodes.by_id_mut(id) {
