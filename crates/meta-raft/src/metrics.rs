@@ -8,7 +8,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
-use prometheus_client::registry::Registry;
+use prometheus_client::registry::{Metric, Registry};
 use std::time::Duration;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -24,6 +24,13 @@ pub struct StateLabel {
 }
 
 type HistogramFamily = Family<OpLabel, Histogram, fn() -> Histogram>;
+
+/// A new metric of type `M`, registered under `name`.
+fn reg<M: Clone + Default + Metric>(r: &mut Registry, name: &str, help: &str) -> M {
+    let m = M::default();
+    r.register(name, help, m.clone());
+    m
+}
 
 fn latency_histogram() -> Histogram {
     // 50 µs .. ~1.6 s
@@ -72,95 +79,68 @@ impl MetaMetrics {
     /// `commit_index` is the log store's gauge (`LogStore::committed_index`).
     pub fn new(commit_index: Gauge) -> Self {
         let mut r = Registry::with_prefix("tdfs_meta");
-        let ops = Family::<OpLabel, Counter>::default();
-        let op_errors = Family::<OpLabel, Counter>::default();
-        let op_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
-        r.register(
-            "operations",
-            "Namespace operations served, by type",
-            ops.clone(),
-        );
-        r.register(
+        let ops = reg(&mut r, "operations", "Namespace operations served, by type");
+        let op_errors = reg(
+            &mut r,
             "operation_errors",
             "Namespace operations answered with an error, by type",
-            op_errors.clone(),
         );
+        let op_seconds: HistogramFamily = Family::new_with_constructor(latency_histogram);
         r.register(
             "operation_seconds",
             "Latency of namespace operations, by type",
             op_seconds.clone(),
         );
-        let datanode_requests = Family::<OpLabel, Counter>::default();
-        r.register(
+        let datanode_requests = reg(
+            &mut r,
             "datanode_requests",
             "Calls from datanodes (register, full_report, incremental_report, poll): \
              there is no heartbeat, so an idle datanode makes only its long polls",
-            datanode_requests.clone(),
         );
-        let g = |r: &mut Registry, name: &str, help: &str| {
-            let g = Gauge::default();
-            r.register(name, help, g.clone());
-            g
-        };
-        let term = g(&mut r, "raft_term", "Current Raft term");
-        let last_log_index = g(&mut r, "raft_last_log_index", "Last Raft log index");
+        let term = reg(&mut r, "raft_term", "Current Raft term");
+        let last_log_index = reg(&mut r, "raft_last_log_index", "Last Raft log index");
         r.register(
             "raft_commit_index",
             "Last committed Raft log index (as the log store last saved it)",
             commit_index,
         );
-        let applied_index = g(&mut r, "raft_applied_index", "Last applied Raft log index");
-        let role = Family::<StateLabel, Gauge>::default();
-        r.register("raft_role", "1 for this node's Raft role", role.clone());
-        let datanodes = Family::<StateLabel, Gauge>::default();
-        r.register(
-            "datanodes",
-            "Datanodes by liveness (leader only)",
-            datanodes.clone(),
-        );
-        let blocks = g(&mut r, "blocks", "Committed blocks (leader only)");
-        let under_replicated = g(
-            &mut r,
-            "blocks_under_replicated",
-            "Blocks with fewer live replicas than their replication factor (leader only)",
-        );
-        let missing = g(
-            &mut r,
-            "blocks_missing",
-            "Blocks without a live replica (leader only)",
-        );
-        let corrupt = g(
-            &mut r,
-            "blocks_corrupt",
-            "Blocks whose every replica failed verification (leader only)",
-        );
-        let alarm = g(
-            &mut r,
-            "consistency_alarm",
-            "1 once this node found a member whose namespace hash differs at the same applied index",
-        );
-        let resident = g(
-            &mut r,
-            "process_resident_memory_bytes",
-            "Resident memory of this process (from /proc/self/statm)",
-        );
         MetaMetrics {
-            alarm,
-            resident,
-            registry: r,
             ops,
             op_errors,
             op_seconds,
             datanode_requests,
             term,
-            role,
             last_log_index,
-            applied_index,
-            datanodes,
-            blocks,
-            under_replicated,
-            missing,
-            corrupt,
+            applied_index: reg(&mut r, "raft_applied_index", "Last applied Raft log index"),
+            role: reg(&mut r, "raft_role", "1 for this node's Raft role"),
+            datanodes: reg(&mut r, "datanodes", "Datanodes by liveness (leader only)"),
+            blocks: reg(&mut r, "blocks", "Committed blocks (leader only)"),
+            under_replicated: reg(
+                &mut r,
+                "blocks_under_replicated",
+                "Blocks with fewer live replicas than their replication factor (leader only)",
+            ),
+            missing: reg(
+                &mut r,
+                "blocks_missing",
+                "Blocks without a live replica (leader only)",
+            ),
+            corrupt: reg(
+                &mut r,
+                "blocks_corrupt",
+                "Blocks whose every replica failed verification (leader only)",
+            ),
+            alarm: reg(
+                &mut r,
+                "consistency_alarm",
+                "1 once this node found a member whose namespace hash differs at the same applied index",
+            ),
+            resident: reg(
+                &mut r,
+                "process_resident_memory_bytes",
+                "Resident memory of this process (from /proc/self/statm)",
+            ),
+            registry: r,
         }
     }
 

@@ -7,7 +7,7 @@
 //! sources), so consecutive rounds do not oscillate.
 
 use crate::replication::{Action, BlockView, NodeView};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use tdfs_proto::DatanodeId;
 
 /// Whether every eligible node is within `threshold` (a fraction, 0.1 =
@@ -48,21 +48,22 @@ pub fn plan_balance(
     let Some(avg) = average(&el.iter().map(|(_, n)| *n).collect::<Vec<_>>()) else {
         return Vec::new();
     };
-    let mut load: HashMap<&DatanodeId, (u64, u64)> = el
-        .iter()
-        .map(|(id, n)| (*id, (n.load, n.capacity)))
-        .collect();
-    let util = |l: &HashMap<&DatanodeId, (u64, u64)>, id: &DatanodeId| {
-        let (ld, cap) = l[id];
-        ld as f64 / cap as f64
-    };
     let any_under = el.iter().any(|(_, n)| n.utilization() < avg - threshold);
     let any_over = el.iter().any(|(_, n)| n.utilization() > avg + threshold);
     if !any_under && !any_over {
         return Vec::new();
     }
+    let mut plan = Plan {
+        load: el
+            .iter()
+            .map(|(id, n)| (*id, (n.load, n.capacity)))
+            .collect(),
+        moves: HashMap::new(),
+        avg,
+        max_per_node,
+    };
     // Sources: over the threshold (or merely above average when some node is
-    // under it); fullest first.
+    // under it); fullest first. Each gives until it is down to `stop_at`.
     let mut sources: Vec<&DatanodeId> = el
         .iter()
         .filter(|(_, n)| {
@@ -71,55 +72,26 @@ pub fn plan_balance(
         })
         .map(|(id, _)| *id)
         .collect();
-    sources.sort_by(|a, b| {
-        util(&load, b)
-            .partial_cmp(&util(&load, a))
-            .unwrap()
-            .then(a.cmp(b))
-    });
-    let mut moves: HashMap<&DatanodeId, usize> = HashMap::new();
+    sources.sort_by(|a, b| plan.util(b).total_cmp(&plan.util(a)).then(a.cmp(b)));
+    let stop_at = if any_under { avg } else { avg + threshold };
+    let targets: Vec<&DatanodeId> = el.iter().map(|(id, _)| *id).collect();
     let mut out = Vec::new();
-    let mut moving: std::collections::HashSet<u64> = std::collections::HashSet::new();
+    let mut moving: HashSet<u64> = HashSet::new();
     for src in sources {
         for b in blocks
             .iter()
             .filter(|b| b.replicas.contains(src) && !b.in_flight)
         {
-            let stop_at = if any_under { avg } else { avg + threshold };
-            if util(&load, src) <= stop_at || moves.get(src).copied().unwrap_or(0) >= max_per_node {
+            if plan.util(src) <= stop_at || plan.moves_of(src) >= max_per_node {
                 break;
             }
             if moving.contains(&b.id) {
                 continue;
             }
-            // The emptiest node below average that lacks the block and can take it.
-            let target = el
-                .iter()
-                .map(|(id, _)| *id)
-                .filter(|t| !b.replicas.contains(t) && !b.exclude.contains(t))
-                .filter(|t| util(&load, t) < avg)
-                .filter(|t| moves.get(t).copied().unwrap_or(0) < max_per_node)
-                .filter(|t| {
-                    let (ld, cap) = load[t];
-                    cap.saturating_sub(ld) >= b.len
-                })
-                .min_by(|a, c| {
-                    util(&load, a)
-                        .partial_cmp(&util(&load, c))
-                        .unwrap()
-                        .then(a.cmp(c))
-                });
-            let Some(t) = target else { continue };
-            // Do not overshoot: the move must bring the pair closer together.
-            let after_t = (load[t].0 + b.len) as f64 / load[t].1 as f64;
-            let after_s = (load[src].0.saturating_sub(b.len)) as f64 / load[src].1 as f64;
-            if after_t > after_s {
+            let Some(t) = plan.target(&targets, src, b) else {
                 continue;
-            }
-            load.get_mut(src).unwrap().0 -= b.len.min(load[src].0);
-            load.get_mut(t).unwrap().0 += b.len;
-            *moves.entry(src).or_default() += 1;
-            *moves.entry(t).or_default() += 1;
+            };
+            plan.apply(src, t, b.len);
             moving.insert(b.id);
             out.push(Action::Replicate {
                 block: b.id,
@@ -129,6 +101,60 @@ pub fn plan_balance(
         }
     }
     out
+}
+
+/// Loads and move counts as the round's moves are planned.
+struct Plan<'a> {
+    /// (load, capacity) of each eligible node, moves planned so far counted.
+    load: HashMap<&'a DatanodeId, (u64, u64)>,
+    /// Moves each node takes part in this round.
+    moves: HashMap<&'a DatanodeId, usize>,
+    avg: f64,
+    max_per_node: usize,
+}
+
+impl<'a> Plan<'a> {
+    fn util(&self, id: &DatanodeId) -> f64 {
+        let (ld, cap) = self.load[id];
+        ld as f64 / cap as f64
+    }
+
+    fn moves_of(&self, id: &DatanodeId) -> usize {
+        self.moves.get(id).copied().unwrap_or(0)
+    }
+
+    /// The emptiest node below average that lacks `b`, can take it and
+    /// has moves left, if moving `b` there from `src` does not overshoot
+    /// (the move must bring the pair closer together).
+    fn target(
+        &self,
+        targets: &[&'a DatanodeId],
+        src: &DatanodeId,
+        b: &BlockView,
+    ) -> Option<&'a DatanodeId> {
+        let t = targets
+            .iter()
+            .copied()
+            .filter(|t| !b.replicas.contains(t) && !b.exclude.contains(t))
+            .filter(|t| self.util(t) < self.avg && self.moves_of(t) < self.max_per_node)
+            .filter(|t| {
+                let (ld, cap) = self.load[t];
+                cap.saturating_sub(ld) >= b.len
+            })
+            .min_by(|a, c| self.util(a).total_cmp(&self.util(c)).then(a.cmp(c)))?;
+        let after_t = (self.load[t].0 + b.len) as f64 / self.load[t].1 as f64;
+        let after_s = (self.load[src].0.saturating_sub(b.len)) as f64 / self.load[src].1 as f64;
+        (after_t <= after_s).then_some(t)
+    }
+
+    /// Counts a move of `len` bytes from `src` to `t`.
+    fn apply(&mut self, src: &'a DatanodeId, t: &'a DatanodeId, len: u64) {
+        let s = self.load.get_mut(src).expect("sources are eligible");
+        s.0 -= len.min(s.0);
+        self.load.get_mut(t).expect("targets are eligible").0 += len;
+        *self.moves.entry(src).or_default() += 1;
+        *self.moves.entry(t).or_default() += 1;
+    }
 }
 
 #[cfg(test)]
