@@ -101,23 +101,21 @@ fn reconcile(node: &MetaNode, snap: &MemberSnapshot, unknown: &mut HashSet<Datan
         .collect();
     let core = node.core();
     let now = core.now();
-    let mut missing = Vec::new();
+    let mut missing = HashSet::new();
     core.view(|v| {
         v.gossip_table(
             |id| {
                 let r = rows.get(id.0.as_str()).copied();
                 if r.is_none() {
-                    missing.push(id.clone());
+                    missing.insert(id.clone());
                 }
                 r
             },
             now,
         )
     });
-    for id in &missing {
-        if unknown.insert(id.clone()) {
-            tracing::info!(peer = %id.0, "gossip has not heard of registered datanode; judged by its calls until it does");
-        }
+    for id in missing.difference(unknown) {
+        tracing::info!(peer = %id.0, "gossip has not heard of registered datanode; judged by its calls until it does");
     }
-    unknown.retain(|id| missing.contains(id));
+    *unknown = missing;
 }

@@ -42,6 +42,17 @@ pub struct Node {
 }
 
 impl Node {
+    /// Gossip says the node is down (`true`) or up: down keeps the first
+    /// time it was said, up clears it and counts as contact.
+    pub fn set_gossip(&mut self, down: bool, now: Instant) {
+        if down {
+            self.gossip_down.get_or_insert(now);
+        } else {
+            self.gossip_down = None;
+            self.last_contact = now;
+        }
+    }
+
     /// Bytes the node will hold once what is in flight settles: what it
     /// holds, plus what is being or will be written (a write in progress is
     /// both reserved on the node and promised by the leader: counted once),

@@ -65,12 +65,7 @@ impl ClusterState {
     /// Gossip says `id` is down (`true`) or up again (`false`).
     pub fn gossip(&mut self, id: &DatanodeId, down: bool, now: Instant) {
         if let Some(n) = self.nodes.by_id_mut(id) {
-            if down {
-                n.gossip_down.get_or_insert(now);
-            } else {
-                n.gossip_down = None;
-                n.last_contact = now;
-            }
+            n.set_gossip(down, now);
         }
     }
 
@@ -93,14 +88,7 @@ impl ClusterState {
                 continue;
             }
             match down(&n.id) {
-                Some(true) => {
-                    n.gossip_down.get_or_insert(now);
-                }
-                Some(false) => {
-                    if n.gossip_down.take().is_some() {
-                        n.last_contact = now;
-                    }
-                }
+                Some(down) => n.set_gossip(down, now),
                 None => {
                     if now.saturating_duration_since(n.last_contact) >= stale_after {
                         n.gossip_down.get_or_insert(n.last_contact);
