@@ -1,8 +1,8 @@
 //! Dev-only helpers shared by tdfs's tests (a dev-dependency only; nothing
 //! in a release build depends on it).
 //!
-//! - [`alloc`]: a counting global allocator (live and peak heap bytes) for
-//!   memory figures and tests.
+//! - [`alloc`]: global allocators for memory figures and tests: counting
+//!   (live and peak heap bytes) and watching (the largest single allocation).
 //! - [`log`]: the two-level logging rule enforced. Every warning a tdfs
 //!   crate logs names whose fault it is — `fault = "peer"` (a node that sent
 //!   garbage, timed out or died) or `fault = "local"` (this process: a bug, a
@@ -13,8 +13,18 @@
 //! - [`data`]: deterministic test bytes for a seed, digests, and the seed
 //!   of a seeded test (from the environment on a replay, printed).
 //! - [`disk`]: a small tmpfs disk mounted for a test (needs root).
+//!
+//! Behind cargo features, so that a crate needing only the above pulls in
+//! no tdfs server crate:
+//!
+//! - `cluster`: [`cluster`], an in-process metadata cluster (`tdfs-meta-raft`
+//!   nodes on loopback, every connection through a `FaultNet`, optionally on
+//!   memory disks that can lose power), its clients and namespace helpers
+//!   (meta-raft's tests).
 
 pub mod alloc;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod data;
 pub mod disk;
 pub mod log;
