@@ -21,11 +21,17 @@
 //!   nodes on loopback, every connection through a `FaultNet`, optionally on
 //!   memory disks that can lose power), its clients and namespace helpers
 //!   (meta-raft's tests).
+//! - `datanodes`: [`datanodes`], in-process datanodes (block stores behind
+//!   real transfer servers on loopback), block stores on memory disks
+//!   ([`datanodes::store`]) and a fake metadata node ([`datanodes::meta`])
+//!   (datanode's tests).
 
 pub mod alloc;
 #[cfg(feature = "cluster")]
 pub mod cluster;
 pub mod data;
+#[cfg(feature = "datanodes")]
+pub mod datanodes;
 pub mod disk;
 pub mod log;
 pub mod wait;
