@@ -13,6 +13,7 @@
 //! - [`data`]: deterministic test bytes for a seed, digests, and the seed
 //!   of a seeded test (from the environment on a replay, printed).
 //! - [`disk`]: a small tmpfs disk mounted for a test (needs root).
+//! - [`paths`]: the workspace root and its `target/tmp`.
 //!
 //! Behind cargo features, so that a crate needing only the above pulls in
 //! no tdfs server crate:
@@ -25,6 +26,20 @@
 //!   real transfer servers on loopback), block stores on memory disks
 //!   ([`datanodes::store`]) and a fake metadata node ([`datanodes::meta`])
 //!   (datanode's tests).
+//! - `procs` (the root package's end-to-end tests):
+//!   - [`procs`]: `tdfs meta` processes ([`procs::MetaProcs`]: start, kill -9,
+//!     restart, the agreed leader), `tdfs local` ([`procs::spawn_local`]),
+//!     the `tdfs` shell ([`procs::run_tdfs`]), the `tdfs` binary
+//!     ([`procs::tdfs_bin`]), free ports, pip venvs, the async wait;
+//!   - [`files`]: an in-process `tdfs_local` cluster with fast timers and the
+//!     logging check, and writing, reading and replica waits on it;
+//!   - [`ns`]: the namespace-feature tests' block ids, stored replicas, and
+//!     waits for truncate recovery and freed blocks;
+//!   - [`hadoop`]: Apache Hadoop's own Java client (FsShell, Spark) from the
+//!     `pyspark` wheel;
+//!   - [`hdfs_native`], [`webhdfs_py`]: the Python HDFS and WebHDFS clients.
+//! - `dtp`: [`dtp_raw`], a raw DataTransferProtocol peer that sends what no
+//!   well-behaved client sends.
 
 pub mod alloc;
 #[cfg(feature = "cluster")]
@@ -33,5 +48,20 @@ pub mod data;
 #[cfg(feature = "datanodes")]
 pub mod datanodes;
 pub mod disk;
+#[cfg(feature = "dtp")]
+pub mod dtp_raw;
+#[cfg(feature = "procs")]
+pub mod files;
+#[cfg(feature = "procs")]
+pub mod hadoop;
+#[cfg(feature = "procs")]
+pub mod hdfs_native;
 pub mod log;
+#[cfg(feature = "procs")]
+pub mod ns;
+pub mod paths;
+#[cfg(feature = "procs")]
+pub mod procs;
 pub mod wait;
+#[cfg(feature = "procs")]
+pub mod webhdfs_py;
