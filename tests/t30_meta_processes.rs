@@ -2,11 +2,9 @@
 //! write, the dead node catches up after a restart, and a kill -9 of all
 //! three keeps the namespace intact.
 
-mod common;
-
-use common::*;
 use std::time::Duration;
 use tdfs_proto::FsError;
+use tdfs_testkit::procs::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kill_loses_no_acknowledged_write() {

@@ -1,11 +1,9 @@
 //! The `tdfs dfs`, `haadmin` and `fsck` commands against `tdfs local`, as a
 //! user types them: outputs, exit codes, HDFS semantics and permissions.
 
-mod common;
-
-use common::*;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use tdfs_testkit::procs::*;
 
 struct Local {
     child: Child,

@@ -2,11 +2,9 @@
 //! then voter), move leadership to it, remove a founding node; the namespace
 //! is served throughout.
 
-mod common;
-
-use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
+use tdfs_testkit::procs::*;
 
 fn ha(meta: &str, args: &[&str]) -> (i32, String, String) {
     let mut all = vec!["haadmin", "--meta", meta];

@@ -3,12 +3,10 @@
 //! defaults `--help` shows; a key no daemon knows is refused in one line
 //! naming it; the event stream reaches operators through `tdfs events`.
 
-mod common;
-
-use common::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use tdfs_client::{ClientConfig, MetaClient};
+use tdfs_testkit::procs::*;
 
 fn write(dir: &std::path::Path, name: &str, text: &str) -> String {
     let p = dir.join(name);

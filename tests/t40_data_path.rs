@@ -1,12 +1,10 @@
 //! The data path on an in-process cluster: round trips across block and
 //! packet boundaries, ranged reads, too few datanodes, a full datanode.
 
-mod common;
-
-use common::data::*;
-use common::wait_for;
 use std::time::Duration;
 use tdfs_testkit::disk::Tmpfs;
+use tdfs_testkit::files::*;
+use tdfs_testkit::procs::wait_for;
 use tdfs_transfer::CHUNK;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

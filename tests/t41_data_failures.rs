@@ -1,13 +1,12 @@
 //! Failures on the data path: a pipeline datanode killed mid-block, a writer
 //! that dies before closing its file, corrupted replicas.
 
-mod common;
-
-use common::data::*;
-use common::wait_for;
 use std::collections::HashSet;
 use std::time::Duration;
 use tdfs_client::{CreateOptions, FileWriter};
+use tdfs_testkit::files::*;
+use tdfs_testkit::procs;
+use tdfs_testkit::procs::wait_for;
 
 /// The pipeline (datanode ids) of the last block of an open file, from the leader.
 fn last_block_targets(cl: &tdfs_local::LocalCluster, path: &str) -> Vec<tdfs_proto::DatanodeId> {
@@ -153,7 +152,7 @@ async fn c_stat_uc(cl: &tdfs_local::LocalCluster, p: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_survive_corrupted_replicas_and_the_bad_ones_are_dropped() {
-    common::expect_corrupt_replicas();
+    procs::expect_corrupt_replicas();
     let (dir, cl) = cluster(4, 1 << 20, |_| {}).await;
     let c = cl.client("root");
     let data = bytes(13, 1 << 20);

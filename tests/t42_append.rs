@@ -2,13 +2,12 @@
 //! by new blocks after its last one; the lease keeps other writers out; a
 //! dead appender's file is recovered with what was acknowledged.
 
-mod common;
-
-use common::data::{bytes, cluster, read, sha, write};
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_client::FileWriter;
 use tdfs_proto::FsError;
+use tdfs_testkit::files::{bytes, cluster, read, sha, write};
+use tdfs_testkit::procs;
 
 const MIB: u64 = 1 << 20;
 
@@ -107,7 +106,7 @@ async fn a_dead_appender_leaves_the_acknowledged_data() {
         drop(w);
     }
     drop(dying);
-    let st = common::wait_for(
+    let st = procs::wait_for(
         "lease recovery closes the file",
         Duration::from_secs(30),
         || {

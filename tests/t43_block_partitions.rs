@@ -8,10 +8,6 @@
 //! from like a full one, without waiting for a timeout; healed links carry
 //! streams again.
 
-mod common;
-
-use common::data::*;
-use common::wait_for;
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_client::{CreateOptions, FileWriter, MetaClient};
@@ -19,6 +15,8 @@ use tdfs_local::{LocalCluster, LocalConfig};
 use tdfs_proto::meta::{LocatedBlock, MetaRequest};
 use tdfs_proto::{DatanodeId, FsError};
 use tdfs_rpc::{Connector, Sel};
+use tdfs_testkit::files::*;
+use tdfs_testkit::procs::wait_for;
 use tdfs_transfer::SEND_TIMEOUT_PER_NODE;
 
 const BS: u64 = 1 << 20;

@@ -3,15 +3,14 @@
 //! integrity repair, balancing, decommissioning, failover during
 //! re-replication, and no storm for a flapping datanode.
 
-mod common;
-
-use common::data::*;
-use common::wait_for;
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_client::MetaClient;
 use tdfs_local::{LocalCluster, LocalConfig};
 use tdfs_proto::meta::{AdminRequest, AdminResponse};
+use tdfs_testkit::files::*;
+use tdfs_testkit::procs;
+use tdfs_testkit::procs::wait_for;
 
 const BS: u64 = 1 << 20;
 
@@ -429,7 +428,7 @@ async fn setrep_down_trims_and_up_copies() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_with_every_replica_corrupt_is_reported_and_never_served() {
-    common::expect_corrupt_replicas();
+    procs::expect_corrupt_replicas();
     let (dir, cl) = cluster(4, BS, fast(30_000)).await;
     let c = cl.client("root");
     write(&c, "/all/f", &bytes(27, BS as usize), 1 << 20).await;

@@ -2,11 +2,9 @@
 //! datanode holding replication-3 data brings fsck back to HEALTHY with every
 //! block at three live replicas, and its return removes the surplus.
 
-mod common;
-
-use common::*;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use tdfs_testkit::procs::*;
 
 struct Datanode {
     child: Child,

@@ -8,7 +8,6 @@
 //! Long profile: `TDFS_CHAOS_PROFILE=long TDFS_CHAOS_SEEDS=20 scripts/chaos-long.sh`.
 
 mod chaos;
-mod common;
 
 use chaos::Profile;
 

@@ -7,10 +7,6 @@
 //! Each test fails on the bug it guards against: run it with
 //! `TDFS_BUGS=skip-fencing` or `TDFS_BUGS=delete-last-corrupt`.
 
-mod common;
-
-use common::data::*;
-use common::{tdfs_bin, wait_for, MetaProcs};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,6 +14,9 @@ use tdfs_client::{ClientConfig, CreateOptions, FileWriter, MetaClient};
 use tdfs_local::{LocalCluster, LocalConfig};
 use tdfs_proto::meta::{AdminRequest, AdminResponse, MetaRequest};
 use tdfs_proto::DatanodeId;
+use tdfs_testkit::files::*;
+use tdfs_testkit::procs;
+use tdfs_testkit::procs::{tdfs_bin, wait_for, MetaProcs};
 
 const BS: u64 = 1 << 20;
 
@@ -250,7 +249,7 @@ async fn tdfs_async(args: &[&str]) -> (i32, String) {
 /// CORRUPT and `-list-corruptfileblocks` lists the file, block and holders.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_block_whose_every_replica_is_corrupt_keeps_them_all() {
-    common::expect_corrupt_replicas();
+    procs::expect_corrupt_replicas();
     let (dir, cl) = cluster(4, BS, fast).await;
     cl.write_cluster_json().unwrap();
     let cj = dir.path().join("cluster.json").display().to_string();

@@ -8,7 +8,6 @@
 //! Replay: `TDFS_CHAOS_SEED=<seed> cargo test --test t62_chaos_bugs -- --nocapture`.
 
 mod chaos;
-mod common;
 
 use chaos::nemesis::Fault;
 use chaos::Profile;

@@ -3,10 +3,6 @@
 //! register; datanodes serve callers without the key only with a valid block
 //! token; `tdfs local` generates and uses a key.
 
-mod common;
-
-use common::data::{bytes, cluster, read, write};
-use common::{run_tdfs, spawn_local, wait_for};
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::Arc;
@@ -20,6 +16,9 @@ use tdfs_proto::meta::{AccessMode, AdminRequest, BlockInfo, BlockToken, LocatedB
 use tdfs_proto::FsError;
 use tdfs_rpc::auth::wall_ms;
 use tdfs_rpc::ClusterKey;
+use tdfs_testkit::files;
+use tdfs_testkit::files::{bytes, cluster, read, write};
+use tdfs_testkit::procs::{run_tdfs, spawn_local, wait_for};
 use tdfs_transfer::{first_error, read_block_with_token, BlockWriter, Finish};
 use tokio::net::TcpListener;
 
@@ -316,7 +315,7 @@ async fn datanodes_serve_callers_without_the_key_only_with_a_valid_token() {
                 let _ = w.send_chunk(b"0123456789").await;
                 w.finish(Finish {
                     len: 10,
-                    sha256: common::data::sha(b"0123456789"),
+                    sha256: files::sha(b"0123456789"),
                 })
                 .await
             }
@@ -480,7 +479,7 @@ async fn re_replication_on_a_keyed_cluster_carries_the_leaders_token() {
     })
     .await
     .unwrap();
-    let lbs = common::data::wait_replicas(&root, "/keyed/f", 3).await;
+    let lbs = files::wait_replicas(&root, "/keyed/f", 3).await;
     assert_eq!(lbs.blocks.len(), 4);
     // A reader without the key reads it back with its read tokens.
     let user = keyless_client(&c, "root");

@@ -3,11 +3,7 @@
 //! bounds of a create on every gateway (tdfs RPC, WebHDFS, Hadoop RPC), and
 //! a WebHDFS upload whose client stalls its body, cut off and recovered.
 
-mod common;
-
 use bytes::Bytes;
-use common::data::{bytes, cluster, read};
-use common::wait_for;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tdfs_client::{CreateOptions, FileWriter};
@@ -15,6 +11,8 @@ use tdfs_hdfs_rpc::ipc::{call_frame, client_hello, parse_reply};
 use tdfs_hdfs_rpc::proto::common::rpc_response_header_proto::RpcStatusProto;
 use tdfs_hdfs_rpc::proto::hdfs as p;
 use tdfs_local::LocalCluster;
+use tdfs_testkit::files::{bytes, cluster, read};
+use tdfs_testkit::procs::wait_for;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -5,17 +5,16 @@
 
 #[path = "webhdfs/browser.rs"]
 mod browser;
-mod common;
 #[path = "webhdfs/namespace.rs"]
 mod namespace;
-#[path = "common/webhdfs_py.rs"]
-mod webhdfs_py;
 
-use common::data::{bytes, cluster, sha};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 use tdfs_local::LocalCluster;
+use tdfs_testkit::files::{bytes, cluster, sha};
+use tdfs_testkit::webhdfs_py;
+use tdfs_testkit::{files, procs};
 use tokio::process::Command;
 use tokio::sync::OnceCell;
 
@@ -234,14 +233,14 @@ async fn metrics_on_metadata_nodes_and_datanodes() {
     let d = dir.path();
     let root = c.client("root");
     let data = bytes(82, (2 * MIB + 5) as usize);
-    common::data::write(&root, "/m.bin", &data, 100_000).await;
+    files::write(&root, "/m.bin", &data, 100_000).await;
     let mut sink = Vec::new();
     tdfs_client::read_range(&root, "/m.bin", 0, data.len() as u64, &mut sink)
         .await
         .unwrap();
     // The leader reports cluster health once a policy round has run.
     let (d2, h2) = (d.to_path_buf(), http.clone());
-    let r = common::wait_for(
+    let r = procs::wait_for(
         "leader metrics with 3 live datanodes",
         Duration::from_secs(10),
         move || {

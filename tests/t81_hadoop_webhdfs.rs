@@ -1,16 +1,15 @@
 //! Apache Hadoop's own client, unmodified, over `webhdfs://` against an
 //! in-process cluster: every everyday FsShell command (batched into few
 //! JVMs), its errors, and Spark writing and reading a Parquet data set.
-//! The client comes from the `pyspark` wheel (see `common::hadoop`).
+//! The client comes from the `pyspark` wheel (see `tdfs_testkit::hadoop`).
 
-mod common;
-
-use common::data::cluster;
-use common::hadoop::{cmd_as, conf_dir, Hadoop, ShellCmd, ShellOut};
 use md5::{Digest, Md5};
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tdfs_local::LocalCluster;
+use tdfs_testkit::files::cluster;
+use tdfs_testkit::hadoop::{cmd_as, conf_dir, Hadoop, ShellCmd, ShellOut};
+use tdfs_testkit::{files, procs};
 
 const MIB: usize = 1 << 20;
 /// The chunk every stored CRC32C covers.
@@ -27,7 +26,7 @@ async fn start(datanodes: usize) -> (tempfile::TempDir, LocalCluster, String) {
 /// Printable pseudo-random text (so FsShell's output compares exactly),
 /// a newline every 80 bytes.
 fn text(seed: u64, len: usize) -> Vec<u8> {
-    common::data::bytes(seed, len)
+    files::bytes(seed, len)
         .iter()
         .enumerate()
         .map(|(i, b)| if i % 80 == 79 { b'\n' } else { b'a' + b % 26 })
@@ -217,7 +216,7 @@ async fn fsshell_everyday_commands_over_webhdfs() {
         serde_json::json!({"algorithm": "COMPOSITE-CRC32C", "bytes": crc, "length": 4})
     );
     let meta = c.meta_addrs.values().cloned().collect::<Vec<_>>().join(",");
-    let (code, so, se) = common::run_tdfs(
+    let (code, so, se) = procs::run_tdfs(
         &[
             "dfs",
             "--meta",

@@ -4,13 +4,7 @@
 //! declares over the three metadata nodes. Metadata operations only; data
 //! transfer (DataTransferProtocol on the datanodes) comes next.
 
-mod common;
-#[path = "common/hdfs_native.rs"]
-mod hdfs_native;
-
 use bytes::Bytes;
-use common::data::cluster;
-use common::hadoop::{cmd_as, Hadoop, ShellOut};
 use prost::Message;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +14,10 @@ use tdfs_hdfs_rpc::proto::common::rpc_response_header_proto::RpcStatusProto;
 use tdfs_hdfs_rpc::proto::common::RpcResponseHeaderProto;
 use tdfs_hdfs_rpc::proto::hdfs::{self as p, GetFileInfoRequestProto};
 use tdfs_local::LocalCluster;
+use tdfs_testkit::files::cluster;
+use tdfs_testkit::hadoop::{cmd_as, Hadoop, ShellOut};
+use tdfs_testkit::hdfs_native;
+use tdfs_testkit::{files, procs};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
@@ -240,9 +238,9 @@ async fn a_retried_call_is_answered_from_the_retry_cache() {
 async fn block_locations_carry_tokens_on_a_keyed_cluster() {
     let (_dir, c) = cluster(3, 1 << 20, |cfg| cfg.use_generated_key().unwrap()).await;
     let root = c.client("root");
-    let data = common::data::bytes(5, (1 << 20) + 1000);
-    common::data::write(&root, "/t.bin", &data, 300_000).await;
-    common::data::wait_replicas(&root, "/t.bin", 3).await;
+    let data = files::bytes(5, (1 << 20) + 1000);
+    files::write(&root, "/t.bin", &data, 300_000).await;
+    files::wait_replicas(&root, "/t.bin", 3).await;
     let addr = c.meta_hdfs[&c.leader().unwrap().config().id].clone();
     let req = p::GetBlockLocationsRequestProto {
         src: "/t.bin".into(),
@@ -354,7 +352,7 @@ async fn leader_kill_9_of_a_meta_process_during_a_hadoop_listing_loop() {
     const ROUNDS: usize = 200;
     const KILL_AFTER: usize = 40;
     let h = Hadoop::get().await;
-    let mut m = common::MetaProcs::start_hdfs(3, &[]);
+    let mut m = procs::MetaProcs::start_hdfs(3, &[]);
     let client = m.client("root");
     let leader = m.wait_leader(&client, Duration::from_secs(60)).await;
     let conf = tdfs_local::hadoop_conf::write(m.dir.path(), &m.hdfs).unwrap();
@@ -419,14 +417,14 @@ async fn leader_kill_9_of_a_meta_process_during_a_hadoop_listing_loop() {
 /// restart on the same address serve again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tdfs_meta_daemon_serves_hdfs_addr() {
-    let ports = common::free_ports(2);
+    let ports = procs::free_ports(2);
     let dir = tempfile::tempdir().unwrap();
     let (addr, hdfs) = (
         format!("127.0.0.1:{}", ports[0]),
         format!("127.0.0.1:{}", ports[1]),
     );
     let spawn = || {
-        std::process::Command::new(common::tdfs_bin())
+        std::process::Command::new(procs::tdfs_bin())
             .args(["meta", "--id", "1", "--addr", &addr])
             .args(["--peers", &format!("1={addr}"), "--hdfs-addr", &hdfs])
             .args(["--superuser", "root"])
@@ -453,7 +451,7 @@ async fn tdfs_meta_daemon_serves_hdfs_addr() {
     for _ in 0..2 {
         let mut child = spawn();
         let fs =
-            common::wait_for("the daemon's HDFS port", Duration::from_secs(30), stat_root).await;
+            procs::wait_for("the daemon's HDFS port", Duration::from_secs(30), stat_root).await;
         assert_eq!((fs.owner.as_str(), fs.file_type), ("root", 1));
         child.kill().unwrap();
         child.wait().unwrap();

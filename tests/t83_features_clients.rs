@@ -6,19 +6,14 @@
 //! FsShell does not reach (dfsadmin and the snapshot tools are not in the
 //! client jars).
 
-mod common;
 #[path = "features/rpc_calls.rs"]
 mod rpc_calls;
 #[path = "features/snapshot_diff.rs"]
 mod snapshot_diff;
 #[path = "features/webhdfs_json.rs"]
 mod webhdfs_json;
-#[path = "common/webhdfs_py.rs"]
-mod webhdfs_py;
 
 use bytes::Bytes;
-use common::data::{cluster, write};
-use common::hadoop::{cmd_as, conf_dir, Hadoop, ShellCmd, ShellOut};
 use prost::Message;
 use serde_json::Value;
 use std::path::Path;
@@ -31,6 +26,10 @@ use tdfs_hdfs_rpc::proto::common::RpcResponseHeaderProto;
 use tdfs_hdfs_rpc::proto::hdfs as p;
 use tdfs_local::LocalCluster;
 use tdfs_proto::meta::MetaRequest;
+use tdfs_testkit::files;
+use tdfs_testkit::files::{cluster, write};
+use tdfs_testkit::hadoop::{cmd_as, conf_dir, Hadoop, ShellCmd, ShellOut};
+use tdfs_testkit::webhdfs_py;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MIB: usize = 1 << 20;
@@ -48,7 +47,7 @@ fn leader_http(c: &LocalCluster) -> String {
 
 /// Printable pseudo-random text, so FsShell's output compares exactly.
 fn text(seed: u64, len: usize) -> Vec<u8> {
-    common::data::bytes(seed, len)
+    files::bytes(seed, len)
         .iter()
         .enumerate()
         .map(|(i, b)| if i % 80 == 79 { b'\n' } else { b'a' + b % 26 })

@@ -8,23 +8,21 @@
 
 #[path = "hdfs/bench.rs"]
 mod bench;
-mod common;
 #[path = "hdfs/dtp.rs"]
 mod dtp_ops;
-#[path = "common/dtp_raw.rs"]
-mod dtp_raw;
-#[path = "common/hdfs_native.rs"]
-mod hdfs_native;
 #[path = "hdfs/processes.rs"]
 mod processes;
 
-use common::data::{bytes, cluster, read, sha, write};
-use common::hadoop::{cmd_as, Hadoop, ShellCmd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tdfs_hdfs_rpc::dtp::{self, Packet};
 use tdfs_hdfs_rpc::proto::hdfs::{BlockOpResponseProto, Status};
 use tdfs_local::LocalCluster;
+use tdfs_testkit::dtp_raw;
+use tdfs_testkit::files::{bytes, cluster, read, sha, write};
+use tdfs_testkit::hadoop::{cmd_as, Hadoop, ShellCmd};
+use tdfs_testkit::hdfs_native;
+use tdfs_testkit::procs;
 use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
@@ -242,7 +240,7 @@ async fn leader_kill_during_a_hadoop_multi_block_write() {
     let put = tokio::spawn(async move { h.fs_shell(&conf, &cmds).await });
     // Once a few blocks are in, the leader stops.
     let client = c.client("root");
-    common::wait_for(
+    procs::wait_for(
         "4 blocks of the Hadoop write",
         Duration::from_secs(120),
         || {
@@ -318,7 +316,7 @@ async fn datanode_stopped_mid_block_of_a_hadoop_write_the_pipeline_recovers() {
     // stops: its connections drop in the middle of the block.
     let client = c.client("root");
     let store = c.datanodes[1].handle.as_ref().unwrap().store.clone();
-    let received = common::wait_for(
+    let received = procs::wait_for(
         "datanode 1 halfway through the second block",
         Duration::from_secs(180),
         || {

@@ -4,16 +4,15 @@
 //! goes (across a restart of every node), the trash (move, restore,
 //! expunge, expiry by the leader), quotas, ACLs, xattrs and concat.
 
-mod common;
-
-use common::data::{bytes, cluster, read, sha, write};
-use common::ns::{block_ids, home, stored_blocks, tdfs, wait_closed, wait_freed};
-use common::wait_for;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tdfs_client::MetaClient;
 use tdfs_local::LocalCluster;
 use tdfs_proto::BlockId;
+use tdfs_testkit::files;
+use tdfs_testkit::files::{bytes, cluster, read, sha, write};
+use tdfs_testkit::ns::{block_ids, home, stored_blocks, tdfs, wait_closed, wait_freed};
+use tdfs_testkit::procs::wait_for;
 
 const BS: u64 = 1 << 20;
 
@@ -47,7 +46,7 @@ async fn truncate_inside_a_block_and_at_a_boundary_reads_back_after_failover() {
         &data[..cut as usize]
     );
     // Every datanode ends with the new generation only.
-    common::data::wait_replicas(&root, "/t/f", 3).await;
+    files::wait_replicas(&root, "/t/f", 3).await;
     wait_for("old generations to go", Duration::from_secs(30), || async {
         let gens: BTreeSet<u64> = cl
             .datanodes
@@ -97,7 +96,7 @@ async fn truncate_pending_across_a_failover_is_resumed_by_the_new_leader() {
     let root = cl.client("root");
     let data = bytes(91, (BS + 5000) as usize);
     write(&root, "/f", &data, 100_000).await;
-    common::data::wait_replicas(&root, "/f", 3).await;
+    files::wait_replicas(&root, "/f", 3).await;
     // Cut the datanodes off the leader so it cannot drive the recovery,
     // truncate, then kill the leader: the next one must resume it.
     let leader = cl.leader().unwrap().id();
@@ -227,7 +226,7 @@ async fn snapshot_blocks_survive_a_restart_of_every_node_and_a_failover() {
     let a = bytes(7, (2 * BS + 10) as usize);
     write(&root, "/r/a", &a, 200_000).await;
     let ids = block_ids(&root, "/r/a").await;
-    common::data::wait_replicas(&root, "/r/a", 3).await;
+    files::wait_replicas(&root, "/r/a", 3).await;
     root.allow_snapshot("/r").await.unwrap();
     root.create_snapshot("/r", Some("keep")).await.unwrap();
     root.delete("/r/a", false).await.unwrap();

@@ -7,7 +7,7 @@
 //! namespace, behind the bridge address) still reach it.
 
 use super::netns::Netns;
-use crate::common::{tdfs_bin, wait_for};
+use tdfs_testkit::procs::{tdfs_bin, wait_for};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -259,7 +259,7 @@ impl Nemesis {
     async fn datanode_id(&self, cl: &Cluster, j: usize) -> DatanodeId {
         let addr = cl.dns[j].addr.clone();
         let what = format!("datanode {addr} in the report");
-        crate::common::wait_for(&what, Duration::from_secs(30), || {
+        tdfs_testkit::procs::wait_for(&what, Duration::from_secs(30), || {
             let (ctl, addr) = (self.ctl.clone(), addr.clone());
             async move {
                 let r = Cluster::report(&ctl).await?;

@@ -498,7 +498,7 @@ impl Nemesis {
         let dst = format!("{DATA_DIR}/cli-{}", self.killed_clients);
         let seed: u64 = self.rng.gen();
         let len = BLOCK + self.rng.gen_range(BLOCK / 4..BLOCK * 3 / 2);
-        let mut child = Command::new(crate::common::tdfs_bin())
+        let mut child = Command::new(tdfs_testkit::procs::tdfs_bin())
             .args(["dfs", "--meta", &cl.meta_list, "--user", "root"])
             .args(["-put", "-blocksize", &BLOCK.to_string(), "-", &dst])
             .stdin(Stdio::piped())

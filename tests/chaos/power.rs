@@ -53,7 +53,7 @@ pub async fn start(nem: &mut Nemesis, cl: &mut Cluster) -> Active {
     for &w in &who {
         cl.proc_mut(w).signal_usr1();
     }
-    crate::common::wait_for(
+    tdfs_testkit::procs::wait_for(
         "every daemon to arm its forgetful disk (SIGUSR1)",
         Duration::from_secs(10),
         || {

@@ -141,7 +141,7 @@ fn quarantined_file(cl: &Cluster, j: usize, (id, gen): (u64, u64)) -> PathBuf {
 
 /// `tdfs fsck PATH -list-corruptfileblocks --json`: the blocks listed.
 async fn listed_corrupt(cl: &Cluster, path: &str) -> Result<Vec<u64>, String> {
-    let out = tokio::process::Command::new(crate::common::tdfs_bin())
+    let out = tokio::process::Command::new(tdfs_testkit::procs::tdfs_bin())
         .args(["fsck", path, "-list-corruptfileblocks", "--json"])
         .args(["--meta", &cl.meta_list, "--user", "root"])
         .env("TDFS_CLIENT_DEADLINE_MS", "10000")

@@ -3,8 +3,8 @@
 //! `hdfs://` beside `tdfs dfs`, and the small-file create rate, each on one
 //! `tdfs local` process.
 
-use super::common::{self, data::bytes, hadoop::Hadoop};
 use std::path::Path;
+use tdfs_testkit::{files::bytes, hadoop::Hadoop, procs};
 use tokio::process::Command;
 
 /// CPU seconds (user + system) of process `pid`, or of this process's
@@ -70,7 +70,7 @@ pub async fn put_cat(mb: u64) {
     let h = Hadoop::get().await;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("cluster");
-    let mut local = common::spawn_local(&data_dir, &["--datanodes", "3", "--replication", "3"]);
+    let mut local = procs::spawn_local(&data_dir, &["--datanodes", "3", "--replication", "3"]);
     let pid = local.id().to_string();
     let src = dir.path().join("bench.bin");
     {
@@ -83,7 +83,7 @@ pub async fn put_cat(mb: u64) {
     let cluster_json = data_dir.join("cluster.json").display().to_string();
     let tdfs = |args: &[&str]| {
         let t0 = std::time::Instant::now();
-        let st = std::process::Command::new(common::tdfs_bin())
+        let st = std::process::Command::new(procs::tdfs_bin())
             .args(["dfs", "--cluster", &cluster_json, "--user", "root"])
             .args(args)
             .stdout(std::process::Stdio::null())
@@ -158,7 +158,7 @@ pub async fn small_files() {
     let h = Hadoop::get().await;
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().join("cluster");
-    let mut local = common::spawn_local(&data_dir, &["--datanodes", "3", "--replication", "3"]);
+    let mut local = procs::spawn_local(&data_dir, &["--datanodes", "3", "--replication", "3"]);
     let conf = data_dir.join("hadoop-conf");
     let out = Command::new("java")
         .arg("-Dorg.apache.hadoop.shaded.javax.ws.rs.ext.RuntimeDelegate=TdfsRuntimeDelegate")
@@ -194,7 +194,7 @@ pub async fn small_files() {
     );
     let cluster_json = data_dir.join("cluster.json").display().to_string();
     for conc in ["1", "64"] {
-        let out = std::process::Command::new(common::tdfs_bin())
+        let out = std::process::Command::new(procs::tdfs_bin())
             .args([
                 "bench",
                 "meta",

@@ -78,7 +78,7 @@ async fn malformed_dtp_input_is_refused_and_the_datanode_keeps_serving() {
     drop(s);
 
     // Nothing of those writes is kept; the block is still served.
-    common::wait_for(
+    procs::wait_for(
         "the refused writes to be dropped",
         Duration::from_secs(10),
         || async {

@@ -24,16 +24,16 @@ impl Drop for Procs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn leader_kill_9_of_a_meta_process_during_a_hadoop_multi_block_put() {
     let h = Hadoop::get().await;
-    let mut m = common::MetaProcs::start_hdfs(3, &[]);
+    let mut m = procs::MetaProcs::start_hdfs(3, &[]);
     let client = m.client("root");
     let leader = m.wait_leader(&client, Duration::from_secs(60)).await;
-    let ports = common::free_ports(6);
+    let ports = procs::free_ports(6);
     let mut dns = Procs(Vec::new());
     for i in 0..3 {
         let dir = m.dir.path().join(format!("dn-{i}"));
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(m.dir.path().join(format!("dn-{i}.log"))).unwrap();
-        let child = std::process::Command::new(common::tdfs_bin())
+        let child = std::process::Command::new(procs::tdfs_bin())
             .args(["datanode", "--addr", &format!("127.0.0.1:{}", ports[2 * i])])
             .args(["--hdfs-addr", &format!("127.0.0.1:{}", ports[2 * i + 1])])
             .args(["--meta", &m.addr_list().join(",")])
@@ -47,7 +47,7 @@ async fn leader_kill_9_of_a_meta_process_during_a_hadoop_multi_block_put() {
             .unwrap();
         dns.0.push(child);
     }
-    common::wait_for(
+    procs::wait_for(
         "three datanodes announcing their HDFS address",
         Duration::from_secs(60),
         || async {
@@ -80,7 +80,7 @@ async fn leader_kill_9_of_a_meta_process_during_a_hadoop_multi_block_put() {
     let put_conf = conf.clone();
     let put = tokio::spawn(async move { h.fs_shell(&put_conf, &cmds).await });
     let t = Instant::now();
-    let blocks = common::wait_for(
+    let blocks = procs::wait_for(
         "4 blocks of the Hadoop write",
         Duration::from_secs(180),
         || async {
@@ -127,14 +127,14 @@ async fn leader_kill_9_of_a_meta_process_during_a_hadoop_multi_block_put() {
 /// announces it at registration (Hadoop clients learn it as the xfer port).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tdfs_datanode_daemon_serves_and_announces_hdfs_addr() {
-    let m = common::MetaProcs::start(1);
-    let ports = common::free_ports(2);
+    let m = procs::MetaProcs::start(1);
+    let ports = procs::free_ports(2);
     let (addr, hdfs) = (
         format!("127.0.0.1:{}", ports[0]),
         format!("127.0.0.1:{}", ports[1]),
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(common::tdfs_bin())
+    let mut child = std::process::Command::new(procs::tdfs_bin())
         .args(["datanode", "--addr", &addr, "--hdfs-addr", &hdfs])
         .args(["--meta", &m.addr_list().join(",")])
         .arg("--data-dir")
@@ -144,7 +144,7 @@ async fn tdfs_datanode_daemon_serves_and_announces_hdfs_addr() {
         .spawn()
         .unwrap();
     let c = m.client("root");
-    let report = common::wait_for(
+    let report = procs::wait_for(
         "the datanode's registration",
         Duration::from_secs(30),
         || async {

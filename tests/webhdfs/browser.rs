@@ -63,11 +63,11 @@ async fn status_page_in_headless_chromium() {
     let bin = chromium().await;
     let (_dir, mut c, leader_http) = start(4).await;
     let root = c.client("root");
-    common::data::write(&root, "/s.bin", &bytes(83, (3 * MIB) as usize), 200_000).await;
+    files::write(&root, "/s.bin", &bytes(83, (3 * MIB) as usize), 200_000).await;
     // One datanode goes away: the page shows it as stale (then dead).
     c.stop_datanode(3).await;
     let gone = c.datanodes[3].id.clone().unwrap();
-    common::wait_for(
+    procs::wait_for(
         "the stopped datanode is no longer live",
         Duration::from_secs(20),
         || {

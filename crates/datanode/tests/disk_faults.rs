@@ -3,11 +3,6 @@
 //! unreadable replicas are moved aside, never served, reported, and
 //! deleted only by the leader's generation-named `Delete`.
 
-mod common;
-
-use common::meta::FakeMeta;
-use common::store::*;
-use common::{pattern, read};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,6 +12,9 @@ use tdfs_datanode::scanner::ScanConfig;
 use tdfs_disk::{Disk, Fault, FaultyDisk, MemDisk};
 use tdfs_proto::meta::{DatanodeAddr, DatanodeCommand, DatanodeRequest};
 use tdfs_proto::FsError;
+use tdfs_testkit::datanodes::meta::FakeMeta;
+use tdfs_testkit::datanodes::store::*;
+use tdfs_testkit::datanodes::{pattern, read};
 use tdfs_transfer::CHUNK;
 
 fn ends(suffix: &'static str) -> impl Fn(&Path) -> bool + Send + Sync {

@@ -9,14 +9,12 @@
 //! `fail::FailScenario` (one at a time) and this file is its own test
 //! binary.
 
-mod common;
-
-use common::pattern;
-use common::store::*;
 use std::path::Path;
 use tdfs_datanode::block_store::failpoints::{PUBLISH, QUARANTINE};
 use tdfs_datanode::block_store::Check;
 use tdfs_disk::{Disk, MemDisk};
+use tdfs_testkit::datanodes::pattern;
+use tdfs_testkit::datanodes::store::*;
 
 /// Whether the view of the disk the store used is dead (the point fired).
 fn crashed(view: &MemDisk) -> bool {

@@ -3,14 +3,12 @@
 //! with the pipeline, binds it, and each receiving datanode checks it —
 //! a key-holding upstream node included.
 
-mod common;
-
-use common::*;
 use tdfs_datanode::transfer::replicate;
 use tdfs_proto::meta::{AccessMode, BlockToken, DatanodeAddr};
 use tdfs_proto::{DatanodeId, FsError};
 use tdfs_rpc::auth::wall_ms;
 use tdfs_rpc::ClusterKey;
+use tdfs_testkit::datanodes::*;
 use tdfs_transfer::{read_block, WriteAck, CHUNK};
 
 fn key() -> ClusterKey {

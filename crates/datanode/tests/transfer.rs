@@ -1,13 +1,11 @@
 //! The data-transfer protocol over real loopback sockets, with in-process
 //! datanodes served by `tdfs_rpc::serve`.
 
-mod common;
-
-use common::*;
 use std::time::{Duration, Instant};
 use tdfs_datanode::transfer::{replicate, StoreEvent};
 use tdfs_proto::meta::DatanodeAddr;
 use tdfs_proto::{DatanodeId, FsError};
+use tdfs_testkit::datanodes::*;
 use tdfs_transfer::{
     connect, packet_header, read_block, read_control, write_control, BlockWriter, Finish, Op,
     WriteAck, CHUNK,

@@ -4,16 +4,16 @@
 //! lengths claimed on the wire are checked before anything is allocated.
 //! `write_fuzz_seeds` (ignored) writes the targets' seed inputs.
 
-#[path = "../../proto/tests/support/alloc_watch.rs"]
-mod alloc_watch;
+#[global_allocator]
+static A: tdfs_testkit::alloc::Watch = tdfs_testkit::alloc::Watch;
 
-use alloc_watch::largest_allocation;
 use bytes::Bytes;
 use std::sync::Arc;
 use tdfs_hdfs_rpc::dtp::{self, OpRequest, Packet};
 use tdfs_hdfs_rpc::ipc::{self, call_frame, client_hello, Call, Outcome};
 use tdfs_hdfs_rpc::proto::hdfs as p;
 use tdfs_hdfs_rpc::server::{serve_connection, IpcConfig, IpcHandler, Peer};
+use tdfs_testkit::alloc::largest_allocation;
 use tokio::io::AsyncWriteExt;
 
 struct Echo;

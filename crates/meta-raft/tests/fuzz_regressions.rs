@@ -2,12 +2,12 @@
 //! so that they stay fixed: each must be refused with an error, without a
 //! panic and without a large allocation.
 
-#[path = "../../proto/tests/support/alloc_watch.rs"]
-mod alloc_watch;
+#[global_allocator]
+static A: tdfs_testkit::alloc::Watch = tdfs_testkit::alloc::Watch;
 
-use alloc_watch::largest_allocation;
 use tdfs_meta_raft::types::Entry;
 use tdfs_proto::codec::decode_large;
+use tdfs_testkit::alloc::largest_allocation;
 
 /// `requests` target, oom (artifact minimized to 11 bytes; the first byte
 /// picked "decode a Raft log entry", the rest is below): a log entry whose

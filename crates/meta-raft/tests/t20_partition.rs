@@ -3,15 +3,13 @@
 //! heals it follows the new leader and converges on exactly the acknowledged
 //! writes.
 
-mod common;
-
-use common::*;
 use openraft::ServerState;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::MetaResponse;
+use tdfs_testkit::cluster::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolated_leader_is_replaced_and_converges_after_heal() {

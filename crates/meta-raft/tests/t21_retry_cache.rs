@@ -2,14 +2,12 @@
 //! answered with the first attempt's result instead of being applied again,
 //! also by a new leader after the old one died.
 
-mod common;
-
-use common::*;
 use std::time::Duration;
 use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{MetaRequest, MetaResponse};
 use tdfs_proto::FsError;
 use tdfs_rpc::RpcError;
+use tdfs_testkit::cluster::*;
 
 const T: Duration = Duration::from_secs(5);
 

@@ -4,9 +4,6 @@
 //! record that valid ones follow) is not a crash's doing: the node refuses
 //! to start, naming the file and the offset.
 
-mod common;
-
-use common::*;
 use openraft::{EntryPayload, RaftLogReader};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -14,6 +11,7 @@ use std::time::Duration;
 use tdfs_meta_raft::log_store::{log_file_path, LogStore};
 use tdfs_namespace::LogOp;
 use tdfs_proto::ids::CallId;
+use tdfs_testkit::cluster::*;
 
 fn log_path(cluster: &Cluster) -> PathBuf {
     log_file_path(&cluster.data_dir(1).join("raft"))

@@ -4,9 +4,6 @@
 //! allocation, and well-behaved clients on other connections keep being
 //! served throughout.
 
-mod common;
-
-use common::*;
 use std::time::{Duration, Instant};
 use tdfs_proto::codec::{decode, MAX_FRAME_LEN};
 use tdfs_proto::meta::{Request, Response};
@@ -14,6 +11,7 @@ use tdfs_proto::FsError;
 use tdfs_rpc::frame::read_frame;
 use tdfs_rpc::handshake::HANDSHAKE_TIMEOUT;
 use tdfs_rpc::{Channel, Reply};
+use tdfs_testkit::cluster::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -2,11 +2,9 @@
 //! addresses, with snapshots taken every 50 entries and the log purged up to
 //! them: nothing acknowledged is lost, and the cluster keeps taking writes.
 
-mod common;
-
-use common::*;
 use std::time::Duration;
 use tdfs_meta_raft::log_store::LogStore;
+use tdfs_testkit::cluster::*;
 
 /// Waits until every running node has applied all of `want`.
 async fn everywhere(cluster: &Cluster, want: &[String], within: Duration) {

@@ -5,13 +5,11 @@
 //! undetected corruption would leave it) raises the alarm — an event, the
 //! metric, and `NodeState::alarm` (shown by haadmin and the status page).
 
-mod common;
-
-use common::*;
 use std::time::Duration;
 use tdfs_meta_raft::snapshot::{read_snapshot_file, write_snapshot_file};
 use tdfs_namespace::{LogOp, Stamp};
 use tdfs_proto::event::EventKind;
+use tdfs_testkit::cluster::*;
 
 const EVERY: u64 = 25;
 

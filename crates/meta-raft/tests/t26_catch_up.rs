@@ -5,15 +5,13 @@
 //! committed catches up after healing, because every AppendEntries stays
 //! below the RPC frame limit whatever the entries hold.
 
-mod common;
-
-use common::*;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tdfs_meta_raft::log_store::log_file_path;
 use tdfs_meta_raft::{MetaConfig, MetaNode};
 use tdfs_proto::meta::MetaRequest;
 use tdfs_proto::xattr::XAttrFlags;
+use tdfs_testkit::cluster::*;
 
 fn never_snapshot(c: &mut MetaConfig) {
     c.snapshot_logs = 1_000_000;

@@ -8,15 +8,13 @@
 //! `TDFS_DELETE_DIRS=5000` makes it the delete-a-million case (1,005,001
 //! inodes) for docs/benchmarks.md.
 
-mod common;
-
-use common::*;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tdfs_meta_raft::MetaConfig;
 use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::{MetaRequest, MetaResponse};
+use tdfs_testkit::cluster::*;
 
 const PER_DIR: usize = 200;
 /// Inodes per `Reclaim` step: 60,300 inodes take at least 12 steps.

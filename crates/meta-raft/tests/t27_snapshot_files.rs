@@ -5,9 +5,6 @@
 //! bytes; a metadata node whose log disk fills up refuses the write instead
 //! of acknowledging it.
 
-mod common;
-
-use common::*;
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, StoredMembership};
 use std::collections::BTreeMap;
@@ -20,6 +17,7 @@ use tdfs_meta_raft::state_machine::StateMachine;
 use tdfs_meta_raft::types::{LogId, SnapshotMeta};
 use tdfs_meta_raft::MetaConfig;
 use tdfs_namespace::{LogOp, Namespace, Stamp};
+use tdfs_testkit::cluster::*;
 use tokio::io::AsyncWriteExt;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,15 +9,13 @@
 //! proves it: it runs the first in a child process with
 //! `TDFS_BUGS=ack-before-fsync` and requires it to report lost writes.
 
-mod common;
-
-use common::*;
 use std::time::{Duration, Instant};
 use tdfs_meta_raft::bugs::{self, Bug};
 use tdfs_proto::ids::CallId;
 use tdfs_proto::meta::MetaRequest;
 use tdfs_proto::FsError;
 use tdfs_rpc::RpcError;
+use tdfs_testkit::cluster::*;
 
 /// The test the bug-switch test runs in a child process.
 const SURVIVE: &str = "acknowledged_writes_survive_a_power_loss";

@@ -2,12 +2,12 @@
 //! so that they stay fixed: each must be refused with an error, without a
 //! panic and without a large allocation.
 
-#[path = "support/alloc_watch.rs"]
-mod alloc_watch;
+#[global_allocator]
+static A: tdfs_testkit::alloc::Watch = tdfs_testkit::alloc::Watch;
 
-use alloc_watch::largest_allocation;
 use tdfs_proto::codec::{decode, decode_large};
 use tdfs_proto::meta::{MetaRequest, Request};
+use tdfs_testkit::alloc::largest_allocation;
 
 /// `requests` target, oom: a log entry whose first operation's user name
 /// claims 0x3f9a0a01 bytes (about 1 GB) in a 10-byte body. Under the old

@@ -1,29 +1,54 @@
 //! Test kit for end-to-end tests over real processes: start `tdfs meta`
 //! daemons, kill -9 and restart them, and wait on conditions with deadlines.
-#![allow(dead_code)]
-
-pub mod data;
-pub mod hadoop;
-pub mod ns;
+//!
+//! The processes run the root package's `tdfs` binary ([`tdfs_bin`]), which
+//! cargo builds for that package's integration tests (`tests/` at the
+//! workspace root), where these helpers are used.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tdfs_client::{ClientConfig, MetaClient};
 use tdfs_proto::meta::NodeState;
 
-/// The `tdfs` binary under test.
+/// The `tdfs` binary under test: `TDFS_BIN` if set, else `tdfs` in the
+/// directory above the running test binary's (cargo puts an integration
+/// test in `target/<profile>/deps/` and the root package's binaries, built
+/// for its integration tests, in `target/<profile>/`). Panics if it is not
+/// there.
 pub fn tdfs_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_tdfs")
+    static BIN: OnceLock<String> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let path = match std::env::var_os("TDFS_BIN") {
+            Some(p) => PathBuf::from(p),
+            None => {
+                let exe = std::env::current_exe().expect("the running test binary's path");
+                exe.parent()
+                    .and_then(Path::parent)
+                    .unwrap_or_else(|| panic!("{} has no grandparent directory", exe.display()))
+                    .join("tdfs")
+            }
+        };
+        assert!(
+            path.is_file(),
+            "the tdfs binary is not at {}: run the test with `cargo test` in the root \
+             package (which builds it beside target/<profile>/deps), or set TDFS_BIN",
+            path.display()
+        );
+        path.into_os_string()
+            .into_string()
+            .expect("the tdfs binary's path is UTF-8")
+    })
 }
 
 /// Declares that this test corrupts replicas on purpose: the datanodes'
 /// warnings about them (a local fault: their disk's bytes) are expected.
 pub fn expect_corrupt_replicas() {
     for p in ["fails verification", "quarantin", "is corrupt"] {
-        tdfs_testkit::log::allow_local(p);
+        crate::log::allow_local(p);
     }
 }
 
@@ -32,7 +57,7 @@ pub fn expect_corrupt_replicas() {
 /// (`.installed` marks a finished install).
 pub async fn pip_venv(name: &str, packages: &[&str]) -> std::path::PathBuf {
     use tokio::process::Command;
-    let venv = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let venv = crate::paths::target_tmp().join(name);
     let py = venv.join("bin/python");
     let ready = venv.join(".installed");
     if !ready.exists() {
@@ -60,13 +85,13 @@ pub async fn pip_venv(name: &str, packages: &[&str]) -> std::path::PathBuf {
 }
 
 /// Polls `f` until it returns `Some` or the deadline passes
-/// (`tdfs_testkit::wait`, the one wait the tests share).
+/// ([`crate::wait`], the one wait the tests share).
 pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, f: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    tdfs_testkit::wait::wait_for_async(what, timeout, f).await
+    crate::wait::wait_for_async(what, timeout, f).await
 }
 
 /// Reserves `n` distinct free loopback ports.

@@ -1,13 +1,12 @@
-//! Helpers for data-path tests on an in-process cluster.
-#![allow(dead_code)]
+//! Helpers for data-path tests on an in-process cluster (`tdfs_local`):
+//! start one, write, read and wait for replicas through `tdfs_client`.
 
 use std::sync::Arc;
 use std::time::Duration;
 use tdfs_client::{read_range, CreateOptions, FileWriter, MetaClient};
 use tdfs_local::{LocalCluster, LocalConfig};
 
-#[allow(unused_imports)]
-pub use tdfs_testkit::data::{bytes, sha};
+pub use crate::data::{bytes, sha};
 
 /// Starts a cluster with fast timers and waits until it is ready.
 pub async fn cluster(
@@ -17,7 +16,7 @@ pub async fn cluster(
 ) -> (tempfile::TempDir, LocalCluster) {
     // Logs go to the test's captured output (shown when it fails); RUST_LOG
     // sets the level. A warning blaming this process fails the test at shutdown.
-    tdfs_testkit::log::init();
+    crate::log::init();
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = LocalConfig::new(dir.path(), 3, datanodes);
     cfg.block_size = Some(block_size);
@@ -28,7 +27,7 @@ pub async fn cluster(
         m.election_max_ms = 300;
     }));
     cfg.tweak_datanode = Some(Arc::new(|d| d.heartbeat = Duration::from_millis(200)));
-    cfg.on_shutdown = Some(Arc::new(tdfs_testkit::log::assert_no_local_faults));
+    cfg.on_shutdown = Some(Arc::new(crate::log::assert_no_local_faults));
     tweak(&mut cfg);
     let c = LocalCluster::start(cfg).await.unwrap();
     c.wait_ready(Duration::from_secs(30)).await.unwrap();
@@ -67,7 +66,7 @@ pub async fn wait_replicas(
     path: &str,
     n: usize,
 ) -> tdfs_proto::meta::LocatedBlocks {
-    super::wait_for(
+    crate::procs::wait_for(
         &format!("{n} replicas of every block of {path}"),
         Duration::from_secs(20),
         || async {

@@ -1,6 +1,5 @@
 //! In-process datanodes on loopback sockets for the transfer tests, stores
 //! on in-memory disks ([`store`]) and a fake metadata node ([`meta`]).
-#![allow(dead_code)]
 
 pub mod meta;
 pub mod store;
@@ -99,12 +98,12 @@ pub async fn start_nodes(n: usize) -> Vec<Node> {
     v
 }
 
-/// Deterministic test bytes (`tdfs_testkit::data`).
+/// Deterministic test bytes (`crate::data`).
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    tdfs_testkit::data::bytes(seed, len)
+    crate::data::bytes(seed, len)
 }
 
-pub use tdfs_testkit::data::sha;
+pub use crate::data::sha;
 
 pub fn info(id: u64, gen: u64, len: u64) -> BlockInfo {
     BlockInfo {

@@ -1,7 +1,6 @@
 //! A raw DataTransferProtocol peer for tests that need to send what no
 //! well-behaved client sends (garbage ops, oversized lengths, bad
-//! checksums, a packet cut in half), built on the crate's own codec.
-#![allow(dead_code)]
+//! checksums, a packet cut in half), built on `tdfs_hdfs_rpc`'s own codec.
 
 use bytes::{Bytes, BytesMut};
 use prost::Message;

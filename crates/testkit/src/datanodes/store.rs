@@ -74,5 +74,5 @@ pub fn flip(disk: &MemDisk, rel: &str, at: u64) {
 
 /// Polls `f` until it holds, failing the test after `secs` seconds.
 pub fn wait_until(what: &str, secs: u64, f: impl FnMut() -> bool) {
-    tdfs_testkit::wait::wait_until_blocking(what, Duration::from_secs(secs), f)
+    crate::wait::wait_until_blocking(what, Duration::from_secs(secs), f)
 }

@@ -13,7 +13,6 @@
 //! out[0].ok();
 //! let spark = h.pyspark(&conf, script, &[...]).await;
 //! ```
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
@@ -29,9 +28,8 @@ const CLIENT_JARS: [&str; 3] = [
     "hadoop-client-runtime-3.5.0.jar",
     "slf4j-api-2.0.17.jar",
 ];
-/// The class that stands in for Jersey's runtime delegate.
-const DELEGATE: &str = "TdfsRuntimeDelegate";
-/// Java options for every JVM: the delegate, and a quick start-up.
+/// Java options for every JVM: the delegate (`TdfsRuntimeDelegate`, the class
+/// that stands in for Jersey's runtime delegate), and a quick start-up.
 const JAVA_OPTS: [&str; 3] = [
     "-Dorg.apache.hadoop.shaded.javax.ws.rs.ext.RuntimeDelegate=TdfsRuntimeDelegate",
     "-XX:TieredStopAtLevel=1",
@@ -205,7 +203,7 @@ async fn install_venv(venv: &Path) -> PathBuf {
 /// Compiles `tests/hadoop/*.java` against the client jars when a source is
 /// newer than its class.
 async fn compile(jars: &Path, classes: &Path) {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hadoop");
+    let src = crate::paths::workspace_root().join("tests/hadoop");
     let sources: Vec<PathBuf> = std::fs::read_dir(&src)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -240,11 +238,11 @@ async fn compile(jars: &Path, classes: &Path) {
 
 impl Hadoop {
     /// The client, installed and compiled on first use in this process
-    /// (cached across runs under `CARGO_TARGET_TMPDIR`).
+    /// (cached across runs under `target/tmp`).
     pub async fn get() -> &'static Hadoop {
         static H: OnceCell<Hadoop> = OnceCell::const_new();
         H.get_or_init(|| async {
-            let tmp = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+            let tmp = crate::paths::target_tmp();
             let python = install_venv(&tmp.join("hadoop-venv")).await;
             let out = run(
                 "locating pyspark",

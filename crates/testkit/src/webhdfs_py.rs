@@ -1,7 +1,6 @@
 //! The Python WebHDFS clients (HdfsCLI `hdfs`, `fsspec`'s webhdfs), installed
-//! once into a venv under `target/tmp` (`CARGO_TARGET_TMPDIR`); used by
-//! t80 and t83, whichever runs first installs it.
-#![allow(dead_code)]
+//! once into a venv under `target/tmp` ([`crate::paths::target_tmp`]); used
+//! by t80 and t83, whichever runs first installs it.
 
 use std::path::PathBuf;
 use tokio::sync::OnceCell;
@@ -10,7 +9,7 @@ use tokio::sync::OnceCell;
 pub async fn python() -> &'static PathBuf {
     static VENV: OnceCell<PathBuf> = OnceCell::const_new();
     VENV.get_or_init(|| {
-        crate::common::pip_venv(
+        crate::procs::pip_venv(
             "webhdfs-venv",
             &["hdfs==2.7.3", "fsspec==2026.9.0", "requests"],
         )

@@ -5,8 +5,6 @@
 //! the test with a description of what never happened; nothing sleeps and
 //! hopes.
 
-#![allow(dead_code)]
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,12 +24,12 @@ pub type Client = RpcClient<Request, Response>;
 
 /// Waits until `cond` holds, failing the test after `within`.
 pub async fn wait_until(within: Duration, what: &str, cond: impl FnMut() -> bool) {
-    tdfs_testkit::wait::wait_until(what, within, cond).await
+    crate::wait::wait_until(what, within, cond).await
 }
 
 /// Waits until `f` returns a value, failing the test after `within`.
 pub async fn wait_for<T>(within: Duration, what: &str, f: impl FnMut() -> Option<T>) -> T {
-    tdfs_testkit::wait::wait_for(what, within, f).await
+    crate::wait::wait_for(what, within, f).await
 }
 
 /// A test configuration: fast timers, fsync on, superuser `root`.
@@ -96,7 +94,7 @@ impl Cluster {
     }
 
     async fn start_on(n: u64, tweak: fn(&mut MetaConfig), mem: bool) -> Cluster {
-        tdfs_testkit::log::init();
+        crate::log::init();
         let root = tempfile::tempdir().unwrap();
         let mut listeners = BTreeMap::new();
         let mut addrs = BTreeMap::new();
@@ -290,7 +288,7 @@ impl Cluster {
     /// (or names no fault) fails the test here.
     pub async fn shutdown(mut self) {
         self.stop_all().await;
-        tdfs_testkit::log::assert_no_local_faults();
+        crate::log::assert_no_local_faults();
     }
 }
 

@@ -1,9 +1,8 @@
 //! Helpers for the namespace-feature tests: block ids and where their
 //! replicas are, waits for a truncate's recovery and for blocks to be
 //! freed, and the `tdfs` shell run against an in-process cluster.
-#![allow(dead_code)]
 
-use super::wait_for;
+use crate::procs::wait_for;
 use std::collections::BTreeSet;
 use std::time::Duration;
 use tdfs_client::MetaClient;
@@ -52,7 +51,7 @@ pub fn tdfs(cl: &LocalCluster, user: &str, args: &[&str]) -> (i32, String, Strin
     let (cmd, rest) = args.split_first().unwrap();
     let mut v = vec![*cmd, "--meta", &meta, "--user", user];
     v.extend_from_slice(rest);
-    let r = super::run_tdfs(&v, &[]);
+    let r = crate::procs::run_tdfs(&v, &[]);
     println!("tdfs {args:?} -> {r:?}");
     r
 }
