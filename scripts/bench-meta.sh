@@ -9,6 +9,8 @@
 #                                           etcd and etcdctl: apt-get install etcd-server etcd-client)
 # TDFS_BENCH_SKIP_ETCD=1 skips step 2; TDFS_BENCH_OPS="mkdir stat" picks the ops;
 # TDFS_BENCH_PERF=DIR records the leader with `perf record -g` during each op (DIR/OP.data).
+# Each op's line is followed by the CPU time per operation of the leader, the two followers
+# and the benchmark client (from /proc/PID/stat and the shell's `times`).
 set -euo pipefail
 ops=${1:-100000}
 bin=${TDFS_BIN:-$(dirname "$0")/../target/release/tdfs}
@@ -79,22 +81,39 @@ for i in 1 2 3; do
 done
 export TDFS_META="127.0.0.1:$base,127.0.0.1:$((base+1)),127.0.0.1:$((base+2))"
 for _ in $(seq 100); do "$bin" dfs -test -d / 2>/dev/null && break; sleep 0.1; done
+# CPU seconds (user + system) a process has used so far.
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/proc/$1/stat"; }
+# CPU seconds the shell's finished children (the benchmark clients) have used so far.
+# (`times` runs in this shell, not in a command substitution's subshell.)
+children_cpu() { times >"$dir/times"; tail -1 "$dir/times" | awk '{gsub(/[ms]/, " "); printf "%.3f", $1*60+$2+$3*60+$4}'; }
 for op in ${TDFS_BENCH_OPS:-mkdir create open stat ls rename delete}; do
   case $op in
     stat|open) n=$((ops * 2)) ;;
     mkdir) n=$ops ;;
     *) n=$((ops / 2)) ;;
   esac
+  leader=$("$bin" haadmin -getAllServiceState | awk '$2 == "leader" {print $1}')
   perf_pid=
   if [ -n "${TDFS_BENCH_PERF:-}" ]; then
     mkdir -p "$TDFS_BENCH_PERF"
-    leader=$("$bin" haadmin -getAllServiceState | awk '$2 == "leader" {print $1}')
     perf record -F 999 -g -p "${meta_pid[$leader]}" -o "$TDFS_BENCH_PERF/$op.data" \
       2>"$TDFS_BENCH_PERF/$op.perf.log" &
     perf_pid=$!
   fi
+  declare -A cpu0
+  for a in "${!meta_pid[@]}"; do cpu0[$a]=$(cpu_of "${meta_pid[$a]}"); done
+  children_cpu >"$dir/client0"
   "$bin" bench meta --op "$op" --ops "$n" --concurrency 64 --json >>"$out"
   tail -1 "$out"
+  # The timed phase and its preparation both count: CPU per timed op is an upper bound.
+  line="cpu per $op op (µs, preparation included):"
+  for a in "${!meta_pid[@]}"; do
+    role=follower; [ "$a" = "$leader" ] && role=leader
+    line+=" $role $(echo "$(cpu_of "${meta_pid[$a]}") ${cpu0[$a]} $n" | awk '{printf "%.1f", ($1-$2)*1e6/$3}')"
+  done
+  children_cpu >"$dir/client1"
+  line+=" client $(echo "$(cat "$dir/client1") $(cat "$dir/client0") $n" | awk '{printf "%.1f", ($1-$2)*1e6/$3}')"
+  echo "$line"
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 done
 
