@@ -8,7 +8,8 @@
 #   usage: scripts/bench-meta.sh [OPS]      (needs target/release/tdfs: cargo build --release;
 #                                           etcd and etcdctl: apt-get install etcd-server etcd-client)
 # TDFS_BENCH_SKIP_ETCD=1 skips step 2; TDFS_BENCH_OPS="mkdir stat" picks the ops;
-# TDFS_BENCH_PERF=DIR records the leader with `perf record -g` during each op (DIR/OP.data).
+# TDFS_BENCH_PERF=DIR records the leader with `perf record -g` during each op (DIR/OP.data);
+# TDFS_BENCH_PERF_FREQ (999) and TDFS_BENCH_PERF_CALLGRAPH ("-g"; "--call-graph dwarf,16384") tune it.
 # Each op's line is followed by the CPU time per operation of the leader, the two followers
 # and the benchmark client (from /proc/PID/stat and the shell's `times`).
 set -euo pipefail
@@ -96,7 +97,7 @@ for op in ${TDFS_BENCH_OPS:-mkdir create open stat ls rename delete}; do
   perf_pid=
   if [ -n "${TDFS_BENCH_PERF:-}" ]; then
     mkdir -p "$TDFS_BENCH_PERF"
-    perf record -F 999 -g -p "${meta_pid[$leader]}" -o "$TDFS_BENCH_PERF/$op.data" \
+    perf record -F ${TDFS_BENCH_PERF_FREQ:-999} ${TDFS_BENCH_PERF_CALLGRAPH:--g} -p "${meta_pid[$leader]}" -o "$TDFS_BENCH_PERF/$op.data" \
       2>"$TDFS_BENCH_PERF/$op.perf.log" &
     perf_pid=$!
   fi

@@ -196,6 +196,34 @@ pub(crate) fn sealed(mac: &mut Option<FrameMac>, mut frame: Vec<u8>) -> Option<V
     }
 }
 
+/// Frames one flush carries at most.
+const FLUSH_FRAMES: usize = 256;
+
+/// The next frame for the flush being built: one already queued, or one a
+/// task queues while this writer yields once to the tasks that are ready
+/// to run. Calls finishing together (readers released by one read index,
+/// writers by one commit) then share a syscall and a packet instead of
+/// paying one each; an idle connection pays one yield per flush. `taken`
+/// counts the flush's frames: at [`FLUSH_FRAMES`] the flush is cut.
+pub(crate) async fn next_in_flush(
+    rx: &mut mpsc::Receiver<Vec<u8>>,
+    taken: &mut usize,
+) -> Option<Vec<u8>> {
+    if *taken >= FLUSH_FRAMES {
+        *taken = 0;
+        return None;
+    }
+    let f = match rx.try_recv() {
+        Ok(f) => Some(f),
+        Err(_) => {
+            tokio::task::yield_now().await;
+            rx.try_recv().ok()
+        }
+    };
+    *taken = if f.is_some() { *taken + 1 } else { 0 };
+    f
+}
+
 async fn write_loop(
     wr: tokio::net::tcp::OwnedWriteHalf,
     mut rx: mpsc::Receiver<Vec<u8>>,
@@ -207,9 +235,9 @@ async fn write_loop(
     // A frame held back by a reorder rule, sent after the next one.
     let mut held: Option<Vec<u8>> = None;
     'outer: while let Some(frame) = rx.recv().await {
-        let mut batch = vec![frame];
-        // Batch whatever else is already queued into the same flush.
-        while let Ok(more) = rx.try_recv() {
+        let (mut batch, mut taken) = (vec![frame], 1);
+        // Batch whatever else is queued, or about to be, into the same flush.
+        while let Some(more) = next_in_flush(&mut rx, &mut taken).await {
             batch.push(more);
         }
         for frame in batch {
@@ -296,4 +324,38 @@ async fn read_loop<Resp: DeserializeOwned + Send + 'static>(
     closed.store(true, Ordering::Relaxed);
     // Dropping the senders fails every call still waiting.
     pending.lock().unwrap().clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Frames queued by tasks that are ready while the writer yields join
+    /// its flush; a flush is cut at FLUSH_FRAMES; an empty queue ends it.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_flush_takes_the_frames_of_ready_tasks_up_to_its_cap() {
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(4096);
+        tx.send(vec![0]).await.unwrap();
+        // Ready to run, not yet run: it queues its frames only once the
+        // writer yields.
+        let late = tx.clone();
+        tokio::spawn(async move {
+            for i in 1..=FLUSH_FRAMES + 10 {
+                late.send(vec![i as u8]).await.unwrap();
+            }
+        });
+        let first = rx.recv().await.unwrap();
+        let (mut flush, mut taken) = (vec![first], 1);
+        while let Some(f) = next_in_flush(&mut rx, &mut taken).await {
+            flush.push(f);
+        }
+        assert_eq!(flush.len(), FLUSH_FRAMES, "the cap cuts the flush");
+        let mut second = vec![rx.recv().await.unwrap()];
+        let mut taken = 1;
+        while let Some(f) = next_in_flush(&mut rx, &mut taken).await {
+            second.push(f);
+        }
+        assert_eq!(second.len(), 11, "the rest, then the empty queue ends it");
+        assert_eq!(taken, 0);
+    }
 }

@@ -301,7 +301,8 @@ impl Drop for UserSlot {
 }
 
 /// The connection's writer: seals and writes the replies as they come,
-/// flushing once the queue is empty; ends at the first failure.
+/// flushing once no other reply is about to be queued (see
+/// [`next_in_flush`](crate::client::next_in_flush)); ends at the first failure.
 async fn write_replies(
     wr: OwnedWriteHalf,
     mut send_mac: Option<FrameMac>,
@@ -309,19 +310,15 @@ async fn write_replies(
 ) {
     let mut w = BufWriter::with_capacity(64 << 10, wr);
     while let Some(f) = rx.recv().await {
-        let Some(f) = sealed(&mut send_mac, f) else {
-            return;
-        };
-        if w.write_all(&f).await.is_err() {
-            return;
-        }
-        while let Ok(more) = rx.try_recv() {
-            let Some(more) = sealed(&mut send_mac, more) else {
+        let (mut next, mut taken) = (Some(f), 1);
+        while let Some(f) = next.take() {
+            let Some(f) = sealed(&mut send_mac, f) else {
                 return;
             };
-            if w.write_all(&more).await.is_err() {
+            if w.write_all(&f).await.is_err() {
                 return;
             }
+            next = crate::client::next_in_flush(&mut rx, &mut taken).await;
         }
         if w.flush().await.is_err() {
             return;
