@@ -2,6 +2,9 @@
 # Leader resident memory per empty file: three `tdfs meta` processes on loopback
 # (fsync on), `tdfs bench meta --op create --keep` in STEPS steps of OPS files;
 # prints the leader's RSS before and after each step and bytes per file.
+# TDFS_BENCH_RATES="mkdir create stat" also measures those ops (TDFS_BENCH_RATE_OPS each,
+# default 100000, concurrency 64, not kept) on the empty namespace and after the last step,
+# with the disk's fdatasync latency beside them, TDFS_BENCH_RATE_ROUNDS times (default 1).
 #   usage: scripts/bench-meta-memory.sh [OPS] [STEPS]   (default 200000 x 5 = 1M files)
 set -euo pipefail
 ops=${1:-200000}
@@ -17,10 +20,41 @@ for i in 1 2 3; do
 done
 export TDFS_META="127.0.0.1:$base,127.0.0.1:$((base+1)),127.0.0.1:$((base+2))"
 for _ in $(seq 100); do "$bin" dfs -test -d / 2>/dev/null && break; sleep 0.1; done
+fdatasync() {
+  python3 - "$dir" <<'EOF'
+import json, os, sys, time
+path = os.path.join(sys.argv[1], "fdatasync.probe")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+block, lat = os.urandom(4096), []
+for _ in range(300):
+    os.write(fd, block)
+    t = time.perf_counter()
+    os.fdatasync(fd)
+    lat.append((time.perf_counter() - t) * 1000)
+os.close(fd)
+os.unlink(path)
+lat.sort()
+print(json.dumps({"anchor": "fdatasync", "n": 300, "p50_ms": round(lat[150], 3),
+                  "p99_ms": round(lat[296], 3)}))
+EOF
+}
+# Each op of TDFS_BENCH_RATES once, on a namespace of $1 files.
+rates() {
+  [ -n "${TDFS_BENCH_RATES:-}" ] || return 0
+  for _ in $(seq "${TDFS_BENCH_RATE_ROUNDS:-1}"); do
+    fdatasync
+    for op in $TDFS_BENCH_RATES; do
+      "$bin" bench meta --op "$op" --ops "${TDFS_BENCH_RATE_OPS:-100000}" --concurrency 64 --json |
+        python3 -c "import json, sys; r = json.load(sys.stdin); r['files'] = $1; print(json.dumps(r))"
+    done
+  done
+}
 # The empty namespace's figure: a 1-op run (kept, so it is one file more).
 r0=$("$bin" bench meta --op create --ops 1 --concurrency 1 --keep --json)
 echo "$r0"
 rss0=$(echo "$r0" | python3 -c 'import json,sys; print(json.load(sys.stdin)["leader_rss_bytes"])')
+# rss0 is taken before these runs: their transient memory counts against the files.
+rates 1
 files=1
 for s in $(seq "$steps"); do
   r=$("$bin" bench meta --op create --ops "$ops" --concurrency 64 --keep --files-per-dir 1000 --json)
@@ -31,3 +65,4 @@ r = json.load(sys.stdin); r['files'] = $files
 r['bytes_per_file'] = round((r['leader_rss_bytes'] - $rss0) / ($files - 1), 1)
 print(json.dumps(r))"
 done
+rates "$files"

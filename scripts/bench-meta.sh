@@ -7,16 +7,19 @@
 # then a summary with mkdir / etcd.
 #   usage: scripts/bench-meta.sh [OPS]      (needs target/release/tdfs: cargo build --release;
 #                                           etcd and etcdctl: apt-get install etcd-server etcd-client)
-# TDFS_BENCH_SKIP_ETCD=1 skips step 2; TDFS_BENCH_OPS="mkdir stat" picks the ops;
+# TDFS_BENCH_SKIP_ETCD=1 skips step 2; TDFS_BENCH_OPS="mkdir stat" picks the ops; TDFS_BENCH_KEEP=1
+# keeps the run's directory (the nodes' logs);
 # TDFS_BENCH_PERF=DIR records the leader with `perf record -g` during each op (DIR/OP.data);
-# TDFS_BENCH_PERF_FREQ (999) and TDFS_BENCH_PERF_CALLGRAPH ("-g"; "--call-graph dwarf,16384") tune it.
+# TDFS_BENCH_PERF_FREQ (999) and TDFS_BENCH_PERF_CALLGRAPH ("-g"; "--call-graph dwarf,16384") tune it,
+# TDFS_BENCH_PERF_WHO=follower records a follower instead.
 # Each op's line is followed by the CPU time per operation of the leader, the two followers
-# and the benchmark client (from /proc/PID/stat and the shell's `times`).
+# and the benchmark client (from /proc/PID/stat and the shell's `times`), and the context
+# switches per operation of each metadata node's threads.
 set -euo pipefail
 ops=${1:-100000}
 bin=${TDFS_BIN:-$(dirname "$0")/../target/release/tdfs}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-meta.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; if [ -n "${TDFS_BENCH_KEEP:-}" ]; then echo "kept $dir"; else rm -rf "$dir"; fi' EXIT
 out="$dir/results.jsonl"
 : >"$out"
 
@@ -70,6 +73,9 @@ if [ -z "${TDFS_BENCH_SKIP_ETCD:-}" ]; then
   tail -1 "$out"
   kill "${pids[@]}"
   wait "${pids[@]}" 2>/dev/null || true
+  # etcd's data and the page cache it dirtied are written back now, not during tdfs's first op.
+  rm -rf "$dir"/etcd1 "$dir"/etcd2 "$dir"/etcd3
+  sync
 fi
 
 # 3. tdfs: three metadata processes, fsync on.
@@ -87,6 +93,8 @@ cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.3f", ($14 + $15) / hz}' "/
 # CPU seconds the shell's finished children (the benchmark clients) have used so far.
 # (`times` runs in this shell, not in a command substitution's subshell.)
 children_cpu() { times >"$dir/times"; tail -1 "$dir/times" | awk '{gsub(/[ms]/, " "); printf "%.3f", $1*60+$2+$3*60+$4}'; }
+# Context switches so far of a process's live threads.
+switches_of() { cat /proc/"$1"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {n += $2} END {print n}'; }
 for op in ${TDFS_BENCH_OPS:-mkdir create open stat ls rename delete}; do
   case $op in
     stat|open) n=$((ops * 2)) ;;
@@ -97,12 +105,20 @@ for op in ${TDFS_BENCH_OPS:-mkdir create open stat ls rename delete}; do
   perf_pid=
   if [ -n "${TDFS_BENCH_PERF:-}" ]; then
     mkdir -p "$TDFS_BENCH_PERF"
-    perf record -F ${TDFS_BENCH_PERF_FREQ:-999} ${TDFS_BENCH_PERF_CALLGRAPH:--g} -p "${meta_pid[$leader]}" -o "$TDFS_BENCH_PERF/$op.data" \
+    who=$leader
+    if [ "${TDFS_BENCH_PERF_WHO:-leader}" = follower ]; then
+      for a in "${!meta_pid[@]}"; do [ "$a" != "$leader" ] && who=$a; done
+    fi
+    perf record -F ${TDFS_BENCH_PERF_FREQ:-999} ${TDFS_BENCH_PERF_CALLGRAPH:--g} -p "${meta_pid[$who]}" -o "$TDFS_BENCH_PERF/$op.data" \
       2>"$TDFS_BENCH_PERF/$op.perf.log" &
     perf_pid=$!
   fi
   declare -A cpu0
-  for a in "${!meta_pid[@]}"; do cpu0[$a]=$(cpu_of "${meta_pid[$a]}"); done
+  declare -A sw0
+  for a in "${!meta_pid[@]}"; do
+    cpu0[$a]=$(cpu_of "${meta_pid[$a]}")
+    sw0[$a]=$(switches_of "${meta_pid[$a]}")
+  done
   children_cpu >"$dir/client0"
   "$bin" bench meta --op "$op" --ops "$n" --concurrency 64 --json >>"$out"
   tail -1 "$out"
@@ -114,6 +130,12 @@ for op in ${TDFS_BENCH_OPS:-mkdir create open stat ls rename delete}; do
   done
   children_cpu >"$dir/client1"
   line+=" client $(echo "$(cat "$dir/client1") $(cat "$dir/client0") $n" | awk '{printf "%.1f", ($1-$2)*1e6/$3}')"
+  echo "$line"
+  line="context switches per $op op:"
+  for a in "${!meta_pid[@]}"; do
+    role=follower; [ "$a" = "$leader" ] && role=leader
+    line+=" $role $(echo "$(switches_of "${meta_pid[$a]}") ${sw0[$a]} $n" | awk '{printf "%.2f", ($1-$2)/$3}')"
+  done
   echo "$line"
   if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
 done
