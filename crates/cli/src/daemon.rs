@@ -78,7 +78,8 @@ pub struct MetaArgs {
     /// `fs.trash.interval`; the leader checkpoints and expires trash this often.
     #[arg(long, default_value_t = 0)]
     pub trash_interval: u64,
-    /// Take a Raft snapshot (and compact the log) after this many entries.
+    /// Take a Raft snapshot (and compact the log) after this many entries
+    /// (a snapshot over 64 MiB also waits for as many log bytes as it holds).
     #[arg(long, default_value_t = defaults::SNAPSHOT_LOGS)]
     pub snapshot_logs: u64,
     /// Also take a Raft snapshot once the log since the last one holds this

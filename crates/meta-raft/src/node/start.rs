@@ -107,7 +107,8 @@ fn raft_config(config: &MetaConfig) -> anyhow::Result<openraft::Config> {
         // With entries of at most MAX_BATCH_BYTES (plus one operation),
         // an AppendEntries stays small enough to beat its deadline.
         max_payload_entries: defaults::MAX_PAYLOAD_ENTRIES,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_logs),
+        // Entries, bytes and the snapshot's own size: `snap_policy` decides.
+        snapshot_policy: SnapshotPolicy::Never,
         snapshot_max_chunk_size: 4 << 20,
         max_in_snapshot_log_to_keep: 1000,
         install_snapshot_timeout: defaults::INSTALL_SNAPSHOT_TIMEOUT_MS,
@@ -130,6 +131,11 @@ fn spawn_tasks(
 ) -> Vec<JoinHandle<()>> {
     let raft = node.raft.clone();
     let config = &node.config;
+    let snapshot_bytes = {
+        let disk = node.seams.disk.clone();
+        let path = crate::snapshot::snapshot_path(&config.data_dir.join("sm"));
+        move || disk.metadata(&path).map(|m| m.len).unwrap_or(0)
+    };
     let mut tasks = vec![
         supervise(
             node,
@@ -154,10 +160,14 @@ fn spawn_tasks(
         supervise(
             node,
             "snapshot policy",
-            crate::snap_policy::by_log_bytes(
+            crate::snap_policy::run(
                 raft.clone(),
                 log,
-                config.snapshot_log_bytes,
+                crate::snap_policy::Limits {
+                    entries: config.snapshot_logs,
+                    bytes: config.snapshot_log_bytes,
+                },
+                snapshot_bytes,
                 shutdown.clone(),
             ),
         ),
