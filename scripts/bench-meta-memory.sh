@@ -11,7 +11,9 @@ ops=${1:-200000}
 steps=${2:-5}
 bin=${TDFS_BIN:-$(dirname "$0")/../target/release/tdfs}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/bench-mem.XXXXXX")
-trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT
+# TDFS_BENCH_KEEP=1 keeps the run's directory (the nodes' logs), without the data.
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null
+  if [ -n "${TDFS_BENCH_KEEP:-}" ]; then rm -rf "$dir"/m?/raft "$dir"/m?/sm; echo "kept $dir"; else rm -rf "$dir"; fi' EXIT
 base=$((20000 + RANDOM % 20000))
 peers="1=127.0.0.1:$base,2=127.0.0.1:$((base+1)),3=127.0.0.1:$((base+2))"
 for i in 1 2 3; do
