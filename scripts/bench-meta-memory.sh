@@ -23,22 +23,7 @@ done
 export TDFS_META="127.0.0.1:$base,127.0.0.1:$((base+1)),127.0.0.1:$((base+2))"
 for _ in $(seq 100); do "$bin" dfs -test -d / 2>/dev/null && break; sleep 0.1; done
 fdatasync() {
-  python3 - "$dir" <<'EOF'
-import json, os, sys, time
-path = os.path.join(sys.argv[1], "fdatasync.probe")
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-block, lat = os.urandom(4096), []
-for _ in range(300):
-    os.write(fd, block)
-    t = time.perf_counter()
-    os.fdatasync(fd)
-    lat.append((time.perf_counter() - t) * 1000)
-os.close(fd)
-os.unlink(path)
-lat.sort()
-print(json.dumps({"anchor": "fdatasync", "n": 300, "p50_ms": round(lat[150], 3),
-                  "p99_ms": round(lat[296], 3)}))
-EOF
+  python3 "$(dirname "$0")/fdatasync-probe.py" "$dir"
 }
 # Each op of TDFS_BENCH_RATES once, on a namespace of $1 files.
 rates() {

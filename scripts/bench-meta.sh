@@ -24,22 +24,7 @@ out="$dir/results.jsonl"
 : >"$out"
 
 # 1. fdatasync latency of the disk the nodes write to.
-python3 - "$dir" >>"$out" <<'EOF'
-import json, os, sys, time
-path = os.path.join(sys.argv[1], "fdatasync.probe")
-fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-block, lat = os.urandom(4096), []
-for _ in range(300):
-    os.write(fd, block)
-    t = time.perf_counter()
-    os.fdatasync(fd)
-    lat.append((time.perf_counter() - t) * 1000)
-os.close(fd)
-os.unlink(path)
-lat.sort()
-print(json.dumps({"anchor": "fdatasync", "n": 300, "p50_ms": round(lat[150], 3),
-                  "p99_ms": round(lat[296], 3)}))
-EOF
+python3 "$(dirname "$0")/fdatasync-probe.py" "$dir" >>"$out"
 tail -1 "$out"
 
 base=$((20000 + RANDOM % 20000))
