@@ -52,14 +52,7 @@ async fn add_transfer_and_remove_metadata_nodes() {
             "--superuser",
             "root",
         ])
-        .args([
-            "--heartbeat-ms",
-            "50",
-            "--election-min-ms",
-            "150",
-            "--election-max-ms",
-            "300",
-        ])
+        .args(FAST_RAFT)
         .arg("--data-dir")
         .arg(m.dir.path().join("meta-4"))
         .stdin(Stdio::null())

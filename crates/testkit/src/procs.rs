@@ -102,6 +102,17 @@ pub fn free_ports(n: usize) -> Vec<u16> {
     ls.iter().map(|l| l.local_addr().unwrap().port()).collect()
 }
 
+/// Raft timers of the test metadata processes: short, so that elections
+/// finish in well under a second.
+pub const FAST_RAFT: &[&str] = &[
+    "--heartbeat-ms",
+    "50",
+    "--election-min-ms",
+    "150",
+    "--election-max-ms",
+    "300",
+];
+
 /// Three (or more) `tdfs meta` processes.
 pub struct MetaProcs {
     pub dir: tempfile::TempDir,
@@ -182,14 +193,7 @@ impl MetaProcs {
             .arg("--data-dir")
             .arg(self.data_dir(id))
             .args(["--peers", &self.peers, "--superuser", "root"])
-            .args([
-                "--heartbeat-ms",
-                "50",
-                "--election-min-ms",
-                "150",
-                "--election-max-ms",
-                "300",
-            ])
+            .args(FAST_RAFT)
             .args(&self.extra)
             .args(
                 self.hdfs
