@@ -38,35 +38,6 @@ fn purged_index(cluster: &Cluster, id: u64) -> Option<u64> {
         .map(|l| l.index)
 }
 
-/// Takes a snapshot of everything applied on `id` and purges the log up to
-/// it (openraft keeps 1000 entries behind a snapshot by default, more than
-/// these tests write, so the purge is asked for explicitly). Returns the
-/// purge point.
-async fn snapshot_and_purge(cluster: &Cluster, id: u64) -> u64 {
-    let node = cluster.node(id).clone();
-    let applied = node
-        .raft()
-        .metrics()
-        .borrow()
-        .last_applied
-        .map(|l| l.index)
-        .unwrap();
-    node.raft().trigger().snapshot().await.unwrap();
-    let snap = wait_for(
-        Duration::from_secs(5),
-        &format!("node {id} to snapshot at {applied}"),
-        || snapshot_index(cluster, id).filter(|&s| s >= applied),
-    )
-    .await;
-    node.raft().trigger().purge_log(snap).await.unwrap();
-    wait_for(
-        Duration::from_secs(5),
-        &format!("node {id} to purge its log up to {snap}"),
-        || purged_index(cluster, id).filter(|&p| p >= snap),
-    )
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_cluster_restart_keeps_everything() {
     let mut cluster = Cluster::start_with(3, snapshot_often).await;

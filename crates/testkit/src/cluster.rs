@@ -393,20 +393,34 @@ pub async fn join_all<F: std::future::Future>(futs: impl IntoIterator<Item = F>)
 }
 
 /// Snapshots node `id` and purges its log up to the snapshot, so that a
-/// member behind it can only catch up from the snapshot.
+/// member behind it can only catch up from the snapshot. Returns the purge
+/// point, at least the index applied when this was called.
 pub async fn snapshot_and_purge(cluster: &Cluster, id: u64) -> u64 {
     let node = cluster.node(id).clone();
-    let applied = node.applied_index();
-    node.raft().trigger().snapshot().await.unwrap();
-    let snap = wait_for(Duration::from_secs(5), "a snapshot", || {
-        let m = node.raft().metrics().borrow().clone();
-        m.snapshot.map(|l| l.index).filter(|&s| s >= applied)
-    })
-    .await;
+    let snap = snapshot_now(&node, Duration::from_secs(5)).await;
     node.raft().trigger().purge_log(snap).await.unwrap();
     wait_for(Duration::from_secs(5), "the purge", || {
         let m = node.raft().metrics().borrow().clone();
         m.purged.map(|l| l.index).filter(|&p| p >= snap)
+    })
+    .await
+}
+
+/// Has `node` snapshot everything it has applied and returns the
+/// snapshot's index. openraft ignores a trigger while a snapshot is being
+/// built, and the node's own policy may have started one just before (at
+/// an older index), so the request is repeated until a snapshot covers
+/// the applied index.
+pub async fn snapshot_now(node: &MetaNode, within: Duration) -> u64 {
+    let applied = node.applied_index();
+    let what = format!("node {} to snapshot at {applied}", node.id());
+    crate::wait::wait_for_async(&what, within, || async {
+        let m = node.raft().metrics().borrow().clone();
+        if let Some(s) = m.snapshot.map(|l| l.index).filter(|&s| s >= applied) {
+            return Some(s);
+        }
+        node.raft().trigger().snapshot().await.unwrap();
+        None
     })
     .await
 }
