@@ -40,11 +40,38 @@ pub struct Core {
     /// batch if need be), so that every datanode's fence learns a new
     /// leader's term at once, not only those it happens to give work.
     pub(crate) announced: Mutex<std::collections::HashMap<tdfs_proto::DatanodeId, u64>>,
+    /// Each datanode's current poll (a number from `poll_seq`, renewed
+    /// when it registers or polls again). A poll that is no longer the
+    /// current one (its process was killed and restarted, its client gave
+    /// up on it) takes no commands: its answer would be lost with its
+    /// connection, and the commands with it.
+    pub(crate) polls: Mutex<std::collections::HashMap<tdfs_proto::DatanodeId, u64>>,
+    pub(crate) poll_seq: std::sync::atomic::AtomicU64,
     /// Issues the stamps' log ticks while this node leads.
     pub(crate) log_clock: crate::log_clock::LogClock,
 }
 
 impl Core {
+    /// Makes a new poll (or registration) of `id` the current one and
+    /// returns its number; older polls of `id` stop taking commands.
+    pub(crate) fn renew_poll(&self, id: &tdfs_proto::DatanodeId) -> u64 {
+        let n = 1 + self
+            .poll_seq
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut polls = self.polls.lock().unwrap_or_else(|e| e.into_inner());
+        polls.insert(id.clone(), n);
+        drop(polls);
+        // Wakes a superseded poll so that it answers now.
+        self.commands.notify_waiters();
+        n
+    }
+
+    /// Whether poll `n` is still `id`'s current one.
+    pub(crate) fn current_poll(&self, id: &tdfs_proto::DatanodeId, n: u64) -> bool {
+        let polls = self.polls.lock().unwrap_or_else(|e| e.into_inner());
+        polls.get(id) == Some(&n)
+    }
+
     pub fn new(
         sm: Replicated,
         view: ClusterState,
@@ -64,6 +91,8 @@ impl Core {
             hashes: Default::default(),
             hash_every: hash_every.max(1),
             announced: Default::default(),
+            polls: Default::default(),
+            poll_seq: Default::default(),
             log_clock: Default::default(),
         }
     }

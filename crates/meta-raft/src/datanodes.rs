@@ -31,6 +31,9 @@ impl MetaNode {
                 http,
                 hdfs,
             } => {
+                // A process registering anew: polls its predecessor left
+                // behind must not take its commands.
+                core.renew_poll(&id);
                 core.view(|v| v.register(&id, &addr, http.as_deref(), hdfs.as_deref(), now));
                 if self.is_leader() {
                     let known = core.ns(|r| {
@@ -109,10 +112,16 @@ impl MetaNode {
     async fn poll(&self, id: &DatanodeId, wait: Duration) -> Result<DatanodeResponse, FsError> {
         let core = self.core();
         let deadline = tokio::time::Instant::now() + wait;
+        let mine = core.renew_poll(id);
         loop {
             let notified = core.commands.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            if !core.current_poll(id, mine) {
+                // Superseded: a newer poll or registration of this datanode
+                // takes what is queued for it.
+                return Ok(DatanodeResponse::Ok);
+            }
             if self.leader_ready() {
                 // A leader wants every datanode in its registry and a full
                 // report from each in its term before it deletes anything.

@@ -26,6 +26,8 @@ pub struct RoundOutput {
     /// Actions queued this round (for tests and metrics).
     pub copies: usize,
     pub deletions: usize,
+    /// Deletions sent again, their first command lost (`state/deleting.rs`).
+    pub resent: usize,
 }
 
 impl ClusterState {
@@ -56,6 +58,8 @@ impl ClusterState {
         if !self.leader {
             return out;
         }
+        self.last_round = Some(now);
+        out.resent = self.resend_deletions(now);
         self.expire_copies(now);
         self.expire_intents(now);
         out.decommissioned = drained;

@@ -588,3 +588,60 @@ fn the_gossip_table_is_applied_level_triggered() {
         (Live, Live, Live)
     );
 }
+
+#[test]
+fn a_deletion_whose_command_was_lost_is_sent_again_until_seen_done() {
+    let mut h = H::new(&[("a", 1), ("b", 1)]);
+    h.block(5, 1, &["a"]);
+    h.round();
+    h.ns(NsEvent::BlockRemoved { id: 5 });
+    let del = vec![DatanodeCommand::Delete {
+        blocks: vec![(5, 1)],
+    }];
+    // Taken by a poll whose answer is lost: nothing reports it done.
+    assert_eq!(h.commands("a"), del);
+    let ttl = h.c.cfg.copy_ttl;
+    h.advance(ttl / 2);
+    assert_eq!(h.round().resent, 0);
+    assert!(h.commands("a").is_empty(), "not before its deadline");
+    h.advance(ttl / 2);
+    assert_eq!(h.round().resent, 1);
+    assert_eq!(
+        h.commands("a"),
+        del,
+        "the same replica and generation again"
+    );
+    assert_eq!(h.round().resent, 0, "once per deadline");
+    assert!(h.commands("a").is_empty());
+    // Lost again, but this time still queued when the deadline passes:
+    // queued once, not twice.
+    h.advance(ttl);
+    assert_eq!(h.round().resent, 1);
+    h.advance(ttl);
+    assert_eq!(h.round().resent, 1);
+    assert_eq!(h.commands("a"), del);
+    // Seen done: never sent again, and its bytes are no longer subtracted.
+    assert!(h.c.incremental(&id("a"), &[], &[(5, 1)], &[], h.now));
+    for _ in 0..3 {
+        h.advance(ttl);
+        assert_eq!(h.round().resent, 0);
+    }
+    assert!(h.commands("a").is_empty());
+    assert!(h.c.deleting.is_empty() && h.c.delete_deadlines.is_empty());
+    assert_eq!(h.c.nodes.get(h.c.nodes.ix(&id("a")).unwrap()).deleting, 0);
+}
+
+#[test]
+fn a_full_report_voids_deletions_in_flight_and_their_deadlines() {
+    let mut h = H::new(&[("a", 1), ("b", 1)]);
+    h.block(5, 1, &["a"]);
+    h.round();
+    h.ns(NsEvent::BlockRemoved { id: 5 });
+    assert_eq!(h.commands("a").len(), 1);
+    h.full_report("a", &[]);
+    let ttl = h.c.cfg.copy_ttl;
+    h.advance(ttl);
+    assert_eq!(h.round().resent, 0);
+    assert!(h.commands("a").is_empty());
+    assert!(h.c.delete_deadlines.is_empty());
+}

@@ -17,6 +17,7 @@ use tdfs_proto::event::EventKind;
 use tdfs_proto::meta::DatanodeCommand;
 use tdfs_proto::{BlockId, DatanodeId};
 
+mod deleting;
 mod reports;
 
 /// Knobs of the policies.
@@ -83,8 +84,14 @@ pub struct ClusterState {
     pub(crate) leader: bool,
     /// Commands waiting for each datanode.
     pub(crate) commands: FxHashMap<NodeIx, Vec<DatanodeCommand>>,
-    /// Deletions asked for and not yet reported done, with their bytes.
-    pub(crate) deleting: FxHashMap<(NodeIx, BlockId), u64>,
+    /// Deletions asked for and not yet reported done.
+    pub(crate) deleting: FxHashMap<(NodeIx, BlockId), deleting::Deleting>,
+    /// Their deadlines, oldest first (`deleting.rs`).
+    pub(crate) delete_deadlines: std::collections::VecDeque<deleting::Deadline>,
+    pub(crate) delete_seq: u64,
+    /// The time of the latest round (deadlines of deletions queued between
+    /// rounds start there).
+    pub(crate) last_round: Option<Instant>,
     /// Copies in flight.
     pub(crate) copies: FxHashMap<BlockId, Copy>,
     /// Under-replicated blocks whose last copy expired unfinished: the
@@ -124,6 +131,9 @@ impl ClusterState {
             leader: false,
             commands: FxHashMap::default(),
             deleting: FxHashMap::default(),
+            delete_deadlines: Default::default(),
+            delete_seq: 0,
+            last_round: None,
             copies: FxHashMap::default(),
             failed_copies: FxHashMap::default(),
             intents: FxHashMap::default(),
@@ -178,6 +188,7 @@ impl ClusterState {
     fn reset_leader_state(&mut self) {
         self.commands.clear();
         self.deleting.clear();
+        self.delete_deadlines.clear();
         self.copies.clear();
         self.failed_copies.clear();
         self.moving_out.clear();

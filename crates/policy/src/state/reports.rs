@@ -10,7 +10,7 @@ use rustc_hash::FxHashSet;
 use std::time::Instant;
 use tdfs_namespace::AdminState;
 use tdfs_proto::event::EventKind;
-use tdfs_proto::meta::{DatanodeCommand, DatanodeUsage, ReplicaReport};
+use tdfs_proto::meta::{DatanodeUsage, ReplicaReport};
 use tdfs_proto::{BlockId, DatanodeId};
 
 impl ClusterState {
@@ -246,17 +246,11 @@ impl ClusterState {
     /// A deletion aimed at an older generation is moot once the node
     /// reports a newer one.
     fn deleting_done_if_newer(&mut self, ix: NodeIx, block: BlockId, _gen: u64) {
-        if let Some(bytes) = self.deleting.remove(&(ix, block)) {
-            let n = self.nodes.get_mut(ix);
-            n.deleting = n.deleting.saturating_sub(bytes);
-        }
+        self.deletion_done(ix, block);
     }
 
     fn replica_gone(&mut self, ix: NodeIx, block: BlockId) {
-        if let Some(bytes) = self.deleting.remove(&(ix, block)) {
-            let n = self.nodes.get_mut(ix);
-            n.deleting = n.deleting.saturating_sub(bytes);
-        }
+        self.deletion_done(ix, block);
         if let Some(bytes) = self.moving_out.remove(&(ix, block)) {
             let n = self.nodes.get_mut(ix);
             n.leaving = n.leaving.saturating_sub(bytes);
@@ -305,30 +299,5 @@ impl ClusterState {
         self.nodes.get_mut(source).leaving += bytes;
         self.moving_out.insert((source, block), bytes);
         self.delete_replica(source, block, gen, 0);
-    }
-
-    /// Queues deletion of `n`'s replica of `block` up to generation `gen`
-    /// (leader only). Safe whatever the node reported: it only ever names
-    /// a copy the namespace no longer needs (a dropped block, an older
-    /// generation), and the datanode deletes nothing newer than `gen`.
-    pub(crate) fn delete_replica(&mut self, n: NodeIx, block: BlockId, gen: u64, bytes: u64) {
-        if !self.leader {
-            return;
-        }
-        if self.deleting.contains_key(&(n, block)) {
-            return;
-        }
-        self.deleting.insert((n, block), bytes);
-        self.nodes.get_mut(n).deleting += bytes;
-        let cmds = self.commands.entry(n).or_default();
-        match cmds.iter_mut().find_map(|c| match c {
-            DatanodeCommand::Delete { blocks } => Some(blocks),
-            _ => None,
-        }) {
-            Some(blocks) => blocks.push((block, gen)),
-            None => cmds.push(DatanodeCommand::Delete {
-                blocks: vec![(block, gen)],
-            }),
-        }
     }
 }
