@@ -68,11 +68,12 @@ restart() {
     python3 -c 'import json,sys; print([n["id"] for n in json.load(sys.stdin) if n["role"]=="leader"][0])')
   tck=$(getconf CLK_TCK)
   cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+  rss() { echo $(($(awk '/VmRSS/{print $2}' "/proc/$1/status") * 1024)); }
   declare -A c0
   for i in 1 2 3; do c0[$i]=$(cpu "${pids[$i]}"); done
   sleep "$window"
   for i in 1 2 3; do
-    echo "{\"node\": $i, \"leader\": $([ "$i" = "$leader" ] && echo true || echo false), \"files\": $files, \"idle_cpu_pct_of_a_core\": $(python3 -c "print(round(($(cpu "${pids[$i]}") - ${c0[$i]}) * 100 / $tck / $window, 2))"), \"rss_bytes\": $(($(awk '/VmRSS/{print $2}' "/proc/${pids[$i]}/status") * 1024))}"
+    echo "{\"node\": $i, \"leader\": $([ "$i" = "$leader" ] && echo true || echo false), \"files\": $files, \"idle_cpu_pct_of_a_core\": $(python3 -c "print(round(($(cpu "${pids[$i]}") - ${c0[$i]}) * 100 / $tck / $window, 2))"), \"rss_bytes\": $(rss "${pids[$i]}")}"
   done
   for i in 1 2 3; do kill -9 "${pids[$i]}"; done
   for i in 1 2 3; do wait "${pids[$i]}" 2>/dev/null || true; done
@@ -81,6 +82,6 @@ restart() {
   until "$bin" dfs -test -d / 2>/dev/null; do sleep 0.1; done
   t1=$(date +%s.%N)
   "$bin" dfs -ls / >/dev/null
-  echo "{\"files\": $files, \"restart_all_three_to_serving_s\": $(python3 -c "print(round($t1 - $t0, 2))"), \"rss_bytes_after\": [$(for i in 1 2 3; do printf '%s%d' "$([ "$i" = 1 ] || echo ,)" $(($(awk '/VmRSS/{print $2}' "/proc/${pids[$i]}/status") * 1024)); done)]}"
+  echo "{\"files\": $files, \"restart_all_three_to_serving_s\": $(python3 -c "print(round($t1 - $t0, 2))"), \"rss_bytes_after\": [$(for i in 1 2 3; do printf '%s%d' "$([ "$i" = 1 ] || echo ,)" "$(rss "${pids[$i]}")"; done)]}"
 }
 restart

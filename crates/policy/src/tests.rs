@@ -589,12 +589,19 @@ fn the_gossip_table_is_applied_level_triggered() {
     );
 }
 
-#[test]
-fn a_deletion_whose_command_was_lost_is_sent_again_until_seen_done() {
+/// Block 5's only replica on "a", then the block removed from the
+/// namespace: the leader queues its deletion on "a".
+fn a_removed_block_on_a() -> H {
     let mut h = H::new(&[("a", 1), ("b", 1)]);
     h.block(5, 1, &["a"]);
     h.round();
     h.ns(NsEvent::BlockRemoved { id: 5 });
+    h
+}
+
+#[test]
+fn a_deletion_whose_command_was_lost_is_sent_again_until_seen_done() {
+    let mut h = a_removed_block_on_a();
     let del = vec![DatanodeCommand::Delete {
         blocks: vec![(5, 1)],
     }];
@@ -633,10 +640,7 @@ fn a_deletion_whose_command_was_lost_is_sent_again_until_seen_done() {
 
 #[test]
 fn a_full_report_voids_deletions_in_flight_and_their_deadlines() {
-    let mut h = H::new(&[("a", 1), ("b", 1)]);
-    h.block(5, 1, &["a"]);
-    h.round();
-    h.ns(NsEvent::BlockRemoved { id: 5 });
+    let mut h = a_removed_block_on_a();
     assert_eq!(h.commands("a").len(), 1);
     h.full_report("a", &[]);
     let ttl = h.c.cfg.copy_ttl;
