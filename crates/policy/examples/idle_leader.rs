@@ -5,7 +5,10 @@
 //! page size; each page is applied under the soft-state lock, so its time is
 //! how long a report page can hold other callers), then idle policy rounds
 //! (`tick` + `round`, every 500 ms on the leader): the CPU an idle leader
-//! spends on its policies, as a share of one core.
+//! spends on its policies, as a share of one core. Then one datanode is
+//! declared down by gossip and dead 31 s later: how many rounds until
+//! every block it held is reclassified (a rescan of that node's blocks,
+//! 100,000 per round), and what each of those rounds costs.
 //!
 //! `cargo run --release -p tdfs-policy --example idle_leader [N]` (default
 //! 10,000,000).
@@ -137,7 +140,7 @@ fn main() {
         c.round(now, Some(10.0), drained);
         settle += 1;
         let h = c.blocks.health();
-        if settle > 40 && h.under_replicated == 0 && h.missing == 0 {
+        if settle > 40 && h.under_replicated == 0 && h.missing == 0 && !c.blocks.rescanning() {
             break;
         }
         assert!(settle < 10_000, "never settled: {h:?}");
@@ -167,5 +170,47 @@ fn main() {
         "idle: {per_round:.1?} per policy round ({rounds} rounds, {commands} commands): \
          {:.3} % of one core at one round per 500 ms",
         per_round.as_secs_f64() / 0.5 * 100.0
+    );
+
+    // dn-0 dies: only its blocks are rescanned.
+    let held = c.nodes.ix(&dn(0)).map_or(0, |ix| c.blocks.replicas_on(ix));
+    c.gossip(&dn(0), true, now);
+    let down = now;
+    let (mut rounds, mut times) = (0u32, Vec::new());
+    let mut started = Instant::now();
+    loop {
+        now += Duration::from_millis(500);
+        for i in 1..NODES {
+            c.contact(&dn(i), now);
+        }
+        let dead = now.duration_since(down) > Duration::from_secs(30);
+        if dead && rounds == 0 {
+            started = Instant::now();
+        }
+        let t = Instant::now();
+        let drained = c.tick(now);
+        c.round(now, Some(10.0), drained);
+        for i in 0..NODES {
+            c.take_commands(&dn(i));
+        }
+        if dead {
+            times.push(t.elapsed());
+            rounds += 1;
+            if !c.blocks.rescanning() {
+                break;
+            }
+        }
+        assert!(rounds < 100_000, "the rescan never ended");
+    }
+    times.sort();
+    let h = c.blocks.health();
+    println!(
+        "dn-0 dead ({held} replicas): its blocks reclassified in {rounds} rounds \
+         ({:.1?} at 500 ms a round, {:.1?} spent in them); round p50 {:.1?}, max {:.1?}; {} blocks under-replicated",
+        Duration::from_millis(500) * rounds,
+        started.elapsed(),
+        times[times.len() / 2],
+        times.last().unwrap(),
+        h.under_replicated
     );
 }

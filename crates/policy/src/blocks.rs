@@ -6,9 +6,12 @@
 //! old contribution (health counters, queue membership) is taken out, the
 //! entry changes, it is classified again and its new contribution put in.
 //! So the counters and queues always agree with the classes, and a policy
-//! round works on what changed instead of walking every block. A change of
-//! a node (liveness, admin state) changes the class of every block on it;
-//! those are reclassified by a rescan done in bounded steps.
+//! round works on what changed instead of walking every block. Beside the
+//! entries, each node's good replicas are indexed (`by_node`, kept by the
+//! same `update`), as HDFS keeps a block list per storage: a change of a
+//! node (liveness, admin state) changes the class of the blocks on it, and
+//! only those are reclassified, by a rescan of that node's index done in
+//! bounded steps.
 
 use crate::nodes::Nodes;
 use crate::replicas::{NodeIx, Replicas};
@@ -19,6 +22,7 @@ use tdfs_proto::BlockId;
 
 mod changes;
 mod check;
+mod idset;
 mod table;
 
 /// How healthy a block is.
@@ -90,6 +94,19 @@ pub struct OddReplica {
     pub len: u64,
 }
 
+/// A rescan of one node's blocks: a circular walk of its index that ends
+/// when every block has been reclassified since the latest request.
+#[derive(Clone, Copy, Debug)]
+struct Rescan {
+    /// The next block to reclassify.
+    at: BlockId,
+    /// Where the walk ends once it has wrapped around (`None`: at the end
+    /// of the index).
+    stop: Option<BlockId>,
+    /// The walk still has to go past the end and start again from 0.
+    wrap: bool,
+}
+
 /// The block map and its queues.
 #[derive(Debug, Default)]
 pub struct BlockMap {
@@ -113,10 +130,13 @@ pub struct BlockMap {
     /// Young blocks in commit order, with the end of their grace.
     young: VecDeque<(Instant, BlockId)>,
     health: Health,
-    /// The rescan's next block, while one runs.
-    rescan_at: Option<BlockId>,
-    /// Another rescan is wanted after the running one.
-    rescan_again: bool,
+    /// Per node (by index): the blocks it holds a good replica of, that
+    /// is, whose entry's `replicas` names it. About 4 bytes a replica.
+    by_node: Vec<idset::IdSet>,
+    /// Rescans of nodes' blocks in progress, by node.
+    rescans: BTreeMap<NodeIx, Rescan>,
+    /// The node whose rescan is served first in the next step.
+    rescan_turn: NodeIx,
     /// Class changes since the last [`take_transitions`](Self::take_transitions):
     /// block, old class, new class, counted replicas, replication.
     transitions: Vec<(BlockId, Class, Class, u8, u16)>,
@@ -139,19 +159,60 @@ impl BlockMap {
         self.health
     }
 
-    /// Changes an entry (creating it if absent) and reclassifies it.
+    /// Changes an entry (creating it if absent) and reclassifies it; the
+    /// per-node index follows its replicas.
     pub fn update<R>(&mut self, id: BlockId, nodes: &Nodes, f: impl FnOnce(&mut Entry) -> R) -> R {
-        let old = self.map.get(id).map(|e| e.class);
+        let old = self.map.get(id).map(|e| (e.class, e.replicas.clone()));
         self.detach(id);
         let e = self.map.get_or_default(id);
         let r = f(e);
         self.attach(id, nodes);
-        if let (Some(old), Some(e)) = (old, self.map.get(id)) {
-            if e.class != old {
-                self.transitions.push((id, old, e.class, e.counted, e.repl));
+        let now = self.map.get(id);
+        if let (Some((class, _)), Some(e)) = (&old, now) {
+            if e.class != *class {
+                self.transitions
+                    .push((id, *class, e.class, e.counted, e.repl));
+            }
+        }
+        let before = old.map(|(_, r)| r).unwrap_or_default();
+        let after = now.map(|e| e.replicas.clone()).unwrap_or_default();
+        if before != after {
+            for n in before.iter().filter(|n| !after.contains(*n)) {
+                self.index_remove(n, id);
+            }
+            for n in after.iter().filter(|n| !before.contains(*n)) {
+                self.index_insert(n, id);
             }
         }
         r
+    }
+
+    fn index_insert(&mut self, n: NodeIx, id: BlockId) {
+        let n = n as usize;
+        if self.by_node.len() <= n {
+            self.by_node.resize_with(n + 1, Default::default);
+        }
+        self.by_node[n].insert(id);
+    }
+
+    fn index_remove(&mut self, n: NodeIx, id: BlockId) {
+        if let Some(t) = self.by_node.get_mut(n as usize) {
+            t.remove(id);
+        }
+    }
+
+    /// The blocks node `n` holds a good replica of, from `start` on, in id
+    /// order.
+    pub fn blocks_of(&self, n: NodeIx, start: BlockId) -> impl Iterator<Item = BlockId> + '_ {
+        self.by_node
+            .get(n as usize)
+            .into_iter()
+            .flat_map(move |t| t.range_from(start))
+    }
+
+    /// How many good replicas node `n` holds.
+    pub fn replicas_on(&self, n: NodeIx) -> usize {
+        self.by_node.get(n as usize).map_or(0, |t| t.len())
     }
 
     /// Takes the class changes recorded since the last call.
@@ -308,55 +369,112 @@ impl BlockMap {
         }
     }
 
-    /// Asks for every block to be reclassified (a node changed).
-    pub fn request_rescan(&mut self) {
-        if self.rescan_at.is_some() {
-            self.rescan_again = true;
-        } else {
-            self.rescan_at = Some(0);
-        }
+    /// Asks for node `n`'s blocks to be reclassified (its liveness or
+    /// admin state changed). A walk already running goes on from where it
+    /// is, around the end and back to this point, so each block is
+    /// reclassified once after the latest request, not once more per request.
+    pub fn request_rescan(&mut self, n: NodeIx) {
+        self.rescans
+            .entry(n)
+            .and_modify(|r| {
+                // From 0, a walk to the end is a whole circle.
+                r.stop = (r.at != 0).then_some(r.at);
+                r.wrap = r.at != 0;
+            })
+            .or_insert(Rescan {
+                at: 0,
+                stop: None,
+                wrap: false,
+            });
     }
 
     pub fn rescanning(&self) -> bool {
-        self.rescan_at.is_some()
+        !self.rescans.is_empty()
     }
 
-    /// Reclassifies up to `budget` blocks of the running rescan, calling
-    /// `seen` on each; returns true when a pass ended in this step.
+    pub fn rescanning_node(&self, n: NodeIx) -> bool {
+        self.rescans.contains_key(&n)
+    }
+
+    /// Reclassifies up to `budget` blocks of the running rescans, calling
+    /// `seen` on each with the node whose rescan it is. The budget is
+    /// shared evenly among the running rescans (what one leaves goes to the
+    /// others), so a long one — a decommissioning node is rescanned again
+    /// and again — cannot starve another. Returns the nodes whose rescan
+    /// ended in this step: every block of theirs has been reclassified
+    /// since the latest request.
     pub fn rescan_step(
         &mut self,
         budget: usize,
         nodes: &Nodes,
-        seen: &mut dyn FnMut(BlockId, &Entry),
-    ) -> bool {
-        let Some(start) = self.rescan_at else {
-            return false;
-        };
-        let ids: Vec<BlockId> = self
-            .map
-            .range_from(start)
-            .take(budget + 1)
-            .map(|(id, _)| id)
+        seen: &mut dyn FnMut(NodeIx, BlockId, &Entry),
+    ) -> Vec<NodeIx> {
+        let mut left = budget;
+        let mut ended = Vec::new();
+        // Starting where the last step stopped: with more rescans than
+        // blocks in the budget, each still gets its turn.
+        let turn = self.rescan_turn;
+        let running: Vec<NodeIx> = (self.rescans.range(turn..).map(|(n, _)| *n))
+            .chain(self.rescans.range(..turn).map(|(n, _)| *n))
             .collect();
-        let (now, next) = if ids.len() > budget {
-            (&ids[..budget], Some(ids[budget]))
-        } else {
-            (&ids[..], None)
-        };
-        for id in now {
-            self.reclassify(*id, nodes);
-            if let Some(e) = self.map.get(*id) {
-                seen(*id, e);
+        let share = (budget / running.len().max(1)).max(1);
+        for quota in [share, usize::MAX] {
+            for n in &running {
+                if left == 0 {
+                    break;
+                }
+                if !self.rescans.contains_key(n) {
+                    continue;
+                }
+                let (walked, done) = self.walk(*n, quota.min(left), nodes, seen);
+                left -= walked;
+                self.rescan_turn = n.wrapping_add(1);
+                if done {
+                    self.rescans.remove(n);
+                    ended.push(*n);
+                }
             }
         }
-        self.rescan_at = next;
-        if next.is_none() {
-            if std::mem::take(&mut self.rescan_again) {
-                self.rescan_at = Some(0);
+        ended
+    }
+
+    /// Walks up to `quota` blocks of node `n`'s rescan: how many, and
+    /// whether it reached its end.
+    fn walk(
+        &mut self,
+        n: NodeIx,
+        quota: usize,
+        nodes: &Nodes,
+        seen: &mut dyn FnMut(NodeIx, BlockId, &Entry),
+    ) -> (usize, bool) {
+        let mut walked = 0;
+        loop {
+            let r = self.rescans[&n];
+            let end = if r.wrap { None } else { r.stop };
+            let ids: Vec<BlockId> = self
+                .blocks_of(n, r.at)
+                .take_while(|id| end.is_none_or(|s| *id < s))
+                .take(quota - walked + 1)
+                .collect();
+            let now = ids.len().min(quota - walked);
+            for id in &ids[..now] {
+                self.reclassify(*id, nodes);
+                if let Some(e) = self.map.get(*id) {
+                    seen(n, *id, e);
+                }
             }
-            return true;
+            walked += now;
+            let r = self.rescans.get_mut(&n).expect("running");
+            if ids.len() > now {
+                r.at = ids[now];
+                return (walked, false);
+            }
+            if !r.wrap {
+                return (walked, true);
+            }
+            r.at = 0;
+            r.wrap = false;
         }
-        false
     }
 }
 

@@ -28,7 +28,7 @@ pub struct Node {
     /// Registered in the replicated registry (the leader recorded it).
     pub registered: bool,
     pub admin: AdminState,
-    /// Liveness as of the last evaluation; a change triggers a rescan.
+    /// Liveness as of the last evaluation; a change triggers a rescan of its blocks.
     pub liveness: Liveness,
     /// Bytes promised to new replicas on this node not yet reported.
     pub promised: u64,

@@ -3,8 +3,8 @@
 //! incrementally (under- and over-replicated blocks, blocks whose corrupt
 //! replicas may go, young blocks, copies and promises in flight), so an
 //! idle cluster costs almost nothing however many blocks it holds; the
-//! rescan after a node change and the balancer's search are bounded per
-//! round.
+//! rescan of a node's blocks after it changes and the balancer's search of
+//! the heavy nodes' blocks are bounded per round.
 
 use crate::balancer::{balanced, plan_balance};
 use crate::blocks::{Class, Entry};
@@ -136,8 +136,10 @@ impl ClusterState {
         }
     }
 
-    /// Advances the rescan; at the end of a pass, decommissioning nodes
-    /// none of whose blocks is short are drained.
+    /// Advances the rescans of nodes' blocks. A decommissioning node is
+    /// rescanned again and again; a rescan that ends with none of its
+    /// blocks found short (every block walked since the latest request,
+    /// so since it became decommissioning) finds it drained.
     fn rescan(&mut self) -> Vec<DatanodeId> {
         let decommissioning: Vec<NodeIx> = self
             .nodes
@@ -145,34 +147,31 @@ impl ClusterState {
             .filter(|(_, n)| n.admin == AdminState::Decommissioning)
             .map(|(i, _)| i)
             .collect();
-        if !decommissioning.is_empty() && !self.blocks.rescanning() {
-            self.blocks.request_rescan();
+        for n in decommissioning {
+            if !self.blocks.rescanning_node(n) {
+                self.blocks.request_rescan(n);
+            }
         }
         let eligible = self.nodes.counting();
         let nodes = &self.nodes;
         let undrained = &mut self.undrained;
         let budget = self.cfg.rescan_budget;
-        let ended = self.blocks.rescan_step(budget, nodes, &mut |_, e| {
-            if !e.known() {
-                return;
-            }
-            for n in e.replicas.iter() {
-                if nodes.get(n).admin == AdminState::Decommissioning
-                    && !satisfied(e, nodes, eligible)
-                {
-                    undrained.insert(n);
-                }
+        let ended = self.blocks.rescan_step(budget, nodes, &mut |n, _, e| {
+            if e.known()
+                && nodes.get(n).admin == AdminState::Decommissioning
+                && !satisfied(e, nodes, eligible)
+            {
+                undrained.insert(n);
             }
         });
-        if !ended {
-            return Vec::new();
+        let mut done = Vec::new();
+        for n in ended {
+            let short = self.undrained.remove(&n);
+            let node = self.nodes.get(n);
+            if !short && node.admin == AdminState::Decommissioning {
+                done.push(node.id.clone());
+            }
         }
-        let done: Vec<DatanodeId> = decommissioning
-            .into_iter()
-            .filter(|n| !self.undrained.contains(n))
-            .map(|n| self.nodes.get(n).id.clone())
-            .collect();
-        self.undrained.clear();
         done
     }
 
@@ -250,8 +249,8 @@ impl ClusterState {
         }
     }
 
-    /// Balancer moves: candidates are found by a bounded scan of the block
-    /// map from where the last round stopped.
+    /// Balancer moves: candidates are found by a bounded search of each
+    /// heavy node's blocks from where its last search stopped.
     fn plan_moves(
         &mut self,
         views: &BTreeMap<DatanodeId, NodeView>,
@@ -275,36 +274,48 @@ impl ClusterState {
             }
             load as f64 / cap as f64
         };
-        let heavy: HashSet<&DatanodeId> = views
+        let heavy: Vec<NodeIx> = views
             .iter()
             .filter(|(_, v)| v.can_target() && v.utilization() > avg)
-            .map(|(id, _)| id)
+            .filter_map(|(id, _)| self.nodes.ix(id))
             .collect();
-        let want = 4 * self.cfg.moves_per_node * heavy.len().max(1);
+        // Each heavy node's own blocks are searched, from where its last
+        // search stopped, for healthy ones not already moving.
+        let want = 4 * self.cfg.moves_per_node;
+        let budget = (self.cfg.rescan_budget / heavy.len().max(1)).max(1);
         let mut candidates = Vec::new();
-        let budget = self.cfg.rescan_budget;
-        let (mut scanned, mut last, mut full) = (0, None, false);
-        for (id, e) in self.blocks.range_from(self.balance_cursor).take(budget) {
-            scanned += 1;
-            last = Some(id);
-            if e.class() != Class::Healthy || self.copies.contains_key(&id) {
-                continue;
+        let mut taken = HashSet::new();
+        for n in heavy {
+            let start = self.balance_cursor.get(&n).copied().unwrap_or(0);
+            let (mut scanned, mut found, mut last) = (0, 0, None);
+            for id in self.blocks.blocks_of(n, start).take(budget) {
+                scanned += 1;
+                last = Some(id);
+                let Some(e) = self.blocks.get(id) else {
+                    continue;
+                };
+                if e.class() != Class::Healthy || self.copies.contains_key(&id) {
+                    continue;
+                }
+                if taken.insert(id) {
+                    candidates.push(self.view_of(id, e));
+                    found += 1;
+                    if found >= want {
+                        break;
+                    }
+                }
             }
-            let v = self.view_of(id, e);
-            if v.replicas.iter().any(|r| heavy.contains(r)) {
-                candidates.push(v);
-                if candidates.len() >= want {
-                    full = true;
-                    break;
+            // Resume after the last block seen, or from the start once the
+            // search reached the end of the node's blocks.
+            match last {
+                Some(l) if found >= want || scanned == budget => {
+                    self.balance_cursor.insert(n, l + 1);
+                }
+                _ => {
+                    self.balance_cursor.remove(&n);
                 }
             }
         }
-        // Resume after the last block seen, or from the start once the scan
-        // reached the end of the map.
-        self.balance_cursor = match last {
-            Some(l) if full || scanned == budget => l + 1,
-            _ => 0,
-        };
         for a in plan_balance(views, &candidates, t, self.cfg.moves_per_node) {
             if let Action::Replicate {
                 block,

@@ -386,6 +386,8 @@ fn incremental_state_agrees_with_a_full_recomputation() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let names = ["a", "b", "c", "d", "e"];
     let mut h = H::new(&names.iter().map(|n| (*n, 1)).collect::<Vec<_>>());
+    // Rescans of a node's blocks span rounds, and changes arrive mid-walk.
+    h.c.cfg.rescan_budget = 3;
     let mut gens = std::collections::BTreeMap::new();
     for step in 0..4000 {
         let n = names[rng.gen_range(0..names.len())];
@@ -442,8 +444,10 @@ fn incremental_state_agrees_with_a_full_recomputation() {
         }
         if step % 50 == 49 {
             h.round();
-            // Let a pending rescan finish, then everything must agree.
-            while h.c.blocks.rescanning() {
+            // Let pending rescans finish (a decommissioning node's never
+            // does: it starts again each round), then everything must
+            // agree. At most 5 × 60 blocks, 3 per round.
+            for _ in 0..101 {
                 h.round();
             }
             h.c.blocks
@@ -648,4 +652,112 @@ fn a_full_report_voids_deletions_in_flight_and_their_deadlines() {
     assert_eq!(h.round().resent, 0);
     assert!(h.commands("a").is_empty());
     assert!(h.c.delete_deadlines.is_empty());
+}
+
+/// `n` blocks from `first` on, each of replication `r` on `on`, past their
+/// grace.
+fn blocks_on(h: &mut H, first: u64, n: u64, r: u16, on: &[&str]) {
+    for b in first..first + n {
+        h.block(b, r, on);
+    }
+    h.advance(Duration::from_secs(11));
+    h.round();
+}
+
+#[test]
+fn a_node_change_rescans_only_that_nodes_blocks() {
+    let mut h = H::new(&[("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1)]);
+    blocks_on(&mut h, 1, 3000, 3, &["a", "b", "c"]);
+    blocks_on(&mut h, 5001, 10, 2, &["d", "e"]);
+    assert!(!h.c.blocks.rescanning());
+    // Five blocks a round: a rescan of the whole map would take 602
+    // rounds, one of d's ten blocks takes two.
+    h.c.cfg.rescan_budget = 5;
+    h.c.gossip(&id("d"), true, h.now);
+    h.advance(Duration::from_secs(31));
+    h.c.tick(h.now);
+    assert!(h.c.blocks.rescanning_node(h.c.nodes.ix(&id("d")).unwrap()));
+    h.c.tick(h.now);
+    assert!(
+        !h.c.blocks.rescanning(),
+        "d's blocks are done in two rounds"
+    );
+    assert!((5001..5011).all(|b| h.class(b) == Class::Under));
+    assert!((1..3001).all(|b| h.class(b) == Class::Healthy));
+    h.c.blocks.check_consistency(&h.c.nodes).unwrap();
+}
+
+#[test]
+fn a_node_decommissioned_during_a_rescan_of_it_is_drained_only_after_a_whole_pass() {
+    let mut h = H::new(&[("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1)]);
+    // d's first five blocks need d's copy; its last five do not.
+    blocks_on(&mut h, 1, 5, 2, &["d", "e"]);
+    blocks_on(&mut h, 6, 5, 1, &["d", "e"]);
+    h.c.cfg.rescan_budget = 5;
+    // d goes stale: a pass over its blocks starts and covers 1..=5.
+    h.c.gossip(&id("d"), true, h.now);
+    h.advance(Duration::from_secs(4));
+    assert!(h.round().decommissioned.is_empty());
+    let d = h.c.nodes.ix(&id("d")).unwrap();
+    assert!(h.c.blocks.rescanning_node(d));
+    // Decommissioned now: the rest of that pass (6..=10, all satisfied
+    // without d) must not report d drained; the next whole pass finds 1..=5.
+    h.c.gossip(&id("d"), false, h.now);
+    h.ns(NsEvent::AdminState {
+        id: id("d"),
+        state: AdminState::Decommissioning,
+    });
+    for round in 0..6 {
+        let out = h.round();
+        assert!(out.decommissioned.is_empty(), "round {round}: {out:?}");
+    }
+    assert!((1..=5).all(|b| h.class(b) == Class::Under));
+    // Once 1..=5 have another replica, a whole pass drains d.
+    for b in 1..=5 {
+        h.added("a", rep(b, 1));
+    }
+    let mut drained = false;
+    for _ in 0..4 {
+        drained |= h.round().decommissioned == vec![id("d")];
+    }
+    assert!(drained);
+}
+
+#[test]
+fn the_balancer_searches_the_heavy_nodes_blocks_not_the_whole_map() {
+    let mut h = H::new(&[("a", 8), ("b", 1), ("c", 1), ("d", 1)]);
+    blocks_on(&mut h, 1, 2000, 2, &["b", "c"]);
+    blocks_on(&mut h, 5001, 10, 2, &["a", "b"]);
+    // Five blocks a round: a search of the whole map from its start would
+    // not reach a's blocks for 400 rounds.
+    h.c.cfg.rescan_budget = 5;
+    let drained = h.c.tick(h.now);
+    let out = h.c.round(h.now, Some(0.1), drained);
+    assert!(out.copies > 0, "{out:?}");
+    let moves: Vec<DatanodeCommand> = ["a", "b"].iter().flat_map(|n| h.commands(n)).collect();
+    assert!(
+        moves.iter().any(|c| matches!(c, DatanodeCommand::Replicate { block, .. } if (5001..5011).contains(&block.id))),
+        "{moves:?}"
+    );
+}
+
+#[test]
+fn a_change_during_a_rescan_costs_one_more_circle_not_another_pass() {
+    let mut h = H::new(&[("a", 1), ("b", 1), ("c", 1), ("d", 1), ("e", 1)]);
+    blocks_on(&mut h, 1, 10, 2, &["d", "e"]);
+    let d = h.c.nodes.ix(&id("d")).unwrap();
+    h.c.cfg.rescan_budget = 5;
+    h.c.gossip(&id("d"), true, h.now);
+    h.c.tick(h.now); // stale: blocks 1..=5 walked
+    assert!(h.c.blocks.rescanning_node(d));
+    h.c.gossip(&id("d"), false, h.now);
+    h.c.tick(h.now); // live again: 6..=10, then around to 1..=5
+    assert!(h.c.blocks.rescanning_node(d));
+    h.c.tick(h.now);
+    assert!(
+        !h.c.blocks.rescanning(),
+        "one circle after the latest change"
+    );
+    assert!((1..=10).all(|b| h.class(b) == Class::Healthy));
+    h.c.blocks.check_consistency(&h.c.nodes).unwrap();
 }

@@ -116,6 +116,9 @@ impl BlockMap {
         self.detach(id);
         let mut out = Vec::new();
         if let Some(e) = self.map.remove(id) {
+            for n in e.replicas.iter() {
+                self.index_remove(n, id);
+            }
             out.extend(e.replicas.iter().map(|n| (n, e.gen)));
         }
         let odd: Vec<(NodeIx, u64)> = self
@@ -250,8 +253,8 @@ impl BlockMap {
     /// Makes node `n`'s replicas with ids in `(after, upto]` exactly those
     /// in `keep` (the ids of one page of its full report, already added):
     /// anything else of `n` in that range is gone from the node. Costs the
-    /// entries in the range, so a report split in pages is reconciled in
-    /// bounded steps.
+    /// node's replicas in the range (its index), so a report split in pages
+    /// is reconciled in bounded steps.
     pub fn reconcile_range(
         &mut self,
         n: NodeIx,
@@ -264,11 +267,9 @@ impl BlockMap {
         let gone: Vec<BlockId> = match after {
             Some(a) if a == BlockId::MAX => Vec::new(),
             _ => self
-                .map
-                .range_from(lo)
-                .take_while(|(id, _)| *id <= upto)
-                .filter(|(id, e)| e.replicas.contains(n) && !keep.contains(id))
-                .map(|(id, _)| id)
+                .blocks_of(n, lo)
+                .take_while(|id| *id <= upto)
+                .filter(|id| !keep.contains(id))
                 .collect(),
         };
         for id in gone {

@@ -50,6 +50,32 @@ impl BlockMap {
         if under != self.under || over != self.over || bad != self.bad {
             return Err("queues disagree with the classes".into());
         }
+        let mut by_node: BTreeMap<NodeIx, Vec<BlockId>> = BTreeMap::new();
+        for (id, e) in self.map.iter() {
+            for n in e.replicas.iter() {
+                by_node.entry(n).or_default().push(id);
+            }
+        }
+        for (n, t) in self.by_node.iter().enumerate() {
+            let kept: Vec<BlockId> = t.iter().collect();
+            let want = by_node.remove(&(n as NodeIx)).unwrap_or_default();
+            if kept != want {
+                return Err(format!(
+                    "node {n}: index has {} blocks, the entries name it in {} \
+                     (first kept {:?}, first recomputed {:?})",
+                    kept.len(),
+                    want.len(),
+                    kept.first(),
+                    want.first()
+                ));
+            }
+        }
+        if let Some((n, v)) = by_node.into_iter().next() {
+            return Err(format!(
+                "node {n} holds {} blocks but has no index",
+                v.len()
+            ));
+        }
         Ok(())
     }
 }

@@ -34,7 +34,7 @@ pub struct PolicyConfig {
     pub copy_ttl: Duration,
     /// A placement promise is dropped if its replica never shows up.
     pub intent_ttl: Duration,
-    /// Blocks reclassified per round while a rescan runs.
+    /// Blocks reclassified per round while rescans run (and searched per round by the balancer).
     pub rescan_budget: usize,
     /// Block events published per round at most (a dead node can change
     /// millions of blocks at once).
@@ -117,8 +117,8 @@ pub struct ClusterState {
     pub(crate) events: Vec<EventKind>,
     /// Block events published this round.
     pub(crate) block_events: usize,
-    /// Where the balancer's search for candidate blocks resumes.
-    pub(crate) balance_cursor: BlockId,
+    /// Per heavy node: where the balancer's search of its blocks resumes.
+    pub(crate) balance_cursor: FxHashMap<NodeIx, BlockId>,
 }
 
 impl ClusterState {
@@ -146,7 +146,7 @@ impl ClusterState {
             truncate_since: FxHashMap::default(),
             events: Vec::new(),
             block_events: 0,
-            balance_cursor: 0,
+            balance_cursor: FxHashMap::default(),
         }
     }
 
@@ -210,7 +210,10 @@ impl ClusterState {
     // ------------------------------------------------------------------
 
     /// Rebuilds the block map from the namespace (after a restart or a
-    /// snapshot install): replicas already reported are kept.
+    /// snapshot install): replicas already reported are kept. The nodes'
+    /// admin states are set first, so every block loaded is classified
+    /// against them, and a block the namespace no longer has is removed:
+    /// no rescan is needed.
     pub fn load_namespace(
         &mut self,
         blocks: impl Iterator<Item = BlockRef>,
@@ -220,6 +223,12 @@ impl ClusterState {
         now: Instant,
     ) {
         self.next_block = next_block;
+        for (id, state) in admin {
+            let ix = self.nodes.ensure(&id, now);
+            let n = self.nodes.get_mut(ix);
+            n.registered = true;
+            n.admin = state;
+        }
         let known: Vec<BlockId> = self.blocks.range_from(0).map(|(id, _)| id).collect();
         let mut seen = FxHashSet::default();
         for b in blocks {
@@ -238,14 +247,7 @@ impl ClusterState {
                 self.block_removed(id);
             }
         }
-        for (id, state) in admin {
-            let ix = self.nodes.ensure(&id, now);
-            let n = self.nodes.get_mut(ix);
-            n.registered = true;
-            n.admin = state;
-        }
         self.open_files = open.into_iter().map(|(f, h)| (h, f)).collect();
-        self.blocks.request_rescan();
     }
 
     /// Feeds one namespace change.
@@ -293,7 +295,7 @@ impl ClusterState {
                             datanode: id.clone(),
                         });
                     }
-                    self.blocks.request_rescan();
+                    self.blocks.request_rescan(ix);
                 }
             }
         }
@@ -452,13 +454,15 @@ impl ClusterState {
         }
     }
 
-    /// Liveness transitions: events, and every block is reclassified.
+    /// Liveness transitions: events, and the blocks of each node that
+    /// changed are reclassified.
     pub(crate) fn update_liveness(&mut self, now: Instant) {
         let changed = self.nodes.update_liveness(&self.cfg.liveness, now);
         if changed.is_empty() {
             return;
         }
         for (ix, l) in changed {
+            self.blocks.request_rescan(ix);
             if !self.leader {
                 continue;
             }
@@ -469,6 +473,5 @@ impl ClusterState {
                 Liveness::Dead => EventKind::DatanodeDead { datanode },
             });
         }
-        self.blocks.request_rescan();
     }
 }

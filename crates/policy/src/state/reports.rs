@@ -48,7 +48,10 @@ impl ClusterState {
         let ix = self.nodes.ensure(id, now);
         let n = self.nodes.get_mut(ix);
         n.registered = true;
-        n.admin = admin;
+        if n.admin != admin {
+            n.admin = admin;
+            self.blocks.request_rescan(ix);
+        }
     }
 
     /// Any call from a datanode.
