@@ -178,13 +178,7 @@ mod tests {
     fn agrees_with_a_btreeset() {
         for seed in [3u64, 11, 99, 4096] {
             println!("seed {seed}");
-            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            let mut rnd = move |n: u64| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x % n
-            };
+            let mut rnd = super::super::table::seeded(seed);
             let mut s = IdSet::default();
             let mut m = BTreeSet::new();
             let mut next = 1u64 << 40;

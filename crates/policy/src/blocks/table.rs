@@ -163,6 +163,18 @@ impl<V> Table<V> {
     }
 }
 
+/// A seeded xorshift: `rnd(n)` is in `0..n` (the chunked tables' tests).
+#[cfg(test)]
+pub(crate) fn seeded(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -174,13 +186,7 @@ mod tests {
     fn agrees_with_a_btreemap() {
         for seed in [1u64, 7, 42, 2024] {
             println!("seed {seed}");
-            let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-            let mut rnd = move |n: u64| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x % n
-            };
+            let mut rnd = seeded(seed);
             let mut t = Table::default();
             let mut m = BTreeMap::new();
             let mut next = 1_000u64;
